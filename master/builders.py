@@ -1,0 +1,74 @@
+"""One builder per (project, target), described as data before it becomes Buildbot's.
+
+``python -m rustfarm.master.builders [farm.yaml]`` prints the table.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from buildbot.plugins import util
+
+from rustfarm.farmfile import Farm, Project, Target
+
+from .factories import build_factory
+from .paths import MasterPaths
+
+
+@dataclass(frozen=True)
+class BuilderDef:
+    project: Project
+    target: Target
+    workernames: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return builder_name(self.project.name, self.target.triple)
+
+    @property
+    def tags(self) -> list[str]:
+        return [self.project.name, self.target.triple, self.target.arch, self.target.pool]
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return {"project": self.project.name, "target": self.target.triple,
+                "arch": self.target.arch, "pool": self.target.pool, "image": self.target.image}
+
+
+def builder_name(project: str, triple: str) -> str:
+    return f"{project}:{triple}"
+
+
+def builder_defs(farm: Farm) -> list[BuilderDef]:
+    return [BuilderDef(project, target, farm.pools[target.pool].worker_names())
+            for project in farm.projects.values()
+            for target in farm.project_targets(project)]
+
+
+def builder_configs(farm: Farm, paths: MasterPaths) -> list[util.BuilderConfig]:
+    return [util.BuilderConfig(
+                name=d.name,
+                workernames=list(d.workernames),
+                factory=build_factory(farm, d.project, d.target, paths),
+                tags=d.tags,
+                properties=d.properties,
+                defaultProperties={"profile": d.project.profile},
+                project=d.project.name,
+                description=f"{d.project.name} for {d.target.triple}")
+            for d in builder_defs(farm)]
+
+
+def main(argv: list[str]) -> None:
+    from rustfarm.farmfile import load
+    farm = load(argv[0] if argv else "farm.yaml")
+    rows = [(d.name, d.target.pool, ", ".join(d.workernames), d.target.image or "-")
+            for d in builder_defs(farm)]
+    widths = [max(len(r[i]) for r in rows + [("builder", "pool", "workers", "image")])
+              for i in range(4)]
+    for row in [("builder", "pool", "workers", "image")] + rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,30 @@
+"""The web UI: anonymous users read, logged-in users force, stop and rebuild."""
+
+from __future__ import annotations
+
+from buildbot.plugins import util
+
+from rustfarm.farmfile import Farm
+
+from .auth import SecretPasswordAuth
+from .paths import MasterPaths
+
+CONTROL_ROLE = "builders"
+
+
+def www_config(farm: Farm, paths: MasterPaths) -> dict:
+    config = {
+        "port": f"tcp:{farm.www.port}:interface={farm.www.host}",
+        "plugins": {"artifacts": {"directory": str(paths.artifacts)}},
+        "authz": authz(farm),
+    }
+    if farm.www.users:
+        config["auth"] = SecretPasswordAuth(farm.www.users)
+    return config
+
+
+def authz(farm: Farm) -> util.Authz:
+    return util.Authz(
+        allowRules=[util.AnyControlEndpointMatcher(role=CONTROL_ROLE)],
+        roleMatchers=[util.RolesFromUsername(roles=[CONTROL_ROLE],
+                                             usernames=list(farm.www.users))])

@@ -1,0 +1,101 @@
+"""`farm build`: force a project's builds over the REST API and follow them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .api import RESULTS, FarmApi
+from .errors import FarmError
+from .farmfile import Farm
+from .farmfile.errors import did_you_mean
+from .progress import say
+
+FINISHED_OK = (0, 1)   # success, warnings
+
+
+@dataclass
+class BuildRequest:
+    builder: str
+    brid: int
+    build: dict | None = None
+    steps_seen: set[int] = field(default_factory=set)
+    done: bool = False
+
+
+def force(farm: Farm, api: FarmApi, project_name: str, targets: list[str], branch: str | None,
+          revision: str | None, profile: str | None) -> list[BuildRequest]:
+    # Imported here: the master's modules pull in Buildbot, which `farm` needs only now.
+    from rustfarm.master.builders import builder_name
+    from rustfarm.master.schedulers import scheduler_id
+
+    project = farm.projects.get(project_name)
+    if project is None:
+        raise FarmError(f"no project '{project_name}' in {farm.path.name}"
+                        f"{did_you_mean(project_name, farm.projects)}; "
+                        f"projects: {', '.join(farm.projects) or 'none'}")
+    chosen = targets or list(project.targets)
+    for triple in chosen:
+        if triple not in project.targets:
+            raise FarmError(f"project '{project_name}' is not built for target '{triple}'"
+                            f"{did_you_mean(triple, project.targets)}; its targets: "
+                            f"{', '.join(project.targets)}")
+    if not api.answers():
+        raise FarmError(f"the farm is not running at {api.base} (start it with `farm up`)")
+    user = api.login_from_secrets(farm)
+    params = {"targets": chosen, "branch": branch or project.branches[0],
+              "revision": revision or "", "profile": profile or project.profile,
+              "username": user, "reason": "farm build"}
+    _, requests_by_builder = api.rpc(f"forceschedulers/{scheduler_id('force-' + project_name)}",
+                                     "force", **params)
+    names = api.builder_names()
+    wanted = {builder_name(project_name, t) for t in chosen}
+    found = [BuildRequest(names[int(bid)], brid) for bid, brid in requests_by_builder.items()]
+    return sorted((r for r in found if r.builder in wanted), key=lambda r: r.builder)
+
+
+def follow(farm: Farm, api: FarmApi, requests: list[BuildRequest], timeout: float) -> bool:
+    """Print progress until every build ends; True when all succeeded."""
+    deadline = time.monotonic() + timeout
+    while not all(r.done for r in requests):
+        if time.monotonic() > deadline:
+            raise FarmError(f"builds still running after {timeout:.0f} s; follow them at "
+                            f"{farm.farm.url}")
+        for request in requests:
+            if not request.done:
+                _poll(farm, api, request)
+        time.sleep(0.5)
+    ok = True
+    for request in requests:
+        build = request.build or {}
+        outcome = RESULTS.get(build.get("results"), build.get("results"))
+        ok &= build.get("results") in FINISHED_OK
+        say(f"{request.builder}: {outcome} ({build.get('state_string', '')})")
+        for step in api.get(f"builds/{build['buildid']}/steps")["steps"]:
+            for link in step.get("urls", []):
+                if link["url"].startswith(farm.farm.url + "plugins/artifacts/"):
+                    say(f"  artifact: {link['url']}")
+        if build.get("results") not in FINISHED_OK:
+            say(f"  log: {farm.farm.url}#/builders/{build['builderid']}/builds/{build['number']}")
+    return ok
+
+
+def _poll(farm: Farm, api: FarmApi, request: BuildRequest) -> None:
+    builds = api.get("builds", buildrequestid=request.brid)["builds"]
+    if not builds:
+        return
+    build = builds[-1]   # a retried build request has several builds; follow the newest
+    if request.build is None or request.build["buildid"] != build["buildid"]:
+        say(f"{request.builder}: build #{build['number']} started "
+            f"({farm.farm.url}#/builders/{build['builderid']}/builds/{build['number']})")
+        request.steps_seen = set()
+    request.build = build
+    for step in api.get(f"builds/{build['buildid']}/steps")["steps"]:
+        if step["complete"] and step["stepid"] not in request.steps_seen:
+            request.steps_seen.add(step["stepid"])
+            took = (step["complete_at"] or 0) - (step["started_at"] or 0)
+            say(f"{request.builder}:   {step['name']}: {RESULTS.get(step['results'])} "
+                f"({step['state_string']}, {took:.1f} s)")
+    # A build ended RETRY (its worker vanished) is followed by another for the same request.
+    if build["complete"] and build["results"] != 5:
+        request.done = True

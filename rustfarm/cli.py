@@ -1,0 +1,163 @@
+"""The `farm` command: check, up, down, status, build, passwd, targets, images."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from .errors import FarmError
+from .farmfile import Farm, FarmFileError, known_triples, load
+from .progress import say, warn
+
+
+def _load(args) -> Farm:
+    return load(args.config)
+
+
+def cmd_check(args) -> int:
+    farm = _load(args)
+    pools = ", ".join(f"{p.name} ({p.kind})" for p in farm.pools.values())
+    builders = sum(len(p.targets) for p in farm.projects.values())
+    say(f"{args.config}: fine: {len(farm.projects)} projects, {len(farm.targets)} targets, "
+        f"{builders} builders, pools: {pools or 'none'}")
+    return 0
+
+
+def cmd_up(args) -> int:
+    from .lifecycle import Farmhouse
+    Farmhouse(_load(args)).up(wait=args.wait_timeout)
+    return 0
+
+
+def cmd_down(args) -> int:
+    from .lifecycle import Farmhouse
+    Farmhouse(_load(args)).down()
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .lifecycle import Farmhouse
+    return 0 if Farmhouse(_load(args)).status() else 3
+
+
+def cmd_build(args) -> int:
+    from .api import FarmApi
+    from .build_command import follow, force
+    farm = _load(args)
+    api = FarmApi.for_farm(farm)
+    requests = force(farm, api, args.project, args.target or [], args.branch, args.revision,
+                     args.profile)
+    for request in requests:
+        say(f"requested {request.builder} (build request {request.brid})")
+    if not args.wait:
+        say(f"follow the builds at {farm.farm.url}")
+        return 0
+    return 0 if follow(farm, api, requests, args.timeout) else 1
+
+
+def cmd_passwd(args) -> int:
+    from .state import SecretStore, StateDir, ui_secret_name
+    farm = _load(args)
+    if args.user not in farm.www.users:
+        raise FarmError(f"'{args.user}' is not listed in www.users of {farm.path.name} "
+                        f"(users: {', '.join(farm.www.users) or 'none'})")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"new web UI password for {args.user}: ")
+        if password != getpass.getpass("again: "):
+            raise FarmError("the passwords differ; nothing changed")
+    if len(password) < 8:
+        raise FarmError("a password needs at least 8 characters; nothing changed")
+    state = StateDir.of(farm)
+    state.create()
+    SecretStore(state.secrets).write(ui_secret_name(args.user), password)
+    say(f"password for '{args.user}' stored in {state.secrets}")
+    _reconfig_if_running(farm)
+    return 0
+
+
+def _reconfig_if_running(farm: Farm) -> None:
+    import os
+    import signal
+
+    from .lifecycle import read_pid
+    from .state import StateDir
+    pid = read_pid(StateDir.of(farm).master_pidfile)
+    if pid:
+        # The secrets provider reads its files at (re)configuration.
+        os.kill(pid, signal.SIGHUP)
+        say("the running master is reloading its configuration")
+
+
+def cmd_targets(args) -> int:
+    if args.known:
+        for triple in sorted(known_triples()):
+            say(triple)
+        return 0
+    farm = _load(args)
+    for target in farm.targets.values():
+        say(f"{target.triple:40} pool={target.pool:10} image={target.image or '-'} "
+            f"tests={'yes' if target.can_run else 'no'}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="farm", description="Run and use a rustfarm build farm.")
+    top.add_argument("--config", default="farm.yaml", type=Path,
+                     help="the farm file (default: ./farm.yaml)")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("check", help="validate farm.yaml").set_defaults(func=cmd_check)
+    up = sub.add_parser("up", help="start the master and local workers (idempotent)")
+    up.add_argument("--wait-timeout", type=float, default=120,
+                    help="seconds to wait for the web UI and workers")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop what `farm up` started").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="show the master, workers and recent builds"
+                   ).set_defaults(func=cmd_status)
+
+    build = sub.add_parser("build", help="build a project now")
+    build.add_argument("project")
+    build.add_argument("--target", action="append", help="a target triple (repeatable; "
+                       "default: all of the project's targets)")
+    which = build.add_mutually_exclusive_group()
+    which.add_argument("--branch")
+    which.add_argument("--revision")
+    build.add_argument("--profile", help="cargo profile (default: the project's)")
+    build.add_argument("--wait", action="store_true", help="follow the builds until they end")
+    build.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits")
+    build.set_defaults(func=cmd_build)
+
+    passwd = sub.add_parser("passwd", help="set a web UI user's password")
+    passwd.add_argument("user")
+    passwd.add_argument("--password-stdin", action="store_true",
+                        help="read the password from standard input")
+    passwd.set_defaults(func=cmd_passwd)
+
+    targets = sub.add_parser("targets", help="list the farm's targets")
+    targets.add_argument("--known", action="store_true", help="list every triple rustc knows")
+    targets.set_defaults(func=cmd_targets)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FarmFileError as err:
+        for problem in err.problems:
+            warn(str(problem))
+        return 2
+    except FarmError as err:
+        warn(f"farm: {err}")
+        return 1
+    except KeyboardInterrupt:
+        warn("farm: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

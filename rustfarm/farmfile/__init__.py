@@ -1,0 +1,9 @@
+"""farm.yaml: the single description of a farm, loaded into typed, immutable values."""
+
+from .errors import FarmFileError, Problem
+from .loader import known_triples, load, loads
+from .model import (CrateSource, DockerPool, Ec2Pool, Farm, LocalPool, Pool, Project,
+                    Target)
+
+__all__ = ["FarmFileError", "Problem", "load", "loads", "known_triples", "Farm", "Project",
+           "Target", "Pool", "LocalPool", "DockerPool", "Ec2Pool", "CrateSource"]

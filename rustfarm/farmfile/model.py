@@ -1,0 +1,191 @@
+"""The farm as typed, immutable values: what farm.yaml means once validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Union
+
+
+@dataclass(frozen=True)
+class FarmSettings:
+    name: str
+    title: str
+    url: str
+    worker_port: int
+    worker_host: str          # where the master's worker (PB) port listens
+    master_address: str       # the address workers use to reach the master ("" = choose)
+    state_dir: Path
+
+
+@dataclass(frozen=True)
+class WwwSettings:
+    host: str
+    port: int
+    users: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DbSettings:
+    url: str
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    nightly: tuple[int, int] | None     # (hour, minute), or None for no nightly build
+
+
+@dataclass(frozen=True)
+class ArtifactSettings:
+    directory: Path
+    keep: int
+
+
+@dataclass(frozen=True)
+class CrateSource:
+    """Where cargo takes crates from: crates.io, a local directory or a mirror."""
+
+    kind: str                 # "crates-io" | "directory" | "registry"
+    location: str = ""
+
+    def cargo_config(self) -> tuple[str, ...]:
+        """``--config`` values for cargo (stable since cargo 1.63)."""
+        if self.kind == "directory":
+            return ('source.crates-io.replace-with="farm-crates"',
+                    f'source.farm-crates.directory="{self.location}"')
+        if self.kind == "registry":
+            return ('source.crates-io.replace-with="farm-crates"',
+                    f'source.farm-crates.registry="{self.location}"')
+        return ()
+
+
+@dataclass(frozen=True)
+class LocalPool:
+    name: str
+    count: int
+    kind: str = "local"
+
+    def worker_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}-{i}" for i in range(1, self.count + 1))
+
+
+@dataclass(frozen=True)
+class DockerPool:
+    name: str
+    count: int
+    docker_host: str
+    cpus: float | None
+    memory: str | None
+    kind: str = "docker"
+
+    def worker_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}-{i}" for i in range(1, self.count + 1))
+
+
+@dataclass(frozen=True)
+class Ec2Pool:
+    name: str
+    max_instances: int
+    region: str
+    ami: str
+    ami_name: str
+    ami_owner: str
+    instance_type: str
+    spot: bool
+    max_spot_price: float | None
+    spot_fallback: str
+    subnet_id: str
+    security_group_ids: tuple[str, ...]
+    instance_profile: str
+    keypair_name: str
+    volume_size_gb: int
+    tags: Mapping[str, str]
+    idle_timeout: int
+    connect_timeout: int
+    image_registry: str
+    kind: str = "ec2"
+
+    def worker_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}-{i}" for i in range(1, self.max_instances + 1))
+
+
+Pool = Union[LocalPool, DockerPool, Ec2Pool]
+
+
+@dataclass(frozen=True)
+class Target:
+    triple: str
+    pool: str
+    image: str
+    linker: str
+    runner: str               # "" = cannot run tests, "native" = runs on the worker itself
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def arch(self) -> str:
+        return self.triple.split("-", 1)[0]
+
+    @property
+    def can_run(self) -> bool:
+        return bool(self.runner)
+
+    @property
+    def executable_suffix(self) -> str:
+        if "windows" in self.triple:
+            return ".exe"
+        if self.triple.startswith("wasm32"):
+            return ".wasm"
+        return ""
+
+    def cargo_env(self) -> dict[str, str]:
+        """Environment cargo needs for this target beyond what the worker has."""
+        env_triple = self.triple.upper().replace("-", "_").replace(".", "_")
+        env = {}
+        if self.linker:
+            env[f"CARGO_TARGET_{env_triple}_LINKER"] = self.linker
+        if self.runner and self.runner != "native":
+            env[f"CARGO_TARGET_{env_triple}_RUNNER"] = self.runner
+        env.update(self.env)
+        return env
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    source: str               # a git URL, or an absolute path (git checkout or plain directory)
+    subdir: str
+    branches: tuple[str, ...]
+    poll_interval: int        # seconds; 0 = do not poll
+    targets: tuple[str, ...]
+    profile: str
+    features: tuple[str, ...]
+    test: bool
+    binaries: tuple[str, ...]
+
+    @property
+    def is_git(self) -> bool:
+        return "://" in self.source or self.source.endswith(".git") or \
+            (Path(self.source) / ".git").exists() or self.source.startswith("git@")
+
+    @property
+    def polls(self) -> bool:
+        return self.is_git and self.poll_interval > 0
+
+
+@dataclass(frozen=True)
+class Farm:
+    """Everything farm.yaml says, validated."""
+
+    path: Path
+    farm: FarmSettings
+    www: WwwSettings
+    db: DbSettings
+    schedule: ScheduleSettings
+    artifacts: ArtifactSettings
+    crates: CrateSource
+    pools: Mapping[str, Pool]
+    targets: Mapping[str, Target]
+    projects: Mapping[str, Project]
+
+    def project_targets(self, project: Project) -> list[Target]:
+        return [self.targets[t] for t in project.targets]

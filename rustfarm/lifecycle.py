@@ -1,0 +1,253 @@
+"""`farm up`, `farm down`, `farm status`: start and stop exactly this farm's processes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import buildbot
+
+from .api import FarmApi
+from .errors import FarmError
+from .farmfile import Farm
+from .progress import say
+from .state import SecretStore, StateDir, ui_secret_name, worker_secret_name
+from .tacfiles import write_master_tac, write_worker_tac
+
+
+def _tool(name: str) -> str:
+    """A console script of this Python environment (buildbot, buildbot-worker)."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def stop_pid(pidfile: Path, what: str, timeout: float = 20) -> bool:
+    """SIGTERM the process named in ``pidfile``, then SIGKILL after ``timeout``."""
+    pid = read_pid(pidfile)
+    if pid is None:
+        pidfile.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if read_pid(pidfile) is None:
+            break
+        time.sleep(0.1)
+    else:
+        say(f"{what} (pid {pid}) did not stop within {timeout:.0f} s; killing it")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            return err.errno == errno.EADDRINUSE
+    return False
+
+
+_REASON_PATTERNS = re.compile(
+    r"(error|Error|ERROR|CannotListen|Address already in use|could not|Traceback|Exception)")
+
+
+def failure_reason(log: Path, since: int) -> str:
+    """The lines of the master's log that say why it did not start."""
+    try:
+        with log.open(errors="replace") as handle:
+            handle.seek(since)
+            lines = handle.read().splitlines()
+    except OSError:
+        return f"(no log at {log})"
+    picked = [re.sub(r"^\S+ \S+ \[[^]]*\] ", "", line) for line in lines
+              if _REASON_PATTERNS.search(line)]
+    return "\n".join(picked[-12:]) or "\n".join(lines[-12:])
+
+
+# What a local worker (and so every build on it) inherits from `farm up`'s caller:
+# enough to find cargo, never credentials such as AWS keys.
+_PASSED_TO_WORKERS = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "CARGO_HOME",
+                      "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "http_proxy", "https_proxy", "no_proxy")
+
+
+def build_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in _PASSED_TO_WORKERS or k.startswith("LC_")}
+    # The worker's python must be this environment's, whatever PATH says.
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    return env
+
+
+@dataclass
+class Farmhouse:
+    """The processes of one farm, found through its state directory."""
+
+    farm: Farm
+
+    @property
+    def state(self) -> StateDir:
+        return StateDir.of(self.farm)
+
+    @property
+    def api(self) -> FarmApi:
+        return FarmApi.for_farm(self.farm)
+
+    def local_workers(self) -> list[str]:
+        return [name for pool in self.farm.pools.values() if pool.kind == "local"
+                for name in pool.worker_names()]
+
+    # -- up -------------------------------------------------------------
+
+    def up(self, wait: float = 90) -> None:
+        self.state.create()
+        store = SecretStore(self.state.secrets)
+        for name in self.local_workers():
+            store.ensure(worker_secret_name(name))
+        for user in self.farm.www.users:
+            if store.ensure(ui_secret_name(user)):
+                say(f"created a password for web UI user '{user}' in "
+                    f"{store.path(ui_secret_name(user))} (change it: farm passwd {user})")
+        if read_pid(self.state.master_pidfile):
+            say(f"master already running (pid {read_pid(self.state.master_pidfile)})")
+        else:
+            self.start_master()
+        self.start_local_workers()
+        self.wait_until_ready(wait)
+
+    def start_master(self) -> None:
+        farm = self.farm
+        for host, port, key in ((farm.www.host, farm.www.port, "www.port"),
+                                (farm.farm.worker_host, farm.farm.worker_port, "farm.worker_port")):
+            if port and port_in_use(host, port):
+                raise FarmError(f"cannot start the master: port {port} on {host} ({key} in "
+                                f"{farm.path.name}) is already in use by another program")
+        master_dir = self.state.master
+        configfile = Path(str(resources.files("rustfarm.master").joinpath("master.cfg")))
+        write_master_tac(master_dir, configfile, farm.path)
+        self.upgrade_database()
+        log = self.state.master_log
+        since = log.stat().st_size if log.exists() else 0
+        say(f"starting the master in {master_dir}")
+        started = subprocess.run([_tool("buildbot"), "start", "--start_timeout=120",
+                                  str(master_dir)], capture_output=True, text=True)
+        if started.returncode != 0 or not read_pid(self.state.master_pidfile):
+            if read_pid(self.state.master_pidfile) and "took more than" in started.stdout:
+                return
+            raise FarmError("the master failed to start; from its log "
+                            f"({log}):\n{failure_reason(log, since)}")
+
+    def upgrade_database(self) -> None:
+        """Create or upgrade the database when it is new or Buildbot's version changed."""
+        marker = self.state.master / ".buildbot-version"
+        if marker.exists() and marker.read_text().strip() == buildbot.version:
+            return
+        say("preparing the master's database")
+        done = subprocess.run([_tool("buildbot"), "upgrade-master", "--quiet",
+                               str(self.state.master)], capture_output=True, text=True)
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).strip().splitlines()
+            raise FarmError("preparing the master's database failed:\n" + "\n".join(output[-15:]))
+        marker.write_text(buildbot.version + "\n")
+
+    def start_local_workers(self) -> None:
+        farm = self.farm
+        store = SecretStore(self.state.secrets)
+        for name in self.local_workers():
+            basedir = self.state.worker(name)
+            if read_pid(basedir / "twistd.pid"):
+                continue
+            write_worker_tac(basedir, farm.farm.worker_host if farm.farm.worker_host != "0.0.0.0"
+                             else "127.0.0.1", farm.farm.worker_port, name,
+                             store.path(worker_secret_name(name)))
+            started = subprocess.run([_tool("buildbot-worker"), "start", "--quiet", str(basedir)],
+                                     capture_output=True, text=True, env=build_environment())
+            if started.returncode != 0:
+                raise FarmError(f"local worker {name} failed to start:\n"
+                                f"{started.stdout}{started.stderr}"[-2000:])
+            say(f"started local worker {name}")
+
+    def wait_until_ready(self, wait: float) -> None:
+        api = self.api
+        deadline = time.monotonic() + wait
+        expected = set(self.local_workers())
+        while time.monotonic() < deadline:
+            if not read_pid(self.state.master_pidfile):
+                raise FarmError("the master stopped while starting; from its log:\n"
+                                + failure_reason(self.state.master_log, 0))
+            if api.answers():
+                connected = {w["name"] for w in api.workers()
+                             if w["connected_to"] and not w["name"].startswith("__")}
+                if expected <= connected:
+                    builders = api.builder_names()
+                    say(f"farm '{self.farm.farm.name}' is up: {self.farm.farm.url} "
+                        f"({len(builders)} builders, {len(connected)} workers connected)")
+                    return
+            time.sleep(0.3)
+        raise FarmError(f"the farm did not become ready within {wait:.0f} s; see "
+                        f"{self.state.master_log} and {self.state.workers}/*/twistd.log")
+
+    # -- down -----------------------------------------------------------
+
+    def down(self) -> None:
+        stopped = False
+        for name in self.local_workers():
+            if stop_pid(self.state.worker(name) / "twistd.pid", f"worker {name}"):
+                say(f"stopped local worker {name}")
+                stopped = True
+        if stop_pid(self.state.master_pidfile, "master", timeout=30):
+            say("stopped the master")
+            stopped = True
+        if not stopped:
+            say(f"farm '{self.farm.farm.name}' was not running")
+
+    # -- status ---------------------------------------------------------
+
+    def status(self) -> bool:
+        pid = read_pid(self.state.master_pidfile)
+        if not pid:
+            say(f"farm '{self.farm.farm.name}': master not running (farm up starts it)")
+            return False
+        api = self.api
+        answers = api.answers()
+        say(f"master: running (pid {pid}); web UI {self.farm.farm.url} "
+            f"{'answers' if answers else 'does not answer'}")
+        local = set(self.local_workers())
+        connected = {w["name"]: w for w in api.workers()} if answers else {}
+        connected.pop("__Janitor", None)
+        for name in sorted(local | set(connected)):
+            proc = read_pid(self.state.worker(name) / "twistd.pid") if name in local else None
+            link = "connected" if connected.get(name, {}).get("connected_to") else "not connected"
+            where = f"pid {proc}" if proc else ("latent" if name not in local else "not running")
+            say(f"worker {name}: {where}, {link}")
+        if answers:
+            for build in api.recent_builds(10):
+                say(f"build {build['builder']} #{build['number']}: {build['state']}")
+        return answers

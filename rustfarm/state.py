@@ -1,0 +1,103 @@
+"""Where a farm keeps its state: database, logs, pid files, secrets, artifacts, sources.
+
+Everything lives in one directory beside farm.yaml (``farm.state_dir``), so two
+farms with different ports can run side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _random
+from dataclasses import dataclass
+from pathlib import Path
+
+from .farmfile import Farm
+
+
+@dataclass(frozen=True)
+class StateDir:
+    root: Path
+
+    @classmethod
+    def of(cls, farm: Farm) -> "StateDir":
+        return cls(farm.farm.state_dir)
+
+    @property
+    def master(self) -> Path:
+        return self.root / "master"
+
+    @property
+    def master_log(self) -> Path:
+        return self.master / "twistd.log"
+
+    @property
+    def master_pidfile(self) -> Path:
+        return self.master / "twistd.pid"
+
+    @property
+    def workers(self) -> Path:
+        return self.root / "workers"
+
+    def worker(self, name: str) -> Path:
+        return self.workers / name
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def sources(self) -> Path:
+        return self.root / "sources"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    def create(self) -> None:
+        for path in (self.root, self.master, self.workers, self.sources, self.snapshots):
+            path.mkdir(parents=True, exist_ok=True)
+        self.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.secrets, 0o700)
+        ignore = self.root / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# farm state: never commit\n*\n")
+
+
+def worker_secret_name(worker: str) -> str:
+    return f"worker-{worker}"
+
+
+def ui_secret_name(user: str) -> str:
+    return f"ui-{user}"
+
+
+class SecretStore:
+    """The files read by the master's ``SecretInAFile`` provider: one secret a file."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+    def read(self, name: str) -> str | None:
+        try:
+            return self.path(name).read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, value: str) -> None:
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = self.path(name)
+        temporary = target.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        os.replace(temporary, target)
+
+    def ensure(self, name: str) -> bool:
+        """Create a random secret unless one exists; True when it was created."""
+        if self.read(name):
+            return False
+        self.write(name, _random.token_urlsafe(24))
+        return True

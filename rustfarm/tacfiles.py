@@ -1,0 +1,76 @@
+"""The twistd .tac files `farm up` writes for the master and local workers.
+
+They name no secret: the master reads its config through $RUSTFARM_CONFIG, a
+worker reads its password from the farm's secrets directory when it starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MASTER_TAC = """\
+import os
+
+from twisted.application import service
+from twisted.python.log import FileLogObserver, ILogObserver
+from twisted.python.logfile import LogFile
+
+from buildbot.master import BuildMaster
+
+basedir = {basedir!r}
+configfile = {configfile!r}
+os.environ["RUSTFARM_CONFIG"] = {farm_yaml!r}
+
+# note: this line is matched against to check that this is a buildmaster
+# directory; do not edit it.
+application = service.Application('buildmaster')
+logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"),
+                               rotateLength=10000000, maxRotatedFiles=10)
+application.setComponent(ILogObserver, FileLogObserver(logfile).emit)
+
+m = BuildMaster(basedir, configfile, None)
+m.setServiceParent(application)
+m.log_rotation.rotateLength = 10000000
+m.log_rotation.maxRotatedFiles = 10
+"""
+
+WORKER_TAC = """\
+import os
+
+from buildbot_worker.bot import Worker
+from twisted.application import service
+from twisted.python.log import FileLogObserver, ILogObserver
+from twisted.python.logfile import LogFile
+
+basedir = {basedir!r}
+
+# note: this line is matched against to check that this is a worker
+# directory; do not edit it.
+application = service.Application('buildbot-worker')
+logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"),
+                               rotateLength=10000000, maxRotatedFiles=10)
+application.setComponent(ILogObserver, FileLogObserver(logfile).emit)
+
+with open({password_file!r}) as secret:
+    passwd = secret.read().strip()
+
+s = Worker({host!r}, {port!r}, {name!r}, passwd, basedir, 600, umask=0o022,
+           maxdelay=30, numcpus=None, allow_shutdown=None, maxRetries=None,
+           protocol="pb", useTls=0, delete_leftover_dirs=0)
+s.setServiceParent(application)
+"""
+
+
+def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path) -> None:
+    (basedir / "buildbot.tac").write_text(MASTER_TAC.format(
+        basedir=str(basedir), configfile=str(configfile), farm_yaml=str(farm_yaml)))
+
+
+def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_file: Path) -> None:
+    basedir.mkdir(parents=True, exist_ok=True)
+    (basedir / "info").mkdir(exist_ok=True)
+    (basedir / "info" / "admin").write_text("rustfarm local worker\n")
+    (basedir / "info" / "host").write_text(f"local pool worker {name}\n")
+    (basedir / "buildbot.tac").write_text(WORKER_TAC.format(
+        basedir=str(basedir), host=host, port=port, name=name,
+        password_file=str(password_file)))

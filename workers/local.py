@@ -1,0 +1,14 @@
+"""A local pool: buildbot-worker processes on the master's machine, run by `farm up`."""
+
+from __future__ import annotations
+
+from buildbot.plugins import util, worker
+
+from rustfarm.farmfile import LocalPool
+from rustfarm.state import worker_secret_name
+
+
+def local_workers(pool: LocalPool) -> list[worker.Worker]:
+    return [worker.Worker(name, util.Secret(worker_secret_name(name)), max_builds=1,
+                          properties={"pool": pool.name})
+            for name in pool.worker_names()]

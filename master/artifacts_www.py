@@ -12,6 +12,27 @@ from buildbot.www.plugin import Application
 from twisted.web import static
 
 
+class ArtifactFiles(static.File):
+    """Archives are served as they are: never as gzip content-encoding, which clients
+    would silently unpack (and then the SHA256SUMS would not match what they got)."""
+
+    contentTypes = {**static.File.contentTypes, ".gz": "application/gzip"}
+    contentEncodings: dict[str, str] = {}
+
+    # The web UI loads these two files of every configured www plugin.
+    _UI_FILES = {b"scripts.js": "text/javascript", b"styles.css": "text/css"}
+
+    def getChild(self, path: bytes, request):
+        if path in self._UI_FILES and self.path == self.root_path:
+            return static.Data(b"", self._UI_FILES[path])
+        return super().getChild(path, request)
+
+    def createSimilarFile(self, path):
+        similar = super().createSimilarFile(path)
+        similar.root_path = self.root_path
+        return similar
+
+
 class ArtifactStore(Application):
     def __init__(self) -> None:
         super().__init__(__name__.rsplit(".", 1)[0], "rustfarm build artifacts", ui=False)
@@ -20,12 +41,8 @@ class ArtifactStore(Application):
         super().setConfiguration(config)
         directory = Path(config["directory"])
         directory.mkdir(parents=True, exist_ok=True)
-        self.resource = static.File(str(directory), defaultType="application/octet-stream")
-        # Archives are served as they are: no gzip content-encoding guessing by browsers.
-        self.resource.contentTypes = {**static.File.contentTypes,
-                                      ".gz": "application/gzip",
-                                      "": "application/octet-stream"}
-        self.resource.contentEncodings = {}
+        self.resource = ArtifactFiles(str(directory), defaultType="application/octet-stream")
+        self.resource.root_path = self.resource.path
 
 
 ep = ArtifactStore()

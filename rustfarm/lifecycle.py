@@ -30,38 +30,47 @@ def _tool(name: str) -> str:
     return str(beside) if beside.exists() else name
 
 
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
 def read_pid(pidfile: Path) -> int | None:
+    """The pid in ``pidfile`` if that process runs."""
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+    return pid if process_alive(pid) else None
 
 
 def stop_pid(pidfile: Path, what: str, timeout: float = 20) -> bool:
-    """SIGTERM the process named in ``pidfile``, then SIGKILL after ``timeout``."""
+    """SIGTERM the process named in ``pidfile`` and wait for it; SIGKILL after ``timeout``."""
     pid = read_pid(pidfile)
     if pid is None:
         pidfile.unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if read_pid(pidfile) is None:
+    while process_alive(pid):
+        if time.monotonic() > deadline:
+            say(f"{what} (pid {pid}) did not stop within {timeout:.0f} s; killing it")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             break
         time.sleep(0.1)
-    else:
-        say(f"{what} (pid {pid}) did not stop within {timeout:.0f} s; killing it")
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     pidfile.unlink(missing_ok=True)
     return True
 
@@ -104,6 +113,18 @@ def build_environment() -> dict[str, str]:
     # The worker's python must be this environment's, whatever PATH says.
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
+
+
+_EXCEPTION_LINE = re.compile(r"^\s*([\w.]+(Error|Exception|Failure)[\w.]*): (.+)$")
+
+
+def summarize_failure(output: str) -> str:
+    """The exception message of a Python failure's output, else its last lines."""
+    found = [m for m in map(_EXCEPTION_LINE.match, output.splitlines()) if m]
+    if found:
+        last = found[-1]
+        return f"{last.group(3)} ({last.group(1).rsplit('.', 1)[-1]})"
+    return "\n".join(output.strip().splitlines()[-10:])
 
 
 @dataclass
@@ -173,8 +194,8 @@ class Farmhouse:
         done = subprocess.run([_tool("buildbot"), "upgrade-master", "--quiet",
                                str(self.state.master)], capture_output=True, text=True)
         if done.returncode != 0:
-            output = (done.stdout + done.stderr).strip().splitlines()
-            raise FarmError("preparing the master's database failed:\n" + "\n".join(output[-15:]))
+            raise FarmError(f"preparing the master's database ({self.farm.db.url.split('@')[-1]}) "
+                            f"failed: {summarize_failure(done.stdout + done.stderr)}")
         marker.write_text(buildbot.version + "\n")
 
     def start_local_workers(self) -> None:

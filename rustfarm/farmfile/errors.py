@@ -28,5 +28,5 @@ class FarmFileError(Exception):
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.78)
     return f" (did you mean '{close[0]}'?)" if close else ""

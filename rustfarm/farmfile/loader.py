@@ -21,6 +21,15 @@ PROFILES_BUILTIN = ("release", "dev")
 DEFAULT_STATE_DIR = ".farm"
 
 
+# The targets rustfarm ships worker images for (images/README.md).
+FARM_TARGETS = (
+    "mipsel-unknown-linux-gnu", "mips64el-unknown-linux-gnuabi64",
+    "armv7-unknown-linux-gnueabihf", "arm-unknown-linux-gnueabi", "aarch64-unknown-linux-gnu",
+    "i686-unknown-linux-gnu", "powerpc64le-unknown-linux-gnu", "s390x-unknown-linux-gnu",
+    "x86_64-unknown-linux-gnu", "x86_64-pc-windows-gnu", "wasm32-unknown-unknown",
+)
+
+
 def known_triples() -> frozenset[str]:
     text = resources.files("rustfarm.farmfile").joinpath("target_triples.txt").read_text()
     return frozenset(line.strip() for line in text.splitlines()
@@ -169,7 +178,9 @@ class _Builder:
 
     def pools(self, top: Section) -> dict[str, Pool]:
         pools: dict[str, Pool] = {}
+        self.declared_pools = set()
         for name, node, line in top.children("workers"):
+            self.declared_pools.add(name)
             kind = node.get("kind") if isinstance(node, dict) else None
             if kind in POOL_KINDS:
                 s = self.section(node, f"workers.{name}", _POOL_KEYS[kind], line)
@@ -231,11 +242,12 @@ class _Builder:
                              ("pool", "image", "linker", "runner", "env"), line)
             if triple not in triples:
                 s.error(line, f"targets.{triple}",
-                        f"unknown target triple{did_you_mean(triple, triples)}; "
-                        "`farm targets --known` lists the triples rustc knows")
+                        f"unknown target triple{did_you_mean(triple, triples)}; rustfarm has "
+                        f"images for {', '.join(FARM_TARGETS)} "
+                        "(`farm targets --known` lists every triple rustc knows)")
             pool = s.text("pool")
-            if pool is not None and pools is not None and pool not in pools:
-                defined = ", ".join(sorted(pools)) or "none"
+            if pool is not None and pool not in self.declared_pools:
+                defined = ", ".join(sorted(self.declared_pools)) or "none"
                 s.error(s.key_line("pool"), f"targets.{triple}.pool",
                         f"no worker pool '{pool}' is defined under workers"
                         f"{did_you_mean(pool, pools)} (defined: {defined})")

@@ -1,0 +1,85 @@
+"""The `farm` command's answers to bad input and to a farm that cannot start."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from tests.support.farm import EXAMPLE, RunningFarm, farm_command
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_check_says_fine(tmp_path):
+    done = farm_command(REPO / "farm.yaml", "check")
+    assert done.stdout.startswith(f"{REPO / 'farm.yaml'}: fine: 1 projects")
+
+
+def test_check_lists_every_problem_without_a_traceback(tmp_path):
+    config = tmp_path / "farm.yaml"
+    config.write_text("farm: {name: x}\nworkers:\n  local: {kind: local, cuont: 2}\n"
+                      "targets:\n  x86_64-unknown-linux-gnu: {pool: lcoal}\n"
+                      "projects:\n  p: {source: nowhere}\n")
+    done = farm_command(config, "check", check=False)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "farm.yaml:3: workers.local.cuont: unknown key (did you mean 'count'?)",
+        "farm.yaml:5: targets.x86_64-unknown-linux-gnu.pool: no worker pool 'lcoal' is defined "
+        "under workers (did you mean 'local'?) (defined: local)",
+        f"farm.yaml:7: projects.p.source: no such directory: {tmp_path / 'nowhere'} "
+        "(give a git URL, a file:// URL or a local path)",
+    ]
+
+
+def test_check_on_a_missing_file(tmp_path):
+    done = farm_command(tmp_path / "farm.yaml", "check", check=False)
+    assert done.returncode == 2 and "cannot read" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_up_reports_a_port_in_use(tmp_path):
+    farm = RunningFarm(tmp_path, f"""\
+workers: {{local: {{kind: local, count: 1}}}}
+targets: {{x86_64-unknown-linux-gnu: {{pool: local}}}}
+projects: {{hello: {{source: {EXAMPLE}}}}}
+""")
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", farm.www_port))
+        blocker.listen()
+        done = farm.farm("up", check=False)
+    assert done.returncode == 1
+    assert done.stderr == (f"farm: cannot start the master: port {farm.www_port} on 127.0.0.1 "
+                           "(www.port in farm.yaml) is already in use by another program\n")
+    assert not (farm.state / "master" / "twistd.pid").exists()
+
+
+def test_up_reports_why_the_master_failed(tmp_path):
+    farm = RunningFarm(tmp_path, f"""\
+db: {{url: "postgresql://nobody@127.0.0.1:1/none"}}
+workers: {{local: {{kind: local, count: 1}}}}
+targets: {{x86_64-unknown-linux-gnu: {{pool: local}}}}
+projects: {{hello: {{source: {EXAMPLE}}}}}
+""")
+    done = farm.farm("up", check=False)
+    try:
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr
+        assert done.stderr.startswith("farm: ")
+        assert "database" in done.stderr
+    finally:
+        farm.down()
+
+
+def test_passwd_sets_a_ui_password(tmp_path):
+    farm = RunningFarm(tmp_path, f"""\
+workers: {{local: {{kind: local, count: 1}}}}
+targets: {{x86_64-unknown-linux-gnu: {{pool: local}}}}
+projects: {{hello: {{source: {EXAMPLE}}}}}
+""")
+    done = farm.farm("passwd", "admin", "--password-stdin", input="correct horse\n")
+    assert "password for 'admin' stored" in done.stdout
+    secret = farm.state / "secrets" / "ui-admin"
+    assert secret.read_text() == "correct horse"
+    assert secret.stat().st_mode & 0o077 == 0
+    refused = farm.farm("passwd", "eve", "--password-stdin", input="whatever1\n", check=False)
+    assert refused.returncode == 1 and "'eve' is not listed in www.users" in refused.stderr

@@ -1,0 +1,143 @@
+"""A real master and local workers build the example; the artifact is real and downloadable."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import tarfile
+
+import requests
+from elftools.elf.elffile import ELFFile
+
+from rustfarm.lifecycle import process_alive
+from tests.support.farm import pids_alive
+
+from .conftest import HOST_TARGET
+
+
+def test_forced_build_over_rest_gives_a_working_artifact(example_farm, tmp_path):
+    farm = example_farm
+    farm.login()
+    [(builder, brid)] = farm.force("force-hello", targets=[HOST_TARGET], branch="main",
+                                   revision="", profile="release").items()
+    assert builder == f"hello:{HOST_TARGET}"
+    build = farm.wait_for_build(brid)
+    assert build["results"] == 0, farm.step_log(build, "cargo build")
+    names = [s["name"] for s in farm.steps(build)]
+    assert names.index("cargo build") < names.index("cargo test") < names.index("package")
+    assert "test result: ok" in farm.step_log(build, "cargo test")
+
+    archive_url, sums_url = farm.artifact_urls(build)
+    revision = archive_url.split("/")[-3]
+    assert archive_url == (f"{farm.url}plugins/artifacts/hello/{revision}/{HOST_TARGET}/"
+                           f"hello-{revision}-{HOST_TARGET}.tar.gz")
+    archive = requests.get(archive_url, timeout=30)
+    archive.raise_for_status()
+    sums = requests.get(sums_url, timeout=30).text
+    assert sums == f"{hashlib.sha256(archive.content).hexdigest()}  {archive_url.split('/')[-1]}\n"
+    assert (farm.state / "artifacts" / "hello" / revision / HOST_TARGET / "SHA256SUMS").exists()
+
+    with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
+        tar.extractall(tmp_path, filter="data")
+    binary = tmp_path / "hello"
+    with binary.open("rb") as handle:
+        elf = ELFFile(handle)
+        assert (elf.header["e_machine"], elf.elfclass, elf.little_endian) == ("EM_X86_64", 64, True)
+    ran = subprocess.run([str(binary)], capture_output=True, text=True, timeout=30)
+    assert ran.stdout == "Hello from rustfarm on x86_64!\n"
+
+
+def test_build_properties_name_project_target_and_revision(example_farm):
+    farm = example_farm
+    farm.login()
+    [brid] = farm.force("force-hello", targets=[HOST_TARGET]).values()
+    build = farm.wait_for_build(brid)
+    props = farm.api(f"builds/{build['buildid']}", property="*")["builds"][0]["properties"]
+    assert props["project"][0] == "hello" and props["target"][0] == HOST_TARGET
+    assert props["arch"][0] == "x86_64" and len(props["got_revision"][0]) == 64
+
+
+def test_anonymous_users_cannot_force(example_farm):
+    import requests as plain
+    body = {"jsonrpc": "2.0", "id": 1, "method": "force", "params": {}}
+    reply = plain.post(f"{example_farm.url}api/v2/forceschedulers/force-hello", json=body,
+                       timeout=30)
+    assert reply.status_code == 403
+
+
+def test_wrong_password_is_refused(example_farm):
+    reply = requests.get(f"{example_farm.url}auth/login", auth=("admin", "wrong-password"),
+                         timeout=30)
+    assert reply.status_code == 401
+
+
+def test_farm_build_waits_prints_progress_and_artifacts(example_farm):
+    done = example_farm.farm("build", "hello", "--target", HOST_TARGET, "--wait")
+    out = done.stdout
+    assert f"hello:{HOST_TARGET}: build #" in out
+    assert "cargo build: success" in out and "cargo test: success" in out
+    assert f"hello:{HOST_TARGET}: success" in out
+    assert f"artifact: {example_farm.url}plugins/artifacts/hello/" in out
+
+
+def test_farm_build_rejects_unknown_project_and_target(example_farm):
+    done = example_farm.farm("build", "helo", check=False)
+    assert done.returncode == 1
+    assert done.stderr == ("farm: no project 'helo' in farm.yaml (did you mean 'hello'?); "
+                           "projects: hello\n")
+    done = example_farm.farm("build", "hello", "--target", "mipsel-unknown-linux-gnu", check=False)
+    assert done.returncode == 1 and "is not built for target 'mipsel-unknown-linux-gnu'" in done.stderr
+
+
+def test_up_is_idempotent_and_status_reports(example_farm):
+    again = example_farm.farm("up")
+    assert "master already running" in again.stdout
+    status = example_farm.farm("status").stdout
+    assert "master: running" in status and "answers" in status
+    assert "worker local-1: pid" in status and "connected" in status
+
+
+def test_secrets_never_reach_logs_or_properties(example_farm):
+    farm = example_farm
+    secrets = [p.read_text().strip() for p in (farm.state / "secrets").iterdir()]
+    assert secrets
+    logs = [farm.state / "master" / "twistd.log",
+            *sorted((farm.state / "workers").glob("*/twistd.log"))]
+    for log in logs:
+        text = log.read_text()
+        for secret in secrets:
+            assert secret not in text, f"a secret appears in {log}"
+    farm.login()
+    for build in farm.api("builds", property="*")["builds"]:
+        for secret in secrets:
+            assert secret not in str(build["properties"])
+    for step_build in farm.api("builds")["builds"]:
+        for step in farm.steps(step_build):
+            for log in ("stdio",):
+                try:
+                    text = farm.step_log(step_build, step["name"])
+                except Exception:
+                    continue
+                assert not any(secret in text for secret in secrets)
+
+
+def test_down_stops_exactly_what_up_started(tmp_path_factory):
+    from tests.support.farm import EXAMPLE, RunningFarm
+    farm = RunningFarm(tmp_path_factory.mktemp("updown"), f"""\
+workers:
+  local: {{kind: local, count: 1}}
+targets:
+  {HOST_TARGET}: {{pool: local, runner: native}}
+projects:
+  hello: {{source: {EXAMPLE}}}
+""").up()
+    pidfiles = [farm.state / "master" / "twistd.pid", farm.state / "workers" / "local-1" / "twistd.pid"]
+    pids = pids_alive(pidfiles)
+    assert len(pids) == 2
+    down = farm.farm("down").stdout
+    assert "stopped local worker local-1" in down and "stopped the master" in down
+    assert pids_alive(pidfiles) == []
+    for pid in pids:
+        assert not process_alive(pid)
+    assert "was not running" in farm.farm("down").stdout

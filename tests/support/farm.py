@@ -1,0 +1,111 @@
+"""A real farm for integration tests: farm.yaml in a temporary directory, free ports,
+started and stopped with the `farm` command itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from .registry import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "hello"
+FARM = str(Path(sys.executable).parent / "farm")
+
+
+def farm_command(config: Path, *args: str, check: bool = True, timeout: float = 300,
+                 input: str | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run([FARM, "--config", str(config), *args], capture_output=True,
+                          text=True, timeout=timeout, input=input, cwd=config.parent)
+    if check and done.returncode != 0:
+        raise AssertionError(f"farm {' '.join(args)} exited {done.returncode}:\n"
+                             f"{done.stdout}\n{done.stderr}")
+    return done
+
+
+class RunningFarm:
+    """A farm started by `farm up` from a farm.yaml written for one test."""
+
+    def __init__(self, directory: Path, body: str, users: str = "[admin]"):
+        self.directory = directory
+        self.www_port = free_port()
+        self.worker_port = free_port()
+        self.config = directory / "farm.yaml"
+        self.config.write_text(
+            f"farm:\n  name: test\n  worker_port: {self.worker_port}\n"
+            f"www:\n  port: {self.www_port}\n  users: {users}\n" + body)
+        self.url = f"http://127.0.0.1:{self.www_port}/"
+        self.session = requests.Session()
+        self.up_output = ""
+
+    @property
+    def state(self) -> Path:
+        return self.directory / ".farm"
+
+    def up(self) -> "RunningFarm":
+        self.up_output = farm_command(self.config, "up").stdout
+        return self
+
+    def down(self) -> None:
+        farm_command(self.config, "down", check=False)
+
+    def farm(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return farm_command(self.config, *args, **kwargs)
+
+    # -- REST -----------------------------------------------------------
+
+    def api(self, path: str, **params) -> dict:
+        reply = self.session.get(f"{self.url}api/v2/{path}", params=params, timeout=30,
+                                 headers={"Accept": "application/json"})
+        reply.raise_for_status()
+        return reply.json()
+
+    def password(self, user: str = "admin") -> str:
+        return (self.state / "secrets" / f"ui-{user}").read_text().strip()
+
+    def login(self, user: str = "admin") -> None:
+        reply = self.session.get(f"{self.url}auth/login", auth=(user, self.password(user)),
+                                 timeout=30)
+        reply.raise_for_status()
+
+    def force(self, scheduler: str, **params) -> dict[str, int]:
+        """POST the JSON-RPC force call; returns {builder name: build request id}."""
+        body = {"jsonrpc": "2.0", "id": 1, "method": "force", "params": params}
+        reply = self.session.post(f"{self.url}api/v2/forceschedulers/{scheduler}", json=body,
+                                  timeout=30, headers={"Accept": "application/json"})
+        assert reply.status_code == 200, reply.text
+        _, brids = reply.json()["result"]
+        names = {b["builderid"]: b["name"] for b in self.api("builders")["builders"]}
+        return {names[int(bid)]: brid for bid, brid in brids.items()}
+
+    def wait_for_build(self, brid: int, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            builds = self.api("builds", buildrequestid=brid)["builds"]
+            if builds and builds[-1]["complete"] and builds[-1]["results"] != 5:
+                return builds[-1]
+            time.sleep(0.5)
+        raise AssertionError(f"build request {brid} did not finish within {timeout} s")
+
+    def steps(self, build: dict) -> list[dict]:
+        return self.api(f"builds/{build['buildid']}/steps")["steps"]
+
+    def step_log(self, build: dict, step_name: str) -> str:
+        step = next(s for s in self.steps(build) if s["name"] == step_name)
+        reply = self.session.get(
+            f"{self.url}api/v2/builds/{build['buildid']}/steps/{step['number']}/logs/stdio/raw",
+            timeout=30)
+        reply.raise_for_status()
+        return reply.text
+
+    def artifact_urls(self, build: dict) -> list[str]:
+        return [u["url"] for s in self.steps(build) for u in s.get("urls", [])]
+
+
+def pids_alive(pidfiles: list[Path]) -> list[int]:
+    from rustfarm.lifecycle import read_pid
+    return [pid for pid in map(read_pid, pidfiles) if pid]

@@ -1,0 +1,248 @@
+"""ami/rustfarm-boot run for real: fake IMDSv2, real Docker engine, real registry.
+
+Every boot gets a recorder in place of poweroff; each case ends within seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.support.registry import free_port
+
+from . import harness
+
+pytestmark = pytest.mark.docker
+
+WORKER_ENV = {"BUILDMASTER", "BUILDMASTER_PORT", "WORKERNAME", "WORKERPASS"}
+
+
+def image_is_local(reference: str) -> bool:
+    found = subprocess.run([harness.docker_cli(), "image", "inspect", reference],
+                           capture_output=True)
+    return found.returncode == 0
+
+
+def tiny_worker_report(output: str) -> list[str]:
+    prefix = "tiny-worker: "
+    return [line[len(prefix):] for line in output.splitlines() if line.startswith(prefix)]
+
+
+def assert_powered_off_once(instance: harness.FakeInstance, reason: str) -> None:
+    assert len(instance.poweroff.calls()) == 1, instance.output
+    assert reason in instance.output
+    assert any(reason in message for message in instance.syslog)
+    assert reason in instance.console
+    assert not harness.container_exists(instance.container_name)
+
+
+def test_fake_imds_requires_a_token():
+    with harness.FakeImds("#rustfarm-worker v1\n") as imds:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{imds.url}/latest/user-data", timeout=5)
+        assert refused.value.code == 401
+        token_request = urllib.request.Request(
+            f"{imds.url}/latest/api/token", method="PUT",
+            headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+        token = urllib.request.urlopen(token_request, timeout=5).read().decode()
+        with_token = urllib.request.Request(f"{imds.url}/latest/user-data",
+                                            headers={"X-aws-ec2-metadata-token": token})
+        assert urllib.request.urlopen(with_token, timeout=5).read() == b"#rustfarm-worker v1\n"
+
+
+def test_happy_path_pulls_runs_and_powers_off(tiny_worker_images, tmp_path):
+    image = tiny_worker_images()
+    harness.remove_local_image(image)
+    assert not image_is_local(image)
+    password = f"pw-{secrets.token_hex(8)}"
+    user_data = harness.user_data_text(image, "127.0.0.1", 9989, "ec2-tiny-1", password)
+
+    with harness.boot_instance(user_data, workdir=tmp_path) as instance:
+        assert instance.wait(60) == 0, instance.output
+        output = instance.output
+
+        assert image_is_local(image), "the image should have been pulled from the registry"
+        report = tiny_worker_report(output)
+        env_names = {line.split(" ", 1)[1] for line in report if line.startswith("env ")}
+        assert WORKER_ENV <= env_names
+        assert "BUILDMASTER=127.0.0.1" in report
+        assert "BUILDMASTER_PORT=9989" in report
+        assert "WORKERNAME=ec2-tiny-1" in report
+        assert f"WORKERPASS sha256 {hashlib.sha256(password.encode()).hexdigest()}" in report
+        # --network host: the container has the host's network and hostname.
+        assert f"hostname {socket.gethostname()}" in report
+
+        assert output.index("tiny-worker: exiting with status 0") < output.index("powering off")
+        assert_powered_off_once(instance, "done: the worker exited normally")
+        assert [(method, path, status) for method, path, status in instance.imds.requests] == [
+            ("PUT", "/latest/api/token", 200), ("GET", "/latest/user-data", 200)]
+        for step in ("Docker engine", "reading user-data", "pulling", "pulled",
+                     "starting worker", "powering off"):
+            assert any(step in message for message in instance.syslog), step
+
+
+def test_docker_limits_from_user_data(tiny_worker_images, tmp_path):
+    user_data = harness.user_data_text(tiny_worker_images(), "127.0.0.1", 9989, "ec2-tiny-2",
+                                       "secret-2", memory="256m", cpus="0.5", pids_limit="100")
+    with harness.boot_instance(user_data, workdir=tmp_path) as instance:
+        assert instance.wait(60) == 0, instance.output
+        assert "--memory 256m --cpus 0.5 --pids-limit 100" in instance.output
+        assert "tiny-worker: exiting with status 0" in instance.output
+        assert_powered_off_once(instance, "done: the worker exited normally")
+
+
+def test_password_never_in_output_syslog_or_ps(tiny_worker_images, tmp_path):
+    marker = tmp_path / "evaluated"
+    # Shell syntax in the password must reach the worker as plain text.
+    password = f"pw {secrets.token_hex(8)} $(touch {marker}) `touch {marker}`; '\"\\"
+    user_data = harness.user_data_text(tiny_worker_images(hold_seconds=2), "127.0.0.1", 9989,
+                                       "ec2-tiny-3", password)
+    with harness.boot_instance(user_data, workdir=tmp_path) as instance:
+        assert harness.wait_for(lambda: "tiny-worker: started" in instance.output, 30), \
+            instance.output
+        command_lines = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                command_lines.append(cmdline.read_bytes())
+            except OSError:
+                continue   # the process ended meanwhile
+        assert not [line for line in command_lines if password.encode() in line]
+        assert instance.wait(60) == 0, instance.output
+
+        digest = hashlib.sha256(password.encode()).hexdigest()
+        assert f"tiny-worker: WORKERPASS sha256 {digest}" in instance.output
+        assert not marker.exists()
+        assert password not in instance.output
+        assert not [message for message in instance.syslog if password in message]
+        assert password not in " ".join(instance.poweroff.calls())
+
+
+def test_imds_down_retries_then_powers_off(docker_engine, tmp_path):
+    dead_imds = f"http://127.0.0.1:{free_port()}"
+    instance = harness.boot_instance(None, {
+        "RUSTFARM_IMDS_URL": dead_imds, "RUSTFARM_IMDS_ATTEMPTS": "3",
+        "RUSTFARM_BACKOFF_START": "1", "RUSTFARM_BACKOFF_MAX": "2"}, workdir=tmp_path)
+    with instance:
+        assert instance.wait(30) == 1, instance.output
+        output = instance.output
+        for attempt in (1, 2, 3):
+            assert f"reading user-data failed (attempt {attempt} of 3): no IMDSv2 token from " \
+                   f"{dead_imds}" in output
+        assert "retrying in 1s" in output and "retrying in 2s" in output
+        assert "Failed to connect" in output
+        assert "pulling" not in output
+        assert_powered_off_once(instance, "giving up: could not read user-data")
+
+
+def test_imds_not_ready_at_first_is_retried(tiny_worker_images, tmp_path):
+    user_data = harness.user_data_text(tiny_worker_images(), "127.0.0.1", 9989, "ec2-tiny-4",
+                                       "secret-4")
+    imds = harness.FakeImds(user_data, unready_requests=2).start()
+    with harness.boot_instance(None, workdir=tmp_path, imds=imds) as instance:
+        assert instance.wait(60) == 0, instance.output
+        assert "(attempt 2 of 3): no IMDSv2 token" in instance.output
+        assert "HTTP 503" in instance.output
+        assert_powered_off_once(instance, "done: the worker exited normally")
+
+
+def test_instance_without_user_data_powers_off_at_once(docker_engine, tmp_path):
+    with harness.boot_instance(None, workdir=tmp_path) as instance:
+        assert instance.wait(30) == 1, instance.output
+        assert "(attempt 1 of 3): this instance has no user-data" in instance.output
+        assert "attempt 2 of 3" not in instance.output
+        assert_powered_off_once(instance, "giving up: could not read user-data")
+
+
+@pytest.mark.parametrize("user_data, problem", [
+    ("image=127.0.0.1:5000/a/b:c\n",
+     "line 1: user-data must start with the line '#rustfarm-worker v1'"),
+    ("#rustfarm-worker v1\nimage=127.0.0.1:5000/a/b:c\nmaster=m\nport=1\nname=n\n"
+     "password=not-so-secret\ncolour=blue\n",
+     "line 7: unknown key 'colour'"),
+    ("#rustfarm-worker v1\nimage=127.0.0.1:5000/a/b:c\nmaster=m\nport=1\nname=n\n",
+     "missing key 'password'"),
+    ("#rustfarm-worker v1\nimage=127.0.0.1:5000/a/b:c\nmaster=m\nport=99999\nname=n\n"
+     "password=not-so-secret\n",
+     "key 'port' must be a TCP port number (1-65535), not '99999'"),
+], ids=["no-marker", "unknown-key", "missing-key", "bad-port"])
+def test_malformed_user_data_is_logged_and_powers_off(docker_engine, tmp_path, user_data,
+                                                      problem):
+    with harness.boot_instance(user_data, workdir=tmp_path) as instance:
+        assert instance.wait(30) == 1, instance.output
+        assert f"user-data: {problem}" in instance.output
+        assert f"user-data: {problem}" in instance.syslog
+        assert "pulling" not in instance.output
+        assert_powered_off_once(instance, "giving up: user-data is invalid")
+
+
+def test_image_missing_from_registry_retries_pull_then_powers_off(registry, tmp_path):
+    missing = f"{registry.address}/{harness.TINY_WORKER_REPOSITORY}:never-pushed"
+    user_data = harness.user_data_text(missing, "127.0.0.1", 9989, "ec2-tiny-5", "secret-5")
+    instance = harness.boot_instance(user_data, {"RUSTFARM_PULL_ATTEMPTS": "2",
+                                                 "RUSTFARM_BACKOFF_START": "1",
+                                                 "RUSTFARM_BACKOFF_MAX": "1"},
+                                     workdir=tmp_path)
+    with instance:
+        assert instance.wait(60) == 1, instance.output
+        output = instance.output
+        assert f"pulling {missing} failed (attempt 1 of 2)" in output
+        assert f"pulling {missing} failed (attempt 2 of 2)" in output
+        assert "retrying in 1s" in output
+        assert "starting worker" not in output
+        assert_powered_off_once(instance, f"giving up: could not pull {missing}")
+
+
+def test_worker_failure_is_logged_and_powers_off(tiny_worker_images, tmp_path):
+    user_data = harness.user_data_text(tiny_worker_images(exit_status=3), "127.0.0.1", 9989,
+                                       "ec2-tiny-6", "secret-6")
+    with harness.boot_instance(user_data, workdir=tmp_path) as instance:
+        assert instance.wait(60) == 1, instance.output
+        assert_powered_off_once(instance, "giving up: the worker exited with status 3")
+
+
+def test_docker_engine_that_never_answers_powers_off(docker_engine, tmp_path):
+    instance = harness.boot_instance(None, {
+        "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock", "RUSTFARM_DOCKER_WAIT": "2"},
+        workdir=tmp_path)
+    with instance:
+        assert instance.wait(30) == 1, instance.output
+        assert "giving up: the Docker engine did not answer within 2s" in instance.output
+        assert instance.imds.requests == []
+        assert len(instance.poweroff.calls()) == 1
+
+
+def test_max_lifetime_stops_the_worker_and_powers_off(tiny_worker_images, tmp_path):
+    user_data = harness.user_data_text(tiny_worker_images(hold_seconds=60), "127.0.0.1", 9989,
+                                       "ec2-tiny-7", "secret-7", max_lifetime="1")
+    instance = harness.boot_instance(user_data, {"RUSTFARM_STOP_TIMEOUT": "1"},
+                                     workdir=tmp_path)
+    with instance:
+        assert instance.wait(30) == 1, instance.output
+        assert "the worker reached max_lifetime (1s); stopping it" in instance.output
+        assert "tiny-worker: exiting" not in instance.output
+        assert_powered_off_once(
+            instance, "giving up: the worker ran for its max_lifetime (1s) and was stopped")
+
+
+def test_sigterm_stops_the_boot_without_power_off(tiny_worker_images, tmp_path):
+    user_data = harness.user_data_text(tiny_worker_images(hold_seconds=2), "127.0.0.1", 9989,
+                                       "ec2-tiny-8", "secret-8")
+    with harness.boot_instance(user_data, workdir=tmp_path) as instance:
+        assert harness.wait_for(lambda: "tiny-worker: started" in instance.output, 30), \
+            instance.output
+        os.kill(instance.process.pid, signal.SIGTERM)
+        assert instance.wait(30) == 1, instance.output
+        assert "stopped by SIGTERM; not powering off" in instance.output
+        # The worker is left running for whoever wants to look at it.
+        assert harness.container_exists(instance.container_name)
+        assert harness.wait_for(lambda: "tiny-worker: exiting" in instance.output, 30)
+        assert not instance.powered_off

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Entrypoint of the tiny test worker image (busybox only). It reports what the
+# boot script gave it without ever printing a secret's value, waits
+# TINY_WORKER_HOLD seconds, and exits with TINY_WORKER_EXIT.
+echo "tiny-worker: started"
+for name in $(env | cut -d= -f1 | sort); do
+    echo "tiny-worker: env $name"
+done
+echo "tiny-worker: BUILDMASTER=${BUILDMASTER:-}"
+echo "tiny-worker: BUILDMASTER_PORT=${BUILDMASTER_PORT:-}"
+echo "tiny-worker: WORKERNAME=${WORKERNAME:-}"
+echo "tiny-worker: WORKERPASS sha256 $(printf '%s' "${WORKERPASS:-}" | sha256sum | cut -d' ' -f1)"
+echo "tiny-worker: hostname $(hostname)"
+sleep "${TINY_WORKER_HOLD:-0}"
+echo "tiny-worker: exiting with status ${TINY_WORKER_EXIT:-0}"
+exit "${TINY_WORKER_EXIT:-0}"

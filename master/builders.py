@@ -21,6 +21,7 @@ class BuilderDef:
     project: Project
     target: Target
     workernames: tuple[str, ...]
+    pool_kind: str
 
     @property
     def name(self) -> str:
@@ -35,29 +36,39 @@ class BuilderDef:
         return {"project": self.project.name, "target": self.target.triple,
                 "arch": self.target.arch, "pool": self.target.pool, "image": self.target.image}
 
+    @property
+    def in_container(self) -> bool:
+        return self.pool_kind in ("docker", "ec2")
+
+    @property
+    def locks(self) -> list:
+        # Builds in containers share the (project, target) cache volume: one at a time.
+        if not self.in_container:
+            return []
+        return [util.MasterLock(f"cache-{self.name}").access("exclusive")]
+
 
 def builder_name(project: str, triple: str) -> str:
     return f"{project}:{triple}"
 
-
 def builder_defs(farm: Farm) -> list[BuilderDef]:
-    return [BuilderDef(project, target, farm.pools[target.pool].worker_names())
+    return [BuilderDef(project, target, farm.pools[target.pool].worker_names(),
+                       farm.pools[target.pool].kind)
             for project in farm.projects.values()
             for target in farm.project_targets(project)]
-
 
 def builder_configs(farm: Farm, paths: MasterPaths) -> list[util.BuilderConfig]:
     return [util.BuilderConfig(
                 name=d.name,
                 workernames=list(d.workernames),
-                factory=build_factory(farm, d.project, d.target, paths),
+                factory=build_factory(farm, d.project, d.target, paths, d.in_container),
+                locks=d.locks,
                 tags=d.tags,
                 properties=d.properties,
                 defaultProperties={"profile": d.project.profile},
                 project=d.project.name,
                 description=f"{d.project.name} for {d.target.triple}")
             for d in builder_defs(farm)]
-
 
 def main(argv: list[str]) -> None:
     from rustfarm.farmfile import load
@@ -68,7 +79,6 @@ def main(argv: list[str]) -> None:
               for i in range(4)]
     for row in [("builder", "pool", "workers", "image")] + rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -7,6 +7,7 @@ import datetime
 from buildbot.plugins import secrets, util
 
 from rustfarm.farmfile import Farm, FarmFileError
+from rustfarm.runtime import Runtime, effective_farm
 
 from .builders import builder_configs
 from .paths import MasterPaths
@@ -16,7 +17,7 @@ from .workers import all_workers
 from .www import www_config
 
 
-def buildmaster_config(farm: Farm | None = None) -> dict:
+def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None) -> dict:
     if farm is None:
         try:
             farm = load_farm()
@@ -26,7 +27,9 @@ def buildmaster_config(farm: Farm | None = None) -> dict:
             for problem in err.problems:
                 error(str(problem))
             return {}
+    runtime = runtime or Runtime.from_environment()
     paths = MasterPaths.of(farm)
+    farm = effective_farm(farm, runtime).farm
     paths.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
     return {
         "title": farm.farm.title,
@@ -35,9 +38,9 @@ def buildmaster_config(farm: Farm | None = None) -> dict:
         "buildbotNetUsageData": None,
         "db": {"db_url": farm.db.url},
         "protocols": {"pb": {"port": f"tcp:{farm.farm.worker_port}"
-                                     f":interface={farm.farm.worker_host}"}},
+                                     f":interface={runtime.worker_host(farm)}"}},
         "secretsProviders": [secrets.SecretInAFile(dirname=str(paths.secrets))],
-        "workers": all_workers(farm),
+        "workers": all_workers(farm, runtime),
         "projects": [util.Project(name=name, description=f"source: {project.source}")
                      for name, project in farm.projects.items()],
         "builders": builder_configs(farm, paths),

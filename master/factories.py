@@ -8,11 +8,15 @@ from buildbot.plugins import steps, util
 from buildbot.process.factory import BuildFactory
 
 from rustfarm.farmfile import Farm, Project, Target
+from rustfarm.workers.docker import CACHE_DIR
 
 from .paths import MasterPaths
 from .steps import Cargo, PruneArtifacts, SnapshotSource
 
-SOURCE_DIR = "build/src"
+# Where sources are unpacked and cargo builds: in the builder's directory on a
+# local worker; in the (project, target) cache volume inside a container, where
+# a fresh container finds the previous build's files.
+LOCAL_DIR = "%(prop:builddir)s/build"
 ARCHIVE_NAME = util.Interpolate("%(prop:project)s-%(prop:revision_label)s-%(prop:target)s.tar.gz")
 
 
@@ -39,19 +43,16 @@ def _cargo_args(farm: Farm, project: Project, target: Target) -> list:
     return args
 
 
-def _cargo_env(target: Target) -> dict:
-    return {
-        **target.cargo_env(),
-        "CARGO_TARGET_DIR": util.Interpolate("%(prop:builddir)s/build/target"),
-        "CARGO_TERM_COLOR": "never",
-    }
-
-
-def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPaths) -> BuildFactory:
-    workdir = f"{SOURCE_DIR}/{project.subdir}".rstrip("/")
+def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPaths,
+                  in_container: bool) -> BuildFactory:
+    base = CACHE_DIR if in_container else LOCAL_DIR
+    source_dir = util.Interpolate(f"{base}/src")
+    target_dir = util.Interpolate(f"{base}/target")
+    workdir = util.Interpolate(f"{base}/src/{project.subdir}".rstrip("/"))
+    lockfile = util.Interpolate(f"{base}/src/{project.subdir}/Cargo.lock".replace("//", "/"))
     cargo_args = _cargo_args(farm, project, target)
-    env = _cargo_env(target)
-    bindir = util.Interpolate("%(prop:builddir)s/build/target/%(kw:triple)s/%(kw:profile)s",
+    env = {**target.cargo_env(), "CARGO_TARGET_DIR": target_dir, "CARGO_TERM_COLOR": "never"}
+    bindir = util.Interpolate("%(kw:dir)s/%(kw:triple)s/%(kw:profile)s", dir=target_dir,
                               triple=target.triple, profile=profile_dir)
     artifact_dir = util.Interpolate(
         f"{paths.artifacts}/%(prop:project)s/%(prop:revision_label)s/%(prop:target)s")
@@ -70,14 +71,15 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
                            workerdest="source.tar.gz", workdir="build", haltOnFailure=True),
         steps.ShellCommand(name="unpack source", workdir="build", haltOnFailure=True,
                            logEnviron=False,
-                           command=["python3", WORKER_TOOL, "unpack", "source.tar.gz", "src"]),
-        Cargo(name="cargo build", lockfile=f"{workdir}/Cargo.lock", workdir=workdir,
+                           command=["python3", WORKER_TOOL, "unpack", "source.tar.gz",
+                                    source_dir]),
+        Cargo(name="cargo build", lockfile=lockfile, workdir=workdir,
               command=["cargo", "build", *cargo_args], env=env, haltOnFailure=True,
               logEnviron=False,
               description="compiling", descriptionDone="compiled"),
     ])
     if project.test and target.can_run:
-        factory.addStep(Cargo(name="cargo test", lockfile=f"{workdir}/Cargo.lock",
+        factory.addStep(Cargo(name="cargo test", lockfile=lockfile,
                               workdir=workdir, command=["cargo", "test", *cargo_args], env=env,
                               logEnviron=False,
                               haltOnFailure=True, description="testing", descriptionDone="tested"))

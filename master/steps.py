@@ -66,6 +66,8 @@ class SnapshotSource(buildstep.BuildStep):
 class Cargo(buildstep.ShellMixin, buildstep.CommandMixin, buildstep.BuildStep):
     """A cargo command; ``--locked`` is added when the project has a Cargo.lock."""
 
+    renderables = ["lockfile"]
+
     def __init__(self, lockfile: str, **kwargs):
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)

@@ -19,7 +19,9 @@ import buildbot
 from .api import FarmApi
 from .errors import FarmError
 from .farmfile import Farm
+from .docker_probe import probe
 from .progress import say
+from .runtime import Runtime, effective_farm
 from .state import SecretStore, StateDir, ui_secret_name, worker_secret_name
 from .tacfiles import write_master_tac, write_worker_tac
 
@@ -145,12 +147,15 @@ class Farmhouse:
         return [name for pool in self.farm.pools.values() if pool.kind == "local"
                 for name in pool.worker_names()]
 
+    def all_workers(self) -> list[str]:
+        return [name for pool in self.farm.pools.values() for name in pool.worker_names()]
+
     # -- up -------------------------------------------------------------
 
     def up(self, wait: float = 90) -> None:
         self.state.create()
         store = SecretStore(self.state.secrets)
-        for name in self.local_workers():
+        for name in self.all_workers():
             store.ensure(worker_secret_name(name))
         for user in self.farm.www.users:
             if store.ensure(ui_secret_name(user)):
@@ -158,22 +163,40 @@ class Farmhouse:
                     f"{store.path(ui_secret_name(user))} (change it: farm passwd {user})")
         if read_pid(self.state.master_pidfile):
             say(f"master already running (pid {read_pid(self.state.master_pidfile)})")
+            runtime = Runtime.from_environment_file(self.state.master / "runtime.env")
         else:
-            self.start_master()
-        self.start_local_workers()
-        self.wait_until_ready(wait)
+            runtime = probe(self.farm)
+            self.report_runtime(runtime)
+            self.start_master(runtime)
+        self.start_local_workers(runtime)
+        self.wait_until_ready(wait, runtime)
 
-    def start_master(self) -> None:
+    def report_runtime(self, runtime: Runtime) -> None:
+        adjusted = effective_farm(self.farm, runtime)
+        if runtime.docker:
+            if runtime.uses_docker(self.farm):
+                say(f"Docker engine answers: builds run in containers on network {runtime.network}"
+                    f" (master at {runtime.master_address or runtime.container_master_address(self.farm)})")
+            return
+        say(f"{runtime.docker_off_reason}; falling back to local workers")
+        for triple in adjusted.moved:
+            say(f"  {triple}: builds on local workers instead")
+        if adjusted.disabled:
+            say(f"  not built until a Docker engine answers: {', '.join(adjusted.disabled)}")
+
+    def start_master(self, runtime: Runtime) -> None:
         farm = self.farm
         for host, port, key in ((farm.www.host, farm.www.port, "www.port"),
-                                (farm.farm.worker_host, farm.farm.worker_port, "farm.worker_port")):
+                                (runtime.worker_host(farm), farm.farm.worker_port,
+                                 "farm.worker_port")):
             if port and port_in_use(host, port):
                 raise FarmError(f"cannot start the master: port {port} on {host} ({key} in "
                                 f"{farm.path.name}) is already in use by another program")
         master_dir = self.state.master
         configfile = Path(str(resources.files("rustfarm.master").joinpath("master.cfg")))
-        write_master_tac(master_dir, configfile, farm.path)
-        self.upgrade_database()
+        write_master_tac(master_dir, configfile, farm.path, runtime.as_environment())
+        runtime.write_environment_file(master_dir / "runtime.env")
+        self.upgrade_database(runtime)
         log = self.state.master_log
         since = log.stat().st_size if log.exists() else 0
         say(f"starting the master in {master_dir}")
@@ -185,29 +208,31 @@ class Farmhouse:
             raise FarmError("the master failed to start; from its log "
                             f"({log}):\n{failure_reason(log, since)}")
 
-    def upgrade_database(self) -> None:
+    def upgrade_database(self, runtime: Runtime) -> None:
         """Create or upgrade the database when it is new or Buildbot's version changed."""
         marker = self.state.master / ".buildbot-version"
         if marker.exists() and marker.read_text().strip() == buildbot.version:
             return
         say("preparing the master's database")
         done = subprocess.run([_tool("buildbot"), "upgrade-master", "--quiet",
-                               str(self.state.master)], capture_output=True, text=True)
+                               str(self.state.master)], capture_output=True, text=True,
+                              env={**os.environ, **runtime.as_environment(),
+                                   "RUSTFARM_CONFIG": str(self.farm.path)})
         if done.returncode != 0:
             raise FarmError(f"preparing the master's database ({self.farm.db.url.split('@')[-1]}) "
                             f"failed: {summarize_failure(done.stdout + done.stderr)}")
         marker.write_text(buildbot.version + "\n")
 
-    def start_local_workers(self) -> None:
-        farm = self.farm
+    def start_local_workers(self, runtime: Runtime) -> None:
+        farm = effective_farm(self.farm, runtime).farm
         store = SecretStore(self.state.secrets)
-        for name in self.local_workers():
+        host = runtime.worker_host(farm)
+        for name in Farmhouse(farm).local_workers():
             basedir = self.state.worker(name)
             if read_pid(basedir / "twistd.pid"):
                 continue
-            write_worker_tac(basedir, farm.farm.worker_host if farm.farm.worker_host != "0.0.0.0"
-                             else "127.0.0.1", farm.farm.worker_port, name,
-                             store.path(worker_secret_name(name)))
+            write_worker_tac(basedir, "127.0.0.1" if host == "0.0.0.0" else host,
+                             farm.farm.worker_port, name, store.path(worker_secret_name(name)))
             started = subprocess.run([_tool("buildbot-worker"), "start", "--quiet", str(basedir)],
                                      capture_output=True, text=True, env=build_environment())
             if started.returncode != 0:
@@ -215,10 +240,10 @@ class Farmhouse:
                                 f"{started.stdout}{started.stderr}"[-2000:])
             say(f"started local worker {name}")
 
-    def wait_until_ready(self, wait: float) -> None:
+    def wait_until_ready(self, wait: float, runtime: Runtime) -> None:
         api = self.api
         deadline = time.monotonic() + wait
-        expected = set(self.local_workers())
+        expected = set(Farmhouse(effective_farm(self.farm, runtime).farm).local_workers())
         while time.monotonic() < deadline:
             if not read_pid(self.state.master_pidfile):
                 raise FarmError("the master stopped while starting; from its log:\n"
@@ -239,7 +264,10 @@ class Farmhouse:
 
     def down(self) -> None:
         stopped = False
-        for name in self.local_workers():
+        # Every worker `farm up` started has its directory (and pid file) here.
+        started = sorted(p.name for p in self.state.workers.iterdir()) \
+            if self.state.workers.is_dir() else []
+        for name in started:
             if stop_pid(self.state.worker(name) / "twistd.pid", f"worker {name}"):
                 say(f"stopped local worker {name}")
                 stopped = True

@@ -24,7 +24,7 @@ DEFAULT_STATE_DIR = ".farm"
 # The targets rustfarm ships worker images for (images/README.md).
 FARM_TARGETS = (
     "mipsel-unknown-linux-gnu", "mips64el-unknown-linux-gnuabi64",
-    "armv7-unknown-linux-gnueabihf", "arm-unknown-linux-gnueabi", "aarch64-unknown-linux-gnu",
+    "armv7-unknown-linux-gnueabihf", "armv5te-unknown-linux-gnueabi", "aarch64-unknown-linux-gnu",
     "i686-unknown-linux-gnu", "powerpc64le-unknown-linux-gnu", "s390x-unknown-linux-gnu",
     "x86_64-unknown-linux-gnu", "x86_64-pc-windows-gnu", "wasm32-unknown-unknown",
 )
@@ -99,6 +99,11 @@ class _Builder:
         www = self.www(top)
         farm = self.farm_settings(top, www)
         pools = self.pools(top)
+        for pool in pools.values():
+            if pool.kind == "docker" and pool.remote and not farm.master_address:
+                top.error(top.key_line("workers"), f"workers.{pool.name}.docker_host",
+                          "a remote Docker engine needs farm.master_address: the address "
+                          "its containers reach the master at")
         targets = self.targets(top, pools)
         projects = self.projects(top, targets)
         return Farm(
@@ -127,7 +132,7 @@ class _Builder:
             title=s.text("title", name),
             url=url if url.endswith("/") else url + "/",
             worker_port=s.integer("worker_port", 9989, minimum=0),
-            worker_host=s.text("worker_host", "127.0.0.1"),
+            worker_host=s.text("worker_host", ""),
             master_address=s.text("master_address", ""),
             state_dir=(self.base / s.text("state_dir", DEFAULT_STATE_DIR)).resolve(),
         )
@@ -201,8 +206,12 @@ class _Builder:
         if memory and not re.match(r"^\d+(\.\d+)?[bkmgBKMG]?$", memory):
             s.error(s.key_line("memory"), f"workers.{name}.memory",
                     f"must be a size such as 4g or 512m, not '{memory}'")
+        docker_host = s.text("docker_host", "")
+        if docker_host and not docker_host.startswith(("unix://", "tcp://", "ssh://")):
+            s.error(s.key_line("docker_host"), f"workers.{name}.docker_host",
+                    "must be a unix://, tcp:// or ssh:// URL")
         return DockerPool(name=name, count=s.integer("count", 2, minimum=1),
-                          docker_host=s.text("docker_host", ""),
+                          docker_host=docker_host,
                           cpus=s.number("cpus", None), memory=memory)
 
     def pool_ec2(self, name: str, s: Section) -> Ec2Pool:

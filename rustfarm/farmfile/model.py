@@ -13,7 +13,7 @@ class FarmSettings:
     title: str
     url: str
     worker_port: int
-    worker_host: str          # where the master's worker (PB) port listens
+    worker_host: str          # where the master's worker (PB) port listens ("" = choose)
     master_address: str       # the address workers use to reach the master ("" = choose)
     state_dir: Path
 
@@ -77,6 +77,10 @@ class DockerPool:
     cpus: float | None
     memory: str | None
     kind: str = "docker"
+
+    @property
+    def remote(self) -> bool:
+        return self.docker_host.startswith(("tcp://", "ssh://"))
 
     def worker_names(self) -> tuple[str, ...]:
         return tuple(f"{self.name}-{i}" for i in range(1, self.count + 1))

@@ -1,0 +1,50 @@
+"""Find out at `farm up` whether the farm's Docker engines answer, and prepare the
+internal network its containers build in: containers on it reach the master
+(at the network's gateway) and nothing else, so compiles run without network."""
+
+from __future__ import annotations
+
+from .farmfile import Farm
+from .runtime import Runtime
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+
+
+def network_name(farm: Farm) -> str:
+    return f"rustfarm-{farm.farm.name}"
+
+
+def probe(farm: Farm) -> Runtime:
+    pools = [p for p in farm.pools.values() if p.kind == "docker"]
+    if not pools:
+        return Runtime()
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:
+        return Runtime(docker=False, docker_off_reason="the docker Python package is missing")
+    network, gateway = None, ""
+    for pool in pools:
+        host = pool.docker_host or DEFAULT_DOCKER_HOST
+        try:
+            client = docker.DockerClient(base_url=host, timeout=10)
+            client.ping()
+        except (DockerException, OSError) as err:
+            reason = str(err).split("(")[0].strip() or type(err).__name__
+            return Runtime(docker=False,
+                           docker_off_reason=f"no Docker engine answers at {host}: {reason}")
+        try:
+            if not pool.remote and network is None:
+                network, gateway = _internal_network(client, farm)
+        finally:
+            client.close()
+    return Runtime(docker=True, network=network, master_address=gateway)
+
+
+def _internal_network(client, farm: Farm) -> tuple[str, str]:
+    name = network_name(farm)
+    found = [n for n in client.networks.list(names=[name]) if n.name == name]
+    net = found[0] if found else client.networks.create(
+        name, driver="bridge", internal=True, labels={"rustfarm.farm": farm.farm.name})
+    net.reload()
+    return name, net.attrs["IPAM"]["Config"][0]["Gateway"]

@@ -1,0 +1,111 @@
+"""What this machine offers the farm at start: a Docker engine or not, and where
+containers reach the master. `farm up` finds it out and hands it to the master
+through the environment; without it (``buildbot checkconfig``) the farm is taken
+as declared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from .farmfile import Farm, LocalPool
+
+ENV_DOCKER = "RUSTFARM_DOCKER"                  # "on", or "off: <reason>"
+ENV_NETWORK = "RUSTFARM_DOCKER_NETWORK"         # the internal network of the farm's containers
+ENV_MASTER_ADDRESS = "RUSTFARM_MASTER_ADDRESS"  # where containers reach the master
+
+DEFAULT_BRIDGE_GATEWAY = "172.17.0.1"
+
+
+def host_triple() -> str:
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(),
+                                                          platform.machine().lower())
+    return f"{machine}-unknown-linux-gnu"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    docker: bool = True
+    docker_off_reason: str = ""
+    network: str | None = None
+    master_address: str = ""
+
+    def as_environment(self) -> dict[str, str]:
+        return {ENV_DOCKER: "on" if self.docker else f"off: {self.docker_off_reason}",
+                ENV_NETWORK: self.network or "",
+                ENV_MASTER_ADDRESS: self.master_address}
+
+    def write_environment_file(self, path: Path) -> None:
+        path.write_text(json.dumps(self.as_environment(), indent=1) + "\n")
+
+    @classmethod
+    def from_environment_file(cls, path: Path) -> "Runtime":
+        try:
+            return cls.from_environment(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return cls()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Runtime":
+        environ = os.environ if environ is None else environ
+        docker = environ.get(ENV_DOCKER, "on")
+        return cls(docker=docker == "on",
+                   docker_off_reason=docker.partition(": ")[2],
+                   network=environ.get(ENV_NETWORK) or None,
+                   master_address=environ.get(ENV_MASTER_ADDRESS, ""))
+
+    def worker_host(self, farm: Farm) -> str:
+        """Where the master's worker port listens."""
+        if farm.farm.worker_host:
+            return farm.farm.worker_host
+        return self.master_address if self.uses_docker(farm) and self.master_address \
+            else "127.0.0.1"
+
+    def container_master_address(self, farm: Farm) -> str:
+        return farm.farm.master_address or self.master_address or DEFAULT_BRIDGE_GATEWAY
+
+    def uses_docker(self, farm: Farm) -> bool:
+        return self.docker and any(p.kind == "docker" for p in farm.pools.values())
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    farm: Farm
+    moved: tuple[str, ...] = ()      # targets moved to local workers
+    disabled: tuple[str, ...] = ()   # targets no pool can build here
+
+
+def without_docker(farm: Farm) -> Adjusted:
+    """The farm when no Docker engine answers: the host's target moves to a local
+    pool (one is added if farm.yaml has none); other container targets are left out."""
+    docker_pools = {name for name, pool in farm.pools.items() if pool.kind == "docker"}
+    if not docker_pools:
+        return Adjusted(farm)
+    pools = {name: pool for name, pool in farm.pools.items() if name not in docker_pools}
+    local = next((name for name, pool in pools.items() if pool.kind == "local"), None)
+    if local is None:
+        local = "local"
+        pools[local] = LocalPool(name=local, count=1)
+    targets, moved, disabled = {}, [], []
+    for triple, target in farm.targets.items():
+        if target.pool not in docker_pools:
+            targets[triple] = target
+        elif triple == host_triple():
+            targets[triple] = dataclasses.replace(target, pool=local, runner="native")
+            moved.append(triple)
+        else:
+            disabled.append(triple)
+    projects = {name: dataclasses.replace(p, targets=tuple(t for t in p.targets if t in targets))
+                for name, p in farm.projects.items()}
+    adjusted = dataclasses.replace(farm, pools=pools, targets=targets, projects=projects)
+    return Adjusted(adjusted, tuple(moved), tuple(disabled))
+
+
+def effective_farm(farm: Farm, runtime: Runtime) -> Adjusted:
+    return Adjusted(farm) if runtime.docker else without_docker(farm)

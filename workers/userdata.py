@@ -1,0 +1,180 @@
+"""EC2 user-data for a rustfarm worker instance, as the AMI's boot script reads it.
+
+The format belongs to ``ami/rustfarm-boot`` (documented in ``ami/README.md``)::
+
+    #rustfarm-worker v1
+    image=registry.example.com/rustfarm/worker:2026-11-21
+    master=buildmaster.example.com
+    port=9989
+    name=ec2-mipsel-1
+    password=...
+
+The first line names the format; then one ``KEY=VALUE`` per line, split at the
+first ``=``, values taken literally. Blank lines and lines starting with ``#``
+are ignored. ``image``, ``master``, ``port``, ``name`` and ``password`` are
+required; ``memory``, ``cpus`` and ``pids_limit`` (Docker's limits for the
+worker container) and ``max_lifetime`` (seconds after which the instance stops
+its worker and powers off, a safety net against a lost master) are optional.
+The rules below are the boot script's own, so that a value it would refuse is
+refused here, on the master, with a clear message, instead of by an instance
+that powers itself off. EC2 caps user-data at 16 KB; ours stays far below.
+
+:func:`render_user_data` is what the master sends; :func:`parse_user_data`
+reads it back (tests, and anyone checking an instance's user-data).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MARKER = "#rustfarm-worker v1"
+REQUIRED_KEYS = ("image", "master", "port", "name", "password")
+OPTIONAL_KEYS = ("memory", "cpus", "pids_limit", "max_lifetime")
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_COMPONENT = r"[a-z0-9]+([._-]+[a-z0-9]+)*"
+_REGISTRY = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+_REPOSITORY = re.compile(
+    rf"{_COMPONENT}(/{_COMPONENT})*:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}(@sha256:[0-9a-f]{{64}})?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UserDataError(ValueError):
+    """User-data that the boot script would refuse."""
+
+
+@dataclass(frozen=True)
+class WorkerUserData:
+    image: str
+    master: str
+    port: int
+    name: str
+    password: str
+    memory: str | None = None
+    cpus: str | None = None
+    pids_limit: int | None = None
+    max_lifetime: int | None = None
+
+    def __repr__(self) -> str:
+        # Keeps the password out of tracebacks and log lines that print us.
+        return (f"WorkerUserData(image={self.image!r}, master={self.master!r}, "
+                f"port={self.port}, name={self.name!r}, password=<hidden>)")
+
+
+def image_problem(image: str) -> str | None:
+    """Why the boot script would refuse this image reference, or None."""
+    if "/" in image:
+        registry, rest = image.split("/", 1)
+        if (_REGISTRY.fullmatch(registry)
+                and ("." in registry or ":" in registry or registry == "localhost")
+                and _REPOSITORY.fullmatch(rest)):
+            return None
+    return ("must be REGISTRY/REPOSITORY:TAG, with a registry host (a name with a dot "
+            "or a port, or localhost), for example registry.example.com/rustfarm/worker:1")
+
+
+def value_problem(key: str, value: str) -> str | None:
+    """Why the boot script would refuse VALUE for KEY, or None."""
+    if key == "image":
+        return image_problem(value)
+    if key == "master":
+        if len(value) <= 253 and re.fullmatch(rf"{_LABEL}(\.{_LABEL})*", value):
+            return None
+        return "must be a host name or an IPv4 address"
+    if key == "port":
+        if re.fullmatch(r"[0-9]{1,5}", value) and 1 <= int(value) <= 65535:
+            return None
+        return "must be a TCP port number (1-65535)"
+    if key == "name":
+        if re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,49}", value):
+            return None
+        return "must be 1-50 characters from A-Z a-z 0-9 . _ -, not starting with ."
+    if key == "password":
+        if value and len(value) <= 1024 and not _CONTROL.search(value):
+            return None
+        return "must be 1-1024 characters without control characters"
+    if key == "memory":
+        return None if re.fullmatch(r"[1-9][0-9]{0,12}[bkmg]?", value) else (
+            "must be a whole number with an optional unit b, k, m or g")
+    if key == "cpus":
+        return None if (re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,3})?", value)
+                        and re.search(r"[1-9]", value)) else "must be a positive number"
+    if key == "pids_limit":
+        return None if re.fullmatch(r"[1-9][0-9]{0,8}", value) else (
+            "must be a positive whole number")
+    if key == "max_lifetime":
+        return None if re.fullmatch(r"[1-9][0-9]{0,6}", value) else (
+            "must be a whole number of seconds, 1 to 9999999")
+    return None
+
+
+def _describe(key: str, value: str, problem: str) -> str:
+    if key == "password":
+        return f"key 'password' {problem}"
+    shown = _CONTROL.sub("?", value)
+    if len(shown) > 80:
+        shown = shown[:80] + "..."
+    return f"key '{key}' {problem}, not '{shown}'"
+
+
+def render_user_data(*, image: str, master: str, port: int, name: str, password: str,
+                     memory: str | None = None, cpus: str | float | None = None,
+                     pids_limit: int | None = None, max_lifetime: int | None = None) -> str:
+    """The user-data text for one worker instance; raises UserDataError if invalid."""
+    values = {"image": image, "master": master, "port": str(port), "name": name,
+              "password": password}
+    optional = {"memory": memory, "cpus": cpus, "pids_limit": pids_limit,
+                "max_lifetime": max_lifetime}
+    values.update({k: str(v) for k, v in optional.items() if v is not None})
+    problems = []
+    for key, value in values.items():
+        if not isinstance(value, str) or "\n" in value or "\r" in value:
+            problems.append(f"key '{key}' must be a single line of text")
+            continue
+        problem = value_problem(key, value)
+        if problem:
+            problems.append(_describe(key, value, problem))
+    if problems:
+        raise UserDataError("; ".join(problems))
+    return "".join([MARKER, "\n"] + [f"{key}={value}\n" for key, value in values.items()])
+
+
+def parse_user_data(text: str | bytes) -> WorkerUserData:
+    """Read user-data as the boot script does; raises UserDataError listing every problem."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    if not lines or lines[0].rstrip("\r") != MARKER:
+        raise UserDataError(f"line 1: user-data must start with the line '{MARKER}'")
+    settings: dict[str, str] = {}
+    problems = []
+    for number, line in enumerate(lines[1:], start=2):
+        line = line.removesuffix("\r")
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            problems.append(f"line {number}: not a KEY=VALUE line")
+            continue
+        key, value = line.split("=", 1)
+        if key not in REQUIRED_KEYS + OPTIONAL_KEYS:
+            problems.append(f"line {number}: unknown key '{key}'")
+        elif key in settings:
+            problems.append(f"line {number}: key '{key}' is given twice")
+        else:
+            settings[key] = value
+    problems += [f"missing key '{key}'" for key in REQUIRED_KEYS if key not in settings]
+    for key, value in settings.items():
+        problem = value_problem(key, value)
+        if problem:
+            problems.append(_describe(key, value, problem))
+    if problems:
+        raise UserDataError("; ".join(problems))
+    return WorkerUserData(
+        image=settings["image"], master=settings["master"], port=int(settings["port"]),
+        name=settings["name"], password=settings["password"],
+        memory=settings.get("memory"), cpus=settings.get("cpus"),
+        pids_limit=int(settings["pids_limit"]) if "pids_limit" in settings else None,
+        max_lifetime=int(settings["max_lifetime"]) if "max_lifetime" in settings else None)

@@ -3,6 +3,12 @@
 The `farm images` command is registered by :func:`rustfarm.images.cli.add_commands`.
 """
 
-from .recipes import current_reference
+
+def current_reference(triple: str, docker_host: str | None = None) -> str:
+    """``rustfarm/<triple>:<content-tag>``: the image farm.yaml should pin for a target."""
+    from .recipes import current_reference as reference
+
+    return reference(triple, docker_host)
+
 
 __all__ = ["current_reference"]

@@ -13,6 +13,8 @@ from .builders import builder_configs
 from .paths import MasterPaths
 from .schedulers import all_schedulers, change_sources
 from .settings import load_farm
+from rustfarm.workers.ec2 import ec2_reapers
+
 from .workers import all_workers
 from .www import www_config
 
@@ -46,6 +48,7 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
         "builders": builder_configs(farm, paths),
         "schedulers": all_schedulers(farm),
         "change_source": change_sources(farm, paths),
+        "services": ec2_reapers(farm),
         "www": www_config(farm, paths),
         "collapseRequests": False,
         "properties": {"farm": farm.farm.name},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rustfarm.farmfile import Farm
 from rustfarm.runtime import Runtime
 from rustfarm.workers.docker import docker_workers
+from rustfarm.workers.ec2 import ec2_workers
 from rustfarm.workers.local import local_workers
 
 
@@ -14,10 +15,12 @@ def all_workers(farm: Farm, runtime: Runtime) -> list:
         if pool.kind == "local":
             result.extend(local_workers(pool))
         elif pool.kind == "docker":
-            master = f"{runtime.container_master_address(farm)}:{farm.farm.worker_port}"
-            # The farm's internal network exists on the local engine only.
+            # The farm's internal network exists on the local engine only; its
+            # containers reach the master at the network's gateway.
             network = None if pool.remote else runtime.network
-            result.extend(docker_workers(pool, master, network))
+            address = runtime.master_address if network and runtime.master_address \
+                else runtime.container_master_address(farm)
+            result.extend(docker_workers(pool, f"{address}:{farm.farm.worker_port}", network))
         else:
-            raise NotImplementedError(f"worker pool kind {pool.kind!r}")
+            result.extend(ec2_workers(farm, pool))
     return result

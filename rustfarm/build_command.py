@@ -23,12 +23,22 @@ class BuildRequest:
     done: bool = False
 
 
+def running_farm(farm: Farm) -> Farm:
+    """The farm as the running master serves it (targets left out without Docker)."""
+    from .runtime import Runtime, effective_farm
+    from .state import StateDir
+    runtime = Runtime.from_environment_file(StateDir.of(farm).master / "runtime.env")
+    return effective_farm(farm, runtime).farm
+
+
 def force(farm: Farm, api: FarmApi, project_name: str, targets: list[str], branch: str | None,
           revision: str | None, profile: str | None) -> list[BuildRequest]:
     # Imported here: the master's modules pull in Buildbot, which `farm` needs only now.
     from rustfarm.master.builders import builder_name
     from rustfarm.master.schedulers import scheduler_id
 
+    declared = farm.projects.get(project_name)
+    farm = running_farm(farm)
     project = farm.projects.get(project_name)
     if project is None:
         raise FarmError(f"no project '{project_name}' in {farm.path.name}"
@@ -36,6 +46,9 @@ def force(farm: Farm, api: FarmApi, project_name: str, targets: list[str], branc
                         f"projects: {', '.join(farm.projects) or 'none'}")
     chosen = targets or list(project.targets)
     for triple in chosen:
+        if declared and triple in declared.targets and triple not in project.targets:
+            raise FarmError(f"target '{triple}' is not built by the running farm: no Docker "
+                            "engine answered when it started (farm status, farm up)")
         if triple not in project.targets:
             raise FarmError(f"project '{project_name}' is not built for target '{triple}'"
                             f"{did_you_mean(triple, project.targets)}; its targets: "

@@ -104,6 +104,14 @@ def cmd_targets(args) -> int:
     return 0
 
 
+def cmd_images(args) -> int:
+    farm = _load(args)
+    pins = {t.triple: t.image for t in farm.targets.values() if t.image}
+    docker_host = next((p.docker_host for p in farm.pools.values()
+                        if p.kind == "docker" and p.docker_host), None)
+    return args.handler(args, pins=pins, docker_host=docker_host)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="farm", description="Run and use a rustfarm build farm.")
     top.add_argument("--config", default="farm.yaml", type=Path,
@@ -140,6 +148,9 @@ def parser() -> argparse.ArgumentParser:
     targets = sub.add_parser("targets", help="list the farm's targets")
     targets.add_argument("--known", action="store_true", help="list every triple rustc knows")
     targets.set_defaults(func=cmd_targets)
+
+    from rustfarm.images.cli import add_commands
+    add_commands(sub).set_defaults(func=cmd_images)
     return top
 
 

@@ -4,6 +4,8 @@ internal network its containers build in: containers on it reach the master
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .farmfile import Farm
 from .runtime import Runtime
 
@@ -26,11 +28,14 @@ def probe(farm: Farm) -> Runtime:
     network, gateway = None, ""
     for pool in pools:
         host = pool.docker_host or DEFAULT_DOCKER_HOST
+        if host.startswith("unix://") and not Path(host[len("unix://"):]).exists():
+            return Runtime(docker=False,
+                           docker_off_reason=f"no Docker engine answers at {host}: no such socket")
         try:
             client = docker.DockerClient(base_url=host, timeout=10)
             client.ping()
         except (DockerException, OSError) as err:
-            reason = str(err).split("(")[0].strip() or type(err).__name__
+            reason = " ".join(str(err).split())[:200] or type(err).__name__
             return Runtime(docker=False,
                            docker_off_reason=f"no Docker engine answers at {host}: {reason}")
         try:
@@ -48,3 +53,27 @@ def _internal_network(client, farm: Farm) -> tuple[str, str]:
         name, driver="bridge", internal=True, labels={"rustfarm.farm": farm.farm.name})
     net.reload()
     return name, net.attrs["IPAM"]["Config"][0]["Gateway"]
+
+
+def missing_images(farm: Farm) -> list[tuple[str, str]]:
+    """(target, image) of the container targets whose pinned image the engine lacks."""
+    import docker
+    from docker.errors import DockerException, ImageNotFound
+
+    missing = []
+    for target in farm.targets.values():
+        pool = farm.pools.get(target.pool)
+        if pool is None or pool.kind != "docker":
+            continue
+        try:
+            client = docker.DockerClient(base_url=pool.docker_host or DEFAULT_DOCKER_HOST,
+                                         timeout=10)
+            try:
+                client.images.get(target.image)
+            finally:
+                client.close()
+        except ImageNotFound:
+            missing.append((target.triple, target.image))
+        except DockerException:
+            continue
+    return missing

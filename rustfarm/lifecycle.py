@@ -19,7 +19,7 @@ import buildbot
 from .api import FarmApi
 from .errors import FarmError
 from .farmfile import Farm
-from .docker_probe import probe
+from .docker_probe import missing_images, probe
 from .progress import say
 from .runtime import Runtime, effective_farm
 from .state import SecretStore, StateDir, ui_secret_name, worker_secret_name
@@ -87,6 +87,7 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+_EXCEPTION_LINE = re.compile(r"^\s*([\w.]+(Error|Exception|Failure)[\w.]*): (.+)$")
 _REASON_PATTERNS = re.compile(
     r"(error|Error|ERROR|CannotListen|Address already in use|could not|Traceback|Exception)")
 
@@ -99,9 +100,13 @@ def failure_reason(log: Path, since: int) -> str:
             lines = handle.read().splitlines()
     except OSError:
         return f"(no log at {log})"
-    picked = [re.sub(r"^\S+ \S+ \[[^]]*\] ", "", line) for line in lines
-              if _REASON_PATTERNS.search(line)]
-    return "\n".join(picked[-12:]) or "\n".join(lines[-12:])
+    stripped = [re.sub(r"^\S+ \S+ \[[^]]*\] ", "", line).strip() for line in lines]
+    exceptions = [m for m in map(_EXCEPTION_LINE.match, stripped) if m]
+    if exceptions:
+        last = exceptions[-1]
+        return f"{last.group(3)} ({last.group(1).rsplit('.', 1)[-1]})"
+    picked = [line for line in stripped if _REASON_PATTERNS.search(line)]
+    return "\n".join(picked[-12:]) or "\n".join(stripped[-12:])
 
 
 # What a local worker (and so every build on it) inherits from `farm up`'s caller:
@@ -115,9 +120,6 @@ def build_environment() -> dict[str, str]:
     # The worker's python must be this environment's, whatever PATH says.
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
-
-
-_EXCEPTION_LINE = re.compile(r"^\s*([\w.]+(Error|Exception|Failure)[\w.]*): (.+)$")
 
 
 def summarize_failure(output: str) -> str:
@@ -154,29 +156,41 @@ class Farmhouse:
 
     def up(self, wait: float = 90) -> None:
         self.state.create()
+        if read_pid(self.state.master_pidfile):
+            say(f"master already running (pid {read_pid(self.state.master_pidfile)})")
+            runtime = Runtime.from_environment_file(self.state.master / "runtime.env")
+            self.ensure_secrets(runtime)
+        else:
+            runtime = probe(self.farm)
+            self.report_runtime(runtime)
+            self.ensure_secrets(runtime)
+            self.start_master(runtime)
+        self.start_local_workers(runtime)
+        self.wait_until_ready(wait, runtime)
+
+    def ensure_secrets(self, runtime: Runtime) -> None:
+        """A password for every worker (also those added without Docker) and UI user."""
         store = SecretStore(self.state.secrets)
-        for name in self.all_workers():
+        effective = Farmhouse(effective_farm(self.farm, runtime).farm)
+        for name in set(self.all_workers()) | set(effective.all_workers()):
             store.ensure(worker_secret_name(name))
         for user in self.farm.www.users:
             if store.ensure(ui_secret_name(user)):
                 say(f"created a password for web UI user '{user}' in "
                     f"{store.path(ui_secret_name(user))} (change it: farm passwd {user})")
-        if read_pid(self.state.master_pidfile):
-            say(f"master already running (pid {read_pid(self.state.master_pidfile)})")
-            runtime = Runtime.from_environment_file(self.state.master / "runtime.env")
-        else:
-            runtime = probe(self.farm)
-            self.report_runtime(runtime)
-            self.start_master(runtime)
-        self.start_local_workers(runtime)
-        self.wait_until_ready(wait, runtime)
 
     def report_runtime(self, runtime: Runtime) -> None:
         adjusted = effective_farm(self.farm, runtime)
         if runtime.docker:
             if runtime.uses_docker(self.farm):
                 say(f"Docker engine answers: builds run in containers on network {runtime.network}"
-                    f" (master at {runtime.master_address or runtime.container_master_address(self.farm)})")
+                    f" (master at {runtime.master_address})")
+                missing = missing_images(self.farm)
+                if missing:
+                    say(f"{len(missing)} pinned worker images are not built yet; their builds "
+                        "fail until `farm images build` makes them:")
+                    for triple, image in missing:
+                        say(f"  {triple}: {image}")
             return
         say(f"{runtime.docker_off_reason}; falling back to local workers")
         for triple in adjusted.moved:

@@ -48,7 +48,9 @@ class FarmDockerLatentWorker(DockerLatentWorker):
 
 
 def docker_workers(pool: DockerPool, master_address: str, network: str | None) -> list:
-    hostconfig: dict = {"init": True}
+    # No docker --init: the image's entrypoint starts tini itself, after removing the
+    # worker password from the environment that process 1 (readable by builds) keeps.
+    hostconfig: dict = {"init": False}
     if pool.cpus:
         hostconfig["nano_cpus"] = int(pool.cpus * 1e9)
     if pool.memory:

@@ -104,6 +104,10 @@ class _Builder:
                 top.error(top.key_line("workers"), f"workers.{pool.name}.docker_host",
                           "a remote Docker engine needs farm.master_address: the address "
                           "its containers reach the master at")
+            if pool.kind == "ec2" and not farm.master_address:
+                top.error(top.key_line("workers"), f"workers.{pool.name}",
+                          "an ec2 pool needs farm.master_address: the address its instances "
+                          "reach the master at")
         targets = self.targets(top, pools)
         projects = self.projects(top, targets)
         return Farm(
@@ -240,7 +244,7 @@ class _Builder:
             tags=s.text_mapping("tags"),
             idle_timeout=s.integer("idle_timeout", 0, minimum=0),
             connect_timeout=s.integer("connect_timeout", 600, minimum=10),
-            image_registry=s.text("image_registry", ""),
+            image_registry=s.text("image_registry"),
         )
 
     def targets(self, top: Section, pools: dict[str, Pool]) -> dict[str, Target]:

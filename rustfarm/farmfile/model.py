@@ -122,7 +122,8 @@ class Target:
     pool: str
     image: str
     linker: str
-    runner: str               # "" = cannot run tests, "native" = runs on the worker itself
+    runner: str               # "" = no tests; "native": the worker runs them; "image": the
+                              # worker image sets cargo's runner; else the runner command
     env: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -147,7 +148,7 @@ class Target:
         env = {}
         if self.linker:
             env[f"CARGO_TARGET_{env_triple}_LINKER"] = self.linker
-        if self.runner and self.runner != "native":
+        if self.runner and self.runner not in ("native", "image"):
             env[f"CARGO_TARGET_{env_triple}_RUNNER"] = self.runner
         env.update(self.env)
         return env

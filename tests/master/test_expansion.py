@@ -141,10 +141,17 @@ def test_builders_table_prints(capsys):
     from rustfarm.master import builders
     builders.main([str(REPO / "farm.yaml")])
     out = capsys.readouterr().out
-    assert "hello:x86_64-unknown-linux-gnu" in out and "local-1" in out
+    assert "hello:mipsel-unknown-linux-gnu" in out and "docker-1, docker-2" in out
 
 
 def test_default_farm_expands(tmp_path):
+    from rustfarm.farmfile.loader import FARM_TARGETS
+    from rustfarm.runtime import Runtime
     farm = load(REPO / "farm.yaml")
-    config = buildmaster_config(farm)
-    assert [b.name for b in config["builders"]] == ["hello:x86_64-unknown-linux-gnu"]
+    config = buildmaster_config(farm, Runtime(network="rustfarm-rustfarm",
+                                              master_address="172.18.0.1"))
+    assert sorted(b.name for b in config["builders"]) == sorted(f"hello:{t}" for t in FARM_TARGETS)
+    # Without Docker only the host's target is left, on the local pool.
+    config = buildmaster_config(farm, Runtime(docker=False, docker_off_reason="none"))
+    assert [(b.name, b.workernames) for b in config["builders"]] == [
+        ("hello:x86_64-unknown-linux-gnu", ["local-1"])]

@@ -1,0 +1,181 @@
+"""Container builds measured against the alternatives, on this machine's Docker engine.
+
+    .venv/bin/python benchmarks/container_builds.py [--runs N]
+
+1. Container overhead: force request to first build step, with a fresh container
+   per build (docker pool) against an already-running local worker.
+2. The crate with dependencies (tests/fixtures/crates/deps-demo) built for mipsel
+   through the farm, cold (empty cache volume) and warm (after a one-line change),
+   against a bare `docker run ... cargo build` in the same image, cold and warm.
+
+The worker images must be built (`farm images build`). Prints figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures" / "crates"
+FARM = str(Path(sys.executable).parent / "farm")
+MIPSEL = "mipsel-unknown-linux-gnu"
+HOST = "x86_64-unknown-linux-gnu"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Farm:
+    def __init__(self, root: Path, body: str):
+        self.root = root
+        self.www = free_port()
+        self.url = f"http://127.0.0.1:{self.www}/"
+        self.config = root / "farm.yaml"
+        self.config.write_text(f"farm: {{name: bench, worker_port: {free_port()}}}\n"
+                               f"www: {{port: {self.www}, users: [admin]}}\n"
+                               "schedule: {nightly: false}\n" + body)
+        self.session = requests.Session()
+
+    def __enter__(self) -> "Farm":
+        subprocess.run([FARM, "--config", str(self.config), "up"], check=True,
+                       capture_output=True)
+        password = (self.root / ".farm" / "secrets" / "ui-admin").read_text().strip()
+        self.session.get(f"{self.url}auth/login", auth=("admin", password), timeout=30)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run([FARM, "--config", str(self.config), "down"], capture_output=True)
+
+    def api(self, path: str, **params) -> dict:
+        return self.session.get(f"{self.url}api/v2/{path}", params=params, timeout=30).json()
+
+    def force(self, project: str, target: str) -> tuple[float, int]:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "force",
+                "params": {"targets": [target]}}
+        start = time.monotonic()
+        reply = self.session.post(f"{self.url}api/v2/forceschedulers/force-{project}",
+                                  json=body, timeout=30)
+        reply.raise_for_status()
+        [brid] = reply.json()["result"][1].values()
+        return start, brid
+
+    def first_step_latency(self, project: str, target: str) -> float:
+        """Seconds from the force request until the build's first real step started."""
+        start, brid = self.force(project, target)
+        while True:
+            builds = self.api("builds", buildrequestid=brid)["builds"]
+            if builds:
+                steps = self.api(f"builds/{builds[-1]['buildid']}/steps")["steps"]
+                snapshot = [s for s in steps if s["name"] == "snapshot" and s["started_at"]]
+                if snapshot:
+                    first = time.monotonic() - start
+                    self.wait(brid)
+                    return first
+            time.sleep(0.02)
+
+    def build_time(self, project: str, target: str) -> tuple[float, float]:
+        """(force -> build done, cargo build step alone) in seconds."""
+        start, brid = self.force(project, target)
+        build = self.wait(brid)
+        total = time.monotonic() - start
+        steps = self.api(f"builds/{build['buildid']}/steps")["steps"]
+        [cargo] = [s for s in steps if s["name"] == "cargo build"]
+        return total, cargo["complete_at"] - cargo["started_at"]
+
+    def wait(self, brid: int) -> dict:
+        while True:
+            builds = self.api("builds", buildrequestid=brid)["builds"]
+            if builds and builds[-1]["complete"] and builds[-1]["results"] != 5:
+                if builds[-1]["results"] != 0:
+                    raise SystemExit(f"build failed: {self.url}#/builders/"
+                                     f"{builds[-1]['builderid']}/builds/{builds[-1]['number']}")
+                return builds[-1]
+            time.sleep(0.05)
+
+
+def image_of(triple: str) -> str:
+    from rustfarm.images.recipes import current_reference
+    return current_reference(triple)
+
+
+def touch_main(source: Path) -> None:
+    main = source / "src" / "main.rs"
+    main.write_text(main.read_text() + f"\n// edited {time.time()}\n")
+
+
+def bare_docker_build(source: Path, volume: str) -> float:
+    start = time.monotonic()
+    subprocess.run(["docker", "run", "--rm", "--network", "none",
+                    "-v", f"{source}:/src", "-v", f"{volume}:/home/rustbuild/cache",
+                    "-w", "/src", "-e", "CARGO_TARGET_DIR=/home/rustbuild/cache/target",
+                    image_of(MIPSEL), "cargo", "build", "--release", "--locked",
+                    "--target", MIPSEL], check=True, capture_output=True)
+    return time.monotonic() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rustfarm-bench-") as tmp:
+        root = Path(tmp)
+        deps = root / "deps-demo"
+        shutil.copytree(FIXTURES / "deps-demo", deps, ignore=shutil.ignore_patterns("target"))
+        subprocess.run(["chmod", "-R", "a+rwX", str(deps)], check=True)
+        subprocess.run(["docker", "volume", "rm", "-f", f"rustfarm-bench-deps-{MIPSEL}"],
+                       capture_output=True)
+        with Farm(root, f"""\
+workers:
+  local: {{kind: local, count: 1}}
+  dk: {{kind: docker, count: 1}}
+targets:
+  {HOST}: {{pool: local, runner: native}}
+  {MIPSEL}: {{pool: dk, image: "{image_of(MIPSEL)}"}}
+projects:
+  local: {{source: {FIXTURES / 'hello-arch'}, targets: [{HOST}], binaries: [hello-arch], test: false}}
+  box: {{source: {FIXTURES / 'hello-arch'}, targets: [{MIPSEL}], binaries: [hello-arch], test: false}}
+  deps: {{source: {deps}, targets: [{MIPSEL}], binaries: [deps-demo], test: false}}
+""") as farm:
+            local = [farm.first_step_latency("local", HOST) for _ in range(args.runs)]
+            boxed = [farm.first_step_latency("box", MIPSEL) for _ in range(args.runs)]
+            farm_cold = farm.build_time("deps", MIPSEL)
+            touch_main(deps)
+            farm_warm = farm.build_time("deps", MIPSEL)
+        volume = "rustfarm-bench-bare"
+        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
+        bare_cold = bare_docker_build(deps, volume)
+        touch_main(deps)
+        bare_warm = bare_docker_build(deps, volume)
+        subprocess.run(["docker", "volume", "rm", "-f", volume, f"rustfarm-bench-deps-{MIPSEL}"],
+                       capture_output=True)
+
+    print(f"force request -> first step, median of {args.runs}:")
+    print(f"  local worker (already running)   {statistics.median(local):6.2f} s")
+    print(f"  fresh container per build        {statistics.median(boxed):6.2f} s")
+    print(f"  container overhead               {statistics.median(boxed) - statistics.median(local):6.2f} s")
+    print(f"deps-demo (regex, serde_json) for {MIPSEL}, release:")
+    print(f"  {'':34}{'cold':>9}{'warm':>9}{'warm/cold':>11}")
+    print(f"  {'farm: force -> build done':34}{farm_cold[0]:8.2f}s{farm_warm[0]:8.2f}s"
+          f"{farm_warm[0] / farm_cold[0]:10.2f}x")
+    print(f"  {'farm: cargo build step':34}{farm_cold[1]:8.2f}s{farm_warm[1]:8.2f}s"
+          f"{farm_warm[1] / farm_cold[1]:10.2f}x")
+    print(f"  {'bare docker run cargo build':34}{bare_cold:8.2f}s{bare_warm:8.2f}s"
+          f"{bare_warm / bare_cold:10.2f}x")
+    print(f"  farm / bare: cold {farm_cold[0] / bare_cold:.2f}x, warm {farm_warm[0] / bare_warm:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

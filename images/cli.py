@@ -1,0 +1,113 @@
+"""`farm images build|push|pull|list`: the command line over the images API.
+
+The `farm` command registers these with :func:`add_commands` and calls the
+handler the parser sets as ``handler``::
+
+    args = parser.parse_args()
+    return args.handler(args, pins=farmfile_pins, docker_host=farmfile_docker_host)
+
+``pins`` maps a target triple to the image reference farm.yaml pins for it
+(``rustfarm/<triple>:<content-tag>``, perhaps behind a registry); it may be empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Mapping, TextIO
+
+from docker.errors import DockerException
+from requests.exceptions import RequestException
+
+from .errors import ImagesError
+from .progress import Progress
+
+
+def add_commands(subparsers) -> argparse.ArgumentParser:
+    """Register ``images`` and its subcommands on a ``add_subparsers()`` object."""
+    images = subparsers.add_parser(
+        "images", help="build, push, pull and list the Docker worker images",
+        description="The worker images: rustfarm/base, rustfarm/worker, rustfarm/rust"
+                    " and one rustfarm/<target-triple> per target of images/targets.yaml.")
+    commands = images.add_subparsers(dest="images_command", metavar="COMMAND", required=True)
+
+    def targets_option(parser, verb):
+        parser.add_argument("--target", action="append", dest="targets", metavar="TRIPLE",
+                            help=f"{verb} this target's image and its parents (repeatable;"
+                                 " default: every image)")
+
+    build = commands.add_parser("build", help="build what is not up to date, parents first")
+    targets_option(build, "build")
+    build.add_argument("-v", "--verbose", action="store_true",
+                       help="print every line of build output")
+
+    push = commands.add_parser("push", help="push images with their content and date tags")
+    push.add_argument("--registry", required=True, metavar="HOST:PORT")
+    targets_option(push, "push")
+
+    pull = commands.add_parser("pull", help="pull the current images from a registry")
+    pull.add_argument("--registry", required=True, metavar="HOST:PORT")
+    targets_option(pull, "pull")
+
+    listing = commands.add_parser(
+        "list", help="images here and in a registry, farm.yaml's pins and which are stale")
+    listing.add_argument("--registry", metavar="HOST:PORT",
+                         help="also show what this registry holds")
+
+    images.set_defaults(handler=handle)
+    return images
+
+
+def handle(args: argparse.Namespace, pins: Mapping[str, str] | None = None,
+           docker_host: str | None = None, out: TextIO | None = None) -> int:
+    """Run one ``farm images`` command; returns the exit status."""
+    out = out or sys.stdout
+    try:
+        return _run(args, dict(pins or {}), docker_host, out)
+    except ImagesError as exc:
+        out.flush()
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (DockerException, RequestException) as exc:
+        out.flush()
+        print(f"error: the Docker engine failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args, pins: dict[str, str], docker_host: str | None, out: TextIO) -> int:
+    from .engine import connect
+    from .recipes import load_catalog, recipes_dir
+
+    targets = getattr(args, "targets", None)
+    if targets:
+        known = load_catalog(recipes_dir())
+        for triple in targets:
+            known.get(triple)  # an unknown name fails here, listing the known ones
+    client = connect(docker_host)
+    progress = Progress(out=out, verbose=getattr(args, "verbose", False))
+    command = args.images_command
+    if command == "build":
+        from .build import build_images
+        build_images(client, targets, progress=progress)
+    elif command == "push":
+        from .registry import push_images
+        push_images(client, args.registry, targets, progress=progress)
+    elif command == "pull":
+        from .registry import pull_images
+        pull_images(client, args.registry, targets, progress=progress)
+    elif command == "list":
+        from .inventory import format_inventory, inventory
+        out.write(format_inventory(inventory(client, pins, args.registry)) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rustfarm.images build|push|pull|list``: the same commands without
+    farm.yaml (no pins); the engine is DOCKER_HOST's or the local socket."""
+    parser = argparse.ArgumentParser(prog="python -m rustfarm.images")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["images", *(sys.argv[1:] if argv is None else argv)])
+    return args.handler(args, pins={})

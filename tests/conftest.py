@@ -1,0 +1,48 @@
+"""Fixtures shared by every test folder: a Docker client and the built image chain.
+
+Building reuses whatever the engine already holds (an image whose content tag
+exists is never rebuilt), so only the first run on a machine pays for it.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from rustfarm.images.build import BuildOutcome, build_images
+from rustfarm.images.engine import connect
+from rustfarm.images.progress import Progress
+from rustfarm.images.recipes import Catalog, current_catalog
+from tests.support.docker_engine import require_docker
+
+
+@dataclass
+class BuiltChain:
+    catalog: Catalog
+    outcomes: list[BuildOutcome]
+    output: str
+    seconds: float
+
+    def reference(self, name: str) -> str:
+        return self.catalog.reference(name)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    require_docker()
+    client = connect()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def built_chain(docker_client) -> BuiltChain:
+    """Every image built (or already present), as `farm images build` does it."""
+    output = io.StringIO()
+    started = time.monotonic()
+    outcomes = build_images(docker_client, progress=Progress(out=output, heartbeat=60))
+    return BuiltChain(current_catalog(docker_client), outcomes, output.getvalue(),
+                      time.monotonic() - started)

@@ -1,0 +1,90 @@
+"""Every target built through the master, each build in a fresh container of its image."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.binaries import check_artifact
+
+from .conftest import TARGETS, farm_containers, wait_until_no_containers
+
+pytestmark = pytest.mark.docker
+
+
+def build(farm, project: str, triple: str) -> dict:
+    farm.login()
+    [brid] = farm.force(f"force-{project}", targets=[triple]).values()
+    return farm.wait_for_build(brid, timeout=600)
+
+
+def fetch_binary(farm, build: dict, name: str, dest) -> "Path":
+    [archive_url] = [u for u in farm.artifact_urls(build) if u.endswith(".tar.gz")]
+    reply = requests.get(archive_url, timeout=60)
+    reply.raise_for_status()
+    with tarfile.open(fileobj=io.BytesIO(reply.content)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest / name
+
+
+@pytest.mark.parametrize("triple", list(TARGETS))
+def test_target_builds_in_its_container(docker_farm, built_chain, triple, tmp_path):
+    target = TARGETS[triple]
+    result = build(docker_farm, "arch", triple)
+    assert result["results"] == 0, docker_farm.step_log(result, "cargo build")[-3000:]
+    suffix = {"pe": ".exe", "wasm": ".wasm"}.get(target.binary.format, "")
+    binary = fetch_binary(docker_farm, result, f"hello-arch{suffix}", tmp_path)
+    check_artifact(binary, target.binary.format, machine=target.binary.machine,
+                   bits=target.binary.bits, endian=target.binary.endian,
+                   float=target.binary.float)
+    if target.binary.format == "elf":
+        runner = [target.qemu] if target.qemu else []
+        # As root: pytest's temporary directories are private to root.
+        ran = subprocess.run(["docker", "run", "--rm", "--network", "none", "--user", "0",
+                              "-v", f"{tmp_path}:/artifact:ro", built_chain.reference(triple),
+                              *runner, f"/artifact/{binary.name}"],
+                             capture_output=True, text=True, timeout=120)
+        bits = target.binary.bits
+        assert ran.stdout.strip() == f"hello from {target.arch}, {bits}-bit {target.binary.endian}-endian", ran.stderr
+    # Each build had a container of its own, removed once the build ended.
+    assert wait_until_no_containers(30) == []
+
+
+@pytest.mark.parametrize("triple", ["mipsel-unknown-linux-gnu", "aarch64-unknown-linux-gnu"])
+def test_cargo_test_runs_through_the_targets_runner(docker_farm, triple):
+    farm = docker_farm
+    builds = [b for b in farm.api("builds", property="target")["builds"]
+              if b["properties"].get("target", [None])[0] == triple and b["results"] == 0]
+    result = builds[-1] if builds else build(farm, "arch", triple)
+    log = farm.step_log(result, "cargo test")
+    assert "Running unittests" in log and "test result: ok. 1 passed" in log
+    # The kernel cannot run the target's test binary by itself (no binfmt_misc
+    # handler for it), so it ran through the image's qemu runner.
+    arch_handlers = list(Path("/proc/sys/fs/binfmt_misc").glob(f"*{TARGETS[triple].qemu[5:]}*"))
+    assert arch_handlers == []
+
+
+def test_crate_with_dependencies_builds_offline_and_rebuilds_only_itself(docker_farm):
+    farm = docker_farm
+    network = subprocess.run(["docker", "network", "inspect", "rustfarm-test", "--format",
+                              "{{.Internal}}"], capture_output=True, text=True, check=True)
+    assert network.stdout.strip() == "true", "containers must build without network access"
+
+    first = build(farm, "deps", "mipsel-unknown-linux-gnu")
+    assert first["results"] == 0, farm.step_log(first, "cargo build")[-3000:]
+    cold = farm.step_log(first, "cargo build")
+    assert "Compiling regex" in cold and "Compiling serde_json" in cold
+    assert "Updating crates.io index" not in cold and "Downloading" not in cold
+
+    main = farm.deps_source / "src" / "main.rs"
+    main.write_text(main.read_text().replace('println!("deps-demo on', 'println!("deps-demo (changed) on'))
+    second = build(farm, "deps", "mipsel-unknown-linux-gnu")
+    assert second["results"] == 0
+    warm = farm.step_log(second, "cargo build")
+    assert "Compiling deps-demo" in warm
+    assert "Compiling regex" not in warm and "Compiling serde_json" not in warm

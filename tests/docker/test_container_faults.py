@@ -1,0 +1,129 @@
+"""Faults of container builds: a missing image, a killed container, no Docker engine."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.support.farm import EXAMPLE, RunningFarm
+
+from .conftest import FIXTURES, POOL, farm_containers, wait_until_no_containers
+
+pytestmark = pytest.mark.docker
+
+MIPSEL = "mipsel-unknown-linux-gnu"
+
+
+@pytest.fixture(scope="module")
+def fault_farm(built_chain, tmp_path_factory):
+    farm = RunningFarm(tmp_path_factory.mktemp("faults"), f"""\
+schedule: {{nightly: false}}
+workers:
+  {POOL}: {{kind: docker, count: 2}}
+targets:
+  {MIPSEL}: {{pool: {POOL}, runner: image, image: "{built_chain.reference(MIPSEL)}"}}
+  aarch64-unknown-linux-gnu: {{pool: {POOL}, image: "rustfarm/aarch64-unknown-linux-gnu:0000missing0"}}
+projects:
+  deps:
+    source: {FIXTURES / 'deps-demo'}
+    targets: [{MIPSEL}]
+    binaries: [deps-demo]
+    test: false
+  arch:
+    source: {FIXTURES / 'hello-arch'}
+    targets: [aarch64-unknown-linux-gnu]
+    binaries: [hello-arch]
+""")
+    try:
+        yield farm.up()
+    finally:
+        farm.down()
+    assert wait_until_no_containers() == []
+
+
+def test_missing_image_fails_at_once_naming_the_image_and_the_command(fault_farm):
+    farm = fault_farm
+    farm.login()
+    started = time.monotonic()
+    [brid] = farm.force("force-arch").values()
+    result = farm.wait_for_build(brid, timeout=120)
+    assert time.monotonic() - started < 60, "a missing image must not hang the build"
+    assert result["results"] in (2, 4)
+    text = _everything_said(farm, result)
+    assert "rustfarm/aarch64-unknown-linux-gnu:0000missing0" in text
+    assert "farm images build --target aarch64-unknown-linux-gnu" in text
+    # No retry storm: one build for the request.
+    assert len(farm.api("builds", buildrequestid=brid)["builds"]) == 1
+
+
+def _everything_said(farm, build: dict) -> str:
+    parts = [build["state_string"]]
+    for step in farm.steps(build):
+        parts.append(step["state_string"])
+        for log in farm.api(f"steps/{step['stepid']}/logs")["logs"]:
+            reply = farm.session.get(f"{farm.url}api/v2/logs/{log['logid']}/raw", timeout=30)
+            parts.append(reply.text)
+    return "\n".join(parts)
+
+
+def test_killed_container_is_retried_on_a_fresh_one(fault_farm):
+    farm = fault_farm
+    farm.login()
+    # A cold build of the crate with dependencies takes several seconds: time to kill it.
+    subprocess.run(["docker", "volume", "rm", "-f", f"rustfarm-test-deps-{MIPSEL}"],
+                   capture_output=True)
+    [brid] = farm.force("force-deps").values()
+    killed: list[str] = []
+
+    def kill_during_cargo_build():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            builds = farm.api("builds", buildrequestid=brid)["builds"]
+            if builds:
+                steps = farm.steps(builds[0])
+                if any(s["name"] == "cargo build" and s["started_at"] for s in steps):
+                    for name in farm_containers():
+                        subprocess.run(["docker", "kill", name], capture_output=True)
+                        killed.append(name)
+                    return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_during_cargo_build)
+    killer.start()
+    result = farm.wait_for_build(brid, timeout=600)
+    killer.join()
+    assert killed, "the container was never seen running cargo build"
+    builds = farm.api("builds", buildrequestid=brid)["builds"]
+    assert [b["results"] for b in builds][0] == 5, "the killed build ends RETRY"
+    assert result["results"] == 0 and len(builds) == 2
+    assert "Compiling regex" in farm.step_log(result, "cargo build")
+    assert wait_until_no_containers(30) == []
+
+
+def test_without_a_docker_engine_farm_up_falls_back_to_local_workers(tmp_path):
+    farm = RunningFarm(tmp_path, f"""\
+schedule: {{nightly: false}}
+workers:
+  {POOL}: {{kind: docker, count: 2, docker_host: "unix://{tmp_path}/no-docker.sock"}}
+targets:
+  x86_64-unknown-linux-gnu: {{pool: {POOL}, image: "rustfarm/x86_64-unknown-linux-gnu:x"}}
+  {MIPSEL}: {{pool: {POOL}, image: "rustfarm/{MIPSEL}:x"}}
+projects:
+  hello: {{source: {EXAMPLE}}}
+""")
+    try:
+        farm.up()
+        out = farm.up_output
+        assert f"no Docker engine answers at unix://{tmp_path}/no-docker.sock" in out
+        assert "falling back to local workers" in out
+        assert "x86_64-unknown-linux-gnu: builds on local workers instead" in out
+        assert f"not built until a Docker engine answers: {MIPSEL}" in out
+        names = [b["name"] for b in farm.api("builders")["builders"]]
+        assert "hello:x86_64-unknown-linux-gnu" in names and f"hello:{MIPSEL}" not in names
+        done = farm.farm("build", "hello", "--wait")
+        assert "hello:x86_64-unknown-linux-gnu: success" in done.stdout
+    finally:
+        farm.down()

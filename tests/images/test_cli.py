@@ -1,0 +1,72 @@
+"""`farm images ...` as the farm CLI wires it: add_commands plus a handler that
+receives the parsed arguments, farm.yaml's pins and the Docker host."""
+
+from __future__ import annotations
+
+import argparse
+import io
+
+import pytest
+
+from rustfarm.images import current_reference
+from rustfarm.images.cli import add_commands, handle
+
+
+def parser() -> argparse.ArgumentParser:
+    farm = argparse.ArgumentParser(prog="farm")
+    add_commands(farm.add_subparsers(dest="command", required=True))
+    return farm
+
+
+def test_add_commands_registers_build_push_pull_and_list():
+    args = parser().parse_args(["images", "build", "--target", "mipsel-unknown-linux-gnu",
+                                "--target", "aarch64-unknown-linux-gnu"])
+    assert args.handler is handle
+    assert (args.images_command, args.targets) == (
+        "build", ["mipsel-unknown-linux-gnu", "aarch64-unknown-linux-gnu"])
+    args = parser().parse_args(["images", "push", "--registry", "127.0.0.1:5000"])
+    assert (args.images_command, args.registry, args.targets) == ("push", "127.0.0.1:5000", None)
+    assert parser().parse_args(["images", "list"]).registry is None
+    assert parser().parse_args(["images", "pull", "--registry", "r:1"]).images_command == "pull"
+    with pytest.raises(SystemExit):
+        parser().parse_args(["images", "push"])  # --registry is required
+
+
+def test_an_unknown_target_is_reported_without_touching_docker(capsys):
+    args = parser().parse_args(["images", "build", "--target", "mips-unknown-linux-gnu"])
+    assert handle(args, pins={}, docker_host="tcp://127.0.0.1:9") == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: no image for mips-unknown-linux-gnu: big-endian MIPS")
+
+
+def test_an_unreachable_docker_host_is_a_message_not_a_traceback(capsys):
+    args = parser().parse_args(["images", "list"])
+    assert handle(args, pins={}, docker_host="tcp://127.0.0.1:9") == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: no Docker engine answers at tcp://127.0.0.1:9")
+    assert "Traceback" not in error
+
+
+@pytest.mark.docker
+def test_list_shows_pins_and_which_are_stale(built_chain, docker_client):
+    current = current_reference("aarch64-unknown-linux-gnu")
+    assert current == built_chain.reference("aarch64-unknown-linux-gnu")
+    pins = {"mipsel-unknown-linux-gnu": "rustfarm/mipsel-unknown-linux-gnu:0123456789ab",
+            "aarch64-unknown-linux-gnu": current,
+            "sparc64-unknown-linux-gnu": "rustfarm/sparc64-unknown-linux-gnu:0123456789ab"}
+    out = io.StringIO()
+    args = parser().parse_args(["images", "list"])
+    assert handle(args, pins=pins, docker_host="unix:///var/run/docker.sock", out=out) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["IMAGE", "CURRENT", "TAG", "HERE", "REGISTRY", "PINNED", "STATE"]
+
+    def row(name):
+        return next(line for line in lines if line.startswith(f"rustfarm/{name} "))
+
+    assert row("mipsel-unknown-linux-gnu").endswith("0123456789ab  pin stale")
+    assert row("aarch64-unknown-linux-gnu").endswith(f"{current.rsplit(':', 1)[1]}  pinned")
+    assert row("rust").endswith("up to date")
+    assert ("1 stale pin(s) in farm.yaml: mipsel-unknown-linux-gnu pins 0123456789ab,"
+            f" current is {built_chain.catalog.content_tag('mipsel-unknown-linux-gnu')}") in lines
+    assert ("farm.yaml pins sparc64-unknown-linux-gnu to rustfarm/sparc64-unknown-linux-gnu:"
+            "0123456789ab, but no image recipe has that name") in lines

@@ -1,0 +1,93 @@
+"""An ec2 pool in farm.yaml: checked and turned into a master config with no AWS at all."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from rustfarm.farmfile import loads
+from rustfarm.master.configuration import buildmaster_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+EC2_FARM = """\
+farm: {{name: cloud, master_address: 203.0.113.10, worker_host: 0.0.0.0}}
+workers:
+  cloud:
+    kind: ec2
+    region: eu-west-1
+    ami_name: rustfarm-worker-*
+    ami_owner: "123456789012"
+    instance_type: c6i.large
+    spot: true
+    max_spot_price: 0.05
+    max_instances: 3
+    image_registry: registry.example.com:5000
+    tags: {{team: embedded}}
+targets:
+  mipsel-unknown-linux-gnu: {{pool: cloud, image: "rustfarm/mipsel-unknown-linux-gnu:2026-11-21"}}
+projects:
+  hello: {{source: {src}}}
+"""
+
+
+def write_farm(tmp_path: Path) -> Path:
+    path = tmp_path / "farm.yaml"
+    path.write_text(EC2_FARM.format(src=REPO / "examples" / "hello"))
+    return path
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def no_aws_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    dead = f"http://127.0.0.1:{closed_port()}"
+    env.update(AWS_ENDPOINT_URL_EC2=dead, AWS_EC2_METADATA_SERVICE_ENDPOINT=dead,
+               AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               RUSTFARM_CONFIG=str(tmp_path / "farm.yaml"))
+    return env
+
+
+def test_farm_check_passes_without_credentials_or_network(tmp_path):
+    write_farm(tmp_path)
+    done = subprocess.run([str(Path(sys.executable).parent / "farm"), "--config",
+                           str(tmp_path / "farm.yaml"), "check"],
+                          capture_output=True, text=True, env=no_aws_env(tmp_path), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "pools: cloud (ec2)" in done.stdout
+
+
+def test_checkconfig_passes_without_credentials_or_network(tmp_path):
+    write_farm(tmp_path)
+    done = subprocess.run([str(Path(sys.executable).parent / "buildbot"), "checkconfig",
+                           str(REPO / "master" / "master.cfg")], capture_output=True, text=True,
+                          env=no_aws_env(tmp_path), timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_pool_becomes_one_latent_worker_per_instance_and_a_reaper(tmp_path):
+    farm = loads(write_farm(tmp_path).read_text(), tmp_path / "farm.yaml")
+    config = buildmaster_config(farm)
+    assert [w.name for w in config["workers"]] == ["cloud-1", "cloud-2", "cloud-3"]
+    [reaper] = config["services"]
+    assert type(reaper).__name__ == "FarmEC2Reaper"
+    assert config["protocols"]["pb"]["port"].endswith("interface=0.0.0.0")
+
+
+def test_ec2_pool_needs_master_address_and_registry(tmp_path):
+    from rustfarm.farmfile import FarmFileError
+    text = write_farm(tmp_path).read_text().replace(", master_address: 203.0.113.10", "")
+    text = text.replace("    image_registry: registry.example.com:5000\n", "")
+    try:
+        loads(text, tmp_path / "farm.yaml")
+    except FarmFileError as err:
+        messages = [str(p) for p in err.problems]
+    assert any("workers.cloud: an ec2 pool needs farm.master_address" in m for m in messages)
+    assert any("workers.cloud.image_registry: missing required key" in m for m in messages)

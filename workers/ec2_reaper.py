@@ -52,6 +52,7 @@ class FarmEC2Reaper(service.BuildbotService):
         self._connector = Ec2Connector()
         self._warned_no_region = False
         self._master_ready = False
+        self._spared = 0
 
     def reconfigService(self, farm=None, regions=None, interval=300, endpoint_url=None,
                         aws_access_key_id=None, aws_secret_access_key=None,
@@ -100,6 +101,9 @@ class FarmEC2Reaper(service.BuildbotService):
         self._loop_done = self._loop.start(self.interval, now=True)
         self._loop_done.addErrback(log.err, "FarmEC2Reaper loop")
 
+    # Seconds before a follow-up pass when one spared instances of launching workers.
+    follow_up_delay = 15
+
     @defer.inlineCallbacks
     def _reap_logged(self):
         try:
@@ -107,6 +111,15 @@ class FarmEC2Reaper(service.BuildbotService):
         except Exception as e:
             # An unreachable API must not stop the loop; the next pass tries again.
             log.msg(f"{self.name}: pass failed: {e}")
+            return
+        if self._spared and self.running:
+            # An instance tagged with a worker that is launching right now may be an
+            # orphan of an earlier master: look again once the launch is known.
+            self.master.reactor.callLater(self.follow_up_delay, self._follow_up)
+
+    def _follow_up(self):
+        if self.running:
+            self._reap_logged()
 
     # -- one pass --------------------------------------------------------------
 
@@ -138,6 +151,7 @@ class FarmEC2Reaper(service.BuildbotService):
                         "no regions given: nothing to watch")
                 self._warned_no_region = True
         reaped = []
+        self._spared = 0
         for region in regions:
             connection = {"region": region, "endpoint_url": endpoint_url,
                           "access_key_id": key_id, "secret_access_key": secret_key,
@@ -146,9 +160,9 @@ class FarmEC2Reaper(service.BuildbotService):
             # Ownership is read on the reactor thread, after listing: an instance
             # launched meanwhile is either owned or its worker is still launching.
             owned, launching = self._owned()
-            orphans = [c for c in candidates
-                       if c["InstanceId"] not in owned
-                       and tags_of(c).get(TAG_WORKER) not in launching]
+            unowned = [c for c in candidates if c["InstanceId"] not in owned]
+            orphans = [c for c in unowned if tags_of(c).get(TAG_WORKER) not in launching]
+            self._spared += len(unowned) - len(orphans)
             if orphans:
                 yield threads.deferToThread(self._thd_terminate, connection, region, orphans)
                 reaped += [o["InstanceId"] for o in orphans]

@@ -32,6 +32,7 @@ class RunningFarm:
 
     def __init__(self, directory: Path, body: str, users: str = "[admin]"):
         self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
         self.www_port = free_port()
         self.worker_port = free_port()
         self.config = directory / "farm.yaml"

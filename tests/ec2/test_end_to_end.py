@@ -1,0 +1,218 @@
+"""EC2 end to end: a real master with an ec2 pool, moto as EC2, the real boot script,
+the real Docker engine pulling the worker image from a real local registry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from rustfarm.lifecycle import process_alive
+from rustfarm.workers.userdata import parse_user_data
+from tests.support.farm import EXAMPLE, RunningFarm
+from tests.support.moto_server import MotoEc2, aws_env
+from tests.support.registry import LocalRegistry, ensure_registry_binary
+
+from .player import InstancePlayer
+
+pytestmark = pytest.mark.docker
+
+HOST_TARGET = "x86_64-unknown-linux-gnu"
+
+
+@pytest.fixture(scope="module")
+def moto():
+    server = MotoEc2().start()
+    with aws_env(server.endpoint):
+        yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def registry(built_chain, tmp_path_factory):
+    ensure_registry_binary()
+    started = LocalRegistry(tmp_path_factory.mktemp("registry")).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def pushed_image(built_chain, registry):
+    """The host target's worker image in the registry, and not tagged locally under
+    the registry's name, so the boot script really pulls it."""
+    local = built_chain.reference(HOST_TARGET)
+    remote = f"{registry.address}/{local}"
+    subprocess.run(["docker", "tag", local, remote], check=True)
+    subprocess.run(["docker", "push", "-q", remote], check=True, capture_output=True)
+    subprocess.run(["docker", "rmi", remote], check=True, capture_output=True)
+    return local
+
+
+@pytest.fixture(scope="module")
+def silent_image(registry, tmp_path_factory) -> str:
+    """A worker image whose process runs but never reaches the master."""
+    from tests.ami.harness import build_tiny_worker_image
+    reference = build_tiny_worker_image(registry.address, tmp_path_factory.mktemp("busybox"),
+                                        hold_seconds=900)
+    return reference.removeprefix(f"{registry.address}/")
+
+
+REGION = "us-east-1"
+
+
+def base_ami(moto) -> str:
+    return moto.client(REGION).describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+
+def ec2_farm(directory, moto, registry, image: str, **pool) -> RunningFarm:
+    settings = {"kind": "ec2", "region": "us-east-1", "ami": base_ami(moto),
+                "instance_type": "t3.micro", "max_instances": 1,
+                "image_registry": registry.address, "connect_timeout": 120, **pool}
+    pool_yaml = ", ".join(f"{k}: {v}" for k, v in settings.items())
+    farm = RunningFarm(directory, f"""\
+schedule: {{nightly: false}}
+workers:
+  cloud: {{{pool_yaml}}}
+targets:
+  {HOST_TARGET}: {{pool: cloud, runner: native, image: "{image}"}}
+projects:
+  hello: {{source: {EXAMPLE}}}
+""")
+    text = farm.config.read_text().replace("  name: test\n",
+                                           "  name: test\n  master_address: 127.0.0.1\n"
+                                           "  worker_host: 127.0.0.1\n")
+    farm.config.write_text(text)
+    return farm
+
+
+def instances(moto) -> list[dict]:
+    reply = moto.client(REGION).describe_instances(
+        Filters=[{"Name": "tag:rustfarm:farm", "Values": ["test"]}])
+    return [i for r in reply["Reservations"] for i in r["Instances"]]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_force_build_boots_an_instance_that_builds_and_is_terminated(
+        moto, registry, pushed_image, tmp_path):
+    moto.reset()
+    farm = ec2_farm(tmp_path / "farm", moto, registry, pushed_image)
+    with InstancePlayer(moto, "test", tmp_path / "instances") as player:
+        farm.up()
+        try:
+            farm.login()
+            [brid] = farm.force("force-hello").values()
+            build = farm.wait_for_build(brid, timeout=600)
+            assert build["results"] == 0, farm.step_log(build, "cargo build")[-2000:]
+
+            [launch] = moto.calls("RunInstances")
+            assert launch["ImageId"] == base_ami(moto)
+            assert launch["InstanceType"] == "t3.micro"
+            assert launch["MetadataOptions.HttpTokens"] == "required"
+            tags = {launch[k]: launch[k.replace(".Key", ".Value")]
+                    for k in launch if k.startswith("TagSpecification.1.Tag.") and k.endswith(".Key")}
+            assert tags["rustfarm:farm"] == "test" and tags["rustfarm:pool"] == "cloud"
+            assert tags["rustfarm:worker"] == "cloud-1"
+
+            [instance_id] = player.booted
+            fields = parse_user_data(player.user_data[instance_id])
+            assert fields.image == f"{registry.address}/{pushed_image}"
+            assert (fields.master, fields.port) == ("127.0.0.1", farm.worker_port)
+            assert fields.name == "cloud-1"
+            password = (farm.state / "secrets" / "worker-cloud-1").read_text().strip()
+            assert fields.password == password
+
+            wait_for(lambda: player.state(instance_id) == "terminated", 120,
+                     "the instance to be terminated")
+            container = f"rustfarm-ec2test-{instance_id}"
+            wait_for(lambda: not subprocess.run(["docker", "ps", "-aq", "-f", f"name={container}"],
+                                                capture_output=True, text=True).stdout.strip(),
+                     60, "the worker container to be gone")
+            assert "pull" in player.booted[instance_id].output.lower()
+            log = (farm.state / "master" / "twistd.log").read_text()
+            assert password not in log
+            props = farm.api(f"builds/{build['buildid']}", property="*")["builds"][0]["properties"]
+            assert password not in str(props)
+        finally:
+            farm.down()
+
+
+def test_worker_that_never_connects_is_terminated_and_the_build_retried(
+        moto, registry, silent_image, tmp_path):
+    moto.reset()
+    farm = ec2_farm(tmp_path / "farm", moto, registry, silent_image, connect_timeout=15)
+    with InstancePlayer(moto, "test", tmp_path / "instances"):
+        farm.up()
+        try:
+            farm.login()
+            started = time.monotonic()
+            [brid] = farm.force("force-hello").values()
+            first = wait_for(lambda: instances(moto), 60, "an instance to be launched")[0]
+            wait_for(lambda: any(i["InstanceId"] == first["InstanceId"] and
+                                 i["State"]["Name"] == "terminated" for i in instances(moto)),
+                     120, "the silent instance to be terminated")
+            assert time.monotonic() - started < 90, "noticed within minutes, not the hour"
+            wait_for(lambda: len(moto.calls("RunInstances")) >= 2, 120, "the build to be retried")
+            builds = farm.api("builds", buildrequestid=brid)["builds"]
+            assert builds and builds[0]["results"] == 5      # RETRY
+            farm.session.post(f"{farm.url}api/v2/buildrequests/{brid}", json={
+                "jsonrpc": "2.0", "id": 1, "method": "cancel", "params": {"reason": "test"}},
+                timeout=30)
+        finally:
+            farm.down()
+        wait_for(lambda: all(i["State"]["Name"] == "terminated" for i in instances(moto)), 120,
+                 "every instance to be terminated after the master stopped")
+
+
+def test_spot_not_fulfilled_fails_clearly_and_leaves_nothing_running(
+        moto, registry, pushed_image, tmp_path):
+    moto.reset()
+    moto.refuse_spot("cloud-1")
+    farm = ec2_farm(tmp_path / "farm", moto, registry, pushed_image, spot="true",
+                    spot_fallback="fail")
+    farm.up()
+    try:
+        farm.login()
+        [brid] = farm.force("force-hello").values()
+        build = farm.wait_for_build(brid, timeout=120)
+        assert build["results"] in (2, 4)
+        assert "spot" in str(build["state_string"]).lower() or any(
+            "spot" in s["state_string"].lower() for s in farm.steps(build)) or \
+            "Spot" in (farm.state / "master" / "twistd.log").read_text()
+        assert [i for i in instances(moto) if i["State"]["Name"] != "terminated"] == []
+    finally:
+        farm.down()
+
+
+def test_orphan_left_by_a_crashed_master_is_reaped_at_start(
+        moto, registry, silent_image, tmp_path):
+    moto.reset()
+    farm = ec2_farm(tmp_path / "farm", moto, registry, silent_image, connect_timeout=600)
+    farm.up()
+    try:
+        farm.login()
+        farm.force("force-hello")
+        orphan = wait_for(lambda: [i for i in instances(moto) if i["State"]["Name"] == "running"],
+                          60, "an instance to run")[0]["InstanceId"]
+        pid = int((farm.state / "master" / "twistd.pid").read_text())
+        os.kill(pid, signal.SIGKILL)          # a crash: no clean-up
+        wait_for(lambda: not process_alive(pid), 30, "the master to die")
+        (farm.state / "master" / "twistd.pid").unlink()
+        farm.up()
+        wait_for(lambda: any(i["InstanceId"] == orphan and i["State"]["Name"] == "terminated"
+                             for i in instances(moto)), 120, "the reaper to terminate the orphan")
+        log = (farm.state / "master" / "twistd.log").read_text()
+        assert f"terminating orphan instance {orphan}" in log
+    finally:
+        farm.down()

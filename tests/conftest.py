@@ -17,6 +17,7 @@ from rustfarm.images.engine import connect
 from rustfarm.images.progress import Progress
 from rustfarm.images.recipes import Catalog, current_catalog
 from tests.support.docker_engine import require_docker
+from tests.support.registry import LocalRegistry, ensure_registry_binary
 
 
 @dataclass
@@ -46,3 +47,13 @@ def built_chain(docker_client) -> BuiltChain:
     outcomes = build_images(docker_client, progress=Progress(out=output, heartbeat=60))
     return BuiltChain(current_catalog(docker_client), outcomes, output.getvalue(),
                       time.monotonic() - started)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """A real local registry (Debian's docker-registry) on loopback."""
+    require_docker()
+    ensure_registry_binary()
+    started = LocalRegistry(tmp_path_factory.mktemp("registry")).start()
+    yield started
+    started.stop()

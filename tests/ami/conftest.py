@@ -8,7 +8,6 @@ import subprocess
 import pytest
 
 from tests.support.docker_engine import require_docker, unavailable
-from tests.support.registry import LocalRegistry, ensure_registry_binary
 
 from . import harness
 
@@ -16,14 +15,6 @@ from . import harness
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
     require_docker()
-
-
-@pytest.fixture(scope="session")
-def registry(docker_engine, tmp_path_factory):
-    ensure_registry_binary()
-    started = LocalRegistry(tmp_path_factory.mktemp("registry")).start()
-    yield started
-    started.stop()
 
 
 @pytest.fixture(scope="session")

@@ -41,8 +41,18 @@ def targets_yaml(built_chain, pool: str = POOL) -> str:
     return "".join(lines)
 
 
+def remove_cache_volumes(farm_name: str = "test") -> None:
+    """Build caches outlive farms on purpose; tests that measure a cold build start clean."""
+    listed = subprocess.run(["docker", "volume", "ls", "-q", "--filter",
+                             f"name=rustfarm-{farm_name}-"], capture_output=True, text=True)
+    names = listed.stdout.split()
+    if names:
+        subprocess.run(["docker", "volume", "rm", "-f", *names], capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def docker_farm(built_chain, tmp_path_factory):
+    remove_cache_volumes()
     root = tmp_path_factory.mktemp("dockerfarm")
     deps = root / "deps-demo"
     shutil.copytree(FIXTURES / "deps-demo", deps, ignore=shutil.ignore_patterns("target"))

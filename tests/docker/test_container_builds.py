@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,40 @@ def test_crate_with_dependencies_builds_offline_and_rebuilds_only_itself(docker_
     warm = farm.step_log(second, "cargo build")
     assert "Compiling deps-demo" in warm
     assert "Compiling regex" not in warm and "Compiling serde_json" not in warm
+
+
+def test_containers_get_the_pools_limits_and_the_internal_network(docker_farm):
+    farm = docker_farm
+    farm.login()
+    [brid] = farm.force("force-arch", targets=["aarch64-unknown-linux-gnu"]).values()
+    seen: dict = {}
+    deadline = time.monotonic() + 120
+    while not seen and time.monotonic() < deadline:
+        for name in farm_containers():
+            inspected = subprocess.run(["docker", "inspect", name], capture_output=True, text=True)
+            if inspected.returncode == 0:
+                seen = json.loads(inspected.stdout)[0]
+                break
+        time.sleep(0.05)
+    farm.wait_for_build(brid)
+    assert seen, "no container was seen running the build"
+    host = seen["HostConfig"]
+    assert host["NanoCpus"] == 2_000_000_000 and host["Memory"] == 3 * 1024 ** 3
+    assert host["NetworkMode"] == "rustfarm-test"
+    assert any(m["Type"] == "volume" and m["Name"] == "rustfarm-test-arch-aarch64-unknown-linux-gnu"
+               for m in seen["Mounts"])
+
+
+def test_concurrent_builds_of_one_target_share_the_cache_safely(docker_farm, tmp_path):
+    farm = docker_farm
+    farm.login()
+    brids = [farm.force("force-deps").popitem()[1] for _ in range(2)]
+    first, second = (farm.wait_for_build(b, timeout=600) for b in brids)
+    assert first["results"] == 0 and second["results"] == 0
+    # The cache's lock makes them take turns: one compiled after the other had finished.
+    spans = sorted((step["started_at"], step["complete_at"])
+                   for build in (first, second) for step in farm.steps(build)
+                   if step["name"] == "cargo build")
+    assert spans[1][0] >= spans[0][1]
+    binary = fetch_binary(farm, second, "deps-demo", tmp_path)
+    check_artifact(binary, "elf", machine="EM_MIPS", bits=32, endian="little")

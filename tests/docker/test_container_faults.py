@@ -10,7 +10,8 @@ import pytest
 
 from tests.support.farm import EXAMPLE, RunningFarm
 
-from .conftest import FIXTURES, POOL, farm_containers, wait_until_no_containers
+from .conftest import (FIXTURES, POOL, farm_containers, remove_cache_volumes,
+                       wait_until_no_containers)
 
 pytestmark = pytest.mark.docker
 
@@ -73,8 +74,7 @@ def test_killed_container_is_retried_on_a_fresh_one(fault_farm):
     farm = fault_farm
     farm.login()
     # A cold build of the crate with dependencies takes several seconds: time to kill it.
-    subprocess.run(["docker", "volume", "rm", "-f", f"rustfarm-test-deps-{MIPSEL}"],
-                   capture_output=True)
+    remove_cache_volumes()
     [brid] = farm.force("force-deps").values()
     killed: list[str] = []
 

@@ -14,7 +14,6 @@ from rustfarm.lifecycle import process_alive
 from rustfarm.workers.userdata import parse_user_data
 from tests.support.farm import EXAMPLE, RunningFarm
 from tests.support.moto_server import MotoEc2, aws_env
-from tests.support.registry import LocalRegistry, ensure_registry_binary
 
 from .player import InstancePlayer
 
@@ -29,14 +28,6 @@ def moto():
     with aws_env(server.endpoint):
         yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def registry(built_chain, tmp_path_factory):
-    ensure_registry_binary()
-    started = LocalRegistry(tmp_path_factory.mktemp("registry")).start()
-    yield started
-    started.stop()
 
 
 @pytest.fixture(scope="module")

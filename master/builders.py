@@ -29,7 +29,8 @@ class BuilderDef:
 
     @property
     def tags(self) -> list[str]:
-        return [self.project.name, self.target.triple, self.target.arch, self.target.pool]
+        tags = [self.project.name, self.target.triple, self.target.arch, self.target.pool]
+        return list(dict.fromkeys(tags))     # Buildbot refuses a tag given twice
 
     @property
     def properties(self) -> dict[str, str]:

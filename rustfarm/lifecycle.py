@@ -93,20 +93,31 @@ _REASON_PATTERNS = re.compile(
 
 
 def failure_reason(log: Path, since: int) -> str:
-    """The lines of the master's log that say why it did not start."""
+    """Why the master did not start, from what its log gained since offset ``since``."""
     try:
         with log.open(errors="replace") as handle:
             handle.seek(since)
-            lines = handle.read().splitlines()
+            text = handle.read()
     except OSError:
         return f"(no log at {log})"
-    stripped = [re.sub(r"^\S+ \S+ \[[^]]*\] ", "", line).strip() for line in lines]
-    exceptions = [m for m in map(_EXCEPTION_LINE.match, stripped) if m]
-    if exceptions:
-        last = exceptions[-1]
+    # Drop twistd's "date time [system]" prefixes.
+    return summarize_failure(re.sub(r"(?m)^\S+ \S+ \[[^]]*\] ", "", text))
+
+
+def summarize_failure(output: str) -> str:
+    """A Python failure's exception message, else the lines that look like errors."""
+    config_errors = re.search(r"(?:Configuration Errors|Errors loading configuration):\s*\n"
+                              r"((?:[ \t]+\S.*\n?)+)", output)
+    if config_errors:
+        return "configuration errors: " + "; ".join(
+            line.strip() for line in config_errors.group(1).splitlines())
+    lines = [line.strip() for line in output.splitlines()]
+    found = [m for m in map(_EXCEPTION_LINE.match, lines) if m]
+    if found:
+        last = found[-1]
         return f"{last.group(3)} ({last.group(1).rsplit('.', 1)[-1]})"
-    picked = [line for line in stripped if _REASON_PATTERNS.search(line)]
-    return "\n".join(picked[-12:]) or "\n".join(stripped[-12:])
+    picked = [line for line in lines if _REASON_PATTERNS.search(line)]
+    return "\n".join(picked[-12:] or lines[-10:])
 
 
 # What a local worker (and so every build on it) inherits from `farm up`'s caller:
@@ -120,15 +131,6 @@ def build_environment() -> dict[str, str]:
     # The worker's python must be this environment's, whatever PATH says.
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
-
-
-def summarize_failure(output: str) -> str:
-    """The exception message of a Python failure's output, else its last lines."""
-    found = [m for m in map(_EXCEPTION_LINE.match, output.splitlines()) if m]
-    if found:
-        last = found[-1]
-        return f"{last.group(3)} ({last.group(1).rsplit('.', 1)[-1]})"
-    return "\n".join(output.strip().splitlines()[-10:])
 
 
 @dataclass

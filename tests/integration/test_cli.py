@@ -83,3 +83,13 @@ projects: {{hello: {{source: {EXAMPLE}}}}}
     assert secret.stat().st_mode & 0o077 == 0
     refused = farm.farm("passwd", "eve", "--password-stdin", input="whatever1\n", check=False)
     assert refused.returncode == 1 and "'eve' is not listed in www.users" in refused.stderr
+
+
+def test_failures_are_summarized_without_tracebacks():
+    from rustfarm.lifecycle import summarize_failure
+    assert summarize_failure("Errors loading configuration:\n  builder 'a': bad tag\n"
+                             "  builder 'b': bad name\n") == \
+        "configuration errors: builder 'a': bad tag; builder 'b': bad name"
+    trace = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+             "sqlalchemy.exc.OperationalError: connection refused\n")
+    assert summarize_failure(trace) == "connection refused (OperationalError)"

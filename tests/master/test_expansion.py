@@ -155,3 +155,14 @@ def test_default_farm_expands(tmp_path):
     config = buildmaster_config(farm, Runtime(docker=False, docker_off_reason="none"))
     assert [(b.name, b.workernames) for b in config["builders"]] == [
         ("hello:x86_64-unknown-linux-gnu", ["local-1"])]
+
+
+def test_a_project_named_like_its_pool_gets_each_tag_once(tmp_path):
+    farm = loads(f"""\
+farm: {{name: demo}}
+workers: {{local: {{kind: local}}}}
+targets: {{x86_64-unknown-linux-gnu: {{pool: local}}}}
+projects: {{local: {{source: {tmp_path}}}}}
+""", tmp_path / "farm.yaml")
+    [builder] = buildmaster_config(farm)["builders"]
+    assert builder.tags == ["local", "x86_64-unknown-linux-gnu", "x86_64"]

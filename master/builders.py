@@ -43,8 +43,9 @@ class BuilderDef:
 
     @property
     def locks(self) -> list:
-        # Builds in containers share the (project, target) cache volume: one at a time.
-        if not self.in_container:
+        # Docker builds share the (project, target) cache volume: one at a time.
+        # (EC2 instances each have their own disk.)
+        if self.pool_kind != "docker":
             return []
         return [util.MasterLock(f"cache-{self.name}").access("exclusive")]
 

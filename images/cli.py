@@ -49,6 +49,10 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
     pull.add_argument("--registry", required=True, metavar="HOST:PORT")
     targets_option(pull, "pull")
 
+    pin = commands.add_parser(
+        "pin", help="point farm.yaml's image pins at the current content tags")
+    targets_option(pin, "pin")
+
     listing = commands.add_parser(
         "list", help="images here and in a registry, farm.yaml's pins and which are stale")
     listing.add_argument("--registry", metavar="HOST:PORT",
@@ -86,6 +90,8 @@ def _run(args, pins: dict[str, str], docker_host: str | None, out: TextIO) -> in
         known = load_catalog(recipes_dir())
         for triple in targets:
             known.get(triple)  # an unknown name fails here, listing the known ones
+    if args.images_command == "pin":
+        return _pin(args, targets, docker_host, out)
     client = connect(docker_host)
     progress = Progress(out=out, verbose=getattr(args, "verbose", False))
     command = args.images_command
@@ -101,6 +107,22 @@ def _run(args, pins: dict[str, str], docker_host: str | None, out: TextIO) -> in
     elif command == "list":
         from .inventory import format_inventory, inventory
         out.write(format_inventory(inventory(client, pins, args.registry)) + "\n")
+    return 0
+
+
+def _pin(args, targets, docker_host: str | None, out: TextIO) -> int:
+    from rustfarm.pins import repin
+
+    from .recipes import current_reference
+
+    config = getattr(args, "config", None)
+    if config is None:
+        raise ImagesError("pin edits a farm.yaml: run it as `farm images pin`")
+    changes = repin(config, lambda triple: current_reference(triple, docker_host), targets)
+    for triple, old, new in changes:
+        out.write(f"{triple}: {old} -> {new}\n")
+    out.write(f"{config}: {len(changes)} pins updated\n" if changes
+              else f"{config}: every pin is current\n")
     return 0
 
 

@@ -59,6 +59,11 @@ class CrateSource:
         return ()
 
 
+def numbered_workers(pool: str, count: int) -> tuple[str, ...]:
+    """A pool's worker names: one per build it runs at once."""
+    return tuple(f"{pool}-{i}" for i in range(1, count + 1))
+
+
 @dataclass(frozen=True)
 class LocalPool:
     name: str
@@ -66,7 +71,7 @@ class LocalPool:
     kind: str = "local"
 
     def worker_names(self) -> tuple[str, ...]:
-        return tuple(f"{self.name}-{i}" for i in range(1, self.count + 1))
+        return numbered_workers(self.name, self.count)
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class DockerPool:
         return self.docker_host.startswith(("tcp://", "ssh://"))
 
     def worker_names(self) -> tuple[str, ...]:
-        return tuple(f"{self.name}-{i}" for i in range(1, self.count + 1))
+        return numbered_workers(self.name, self.count)
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ class Ec2Pool:
     kind: str = "ec2"
 
     def worker_names(self) -> tuple[str, ...]:
-        return tuple(f"{self.name}-{i}" for i in range(1, self.max_instances + 1))
+        return numbered_workers(self.name, self.max_instances)
 
 
 Pool = Union[LocalPool, DockerPool, Ec2Pool]

@@ -17,9 +17,8 @@ from .steps import Cargo, PruneArtifacts, SnapshotSource
 # local worker; in the (project, target) cache volume inside a container, where
 # a fresh container finds the previous build's files.
 LOCAL_DIR = "%(prop:builddir)s/build"
+
 ARCHIVE_NAME = util.Interpolate("%(prop:project)s-%(prop:revision_label)s-%(prop:target)s.tar.gz")
-
-
 WORKER_TOOL = ".rustfarm/farm_worker_tool.py"
 
 
@@ -48,10 +47,17 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
     base = CACHE_DIR if in_container else LOCAL_DIR
     source_dir = util.Interpolate(f"{base}/src")
     target_dir = util.Interpolate(f"{base}/target")
-    workdir = util.Interpolate(f"{base}/src/{project.subdir}".rstrip("/"))
-    lockfile = util.Interpolate(f"{base}/src/{project.subdir}/Cargo.lock".replace("//", "/"))
+    crate_dir = f"{base}/src/{project.subdir}".rstrip("/")
     cargo_args = _cargo_args(farm, project, target)
     env = {**target.cargo_env(), "CARGO_TARGET_DIR": target_dir, "CARGO_TERM_COLOR": "never"}
+
+    def cargo(subcommand: str, doing: str, done: str) -> Cargo:
+        return Cargo(name=f"cargo {subcommand}",
+                     lockfile=util.Interpolate(f"{crate_dir}/Cargo.lock"),
+                     workdir=util.Interpolate(crate_dir),
+                     command=["cargo", subcommand, *cargo_args], env=env, logEnviron=False,
+                     haltOnFailure=True, description=doing, descriptionDone=done)
+
     bindir = util.Interpolate("%(kw:dir)s/%(kw:triple)s/%(kw:profile)s", dir=target_dir,
                               triple=target.triple, profile=profile_dir)
     artifact_dir = util.Interpolate(
@@ -73,16 +79,10 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
                            logEnviron=False,
                            command=["python3", WORKER_TOOL, "unpack", "source.tar.gz",
                                     source_dir]),
-        Cargo(name="cargo build", lockfile=lockfile, workdir=workdir,
-              command=["cargo", "build", *cargo_args], env=env, haltOnFailure=True,
-              logEnviron=False,
-              description="compiling", descriptionDone="compiled"),
+        cargo("build", "compiling", "compiled"),
     ])
     if project.test and target.can_run:
-        factory.addStep(Cargo(name="cargo test", lockfile=lockfile,
-                              workdir=workdir, command=["cargo", "test", *cargo_args], env=env,
-                              logEnviron=False,
-                              haltOnFailure=True, description="testing", descriptionDone="tested"))
+        factory.addStep(cargo("test", "testing", "tested"))
     factory.addSteps([
         steps.ShellCommand(name="package", workdir="build", haltOnFailure=True, logEnviron=False,
                            command=["python3", WORKER_TOOL, "package", ARCHIVE_NAME, bindir,

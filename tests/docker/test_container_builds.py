@@ -51,8 +51,9 @@ def test_target_builds_in_its_container(docker_farm, built_chain, triple, tmp_pa
                               "-v", f"{tmp_path}:/artifact:ro", built_chain.reference(triple),
                               *runner, f"/artifact/{binary.name}"],
                              capture_output=True, text=True, timeout=120)
-        bits = target.binary.bits
-        assert ran.stdout.strip() == f"hello from {target.arch}, {bits}-bit {target.binary.endian}-endian", ran.stderr
+        expected = (f"hello from {target.arch}, {target.binary.bits}-bit "
+                    f"{target.binary.endian}-endian")
+        assert ran.stdout.strip() == expected, ran.stderr
     # Each build had a container of its own, removed once the build ended.
     assert wait_until_no_containers(30) == []
 

@@ -27,8 +27,8 @@ def cmd_check(args) -> int:
 
 def cmd_up(args) -> int:
     from .lifecycle import Farmhouse
-    Farmhouse(_load(args)).up(wait=args.wait_timeout)
-    return 0
+    ready = Farmhouse(_load(args)).up(wait=args.wait_timeout, build_images=not args.no_images)
+    return 0 if ready else 1
 
 
 def cmd_down(args) -> int:
@@ -122,6 +122,8 @@ def parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the master and local workers (idempotent)")
     up.add_argument("--wait-timeout", type=float, default=120,
                     help="seconds to wait for the web UI and workers")
+    up.add_argument("--no-images", action="store_true",
+                    help="do not build missing worker images (farm images build does)")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what `farm up` started").set_defaults(func=cmd_down)
     sub.add_parser("status", help="show the master, workers and recent builds"

@@ -4,9 +4,14 @@ internal network its containers build in: containers on it reach the master
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 
 from .farmfile import Farm
+from .progress import say
 from .runtime import Runtime
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -16,7 +21,28 @@ def network_name(farm: Farm) -> str:
     return f"rustfarm-{farm.farm.name}"
 
 
-def probe(farm: Farm) -> Runtime:
+DOCKERD_WAIT = 60
+
+
+def start_local_engine(log: Path) -> str | None:
+    """Start dockerd when its socket is missing and we are root; why not, else None."""
+    if os.geteuid() != 0:
+        return "no Docker engine runs and starting one needs root"
+    dockerd = shutil.which("dockerd")
+    if not dockerd:
+        return "no Docker engine is installed (Debian: apt-get install docker.io)"
+    say(f"starting the Docker engine (dockerd; log: {log})")
+    with log.open("ab") as out:
+        subprocess.Popen([dockerd], stdout=out, stderr=out, start_new_session=True)
+    deadline = time.monotonic() + DOCKERD_WAIT
+    while time.monotonic() < deadline:
+        if Path(DEFAULT_DOCKER_HOST[len("unix://"):]).exists():
+            return None
+        time.sleep(0.3)
+    return f"dockerd did not start within {DOCKERD_WAIT} s (see {log})"
+
+
+def probe(farm: Farm, dockerd_log: Path | None = None) -> Runtime:
     pools = [p for p in farm.pools.values() if p.kind == "docker"]
     if not pools:
         return Runtime()
@@ -28,6 +54,11 @@ def probe(farm: Farm) -> Runtime:
     network, gateway = None, ""
     for pool in pools:
         host = pool.docker_host or DEFAULT_DOCKER_HOST
+        if host == DEFAULT_DOCKER_HOST and not Path(host[len("unix://"):]).exists() \
+                and dockerd_log is not None:
+            why = start_local_engine(dockerd_log)
+            if why:
+                return Runtime(docker=False, docker_off_reason=why)
         if host.startswith("unix://") and not Path(host[len("unix://"):]).exists():
             return Runtime(docker=False,
                            docker_off_reason=f"no Docker engine answers at {host}: no such socket")

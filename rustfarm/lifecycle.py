@@ -156,19 +156,55 @@ class Farmhouse:
 
     # -- up -------------------------------------------------------------
 
-    def up(self, wait: float = 90) -> None:
+    def up(self, wait: float = 90, build_images: bool = True) -> bool:
         self.state.create()
         if read_pid(self.state.master_pidfile):
             say(f"master already running (pid {read_pid(self.state.master_pidfile)})")
             runtime = Runtime.from_environment_file(self.state.master / "runtime.env")
             self.ensure_secrets(runtime)
         else:
-            runtime = probe(self.farm)
+            runtime = probe(self.farm, dockerd_log=self.state.root / "dockerd.log")
             self.report_runtime(runtime)
             self.ensure_secrets(runtime)
             self.start_master(runtime)
         self.start_local_workers(runtime)
         self.wait_until_ready(wait, runtime)
+        if build_images and runtime.uses_docker(self.farm):
+            return self.build_missing_images()
+        return True
+
+    def build_missing_images(self) -> bool:
+        """Build the pinned images the engine lacks, where the recipes make exactly them."""
+        from rustfarm.images.build import build_images
+        from rustfarm.images.engine import connect
+        from rustfarm.images.errors import ImagesError
+        from rustfarm.images.recipes import current_reference
+
+        missing = missing_images(self.farm)
+        if not missing:
+            return True
+        docker_host = next((p.docker_host for p in self.farm.pools.values()
+                            if p.kind == "docker" and p.docker_host and not p.remote), None)
+        buildable = [t for t, image in missing if image == current_reference(t, docker_host)]
+        for triple, image in missing:
+            if triple not in buildable:
+                say(f"{triple}: {image} is not what the recipes make now; build and pin it "
+                    f"with `farm images build --target {triple}` and `farm images pin`")
+        if not buildable:
+            return True
+        say(f"building {len(buildable)} missing worker images (a few minutes the first time; "
+            "the farm already answers, but these targets' builds fail until it is done)")
+        try:
+            client = connect(docker_host)
+            try:
+                build_images(client, buildable)
+            finally:
+                client.close()
+        except ImagesError as err:
+            say(f"building the images failed: {err}")
+            return False
+        say("every pinned worker image is built")
+        return True
 
     def ensure_secrets(self, runtime: Runtime) -> None:
         """A password for every worker (also those added without Docker) and UI user."""

@@ -127,3 +127,29 @@ projects:
         assert "hello:x86_64-unknown-linux-gnu: success" in done.stdout
     finally:
         farm.down()
+
+
+def test_farm_up_builds_pinned_images_the_engine_lacks(built_chain, tmp_path):
+    wasm = "wasm32-unknown-unknown"
+    image = built_chain.reference(wasm)
+    subprocess.run(["docker", "image", "rm", image], check=True, capture_output=True)
+    farm = RunningFarm(tmp_path, f"""\
+schedule: {{nightly: false}}
+workers:
+  {POOL}: {{kind: docker, count: 1}}
+targets:
+  {wasm}: {{pool: {POOL}, image: "{image}"}}
+  {MIPSEL}: {{pool: {POOL}, image: "rustfarm/{MIPSEL}:0000missing0"}}
+projects:
+  hello: {{source: {EXAMPLE}}}
+""")
+    try:
+        out = farm.up().up_output
+        assert "2 pinned worker images are not built yet" in out
+        assert f"{MIPSEL}: rustfarm/{MIPSEL}:0000missing0 is not what the recipes make now" in out
+        assert "building 1 missing worker images" in out
+        assert "every pinned worker image is built" in out
+        inspected = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
+        assert inspected.returncode == 0
+    finally:
+        farm.down()

@@ -107,9 +107,7 @@ def cmd_targets(args) -> int:
 def cmd_images(args) -> int:
     farm = _load(args)
     pins = {t.triple: t.image for t in farm.targets.values() if t.image}
-    docker_host = next((p.docker_host for p in farm.pools.values()
-                        if p.kind == "docker" and p.docker_host), None)
-    return args.handler(args, pins=pins, docker_host=docker_host)
+    return args.handler(args, pins=pins, docker_host=farm.docker_engine())
 
 
 def parser() -> argparse.ArgumentParser:

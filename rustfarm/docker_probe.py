@@ -11,17 +11,19 @@ import time
 from pathlib import Path
 
 from .farmfile import Farm
+from .farmfile.model import LOCAL_DOCKER_ENGINE
 from .progress import say
 from .runtime import Runtime
-
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-
 
 def network_name(farm: Farm) -> str:
     return f"rustfarm-{farm.farm.name}"
 
 
 DOCKERD_WAIT = 60
+
+
+def socket_missing(engine: str) -> bool:
+    return engine.startswith("unix://") and not Path(engine[len("unix://"):]).exists()
 
 
 def start_local_engine(log: Path) -> str | None:
@@ -36,7 +38,7 @@ def start_local_engine(log: Path) -> str | None:
         subprocess.Popen([dockerd], stdout=out, stderr=out, start_new_session=True)
     deadline = time.monotonic() + DOCKERD_WAIT
     while time.monotonic() < deadline:
-        if Path(DEFAULT_DOCKER_HOST[len("unix://"):]).exists():
+        if not socket_missing(LOCAL_DOCKER_ENGINE):
             return None
         time.sleep(0.3)
     return f"dockerd did not start within {DOCKERD_WAIT} s (see {log})"
@@ -53,13 +55,12 @@ def probe(farm: Farm, dockerd_log: Path | None = None) -> Runtime:
         return Runtime(docker=False, docker_off_reason="the docker Python package is missing")
     network, gateway = None, ""
     for pool in pools:
-        host = pool.docker_host or DEFAULT_DOCKER_HOST
-        if host == DEFAULT_DOCKER_HOST and not Path(host[len("unix://"):]).exists() \
-                and dockerd_log is not None:
+        host = pool.engine
+        if host == LOCAL_DOCKER_ENGINE and socket_missing(host) and dockerd_log is not None:
             why = start_local_engine(dockerd_log)
             if why:
                 return Runtime(docker=False, docker_off_reason=why)
-        if host.startswith("unix://") and not Path(host[len("unix://"):]).exists():
+        if socket_missing(host):
             return Runtime(docker=False,
                            docker_off_reason=f"no Docker engine answers at {host}: no such socket")
         try:
@@ -92,19 +93,23 @@ def missing_images(farm: Farm) -> list[tuple[str, str]]:
     from docker.errors import DockerException, ImageNotFound
 
     missing = []
-    for target in farm.targets.values():
-        pool = farm.pools.get(target.pool)
-        if pool is None or pool.kind != "docker":
+    for pool in farm.pools.values():
+        if pool.kind != "docker":
             continue
         try:
-            client = docker.DockerClient(base_url=pool.docker_host or DEFAULT_DOCKER_HOST,
-                                         timeout=10)
-            try:
-                client.images.get(target.image)
-            finally:
-                client.close()
-        except ImageNotFound:
-            missing.append((target.triple, target.image))
+            client = docker.DockerClient(base_url=pool.engine, timeout=10)
         except DockerException:
             continue
+        try:
+            for target in farm.targets.values():
+                if target.pool != pool.name:
+                    continue
+                try:
+                    client.images.get(target.image)
+                except ImageNotFound:
+                    missing.append((target.triple, target.image))
+                except DockerException:
+                    continue
+        finally:
+            client.close()
     return missing

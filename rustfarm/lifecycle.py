@@ -158,8 +158,9 @@ class Farmhouse:
 
     def up(self, wait: float = 90, build_images: bool = True) -> bool:
         self.state.create()
-        if read_pid(self.state.master_pidfile):
-            say(f"master already running (pid {read_pid(self.state.master_pidfile)})")
+        running = read_pid(self.state.master_pidfile)
+        if running:
+            say(f"master already running (pid {running})")
             runtime = Runtime.from_environment_file(self.state.master / "runtime.env")
             self.ensure_secrets(runtime)
         else:
@@ -169,34 +170,47 @@ class Farmhouse:
             self.start_master(runtime)
         self.start_local_workers(runtime)
         self.wait_until_ready(wait, runtime)
-        if build_images and runtime.uses_docker(self.farm):
-            return self.build_missing_images()
+        if runtime.uses_docker(self.farm):
+            return self.build_missing_images(build=build_images)
         return True
 
-    def build_missing_images(self) -> bool:
-        """Build the pinned images the engine lacks, where the recipes make exactly them."""
+    def build_missing_images(self, build: bool = True) -> bool:
+        """List the pinned images the engine lacks; build those the recipes make exactly."""
         from rustfarm.images.build import build_images
         from rustfarm.images.engine import connect
         from rustfarm.images.errors import ImagesError
-        from rustfarm.images.recipes import current_reference
+        from rustfarm.images.recipes import current_catalog
 
         missing = missing_images(self.farm)
         if not missing:
             return True
-        docker_host = next((p.docker_host for p in self.farm.pools.values()
-                            if p.kind == "docker" and p.docker_host and not p.remote), None)
-        buildable = [t for t, image in missing if image == current_reference(t, docker_host)]
+        say(f"{len(missing)} pinned worker images are not built yet; their builds fail until "
+            "`farm images build` makes them:")
         for triple, image in missing:
-            if triple not in buildable:
-                say(f"{triple}: {image} is not what the recipes make now; build and pin it "
-                    f"with `farm images build --target {triple}` and `farm images pin`")
-        if not buildable:
+            say(f"  {triple}: {image}")
+        if not build:
             return True
-        say(f"building {len(buildable)} missing worker images (a few minutes the first time; "
-            "the farm already answers, but these targets' builds fail until it is done)")
         try:
-            client = connect(docker_host)
+            client = connect(self.farm.docker_engine())
             try:
+                catalog = current_catalog(client)
+
+                def made_now(triple: str) -> str | None:
+                    try:
+                        return catalog.reference(triple)
+                    except ImagesError:     # a target the recipes do not know
+                        return None
+
+                buildable = [t for t, image in missing if image == made_now(t)]
+                for triple, image in missing:
+                    if triple not in buildable:
+                        say(f"{triple}: {image} is not what the recipes make now; build and pin "
+                            f"it with `farm images build --target {triple}` and `farm images pin`")
+                if not buildable:
+                    return True
+                say(f"building {len(buildable)} missing worker images (a few minutes the first "
+                    "time; the farm already answers, but these targets' builds fail until it is "
+                    "done)")
                 build_images(client, buildable)
             finally:
                 client.close()
@@ -223,12 +237,6 @@ class Farmhouse:
             if runtime.uses_docker(self.farm):
                 say(f"Docker engine answers: builds run in containers on network {runtime.network}"
                     f" (master at {runtime.master_address})")
-                missing = missing_images(self.farm)
-                if missing:
-                    say(f"{len(missing)} pinned worker images are not built yet; their builds "
-                        "fail until `farm images build` makes them:")
-                    for triple, image in missing:
-                        say(f"  {triple}: {image}")
             return
         say(f"{runtime.docker_off_reason}; falling back to local workers")
         for triple in adjusted.moved:

@@ -19,7 +19,6 @@ from rustfarm.state import worker_secret_name
 # (the image makes it, owned by rustbuild, so a new volume inherits that owner).
 CACHE_DIR = "/home/rustbuild/cache"
 CACHE_VOLUME = util.Interpolate("rustfarm-%(prop:farm)s-%(prop:project)s-%(prop:target)s")
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 
 
 def image_build_hint(image: str) -> str:
@@ -60,7 +59,7 @@ def docker_workers(pool: DockerPool, master_address: str, network: str | None) -
     return [FarmDockerLatentWorker(
                 name,
                 util.Secret(worker_secret_name(name)),
-                docker_host=pool.docker_host or DEFAULT_DOCKER_HOST,
+                docker_host=pool.engine,
                 image=util.Property("image"),
                 masterFQDN=master_address,
                 volumes=[util.Interpolate("%(kw:volume)s:%(kw:path)s", volume=CACHE_VOLUME,

@@ -59,6 +59,9 @@ class CrateSource:
         return ()
 
 
+LOCAL_DOCKER_ENGINE = "unix:///var/run/docker.sock"
+
+
 def numbered_workers(pool: str, count: int) -> tuple[str, ...]:
     """A pool's worker names: one per build it runs at once."""
     return tuple(f"{pool}-{i}" for i in range(1, count + 1))
@@ -86,6 +89,11 @@ class DockerPool:
     @property
     def remote(self) -> bool:
         return self.docker_host.startswith(("tcp://", "ssh://"))
+
+    @property
+    def engine(self) -> str:
+        """The Docker engine's URL: docker_host, or the local socket."""
+        return self.docker_host or LOCAL_DOCKER_ENGINE
 
     def worker_names(self) -> tuple[str, ...]:
         return numbered_workers(self.name, self.count)
@@ -199,3 +207,7 @@ class Farm:
 
     def project_targets(self, project: Project) -> list[Target]:
         return [self.targets[t] for t in project.targets]
+
+    def docker_engine(self) -> str | None:
+        """The engine of the farm's first docker pool, where its images are built."""
+        return next((p.engine for p in self.pools.values() if p.kind == "docker"), None)

@@ -18,8 +18,7 @@ def all_workers(farm: Farm, runtime: Runtime) -> list:
             # The farm's internal network exists on the local engine only; its
             # containers reach the master at the network's gateway.
             network = None if pool.remote else runtime.network
-            address = runtime.master_address if network and runtime.master_address \
-                else runtime.container_master_address(farm)
+            address = runtime.container_master_address(farm, on_farm_network=bool(network))
             result.extend(docker_workers(pool, f"{address}:{farm.farm.worker_port}", network))
         else:
             result.extend(ec2_workers(farm, pool))

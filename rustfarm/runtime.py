@@ -67,7 +67,11 @@ class Runtime:
         return self.master_address if self.uses_docker(farm) and self.master_address \
             else "127.0.0.1"
 
-    def container_master_address(self, farm: Farm) -> str:
+    def container_master_address(self, farm: Farm, on_farm_network: bool) -> str:
+        """Where a pool's containers reach the master: the gateway of the farm's
+        internal network, else farm.master_address (remote engines)."""
+        if on_farm_network and self.master_address:
+            return self.master_address
         return farm.farm.master_address or self.master_address or DEFAULT_BRIDGE_GATEWAY
 
     def uses_docker(self, farm: Farm) -> bool:

@@ -27,7 +27,7 @@ def running_farm(farm: Farm) -> Farm:
     """The farm as the running master serves it (targets left out without Docker)."""
     from .runtime import Runtime, effective_farm
     from .state import StateDir
-    runtime = Runtime.from_environment_file(StateDir.of(farm).master / "runtime.env")
+    runtime = Runtime.from_environment_file(StateDir.of(farm).runtime_file)
     return effective_farm(farm, runtime).farm
 
 

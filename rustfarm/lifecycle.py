@@ -161,7 +161,7 @@ class Farmhouse:
         running = read_pid(self.state.master_pidfile)
         if running:
             say(f"master already running (pid {running})")
-            runtime = Runtime.from_environment_file(self.state.master / "runtime.env")
+            runtime = Runtime.from_environment_file(self.state.runtime_file)
             self.ensure_secrets(runtime)
         else:
             runtime = probe(self.farm, dockerd_log=self.state.root / "dockerd.log")
@@ -255,7 +255,7 @@ class Farmhouse:
         master_dir = self.state.master
         configfile = Path(str(resources.files("rustfarm.master").joinpath("master.cfg")))
         write_master_tac(master_dir, configfile, farm.path, runtime.as_environment())
-        runtime.write_environment_file(master_dir / "runtime.env")
+        runtime.write_environment_file(self.state.runtime_file)
         self.upgrade_database(runtime)
         log = self.state.master_log
         since = log.stat().st_size if log.exists() else 0

@@ -35,6 +35,11 @@ class StateDir:
         return self.master / "twistd.pid"
 
     @property
+    def runtime_file(self) -> Path:
+        """What `farm up` found on this machine (Docker or not), for the master and CLI."""
+        return self.master / "runtime.env"
+
+    @property
     def workers(self) -> Path:
         return self.root / "workers"
 

@@ -9,14 +9,27 @@ from buildbot.plugins import secrets, util
 from rustfarm.farmfile import Farm, FarmFileError
 from rustfarm.runtime import Runtime, effective_farm
 
-from .builders import builder_configs
-from .paths import MasterPaths
-from .schedulers import all_schedulers, change_sources
-from .settings import load_farm
+from rustfarm.state import StateDir
 from rustfarm.workers.ec2 import ec2_reapers
 
+from .builders import builder_configs
+from .database import (database_services, db_config, farm_for_database_upgrade,
+                       upgrading_database)
+from .paths import MasterPaths
+from .prioritizer import prioritize_builders
+from .schedulers import all_schedulers, change_sources
+from .settings import load_farm
+from .worker_socket import WorkerSocket
 from .workers import all_workers
 from .www import www_config
+
+
+def services(farm: Farm, runtime: Runtime) -> list:
+    found = list(ec2_reapers(farm))
+    if any(p.kind == "docker" and not p.remote for p in farm.pools.values()):
+        found.append(WorkerSocket(str(StateDir.of(farm).worker_socket), farm.farm.worker_port,
+                                  runtime.worker_host(farm)))
+    return found
 
 
 def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None) -> dict:
@@ -32,13 +45,15 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
     runtime = runtime or Runtime.from_environment()
     paths = MasterPaths.of(farm)
     farm = effective_farm(farm, runtime).farm
+    if upgrading_database():
+        farm = farm_for_database_upgrade(farm)
     paths.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
     return {
         "title": farm.farm.title,
         "titleURL": farm.farm.url,
         "buildbotURL": farm.farm.url,
         "buildbotNetUsageData": None,
-        "db": {"db_url": farm.db.url},
+        "db": db_config(farm.db.url),
         "protocols": {"pb": {"port": f"tcp:{farm.farm.worker_port}"
                                      f":interface={runtime.worker_host(farm)}"}},
         "secretsProviders": [secrets.SecretInAFile(dirname=str(paths.secrets))],
@@ -48,9 +63,10 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
         "builders": builder_configs(farm, paths),
         "schedulers": all_schedulers(farm),
         "change_source": change_sources(farm, paths),
-        "services": ec2_reapers(farm),
+        "services": services(farm, runtime) + database_services(farm.db.url),
         "www": www_config(farm, paths),
         "collapseRequests": False,
+        "prioritizeBuilders": prioritize_builders,
         "properties": {"farm": farm.farm.name},
         "logCompressionMethod": "gz",
         "configurators": [util.JanitorConfigurator(logHorizon=datetime.timedelta(days=30),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from buildbot.plugins import changes, schedulers, util
+from buildbot.plugins import schedulers, util
+from buildbot.schedulers.forcesched import CollectedValidationError, ValidationError
 from twisted.internet import defer
 
 from rustfarm.farmfile import Farm, Project
 
 from .builders import builder_name
 from .paths import MasterPaths
+from .pollers import HeadsFirstGitPoller
 
 
 def scheduler_id(text: str) -> str:
@@ -28,9 +30,14 @@ class TargetsForceScheduler(schedulers.ForceScheduler):
         chosen = kwargs.get("targets") or list(self.target_builders)
         if isinstance(chosen, str):
             chosen = [chosen]
+        # Buildbot's REST API answers a CollectedValidationError with 400 and its text.
+        if not isinstance(chosen, list) or not all(isinstance(t, str) for t in chosen):
+            raise CollectedValidationError({"targets": "must be a list of target triples"})
         unknown = [t for t in chosen if t not in self.target_builders]
         if unknown:
-            raise KeyError(f"unknown targets for this project: {', '.join(unknown)}")
+            raise CollectedValidationError({"targets": (
+                f"unknown targets for this project: {', '.join(unknown)} "
+                f"(targets: {', '.join(self.target_builders)})")})
         names = [self.target_builders[t] for t in chosen]
         result = yield super().force(owner, builderNames=names, **kwargs)
         return result
@@ -49,10 +56,47 @@ def _source_parameter(project: Project) -> util.CodebaseParameter:
     )
 
 
+class ProfileParameter(util.ChoiceStringParameter):
+    """The cargo profile: only one the form offers, since it goes on cargo's command line."""
+
+    debug = False   # a client's mistake: no traceback in the master's log
+
+    def parse_from_arg(self, s):
+        if s not in self.choices:
+            raise ValidationError(f"cargo profile '{s}' is not offered for this project "
+                                  f"(profiles: {', '.join(self.choices)})")
+        return s
+
+
 def _profile_parameter(project: Project) -> util.ChoiceStringParameter:
     choices = sorted({"release", "dev", project.profile})
-    return util.ChoiceStringParameter(name="profile", label="Cargo profile", choices=choices,
-                                      default=project.profile, strict=False)
+    return ProfileParameter(name="profile", label="Cargo profile", choices=choices,
+                            default=project.profile)
+
+
+class BuilderForceScheduler(schedulers.ForceScheduler):
+    """A project's "Force build" button, on every builder page of the project.
+
+    The web UI sends the page's builderid, so the build is that builder's only;
+    one scheduler per project serves all its builder pages (one per builder made
+    /api/v2/forceschedulers 6.5 MB for 1,100 builders, and each was a scheduler to
+    start). Without a builderid (a REST client) it builds every target of the
+    project, as Buildbot's ForceScheduler does."""
+
+    def __init__(self, *, project: str, **kwargs):
+        super().__init__(**kwargs)
+        self.project = project
+
+    @defer.inlineCallbacks
+    def computeBuilderNames(self, builderNames=None, builderid=None):
+        if builderNames is not None or builderid is None:
+            return (yield super().computeBuilderNames(builderNames, builderid))
+        # Buildbot would take any builder's id; only this project's are offered here.
+        builder = yield self.master.data.get(("builders", str(builderid)))
+        if builder is None or builder["name"] not in self.builderNames:
+            raise CollectedValidationError({"builderid": (
+                f"builder {builderid} is not one of project {self.project}'s builders")})
+        return [builder["name"]]
 
 
 def force_schedulers(farm: Farm) -> list:
@@ -72,15 +116,21 @@ def force_schedulers(farm: Farm) -> list:
                                            default=list(project.targets), multiple=True),
                 _profile_parameter(project),
             ]))
-        for triple, builder in target_builders.items():
-            result.append(schedulers.ForceScheduler(
-                name=scheduler_id(f"force-{project.name}-{triple}"),
-                buttonName="Force build",
-                label=f"Build {project.name} for {triple}",
-                builderNames=[builder],
-                codebases=[_source_parameter(project)],
-                properties=[_profile_parameter(project)]))
+        # A one-target project's dialog can name the target; otherwise it is the page's.
+        which = project.targets[0] if len(project.targets) == 1 else "this target"
+        result.append(BuilderForceScheduler(
+            project=project.name,
+            name=builder_force_scheduler_name(project.name),
+            buttonName="Force build",
+            label=f"Build {project.name} for {which}",
+            builderNames=list(target_builders.values()),
+            codebases=[_source_parameter(project)],
+            properties=[_profile_parameter(project)]))
     return result
+
+
+def builder_force_scheduler_name(project: str) -> str:
+    return scheduler_id(f"force-{project}-builder")
 
 
 def commit_schedulers(farm: Farm) -> list:
@@ -111,7 +161,7 @@ def nightly_schedulers(farm: Farm) -> list:
 
 
 def change_sources(farm: Farm, paths: MasterPaths) -> list:
-    return [changes.GitPoller(
+    return [HeadsFirstGitPoller(
                 repourl=project.source,
                 project=project.name,
                 branches=list(project.branches),

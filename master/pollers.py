@@ -1,0 +1,76 @@
+"""Watching the projects' git repositories for new commits, cheaply enough for hundreds.
+
+Every poll of Buildbot's GitPoller runs six git commands (``--version``, ``init``,
+``ls-remote``, ``fetch``, ``rev-parse``, ``log``), each one a fork of the master's
+process, about 20 ms of its main thread at 1,000 builders. With 100 projects
+polled at launch that held the master for 10 s of its start, and every poll
+interval after. Here:
+
+- one ``git ls-remote`` asks whether a watched branch moved, and Buildbot's full
+  poll runs only when one did;
+- each poller starts at a random point of its interval instead of at launch, so
+  the projects' polls are spread evenly over the interval. A commit is still
+  seen within one interval, including one pushed while the master was down. A
+  project never polled before is looked at when the master starts, as Buildbot
+  does: what its branches hold then is where its builds start from.
+"""
+
+from __future__ import annotations
+
+import random
+
+from buildbot.changes.gitpoller import GitPoller
+from twisted.internet import defer
+from twisted.python import log
+
+
+class HeadsFirstGitPoller(GitPoller):
+    """Buildbot's GitPoller, skipping the poll when no watched branch head moved."""
+
+    _first_poll = None
+
+    @defer.inlineCallbacks
+    def activate(self):
+        self.lastRev = yield self.getState("lastRev", {})
+        # Never polled: look now, since what the branches hold at the first look is where
+        # builds start from. Else at a random point of the interval.
+        phase = random.uniform(0, self.pollInterval) if self.lastRev else 0
+        self._first_poll = self.master.reactor.callLater(phase, self._start_polling)
+
+    def _start_polling(self) -> None:
+        self._first_poll = None
+        self.doPoll.start(interval=self.pollInterval, now=True)
+
+    def deactivate(self):
+        if self._first_poll is not None and self._first_poll.active():
+            self._first_poll.cancel()
+        self._first_poll = None
+        return super().deactivate()
+
+    @defer.inlineCallbacks
+    def poll(self):
+        if self.lastRev is None:
+            self.lastRev = yield self.getState("lastRev", {})
+        if self.lastRev and isinstance(self.branches, list):
+            heads = yield self.remote_heads()
+            if heads == self.lastRev:
+                return
+        yield super().poll()
+
+    @defer.inlineCallbacks
+    def remote_heads(self):
+        """{branch: commit} of the watched branches, or None when the remote does not say
+        (credentials to set up, an unreachable remote: the full poll reports it)."""
+        if self._git_auth.is_auth_needed_for_git_command("ls-remote"):
+            return None
+        try:
+            listed = yield self._dovccmd(
+                "ls-remote", ["--refs", self.repourl, *(f"refs/heads/{b}" for b in self.branches)])
+        except Exception as err:          # GitError, a missing git: the full poll says why
+            log.msg(f"gitpoller: ls-remote {self.repourl} failed ({err}); polling in full")
+            return None
+        heads = {}
+        for line in listed.splitlines():
+            commit, _, ref = line.partition("\t")
+            heads[ref.removeprefix("refs/heads/")] = commit
+        return heads

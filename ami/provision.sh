@@ -41,10 +41,10 @@ apt_get() {
     apt-get -q -o DPkg::Lock::Timeout=600 "$@"
 }
 
-say "installing docker.io, curl and cron"
+say "installing docker.io, curl, cron and socat"
 apt_get update
 apt_get install -y --no-install-recommends \
-    ca-certificates coreutils cron curl docker.io
+    ca-certificates coreutils cron curl docker.io socat
 
 say "making $WORKER_USER a docker user"
 if ! id -u "$WORKER_USER" >/dev/null 2>&1; then

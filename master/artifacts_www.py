@@ -2,10 +2,13 @@
 
 A Buildbot www plugin: the directory comes from the plugin's configuration in
 ``c['www']['plugins']['artifacts']``, so each farm serves its own store.
+Anyone may read it, so nothing outside the store is served: not through a
+symbolic link, nor through ``..`` (which twisted's FilePath already refuses).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from buildbot.www.plugin import Application
@@ -28,8 +31,13 @@ class ArtifactFiles(static.File):
         return super().getChild(path, request)
 
     def createSimilarFile(self, path):
+        # Every child file and directory is made here: refuse the ones whose real
+        # place (links followed) is outside the store.
+        real = os.path.realpath(path)
+        if os.path.commonpath([real, self.root_real]) != self.root_real:
+            return self.childNotFound
         similar = super().createSimilarFile(path)
-        similar.root_path = self.root_path
+        similar.root_path, similar.root_real = self.root_path, self.root_real
         return similar
 
 
@@ -43,6 +51,7 @@ class ArtifactStore(Application):
         directory.mkdir(parents=True, exist_ok=True)
         self.resource = ArtifactFiles(str(directory), defaultType="application/octet-stream")
         self.resource.root_path = self.resource.path
+        self.resource.root_real = os.path.realpath(directory)
 
 
 ep = ArtifactStore()

@@ -12,8 +12,10 @@ import gzip
 import hashlib
 import io
 import os
+import signal
 import subprocess
 import tarfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,38 +41,102 @@ class Snapshot:
 
 
 def make_snapshot(project: Project, revision: str | None, branch: str | None,
-                  sources: Path, snapshots: Path) -> Snapshot:
-    """The snapshot of ``revision`` (or the head of ``branch``) of ``project``."""
+                  sources: Path, snapshots: Path, git: GitCommands | None = None) -> Snapshot:
+    """The snapshot of ``revision`` (or the head of ``branch``) of ``project``;
+    ``git.stop()`` from another thread ends it."""
     out_dir = snapshots / project.name
     out_dir.mkdir(parents=True, exist_ok=True)
     if project.is_git:
-        return _git_snapshot(project, revision, branch, sources / f"{project.name}.git", out_dir)
+        return _git_snapshot(project, revision, branch, sources / f"{project.name}.git", out_dir,
+                             git or GitCommands())
     if revision:
         raise SnapshotError(f"{project.source} is a plain directory, not a git repository: "
                             f"it has no revision {revision!r}; build without a revision")
     return _directory_snapshot(Path(project.source), out_dir)
 
 
-def _git(*args: str, cwd: Path | None = None) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+class GitCommands:
+    """The git commands one snapshot runs, each in a process group of its own, so
+    that a timeout, a stopped build or the master's shutdown ends git and every
+    helper it started."""
+
+    def __init__(self) -> None:
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self.stopped = False
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            for process in list(self._running):
+                _kill(process)
+
+    def run(self, command: list[str], cwd: Path | None, timeout: float | None,
+            text: bool = True) -> subprocess.CompletedProcess:
+        # No prompt for credentials, and give up on a connection that stalls.
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND":
+               "ssh -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15"}
+        with self._lock:
+            if self.stopped:
+                raise SnapshotError("stopped before git ran")
+            process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=text, env=env,
+                                       start_new_session=True)
+            self._running.add(process)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            process.communicate()
+            raise SnapshotError(f"{' '.join(command[:3])} did not finish within {timeout:.0f} s"
+                                " (fetch_timeout); the source does not answer") from None
+        finally:
+            with self._lock:
+                self._running.discard(process)
+        if self.stopped:
+            raise SnapshotError(f"git {command[1]} was stopped (the build was stopped)")
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _git(git: GitCommands, *args: str, cwd: Path | None = None,
+         timeout: float | None = None) -> str:
+    # Settings that make a stalled HTTP transfer fail instead of waiting for ever.
+    settings = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"]
+    result = git.run(["git", *settings, *args], cwd, timeout)
     if result.returncode != 0:
         raise SnapshotError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout
 
 
 def _git_snapshot(project: Project, revision: str | None, branch: str | None,
-                  mirror: Path, out_dir: Path) -> Snapshot:
+                  mirror: Path, out_dir: Path, git: GitCommands) -> Snapshot:
     log = []
+    timeout = project.fetch_timeout
     if not (mirror / "HEAD").exists():
         log.append(f"cloning {project.source} into the master's mirror")
-        _git("clone", "--mirror", "--quiet", project.source, str(mirror))
+        partial = mirror.with_name(mirror.name + ".partial")
+        _remove_tree(partial)
+        try:
+            _git(git, "clone", "--mirror", "--quiet", project.source, str(partial),
+                 timeout=timeout)
+        except SnapshotError:
+            _remove_tree(partial)
+            raise
+        os.replace(partial, mirror)
     else:
         log.append(f"fetching {project.source}")
-        _git("remote", "update", "--prune", cwd=mirror)
+        _git(git, "remote", "update", "--prune", cwd=mirror, timeout=timeout)
     wanted = revision or f"refs/heads/{branch or project.branches[0]}"
     try:
-        commit = _git("rev-parse", "--verify", "--quiet", f"{wanted}^{{commit}}", cwd=mirror).strip()
+        commit = _git(git, "rev-parse", "--verify", "--quiet", f"{wanted}^{{commit}}",
+                      cwd=mirror).strip()
     except SnapshotError:
         what = f"revision {revision}" if revision else f"branch {branch or project.branches[0]}"
         raise SnapshotError(f"{what} not found in {project.source}") from None
@@ -79,13 +145,17 @@ def _git_snapshot(project: Project, revision: str | None, branch: str | None,
     if path.exists():
         log.append(f"snapshot {path.name} already made")
         return Snapshot(commit, path, "\n".join(log))
-    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=mirror,
-                             capture_output=True, check=False)
+    archive = git.run(["git", "archive", "--format=tar", commit], mirror, timeout, text=False)
     if archive.returncode != 0:
         raise SnapshotError(f"git archive {commit} failed: {archive.stderr.decode().strip()}")
     _write_atomically(path, _gzip(archive.stdout))
     log.append(f"snapshot {path.name}: {path.stat().st_size} bytes")
     return Snapshot(commit, path, "\n".join(log))
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _directory_files(root: Path) -> list[Path]:

@@ -72,6 +72,8 @@ class FarmApi:
             "application/json") else {}
         if reply.status_code != 200 or "error" in data:
             message = data.get("error", {}).get("message") if data else reply.text[:300]
+            if isinstance(message, dict):   # a force form's errors, by field
+                message = "; ".join(f"{field}: {text}" for field, text in message.items())
             raise FarmError(f"{method} on {path} failed: {message}")
         return data["result"]
 

@@ -1,11 +1,11 @@
-"""Find out at `farm up` whether the farm's Docker engines answer, and prepare the
-internal network its containers build in: containers on it reach the master
-(at the network's gateway) and nothing else, so compiles run without network."""
+"""Find out at `farm up` whether the farm's Docker engines answer (starting the
+local one when it is not running and we may)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,15 +15,27 @@ from .farmfile.model import LOCAL_DOCKER_ENGINE
 from .progress import say
 from .runtime import Runtime
 
-def network_name(farm: Farm) -> str:
-    return f"rustfarm-{farm.farm.name}"
-
-
 DOCKERD_WAIT = 60
 
 
 def socket_missing(engine: str) -> bool:
-    return engine.startswith("unix://") and not Path(engine[len("unix://"):]).exists()
+    """A unix socket engine that nothing listens on: no socket file, or one left behind
+    by an engine that stopped without removing it (a reboot keeps it where /var/run is
+    not a tmpfs)."""
+    if not engine.startswith("unix://"):
+        return False
+    path = Path(engine[len("unix://"):])
+    if not path.exists():
+        return True
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return True
+        except OSError:
+            return False    # no permission, say: the engine's answer tells more
+    return False
 
 
 def start_local_engine(log: Path) -> str | None:
@@ -53,7 +65,6 @@ def probe(farm: Farm, dockerd_log: Path | None = None) -> Runtime:
         from docker.errors import DockerException
     except ImportError:
         return Runtime(docker=False, docker_off_reason="the docker Python package is missing")
-    network, gateway = None, ""
     for pool in pools:
         host = pool.engine
         if host == LOCAL_DOCKER_ENGINE and socket_missing(host) and dockerd_log is not None:
@@ -62,7 +73,8 @@ def probe(farm: Farm, dockerd_log: Path | None = None) -> Runtime:
                 return Runtime(docker=False, docker_off_reason=why)
         if socket_missing(host):
             return Runtime(docker=False,
-                           docker_off_reason=f"no Docker engine answers at {host}: no such socket")
+                           docker_off_reason=f"no Docker engine answers at {host}: "
+                                             "nothing listens on that socket")
         try:
             client = docker.DockerClient(base_url=host, timeout=10)
             client.ping()
@@ -70,25 +82,12 @@ def probe(farm: Farm, dockerd_log: Path | None = None) -> Runtime:
             reason = " ".join(str(err).split())[:200] or type(err).__name__
             return Runtime(docker=False,
                            docker_off_reason=f"no Docker engine answers at {host}: {reason}")
-        try:
-            if not pool.remote and network is None:
-                network, gateway = _internal_network(client, farm)
-        finally:
-            client.close()
-    return Runtime(docker=True, network=network, master_address=gateway)
-
-
-def _internal_network(client, farm: Farm) -> tuple[str, str]:
-    name = network_name(farm)
-    found = [n for n in client.networks.list(names=[name]) if n.name == name]
-    net = found[0] if found else client.networks.create(
-        name, driver="bridge", internal=True, labels={"rustfarm.farm": farm.farm.name})
-    net.reload()
-    return name, net.attrs["IPAM"]["Config"][0]["Gateway"]
+        client.close()
+    return Runtime(docker=True)
 
 
 def missing_images(farm: Farm) -> list[tuple[str, str]]:
-    """(target, image) of the container targets whose pinned image the engine lacks."""
+    """(target@toolchain, image) of the images docker builds use that the engine lacks."""
     import docker
     from docker.errors import DockerException, ImageNotFound
 
@@ -101,13 +100,11 @@ def missing_images(farm: Farm) -> list[tuple[str, str]]:
         except DockerException:
             continue
         try:
-            for target in farm.targets.values():
-                if target.pool != pool.name:
-                    continue
+            for key, image in farm.used_images(pool.name).items():
                 try:
-                    client.images.get(target.image)
+                    client.images.get(image)
                 except ImageNotFound:
-                    missing.append((target.triple, target.image))
+                    missing.append((key, image))
                 except DockerException:
                     continue
         finally:

@@ -56,6 +56,16 @@ def read_pid(pidfile: Path) -> int | None:
     return pid if process_alive(pid) else None
 
 
+def wait_for_exit(pid: int, timeout: float | None) -> bool:
+    """Wait until ``pid`` is gone; False when ``timeout`` (None: for ever) passes first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while process_alive(pid):
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def stop_pid(pidfile: Path, what: str, timeout: float = 20) -> bool:
     """SIGTERM the process named in ``pidfile`` and wait for it; SIGKILL after ``timeout``."""
     pid = read_pid(pidfile)
@@ -186,32 +196,34 @@ class Farmhouse:
             return True
         say(f"{len(missing)} pinned worker images are not built yet; their builds fail until "
             "`farm images build` makes them:")
-        for triple, image in missing:
-            say(f"  {triple}: {image}")
+        for key, image in missing:
+            say(f"  {key.replace('@', ' with Rust ')}: {image}")
         if not build:
             return True
         try:
             client = connect(self.farm.docker_engine())
             try:
-                catalog = current_catalog(client)
+                catalog = current_catalog()
 
-                def made_now(triple: str) -> str | None:
+                def made_now(key: str) -> str | None:
                     try:
-                        return catalog.reference(triple)
+                        return catalog.reference(key)
                     except ImagesError:     # a target the recipes do not know
                         return None
 
-                buildable = [t for t, image in missing if image == made_now(t)]
-                for triple, image in missing:
-                    if triple not in buildable:
+                buildable = [key for key, image in missing if image == made_now(key)]
+                for key, image in missing:
+                    if key not in buildable:
+                        triple, _, toolchain = key.partition("@")
                         say(f"{triple}: {image} is not what the recipes make now; build and pin "
-                            f"it with `farm images build --target {triple}` and `farm images pin`")
+                            f"it with `farm images build --target {triple} --toolchain "
+                            f"{toolchain}` and `farm images pin`")
                 if not buildable:
                     return True
-                say(f"building {len(buildable)} missing worker images (a few minutes the first "
-                    "time; the farm already answers, but these targets' builds fail until it is "
-                    "done)")
-                build_images(client, buildable)
+                say(f"building {len(buildable)} missing worker images (the first time about a "
+                    "minute per target, which builds its std; the farm already answers, but "
+                    "these targets' builds fail until it is done)")
+                build_images(client, buildable, catalog=catalog)
             finally:
                 client.close()
         except ImagesError as err:
@@ -235,8 +247,8 @@ class Farmhouse:
         adjusted = effective_farm(self.farm, runtime)
         if runtime.docker:
             if runtime.uses_docker(self.farm):
-                say(f"Docker engine answers: builds run in containers on network {runtime.network}"
-                    f" (master at {runtime.master_address})")
+                say("Docker engine answers: builds run in containers without network,"
+                    f" reaching the master through {StateDir.of(self.farm).worker_socket}")
             return
         say(f"{runtime.docker_off_reason}; falling back to local workers")
         for triple in adjusted.moved:
@@ -253,6 +265,10 @@ class Farmhouse:
                 raise FarmError(f"cannot start the master: port {port} on {host} ({key} in "
                                 f"{farm.path.name}) is already in use by another program")
         master_dir = self.state.master
+        # A master killed outright leaves its pid file, and maybe an unreaped
+        # zombie that twistd would take for a running master.
+        if read_pid(self.state.master_pidfile) is None:
+            self.state.master_pidfile.unlink(missing_ok=True)
         configfile = Path(str(resources.files("rustfarm.master").joinpath("master.cfg")))
         write_master_tac(master_dir, configfile, farm.path, runtime.as_environment())
         runtime.write_environment_file(self.state.runtime_file)
@@ -260,13 +276,35 @@ class Farmhouse:
         log = self.state.master_log
         since = log.stat().st_size if log.exists() else 0
         say(f"starting the master in {master_dir}")
-        started = subprocess.run([_tool("buildbot"), "start", "--start_timeout=120",
-                                  str(master_dir)], capture_output=True, text=True)
-        if started.returncode != 0 or not read_pid(self.state.master_pidfile):
-            if read_pid(self.state.master_pidfile) and "took more than" in started.stdout:
-                return
+        # What `buildbot start` runs, without the second it takes to start itself and the
+        # one its `tail -F` of the log may take to see the master's "running" line.
+        launched = subprocess.run([sys.executable, "-c",
+                                   "from twisted.scripts import twistd; twistd.run()",
+                                   "--no_save", "--logfile=twistd.log", "--python=buildbot.tac"],
+                                  cwd=master_dir, capture_output=True, text=True)
+        if launched.returncode != 0 or not self.master_started(log, since, timeout=120):
             raise FarmError("the master failed to start; from its log "
-                            f"({log}):\n{failure_reason(log, since)}")
+                            f"({log}):\n{failure_reason(log, since) or launched.stderr}")
+
+    def master_started(self, log: Path, since: int, timeout: float) -> bool:
+        """Wait for the master's log to say it runs: False when it failed or stopped; True
+        also when it still starts after ``timeout`` (wait_until_ready waits on)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with log.open(errors="replace") as handle:
+                    handle.seek(since)
+                    text = handle.read()
+            except OSError:
+                text = ""
+            if "BuildMaster is running" in text:
+                return True
+            if "BuildMaster startup failed" in text:
+                return False
+            if self.state.master_pidfile.exists() and not read_pid(self.state.master_pidfile):
+                return False
+            time.sleep(0.1)
+        return read_pid(self.state.master_pidfile) is not None
 
     def upgrade_database(self, runtime: Runtime) -> None:
         """Create or upgrade the database when it is new or Buildbot's version changed."""
@@ -274,10 +312,12 @@ class Farmhouse:
         if marker.exists() and marker.read_text().strip() == buildbot.version:
             return
         say("preparing the master's database")
+        from .master.database import UPGRADE_ONLY_ENV
         done = subprocess.run([_tool("buildbot"), "upgrade-master", "--quiet",
                                str(self.state.master)], capture_output=True, text=True,
                               env={**os.environ, **runtime.as_environment(),
-                                   "RUSTFARM_CONFIG": str(self.farm.path)})
+                                   "RUSTFARM_CONFIG": str(self.farm.path),
+                                   UPGRADE_ONLY_ENV: "1"})
         if done.returncode != 0:
             raise FarmError(f"preparing the master's database ({self.farm.db.url.split('@')[-1]}) "
                             f"failed: {summarize_failure(done.stdout + done.stderr)}")
@@ -287,17 +327,22 @@ class Farmhouse:
         farm = effective_farm(self.farm, runtime).farm
         store = SecretStore(self.state.secrets)
         host = runtime.worker_host(farm)
+        starting = {}
         for name in Farmhouse(farm).local_workers():
             basedir = self.state.worker(name)
             if read_pid(basedir / "twistd.pid"):
                 continue
             write_worker_tac(basedir, "127.0.0.1" if host == "0.0.0.0" else host,
                              farm.farm.worker_port, name, store.path(worker_secret_name(name)))
-            started = subprocess.run([_tool("buildbot-worker"), "start", "--quiet", str(basedir)],
-                                     capture_output=True, text=True, env=build_environment())
+            # All at once: each `buildbot-worker start` takes most of a second.
+            starting[name] = subprocess.Popen(
+                [_tool("buildbot-worker"), "start", "--quiet", str(basedir)],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env=build_environment())
+        for name, started in starting.items():
+            output, _ = started.communicate()
             if started.returncode != 0:
-                raise FarmError(f"local worker {name} failed to start:\n"
-                                f"{started.stdout}{started.stderr}"[-2000:])
+                raise FarmError(f"local worker {name} failed to start:\n{output}"[-2000:])
             say(f"started local worker {name}")
 
     def wait_until_ready(self, wait: float, runtime: Runtime) -> None:
@@ -322,8 +367,28 @@ class Farmhouse:
 
     # -- down -----------------------------------------------------------
 
-    def down(self) -> None:
+    def down(self, wait: bool = False, timeout: float | None = None) -> None:
+        """Stop the master first, so no build starts after this: running builds
+        end RETRY and are built again after the next `farm up` (Buildbot's quick
+        shutdown), or with ``wait`` finish first (its clean shutdown). Then the
+        local workers, then whatever container of this farm is left."""
         stopped = False
+        master = read_pid(self.state.master_pidfile)
+        if master and wait:
+            say("waiting for the running builds to finish; no new build starts "
+                "(queued builds run after the next `farm up`)")
+            os.kill(master, signal.SIGUSR1)
+            if not wait_for_exit(master, timeout):
+                raise FarmError(f"builds still running after {timeout:.0f} s; the master "
+                                "keeps shutting down when they end (or run `farm down`)")
+            self.state.master_pidfile.unlink(missing_ok=True)
+            say("stopped the master")
+            stopped = True
+        elif master:
+            # Running builds are stopped as RETRY: their requests stay queued.
+            if stop_pid(self.state.master_pidfile, "master", timeout=timeout or 60):
+                say("stopped the master (running builds are queued again for the next start)")
+                stopped = True
         # Every worker `farm up` started has its directory (and pid file) here.
         started = sorted(p.name for p in self.state.workers.iterdir()) \
             if self.state.workers.is_dir() else []
@@ -331,11 +396,40 @@ class Farmhouse:
             if stop_pid(self.state.worker(name) / "twistd.pid", f"worker {name}"):
                 say(f"stopped local worker {name}")
                 stopped = True
-        if stop_pid(self.state.master_pidfile, "master", timeout=30):
-            say("stopped the master")
+        removed = self.remove_containers()
+        if removed:
+            say(f"removed {len(removed)} container(s) left running: {', '.join(removed)}")
             stopped = True
         if not stopped:
             say(f"farm '{self.farm.farm.name}' was not running")
+
+    def remove_containers(self) -> list[str]:
+        """Remove the containers of this farm's docker workers that still exist."""
+        from rustfarm.workers.docker import latent_container_name
+        pools = [p for p in self.farm.pools.values() if p.kind == "docker"]
+        if not pools:
+            return []
+        try:
+            import docker
+            from docker.errors import DockerException
+        except ImportError:
+            return []
+        removed = []
+        for pool in pools:
+            try:
+                client = docker.DockerClient(base_url=pool.engine, timeout=20)
+                names = {latent_container_name(worker, self.state.master)
+                         for worker in pool.worker_names()}
+                for container in client.containers.list(all=True):
+                    if container.name in names:
+                        container.remove(force=True, v=True)
+                        removed.append(container.name)
+            except DockerException:
+                continue
+            finally:
+                if "client" in locals():
+                    client.close()
+        return removed
 
     # -- status ---------------------------------------------------------
 

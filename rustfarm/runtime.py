@@ -1,7 +1,6 @@
-"""What this machine offers the farm at start: a Docker engine or not, and where
-containers reach the master. `farm up` finds it out and hands it to the master
-through the environment; without it (``buildbot checkconfig``) the farm is taken
-as declared.
+"""What this machine offers the farm at start: a Docker engine or not. `farm up`
+finds it out and hands it to the master through the environment; without it
+(``buildbot checkconfig``) the farm is taken as declared.
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ from typing import Mapping
 from .farmfile import Farm, LocalPool
 
 ENV_DOCKER = "RUSTFARM_DOCKER"                  # "on", or "off: <reason>"
-ENV_NETWORK = "RUSTFARM_DOCKER_NETWORK"         # the internal network of the farm's containers
-ENV_MASTER_ADDRESS = "RUSTFARM_MASTER_ADDRESS"  # where containers reach the master
 
 DEFAULT_BRIDGE_GATEWAY = "172.17.0.1"
 
@@ -33,13 +30,9 @@ def host_triple() -> str:
 class Runtime:
     docker: bool = True
     docker_off_reason: str = ""
-    network: str | None = None
-    master_address: str = ""
 
     def as_environment(self) -> dict[str, str]:
-        return {ENV_DOCKER: "on" if self.docker else f"off: {self.docker_off_reason}",
-                ENV_NETWORK: self.network or "",
-                ENV_MASTER_ADDRESS: self.master_address}
+        return {ENV_DOCKER: "on" if self.docker else f"off: {self.docker_off_reason}"}
 
     def write_environment_file(self, path: Path) -> None:
         path.write_text(json.dumps(self.as_environment(), indent=1) + "\n")
@@ -55,24 +48,16 @@ class Runtime:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Runtime":
         environ = os.environ if environ is None else environ
         docker = environ.get(ENV_DOCKER, "on")
-        return cls(docker=docker == "on",
-                   docker_off_reason=docker.partition(": ")[2],
-                   network=environ.get(ENV_NETWORK) or None,
-                   master_address=environ.get(ENV_MASTER_ADDRESS, ""))
+        return cls(docker=docker == "on", docker_off_reason=docker.partition(": ")[2])
 
     def worker_host(self, farm: Farm) -> str:
-        """Where the master's worker port listens."""
-        if farm.farm.worker_host:
-            return farm.farm.worker_host
-        return self.master_address if self.uses_docker(farm) and self.master_address \
-            else "127.0.0.1"
+        """Where the master's worker port listens: local workers and local
+        containers (through the worker socket) need loopback only."""
+        return farm.farm.worker_host or "127.0.0.1"
 
-    def container_master_address(self, farm: Farm, on_farm_network: bool) -> str:
-        """Where a pool's containers reach the master: the gateway of the farm's
-        internal network, else farm.master_address (remote engines)."""
-        if on_farm_network and self.master_address:
-            return self.master_address
-        return farm.farm.master_address or self.master_address or DEFAULT_BRIDGE_GATEWAY
+    def container_master_address(self, farm: Farm) -> str:
+        """Where a remote engine's containers reach the master."""
+        return farm.farm.master_address or DEFAULT_BRIDGE_GATEWAY
 
     def uses_docker(self, farm: Farm) -> bool:
         return self.docker and any(p.kind == "docker" for p in farm.pools.values())

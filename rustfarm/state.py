@@ -6,6 +6,7 @@ farms with different ports can run side by side.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets as _random
 from dataclasses import dataclass
@@ -49,6 +50,25 @@ class StateDir:
     @property
     def secrets(self) -> Path:
         return self.root / "secrets"
+
+    @property
+    def worker_socket(self) -> Path:
+        """The master's worker port as a Unix socket, for containers without network.
+
+        Its directory is mounted into every container, so it holds nothing else.
+        A socket's path is limited to about 100 bytes: a deep state directory
+        gets a short one under /tmp instead, named by the state directory's hash.
+        """
+        path = self.root / "run" / "worker.sock"
+        if len(str(path)) > 100:
+            digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+            path = Path(f"/tmp/rustfarm-{digest}") / "worker.sock"
+        return path
+
+    def container_secret_dir(self, worker: str) -> Path:
+        """Where the master leaves a container's worker password for its entrypoint,
+        which deletes it once read; mounted into that worker's container only."""
+        return self.root / "container-secrets" / worker
 
     @property
     def sources(self) -> Path:

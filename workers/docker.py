@@ -2,35 +2,140 @@
 
 Each worker name runs one container at a time (N names, N parallel builds).
 The image comes from the builder's ``image`` property, so one pool serves every
-target. A named volume per (project, target) keeps cargo's target directory and
-the unpacked sources between containers, so only changed crates recompile.
+target. A named volume per (farm, project, target) keeps cargo's target
+directory and the unpacked sources between containers, so only changed crates
+recompile.
+
+Builds run other people's code, so on the local engine a container has no
+network (it reaches the master through the worker socket mounted into it), no
+capabilities, no way to gain privileges, a pids limit, and its worker password
+comes in a file the entrypoint deletes, not in its environment.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+from pathlib import Path
+
 from buildbot.interfaces import LatentWorkerCannotSubstantiate
 from buildbot.plugins import util
 from buildbot.worker.docker import DockerLatentWorker
+from docker.errors import DockerException, NotFound
+from twisted.internet import defer, threads
+from twisted.python import log
 
 from rustfarm.farmfile import DockerPool
-from rustfarm.state import worker_secret_name
+from rustfarm.state import StateDir, worker_secret_name
+from rustfarm.targets import image_toolchain
 
-# Inside the image: the worker's home, and the mount point of the build cache
-# (the image makes it, owned by rustbuild, so a new volume inherits that owner).
+# Inside the image: the mount point of the build cache (the image makes it,
+# owned by rustbuild, so a new volume inherits that owner), of the worker
+# socket's directory and of the container's own password file.
 CACHE_DIR = "/home/rustbuild/cache"
-CACHE_VOLUME = util.Interpolate("rustfarm-%(prop:farm)s-%(prop:project)s-%(prop:target)s")
+SOCKET_DIR = "/run/rustfarm"
+SECRET_DIR = "/run/rustfarm-worker"
+RUSTBUILD_UID = 1000
+PIDS_LIMIT = 4096
+VOLUME_NAME_MAX = 200
+
+
+def cache_volume_name(farm: str, project: str, target: str) -> str:
+    """The (farm, project, target) cache volume: readable, and unambiguous even
+    when names contain '-' (farm a-b project c is not farm a project b-c)."""
+    digest = hashlib.sha256("\0".join((farm, project, target)).encode()).hexdigest()[:10]
+    readable = f"rustfarm-{farm}-{project}-{target}"[:VOLUME_NAME_MAX - 11]
+    return f"{readable}-{digest}"
+
+
+@util.renderer
+def cache_volume(props) -> str:
+    return cache_volume_name(props.getProperty("farm"), props.getProperty("project"),
+                             props.getProperty("target"))
+
+
+def latent_container_name(worker: str, master_dir: Path) -> str:
+    """The container Buildbot's DockerLatentWorker names for ``worker`` of the master
+    in ``master_dir``, so `farm down` can find what a stopped master left."""
+    master_name = f"{os.uname()[1]}:{os.path.abspath(master_dir)}"
+    masterhash = hashlib.sha1(master_name.encode()).hexdigest()[:6]
+    return f"buildbot-{worker}-{masterhash}".replace("_", "-")
 
 
 def image_build_hint(image: str) -> str:
-    """The command that builds a farm image, e.g. for rustfarm/mipsel-unknown-linux-gnu:tag."""
-    repository = image.rsplit(":", 1)[0]
+    """The command that builds a farm image, e.g. for rustfarm/mipsel-unknown-linux-gnu:1.96-..."""
+    repository = image.rsplit(":", 1)[0] if ":" in image.rpartition("/")[2] else image
     if repository.startswith("rustfarm/"):
-        return f"farm images build --target {repository.split('/', 1)[1]}"
+        toolchain = image_toolchain(image)
+        return (f"farm images build --target {repository.split('/', 1)[1]}"
+                + (f" --toolchain {toolchain}" if toolchain else ""))
     return f"docker pull {image} (or build it)"
 
 
+def memory_bytes(size: str) -> int:
+    """Docker's memory size ("4g", "512m", "1073741824") in bytes."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([bkmg]?)", size.lower())
+    if not match:
+        raise ValueError(f"not a memory size: {size!r}")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** " kmg".index(unit or " ")) if unit != "b" \
+        else int(float(number))
+
+
 class FarmDockerLatentWorker(DockerLatentWorker):
-    """Upstream's Docker latent worker, with the farm's image check and cache volume."""
+    """Upstream's Docker latent worker, with the farm's image check, its
+    isolation (see the module) and leftover containers removed at start."""
+
+    def checkConfig(self, name, password, *args, worker_socket=None, secret_dir=None,
+                    **kwargs):
+        # The farm's own settings are not Buildbot's.
+        super().checkConfig(name, password, *args, **kwargs)
+
+    def reconfigService(self, name, password, docker_host, *args, worker_socket=None,
+                        secret_dir=None, **kwargs):
+        self.engine = docker_host
+        # On the local engine: the master's socket and this worker's password
+        # file, both on this machine; None for a remote engine.
+        self.worker_socket = worker_socket
+        self.secret_dir = Path(secret_dir) if secret_dir else None
+        configured = defer.maybeDeferred(super().reconfigService, name, password, docker_host,
+                                         *args, **kwargs)
+        if not getattr(self, "_looked_for_leftovers", False):
+            # A master killed before it could stop its containers leaves them
+            # running: remove this worker's now, not when it is next used.
+            self._looked_for_leftovers = True
+
+            def remove_leftovers(result):
+                threads.deferToThread(self._remove_leftover_container).addErrback(log.err)
+                return result
+            configured.addCallback(remove_leftovers)
+        return configured
+
+    def getContainerName(self):
+        return latent_container_name(self.workername, Path(self.master.basedir))
+
+    def createEnvironment(self, build=None):
+        env = super().createEnvironment(build)
+        if self.secret_dir is not None:
+            del env["WORKERPASS"]
+            env["RUSTFARM_WORKERPASS_FILE"] = f"{SECRET_DIR}/password"
+        if self.worker_socket:
+            env["RUSTFARM_MASTER_SOCKET"] = f"{SOCKET_DIR}/{Path(self.worker_socket).name}"
+        return env
+
+    def _write_password_file(self) -> None:
+        directory = self.secret_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chown(directory, RUSTBUILD_UID, RUSTBUILD_UID)
+        os.chmod(directory, 0o700)
+        path = directory / "password"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, self.password.encode())
+        finally:
+            os.close(fd)
+        os.chown(path, RUSTBUILD_UID, RUSTBUILD_UID)
 
     def _thd_start_instance(self, docker_host, image, *args):
         client = self._getDockerClient({**self.client_args, "base_url": docker_host})
@@ -43,31 +148,72 @@ class FarmDockerLatentWorker(DockerLatentWorker):
             raise LatentWorkerCannotSubstantiate(
                 f"image {image} is not on the Docker engine at {docker_host}; "
                 f"build it with: {image_build_hint(image)}")
+        if self.secret_dir is not None:
+            self._write_password_file()
         return super()._thd_start_instance(docker_host, image, *args)
 
+    def _remove_leftover_container(self) -> None:
+        if not isinstance(self.engine, str):
+            return
+        try:
+            client = self._getDockerClient({**self.client_args, "base_url": self.engine})
+        except DockerException:
+            return
+        try:
+            name = self.getContainerName()
+            for found in client.containers(all=True, filters={"name": name}):
+                if f"/{name}" in found["Names"]:
+                    log.msg(f"removing {name}, left from an earlier run of the master")
+                    try:
+                        client.remove_container(found["Id"], v=True, force=True)
+                    except NotFound:
+                        pass
+        except DockerException as err:
+            log.msg(f"could not look for leftover containers of {self.name}: {err}")
+        finally:
+            client.close()
 
-def docker_workers(pool: DockerPool, master_address: str, network: str | None) -> list:
+
+def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> list:
+    """The pool's latent workers. ``master_address`` (HOST:PORT) is where a remote
+    engine's containers reach the master; local ones use the worker socket."""
     # No docker --init: the image's entrypoint starts tini itself, after removing the
     # worker password from the environment that process 1 (readable by builds) keeps.
-    hostconfig: dict = {"init": False}
+    hostconfig: dict = {
+        "init": False,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "pids_limit": PIDS_LIMIT,
+    }
     if pool.cpus:
         hostconfig["nano_cpus"] = int(pool.cpus * 1e9)
     if pool.memory:
         hostconfig["mem_limit"] = pool.memory
-    if network:
-        hostconfig["network_mode"] = network
-    return [FarmDockerLatentWorker(
-                name,
-                util.Secret(worker_secret_name(name)),
-                docker_host=pool.engine,
-                image=util.Property("image"),
-                masterFQDN=master_address,
-                volumes=[util.Interpolate("%(kw:volume)s:%(kw:path)s", volume=CACHE_VOLUME,
-                                          path=CACHE_DIR)],
-                hostconfig=hostconfig,
-                followStartupLogs=False,
-                # One build per container: it is stopped and removed right after.
-                build_wait_timeout=0,
-                max_builds=1,
-                properties={"pool": pool.name})
-            for name in pool.worker_names()]
+        hostconfig["memswap_limit"] = pool.memory       # no swap: over the limit is over
+    if not pool.remote:
+        hostconfig["network_mode"] = "none"
+    workers = []
+    for name in pool.worker_names():
+        volumes = [util.Interpolate("%(kw:volume)s:%(kw:path)s", volume=cache_volume,
+                                    path=CACHE_DIR)]
+        local = {}
+        if not pool.remote:
+            local = {"worker_socket": str(state.worker_socket),
+                     "secret_dir": str(state.container_secret_dir(name))}
+            volumes += [f"{state.worker_socket.parent}:{SOCKET_DIR}:ro",
+                        f"{state.container_secret_dir(name)}:{SECRET_DIR}"]
+        workers.append(FarmDockerLatentWorker(
+            name,
+            util.Secret(worker_secret_name(name)),
+            docker_host=pool.engine,
+            image=util.Property("image"),
+            masterFQDN=master_address,
+            volumes=volumes,
+            hostconfig=hostconfig,
+            followStartupLogs=False,
+            # One build per container: it is stopped and removed right after.
+            build_wait_timeout=0,
+            max_builds=1,
+            properties={"pool": pool.name},
+            **local))
+    return workers

@@ -30,6 +30,7 @@ import io
 import os
 import secrets
 import shutil
+import tempfile
 import subprocess
 import tarfile
 import threading
@@ -318,6 +319,8 @@ class FakeInstance:
         subprocess.run([docker_cli(), "rm", "--force", self.container_name], capture_output=True)
         if self.imds:
             self.imds.stop()
+        if getattr(self, "run_dir", None):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def __enter__(self) -> "FakeInstance":
         return self
@@ -360,12 +363,18 @@ def boot_instance(user_data: str | bytes | None, extra_env: dict[str, str] | Non
         "RUSTFARM_CONTAINER_NAME", f"{CONTAINER_PREFIX}worker-{secrets.token_hex(4)}")
     if imds is not None:
         extra_env.setdefault("RUSTFARM_IMDS_URL", imds.url)
+    # Each booted instance forwards the master's port through a socket of its
+    # own, at a short path (a Unix socket's is limited to 108 bytes).
+    run_dir = Path(tempfile.mkdtemp(prefix="rustfarm-boot-"))
+    extra_env.setdefault("RUSTFARM_RUN_DIR", str(run_dir))
     env, poweroff, logger = boot_script_env(workdir, extra_env)
     log_path = workdir / "rustfarm-boot.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(["/bin/bash", str(BOOT_SCRIPT)], stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT, env=env)
-    return FakeInstance(process, log_path, imds, poweroff, logger, container_name)
+    instance = FakeInstance(process, log_path, imds, poweroff, logger, container_name)
+    instance.run_dir = run_dir
+    return instance
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:

@@ -9,7 +9,6 @@ import hashlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -78,8 +77,11 @@ def test_happy_path_pulls_runs_and_powers_off(tiny_worker_images, tmp_path):
         assert "BUILDMASTER_PORT=9989" in report
         assert "WORKERNAME=ec2-tiny-1" in report
         assert f"WORKERPASS sha256 {hashlib.sha256(password.encode()).hexdigest()}" in report
-        # --network host: the container has the host's network and hostname.
-        assert f"hostname {socket.gethostname()}" in report
+        # No network in the container (no metadata service, no host): only a
+        # socket that socat forwards to the master's worker port.
+        assert "interfaces lo " in report
+        assert "master socket /run/rustfarm/worker.sock" in report
+        assert "--network none --cap-drop ALL --security-opt no-new-privileges" in output
 
         assert output.index("tiny-worker: exiting with status 0") < output.index("powering off")
         assert_powered_off_once(instance, "done: the worker exited normally")

@@ -38,7 +38,7 @@ state() {
     stat -c '%n %a %U:%G' /usr/local/sbin/rustfarm-boot /etc/cron.d/rustfarm
     id rustbuild; id admin
     ls /etc/systemd/system/multi-user.target.wants/
-    dpkg-query -W -f '${Package} ${Status}\n' docker.io curl cron
+    dpkg-query -W -f '${Package} ${Status}\n' docker.io curl cron socat
 }
 /ami/provision.sh /ami/rustfarm-boot > /tmp/first.log 2>&1; echo "first run: $?"
 state > /tmp/first.state
@@ -99,6 +99,6 @@ def test_provision_is_complete_and_idempotent(docker_engine):
     assert len(id_lines) == 2 and all("(docker)" in line for line in id_lines), id_lines
     for unit in ("docker.service", "containerd.service", "cron.service"):
         assert f"\n{unit}\n" in report, unit
-    for package in ("docker.io", "curl", "cron"):
+    for package in ("docker.io", "curl", "cron", "socat"):
         assert f"{package} install ok installed" in report
     assert "installed script parses user-data: 0" in report

@@ -11,6 +11,10 @@ echo "tiny-worker: BUILDMASTER_PORT=${BUILDMASTER_PORT:-}"
 echo "tiny-worker: WORKERNAME=${WORKERNAME:-}"
 echo "tiny-worker: WORKERPASS sha256 $(printf '%s' "${WORKERPASS:-}" | sha256sum | cut -d' ' -f1)"
 echo "tiny-worker: hostname $(hostname)"
+echo "tiny-worker: interfaces $(cd /sys/class/net && echo *) "
+if [ -S "${RUSTFARM_MASTER_SOCKET:-/none}" ]; then
+    echo "tiny-worker: master socket $RUSTFARM_MASTER_SOCKET"
+fi
 sleep "${TINY_WORKER_HOLD:-0}"
 echo "tiny-worker: exiting with status ${TINY_WORKER_EXIT:-0}"
 exit "${TINY_WORKER_EXIT:-0}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -16,6 +18,7 @@ from .conftest import (FIXTURES, POOL, farm_containers, remove_cache_volumes,
 pytestmark = pytest.mark.docker
 
 MIPSEL = "mipsel-unknown-linux-gnu"
+HOST = "x86_64-unknown-linux-gnu"
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +27,20 @@ def fault_farm(built_chain, tmp_path_factory):
 schedule: {{nightly: false}}
 workers:
   {POOL}: {{kind: docker, count: 2}}
+  {POOL}small: {{kind: docker, count: 1, memory: 256m}}
 targets:
-  {MIPSEL}: {{pool: {POOL}, runner: image, image: "{built_chain.reference(MIPSEL)}"}}
+  {MIPSEL}: {{pool: {POOL}, image: "{built_chain.reference(MIPSEL)}"}}
   aarch64-unknown-linux-gnu: {{pool: {POOL}, image: "rustfarm/aarch64-unknown-linux-gnu:0000missing0"}}
+  {HOST}: {{pool: {POOL}small, image: "{built_chain.reference(HOST)}"}}
 projects:
+  hog:
+    source: {FIXTURES / 'hog'}
+    targets: [{HOST}]
+    test: false
+  slow:
+    source: {FIXTURES / 'slow'}
+    targets: [{MIPSEL}]
+    test: false
   deps:
     source: {FIXTURES / 'deps-demo'}
     targets: [{MIPSEL}]
@@ -101,6 +114,57 @@ def test_killed_container_is_retried_on_a_fresh_one(fault_farm):
     assert result["results"] == 0 and len(builds) == 2
     assert "Compiling regex" in farm.step_log(result, "cargo build")
     assert wait_until_no_containers(30) == []
+
+
+def test_a_build_over_the_memory_limit_says_so_and_is_not_retried(fault_farm):
+    farm = fault_farm
+    farm.login()
+    [brid] = farm.force("force-hog").values()
+    result = farm.wait_for_build(brid, timeout=300)
+    assert result["results"] == 2
+    steps = {step["name"]: step for step in farm.steps(result)}
+    message = "killed: exceeded the pool's memory limit of 256m"
+    assert steps["cargo build"]["state_string"].startswith(message)
+    assert message in _everything_said(farm, result)
+    assert len(farm.api("builds", buildrequestid=brid)["builds"]) == 1
+
+
+def test_after_the_master_is_killed_its_container_goes_at_the_next_start(fault_farm):
+    farm = fault_farm
+    farm.login()
+    [brid] = farm.force("force-slow").values()
+    deadline = time.monotonic() + 120
+    while not farm_containers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [orphan] = farm_containers()
+    orphan_id = container_id(orphan)
+    master = int((farm.state / "master" / "twistd.pid").read_text())
+    os.kill(master, signal.SIGKILL)
+    time.sleep(1)
+    assert container_id(orphan) == orphan_id, "the orphan outlives its master"
+    log = farm.state / "master" / "twistd.log"
+    logged_before = log.stat().st_size
+    farm.up()
+    deadline = time.monotonic() + 30
+    while container_exists(orphan_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not container_exists(orphan_id)
+    with log.open() as text:
+        text.seek(logged_before)
+        assert f"removing {orphan}, left from an earlier run of the master" in text.read()
+    farm.session.cookies.clear()
+    farm.login()
+    result = farm.wait_for_build(brid, timeout=300)
+    assert result["results"] == 0, "the interrupted build ran again"
+
+
+def container_id(name: str) -> str:
+    return subprocess.run(["docker", "inspect", "--format", "{{.Id}}", name],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def container_exists(container: str) -> bool:
+    return subprocess.run(["docker", "inspect", container], capture_output=True).returncode == 0
 
 
 def test_without_a_docker_engine_farm_up_falls_back_to_local_workers(tmp_path):

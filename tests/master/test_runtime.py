@@ -34,12 +34,14 @@ def test_without_docker_the_host_target_moves_to_local_workers(tmp_path):
 
 
 def test_master_config_follows_the_runtime(tmp_path):
-    with_docker = buildmaster_config(farm(tmp_path), Runtime(network="rustfarm-demo",
-                                                             master_address="172.30.0.1"))
+    with_docker = buildmaster_config(farm(tmp_path), Runtime())
     workers = with_docker["workers"]
     assert [w.name for w in workers] == ["containers-1", "containers-2", "containers-3"]
     assert type(workers[0]).__name__ == "FarmDockerLatentWorker"
-    assert with_docker["protocols"]["pb"]["port"].endswith("interface=172.30.0.1")
+    # Containers have no network: the worker port listens on loopback, and a
+    # Unix socket forwards to it for them.
+    assert with_docker["protocols"]["pb"]["port"].endswith("interface=127.0.0.1")
+    [socket] = [s for s in with_docker["services"] if s.name == "worker-socket"]
     assert len(with_docker["builders"]) == 2
     assert all(b.locks for b in with_docker["builders"])
 
@@ -47,6 +49,7 @@ def test_master_config_follows_the_runtime(tmp_path):
     assert [w.name for w in no_docker["workers"]] == ["local-1"]
     assert [b.name for b in no_docker["builders"]] == [f"hello:{host_triple()}"]
     assert no_docker["protocols"]["pb"]["port"].endswith("interface=127.0.0.1")
+    assert not [s for s in no_docker["services"] if s.name == "worker-socket"]
 
 
 def test_runtime_round_trips_through_the_environment(tmp_path):
@@ -54,3 +57,19 @@ def test_runtime_round_trips_through_the_environment(tmp_path):
     path = tmp_path / "runtime.env"
     runtime.write_environment_file(path)
     assert Runtime.from_environment_file(path) == runtime
+
+
+def test_a_socket_left_behind_by_a_stopped_engine_counts_as_no_engine(tmp_path):
+    import socket
+
+    from rustfarm.docker_probe import socket_missing
+
+    path = tmp_path / "docker.sock"
+    assert socket_missing(f"unix://{path}")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listening:
+        listening.bind(str(path))
+        listening.listen(1)
+        assert not socket_missing(f"unix://{path}")
+    assert path.exists()            # closed without unlinking, as a killed dockerd leaves it
+    assert socket_missing(f"unix://{path}")
+    assert not socket_missing("tcp://127.0.0.1:2375")

@@ -1,0 +1,315 @@
+"""Values `farm check` refuses because they would break the farm later (or expose it):
+each one line with file, line and key, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from rustfarm.farmfile import FarmFileError, load, loads
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "hello"
+
+BASE = f"""\
+farm:
+  name: demo
+workers:
+  local: {{kind: local, count: 1}}
+targets:
+  x86_64-unknown-linux-gnu: {{pool: local}}
+projects:
+  hello: {{source: {EXAMPLE}}}
+"""
+
+
+def problems(path: Path, text: str) -> list[str]:
+    with pytest.raises(FarmFileError) as caught:
+        loads(textwrap.dedent(text), path)
+    return [str(p) for p in caught.value.problems]
+
+
+def with_lines(*lines: str, farm: str = "") -> str:
+    """BASE with ``farm`` added under farm: and ``lines`` after it."""
+    text = BASE.replace("  name: demo\n", "  name: demo\n" + farm)
+    return text + "".join(line + "\n" for line in lines)
+
+
+# -- the artifact store ----------------------------------------------------
+
+@pytest.mark.parametrize("directory, why", [
+    ("/", "/ is a system directory"),
+    ("/etc", "/etc is a system directory"),
+    ("/etc/ssl", "/etc/ssl is a system directory"),
+    ("/tmp", "/tmp is a system directory"),
+    ("/home", "/home is a system directory"),
+    ("/var", "/var is a system directory"),
+    ("/proc/self", "is a system directory"),
+])
+def test_a_system_directory_is_not_a_store(tmp_path, directory, why):
+    config = tmp_path / "farm.yaml"
+    found = problems(config, with_lines(f"artifacts: {{directory: {directory}}}"))
+    assert len(found) == 1
+    assert found[0].startswith(f"{config}:9: artifacts.directory: ")
+    assert why in found[0] and "served to anyone without a login" in found[0]
+
+
+def test_the_state_directory_and_what_holds_it_are_not_a_store(tmp_path):
+    config = tmp_path / "farm.yaml"
+    state = tmp_path / ".farm"
+    for directory in (".", "", ".."):
+        found = problems(config, with_lines(f"artifacts: {{directory: '{directory}'}}"))
+        holder = (state / directory).resolve()
+        assert found == [f"{config}:9: artifacts.directory: {holder} holds the state directory "
+                         f"{state} (secrets, database): it is served to anyone without a login; "
+                         "give a directory of its own (default: artifacts, in the state "
+                         "directory)"]
+
+
+def test_a_store_may_be_in_the_state_directory_but_not_its_secrets(tmp_path):
+    for directory in ("secrets", "master", "workers/x", "sources"):
+        found = problems(tmp_path / "farm.yaml",
+                         with_lines(f"artifacts: {{directory: {directory}}}"))
+        assert len(found) == 1 and "artifacts.directory" in found[0]
+        assert "part of the farm's own state" in found[0]
+    for directory in ("artifacts", "store/of/artifacts", "/srv/rustfarm/x"):
+        farm = loads(with_lines(f"artifacts: {{directory: {directory}}}"), tmp_path / "farm.yaml")
+        assert farm.artifacts.directory == (tmp_path / ".farm" / directory).resolve()
+
+
+def test_the_directory_of_farm_yaml_is_not_a_store(tmp_path):
+    config = tmp_path / "conf" / "farm.yaml"
+    config.parent.mkdir()
+    found = problems(config, with_lines("artifacts: {directory: ../conf}",
+                                        farm=f"  state_dir: {tmp_path / 'state'}\n"))
+    assert len(found) == 1
+    assert f"artifacts.directory: {config.parent} holds farm.yaml's directory" in found[0]
+
+
+def test_a_link_to_a_system_directory_is_not_a_store(tmp_path):
+    (tmp_path / "store").symlink_to("/etc")
+    found = problems(tmp_path / "farm.yaml",
+                     with_lines(f"artifacts: {{directory: {tmp_path / 'store'}}}"))
+    assert len(found) == 1 and "artifacts.directory: /etc is a system directory" in found[0]
+
+
+# -- worker pools ------------------------------------------------------------
+
+def pool_problems(tmp_path: Path, pool: str) -> list[str]:
+    text = BASE.replace("  local: {kind: local, count: 1}", f"  local: {{kind: local, count: 1}}\n"
+                                                             f"  box: {pool}")
+    return problems(tmp_path / "farm.yaml", text)
+
+
+def test_docker_cpus_within_what_docker_allows(tmp_path):
+    cpus = os.cpu_count() or 1
+    config = tmp_path / "farm.yaml"
+    assert pool_problems(tmp_path, f"{{kind: docker, cpus: {cpus + 1}}}") == [
+        f"{config}:5: workers.box.cpus: must be at most {cpus}, not {cpus + 1} "
+        "(Docker allows 0.01 up to the machine's CPU count)"]
+    assert pool_problems(tmp_path, "{kind: docker, cpus: 0.001}") == [
+        f"{config}:5: workers.box.cpus: must be at least 0.01, not 0.001 "
+        "(Docker allows 0.01 up to the machine's CPU count)"]
+    farm = loads(BASE.replace("count: 1}", f"count: 1}}\n  box: {{kind: docker, cpus: {cpus}}}"),
+                 config)
+    assert farm.pools["box"].cpus == cpus
+
+
+def test_docker_memory_of_at_least_dockers_minimum(tmp_path):
+    for memory in ("1b", "5m", "6000k", "0"):
+        assert pool_problems(tmp_path, f"{{kind: docker, memory: '{memory}'}}") == [
+            f"{tmp_path / 'farm.yaml'}:5: workers.box.memory: must be at least 6m (Docker's "
+            f"smallest memory limit), not '{memory}'"]
+    for memory in ("6m", "6144k", "4g", "0.5g"):
+        loads(BASE.replace("count: 1}", f"count: 1}}\n  box: {{kind: docker, memory: {memory}}}"),
+              tmp_path / "farm.yaml")
+
+
+@pytest.mark.parametrize("kind", ["local", "docker"])
+def test_too_many_workers_in_a_pool(tmp_path, kind):
+    assert pool_problems(tmp_path, f"{{kind: {kind}, count: 65}}") == [
+        f"{tmp_path / 'farm.yaml'}:5: workers.box.count: must be at most 64, not 65 "
+        "(more workers than one machine can start)"]
+
+
+# -- ports -----------------------------------------------------------------
+
+@pytest.mark.parametrize("port, message", [
+    (0, "must be at least 1, not 0"), (65536, "must be at most 65535, not 65536")])
+def test_ports_are_tcp_ports(tmp_path, port, message):
+    config = tmp_path / "farm.yaml"
+    assert problems(config, with_lines(farm=f"  worker_port: {port}\n")) == [
+        f"{config}:3: farm.worker_port: {message}"]
+    assert problems(config, with_lines(f"www: {{port: {port}}}")) == [
+        f"{config}:9: www.port: {message}"]
+
+
+def test_the_ui_and_the_workers_need_a_port_each(tmp_path):
+    config = tmp_path / "farm.yaml"
+    assert problems(config, with_lines("www: {port: 9000}", farm="  worker_port: 9000\n")) == [
+        f"{config}:10: www.port: www.port and farm.worker_port are both 9000: the web UI and "
+        "the workers need a port each"]
+    assert problems(config, with_lines(farm="  worker_port: 8010\n")) == [
+        f"{config}:3: farm.worker_port: www.port and farm.worker_port are both 8010: the web UI "
+        "and the workers need a port each"]
+
+
+# -- the state directory -----------------------------------------------------
+
+@pytest.mark.parametrize("state_dir, message", [
+    ("/proc/rustfarm", "/proc/rustfarm is under /proc, which cannot hold the farm's state"),
+    ("/sys/rustfarm", "/sys/rustfarm is under /sys, which cannot hold the farm's state"),
+    ("/dev/shm/farm", "/dev/shm/farm is under /dev, which cannot hold the farm's state"),
+])
+def test_state_dir_under_kernel_trees(tmp_path, state_dir, message):
+    config = tmp_path / "farm.yaml"
+    assert problems(config, with_lines(farm=f"  state_dir: {state_dir}\n")) == [
+        f"{config}:3: farm.state_dir: {message}"]
+
+
+def test_state_dir_that_is_a_file_or_under_one(tmp_path):
+    config = tmp_path / "farm.yaml"
+    (tmp_path / "a-file").write_text("")
+    assert problems(config, with_lines(farm="  state_dir: a-file\n")) == [
+        f"{config}:3: farm.state_dir: {tmp_path / 'a-file'} is not a directory"]
+    assert problems(config, with_lines(farm="  state_dir: a-file/state\n")) == [
+        f"{config}:3: farm.state_dir: {tmp_path / 'a-file' / 'state'} cannot be made: "
+        f"{tmp_path / 'a-file'} is not a directory"]
+
+
+def test_state_dir_that_cannot_be_written():
+    """Run as an unprivileged user: root may write anywhere."""
+    text = with_lines(farm="  state_dir: /rustfarm-test-not-here/state\n")
+    script = ("import sys; from pathlib import Path; from rustfarm.farmfile import loads, "
+              "FarmFileError\ntry:\n    loads(sys.stdin.read(), Path('/x/farm.yaml'))\n"
+              "except FarmFileError as err:\n    print(err)\n")
+    command = [sys.executable, "-c", script]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("needs setpriv to drop root")
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    done = subprocess.run(command, input=text, capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert done.stdout == ("/x/farm.yaml:3: farm.state_dir: / is not writable: the farm keeps "
+                           "its database, logs and secrets there\n"), done.stderr
+
+
+# -- names that make Docker names ------------------------------------------
+
+def test_farm_and_project_names_fit_docker_names(tmp_path):
+    config = tmp_path / "farm.yaml"
+    long = "f" * 41
+    text = BASE.replace("name: demo", f"name: {long}").replace("  hello:", f"  {'p' * 41}:")
+    assert problems(config, text) == [
+        f"{config}:2: farm.name: at most 40 characters (Docker volume names are made from it), "
+        "not 41",
+        f"{config}:8: projects.{'p' * 41}: names are at most 40 characters (Docker volume names "
+        "are made from them), not 41",
+    ]
+    loads(BASE.replace("name: demo", f"name: {'f' * 40}").replace("  hello:", f"  {'p' * 40}:"),
+          config)
+
+
+# -- files that are not farm files -------------------------------------------
+
+def load_problems(path: Path) -> list[str]:
+    with pytest.raises(FarmFileError) as caught:
+        load(path)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_binary_garbage_is_not_a_text_file(tmp_path):
+    config = tmp_path / "farm.yaml"
+    config.write_bytes(bytes(range(256)) * 4)
+    assert load_problems(config) == [
+        f"{config}: not a text file (it holds NUL bytes): farm.yaml is YAML text"]
+
+
+def test_latin1_text_is_not_utf8(tmp_path):
+    config = tmp_path / "farm.yaml"
+    config.write_bytes(with_lines(farm="  title: Caf\xe9 farm\n").encode("latin-1"))
+    assert load_problems(config) == [
+        f"{config}:3: not UTF-8 text (byte 0xe9): save farm.yaml as UTF-8"]
+
+
+def test_a_file_over_a_megabyte_is_refused(tmp_path):
+    config = tmp_path / "farm.yaml"
+    config.write_text(BASE + "#" * (2**20) + "\n")
+    assert load_problems(config) == [f"{config}: larger than 1 MB: not a farm file"]
+    with pytest.raises(FarmFileError, match="larger than 1 MB"):
+        loads(BASE + "#" * (2**20), config)
+
+
+def test_a_device_is_read_no_further_than_the_limit(tmp_path):
+    config = tmp_path / "farm.yaml"
+    config.symlink_to("/dev/zero")
+    started = time.monotonic()
+    assert load_problems(config)[0].endswith("larger than 1 MB: not a farm file")
+    assert time.monotonic() - started < 5
+
+
+def billion_laughs(levels: int = 9) -> str:
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_quickly(tmp_path):
+    config = tmp_path / "farm.yaml"
+    started = time.monotonic()
+    found = problems(config, BASE + billion_laughs())
+    assert time.monotonic() - started < 1
+    assert len(found) == 1
+    assert found[0].startswith(f"{config}:")
+    assert found[0].endswith(": more than 100,000 values once its aliases are expanded "
+                             "(nested anchors and aliases: a YAML alias bomb?)")
+    # Aliases of small things are still welcome.
+    farm = loads(BASE.replace("  local: {kind: local, count: 1}",
+                              "  local: &pool {kind: local, count: 2}\n  other: *pool"), config)
+    assert farm.pools["other"].count == 2
+
+
+def test_a_merge_key_bomb_is_refused_quickly(tmp_path):
+    lines = ["m0: &m0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10}"]
+    lines += [f"m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 10)}]}}" for i in range(1, 10)]
+    started = time.monotonic()
+    found = problems(tmp_path / "farm.yaml", BASE + "\n".join(lines) + "\n")
+    assert time.monotonic() - started < 1
+    assert len(found) == 1 and "a YAML alias bomb?" in found[0]
+
+
+def test_a_collection_as_a_key_is_never_built(tmp_path):
+    # The bomb's anchors are all inside the key: only building the key expands it.
+    levels = ["&l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"&l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 10)]
+    text = f"? [{', '.join(levels)}]\n: x\n"
+    started = time.monotonic()
+    found = problems(tmp_path / "farm.yaml", BASE.replace("projects:", text + "projects:"))
+    assert time.monotonic() - started < 1
+    assert [p for p in found if p.endswith(": keys must be text, not a sequence")]
+
+
+def test_merged_keys_may_be_given_again(tmp_path):
+    farm = loads(BASE.replace("  local: {kind: local, count: 1}",
+                              "  local: &pool {kind: local, count: 2}\n"
+                              "  other: {<<: *pool, count: 3}"), tmp_path / "farm.yaml")
+    assert (farm.pools["local"].count, farm.pools["other"].count) == (2, 3)
+
+
+def test_a_merge_of_something_else_is_one_line(tmp_path):
+    config = tmp_path / "farm.yaml"
+    found = problems(config, BASE.replace("kind: local, count: 1", "<<: 5"))
+    assert found == [f"{config}:4: YAML error: expected a mapping or list of mappings for "
+                     "merging, but found scalar"]
+
+
+def test_deep_nesting_is_one_line(tmp_path):
+    found = problems(tmp_path / "farm.yaml", "farm: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert found == [f"{tmp_path / 'farm.yaml'}: YAML nested too deeply"]

@@ -106,6 +106,11 @@ class Farm:
             time.sleep(0.05)
 
 
+def cache_volume_name(farm: str, project: str, target: str) -> str:
+    from rustfarm.workers.docker import cache_volume_name as name
+    return name(farm, project, target)
+
+
 def image_of(triple: str) -> str:
     from rustfarm.images.recipes import current_reference
     return current_reference(triple)
@@ -135,14 +140,14 @@ def main() -> None:
         deps = root / "deps-demo"
         shutil.copytree(FIXTURES / "deps-demo", deps, ignore=shutil.ignore_patterns("target"))
         subprocess.run(["chmod", "-R", "a+rwX", str(deps)], check=True)
-        subprocess.run(["docker", "volume", "rm", "-f", f"rustfarm-bench-deps-{MIPSEL}"],
-                       capture_output=True)
+        cache = cache_volume_name("bench", "deps", MIPSEL)
+        subprocess.run(["docker", "volume", "rm", "-f", cache], capture_output=True)
         with Farm(root, f"""\
 workers:
   local: {{kind: local, count: 1}}
   dk: {{kind: docker, count: 1}}
 targets:
-  {HOST}: {{pool: local, runner: native}}
+  {HOST}: {{pool: local}}
   {MIPSEL}: {{pool: dk, image: "{image_of(MIPSEL)}"}}
 projects:
   local: {{source: {FIXTURES / 'hello-arch'}, targets: [{HOST}], binaries: [hello-arch], test: false}}
@@ -159,8 +164,7 @@ projects:
         bare_cold = bare_docker_build(deps, volume)
         touch_main(deps)
         bare_warm = bare_docker_build(deps, volume)
-        subprocess.run(["docker", "volume", "rm", "-f", volume, f"rustfarm-bench-deps-{MIPSEL}"],
-                       capture_output=True)
+        subprocess.run(["docker", "volume", "rm", "-f", volume, cache], capture_output=True)
 
     print(f"force request -> first step, median of {args.runs}:")
     print(f"  local worker (already running)   {statistics.median(local):6.2f} s")

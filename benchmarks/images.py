@@ -50,8 +50,8 @@ def megabytes(size: int) -> str:
 
 
 def report(client, outcomes) -> None:
-    catalog = current_catalog(client)
-    print(f"\n{'image':42} {'state':11} {'time':>7} {'size':>9} {'own layers':>11}")
+    catalog = current_catalog()
+    print(f"\n{'image':50} {'state':11} {'time':>7} {'size':>9} {'own layers':>11}")
     total_unique = 0
     for outcome in outcomes:
         recipe = catalog.get(outcome.name)
@@ -62,16 +62,18 @@ def report(client, outcomes) -> None:
         own = size - parent_size
         total_unique += own
         elapsed = duration(outcome.seconds) if outcome.state == "built" else "-"
-        print(f"{recipe.repository:42} {outcome.state:11} {elapsed:>7} {megabytes(size):>9}"
+        name = recipe.repository + (f":{recipe.toolchain}" if recipe.toolchain else "")
+        print(f"{name:50} {outcome.state:11} {elapsed:>7} {megabytes(size):>9}"
               f" {megabytes(own):>11}")
-    print(f"{'all images together (shared layers once)':42} {'':11} {'':>7} {'':>9}"
+    print(f"{'all images together (shared layers once)':50} {'':11} {'':>7} {'':>9}"
           f" {megabytes(total_unique):>11}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold", action="store_true", help="remove rustfarm/* images first")
-    parser.add_argument("--target", action="append", dest="targets")
+    parser.add_argument("--target", action="append", dest="targets",
+                        help="this target's image (with TRIPLE@TOOLCHAIN another toolchain's)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no build progress lines")
     args = parser.parse_args()
     client = connect()

@@ -4,11 +4,12 @@ The `farm images` command is registered by :func:`rustfarm.images.cli.add_comman
 """
 
 
-def current_reference(triple: str, docker_host: str | None = None) -> str:
-    """``rustfarm/<triple>:<content-tag>``: the image farm.yaml should pin for a target."""
+def current_reference(name: str) -> str:
+    """``rustfarm/<triple>:<toolchain>-<content-tag>``: the image farm.yaml should pin
+    for a target (``<triple>@<toolchain>`` for another toolchain than the default)."""
     from .recipes import current_reference as reference
 
-    return reference(triple, docker_host)
+    return reference(name)
 
 
 __all__ = ["current_reference"]

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,11 +21,8 @@ from . import tags
 from .engine import local_image
 from .errors import ImagesError
 from .progress import Progress, duration
-from .recipes import (ROOTFS, SLIM_IMAGE, BaseSource, Catalog, Recipe,
-                      detect_base_source, file_mode, load_catalog, recipes_dir)
+from .recipes import Catalog, Recipe, current_catalog, file_mode
 from .wheels import ensure_wheels
-
-SLIM_PULL_SECONDS = 30
 
 
 class BuildError(ImagesError):
@@ -60,43 +56,18 @@ def image_date(image) -> str | None:
     return (image.labels or {}).get(tags.LABEL_DATE)
 
 
-def try_pull_slim(client: docker.DockerClient, progress: Progress) -> BaseSource | None:
-    """Pull debian:bookworm-slim if a registry offers it, giving up after a while."""
-    result: dict = {}
-
-    def pull():
-        try:
-            client.images.pull("debian", tag="bookworm-slim")
-            result["ok"] = True
-        except Exception as exc:  # any failure means: make the base ourselves
-            result["error"] = exc
-
-    worker = threading.Thread(target=pull, daemon=True)
-    worker.start()
-    worker.join(SLIM_PULL_SECONDS)
-    if result.get("ok"):
-        image = local_image(client, SLIM_IMAGE)
-        if image is not None:
-            progress.say(f"pulled {SLIM_IMAGE}; rustfarm/base is built on it")
-            return BaseSource("slim", image.id)
-    error = result.get("error")
-    reason = (getattr(error, "explanation", None) or str(error) if error
-              else f"no answer in {SLIM_PULL_SECONDS} s").splitlines()[0]
-    reason = reason if len(reason) <= 160 else reason[:157] + "..."
-    progress.say(f"{SLIM_IMAGE} cannot be pulled ({reason}); making the base with mmdebstrap")
-    return None
-
-
 def _labels(catalog: Catalog, recipe: Recipe, date: str, now: datetime) -> dict[str, str]:
     labels = {
         tags.LABEL_TITLE: recipe.repository,
         tags.LABEL_CREATED: now.isoformat(timespec="seconds"),
-        tags.LABEL_CONTENT: catalog.content_tag(recipe.name),
+        tags.LABEL_CONTENT: catalog.content_tag(recipe.key),
         tags.LABEL_DATE: date,
         tags.LABEL_PARENT: catalog.parent_reference(recipe) or "",
     }
     if recipe.target:
         labels[tags.LABEL_TARGET] = recipe.target.triple
+    if recipe.toolchain:
+        labels[tags.LABEL_TOOLCHAIN] = recipe.toolchain
     return labels
 
 
@@ -137,7 +108,7 @@ def _is_recipe_step(line: str) -> bool:
 
 def _build_dockerfile(client, catalog: Catalog, recipe: Recipe, progress: Progress,
                       labels: dict[str, str]) -> None:
-    reference = catalog.reference(recipe.name)
+    reference = catalog.reference(recipe.key)
     context = _context(recipe, progress.say)
     try:
         chunks = client.api.build(
@@ -180,7 +151,7 @@ def _lines_of(process: subprocess.Popen) -> Iterator[str]:
 
 def _build_rootfs(client, catalog: Catalog, recipe: Recipe, progress: Progress,
                   labels: dict[str, str]) -> None:
-    reference = catalog.reference(recipe.name)
+    reference = catalog.reference(recipe.key)
     _ensure_mmdebstrap(progress)
     script = dict(recipe.files)["base/make-rootfs.sh"]
     with tempfile.TemporaryDirectory(prefix="rustfarm-rootfs-") as scratch:
@@ -212,10 +183,10 @@ def _build_rootfs(client, catalog: Catalog, recipe: Recipe, progress: Progress,
 def build_one(client, catalog: Catalog, recipe: Recipe, progress: Progress,
               now: datetime | None = None) -> BuildOutcome:
     now = now or datetime.now(timezone.utc)
-    date = tags.date_tag(now)
-    reference = catalog.reference(recipe.name)
+    date = tags.date_tag(now, recipe.toolchain)
+    reference = catalog.reference(recipe.key)
     parent = catalog.parent_reference(recipe)
-    source = f"on {parent}" if parent else f"from a {catalog.base_source.describe()}"
+    source = f"on {parent}" if parent else "from a bookworm root filesystem made by mmdebstrap"
     progress.say(f"==> building {reference} {source}")
     started = time.monotonic()
     labels = _labels(catalog, recipe, date, now)
@@ -229,38 +200,30 @@ def build_one(client, catalog: Catalog, recipe: Recipe, progress: Progress,
     image.tag(recipe.repository, date)
     seconds = time.monotonic() - started
     progress.say(f"<== built {reference} (and :{date}) in {duration(seconds)}")
-    return BuildOutcome(recipe.name, reference, "built", seconds, date)
+    return BuildOutcome(recipe.key, reference, "built", seconds, date)
 
 
 def build_images(client: docker.DockerClient, names: Iterable[str] | None = None, *,
                  root: Path | None = None, catalog: Catalog | None = None,
                  progress: Progress | None = None) -> list[BuildOutcome]:
-    """Build the named images (all when None) and their parents, parents first.
+    """Build the named images (None: every image of the default toolchain) and
+    their parents, parents first.
 
     Images whose content tag exists in the engine are reported up to date and
     left alone. Raises BuildError, naming the image, on the first failure.
     """
     progress = progress or Progress()
-    if catalog is None:
-        root = root or recipes_dir()
-        catalog = load_catalog(root, detect_base_source(client))
-        base = catalog.reference("base")
-        if catalog.base_source == ROOTFS and local_image(client, base) is None:
-            # Debian's own slim image is preferred when a registry offers it; only
-            # worth asking when the base has to be made anyway.
-            slim = try_pull_slim(client, progress)
-            if slim is not None:
-                catalog = load_catalog(root, slim)
+    catalog = catalog or current_catalog(root)
     names = list(names) if names is not None else None
     outcomes = []
     started = time.monotonic()
     for recipe in catalog.closure(names):
-        reference = catalog.reference(recipe.name)
+        reference = catalog.reference(recipe.key)
         image = local_image(client, reference)
         if image is not None:
             built = image_date(image)
             progress.say(f"{reference} is up to date" + (f" (built {built})" if built else ""))
-            outcomes.append(BuildOutcome(recipe.name, reference, "up to date", 0.0, built))
+            outcomes.append(BuildOutcome(recipe.key, reference, "up to date", 0.0, built))
             continue
         outcomes.append(build_one(client, catalog, recipe, progress))
     built = sum(o.state == "built" for o in outcomes)

@@ -6,8 +6,10 @@ handler the parser sets as ``handler``::
     args = parser.parse_args()
     return args.handler(args, pins=farmfile_pins, docker_host=farmfile_docker_host)
 
-``pins`` maps a target triple to the image reference farm.yaml pins for it
-(``rustfarm/<triple>:<content-tag>``, perhaps behind a registry); it may be empty.
+``pins`` maps ``<triple>@<toolchain>`` to the image reference farm.yaml pins for
+it (``rustfarm/<triple>:<toolchain>-<content-tag>``, perhaps behind a registry);
+it may be empty. With pins, the commands work on the pinned targets and
+toolchains unless --target or --toolchain says otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Mapping, TextIO
 from docker.errors import DockerException
 from requests.exceptions import RequestException
 
-from .errors import ImagesError
+from rustfarm.errors import FarmError
+
 from .progress import Progress
 
 
@@ -27,14 +30,19 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
     """Register ``images`` and its subcommands on a ``add_subparsers()`` object."""
     images = subparsers.add_parser(
         "images", help="build, push, pull and list the Docker worker images",
-        description="The worker images: rustfarm/base, rustfarm/worker, rustfarm/rust"
-                    " and one rustfarm/<target-triple> per target of images/targets.yaml.")
+        description="The worker images: rustfarm/base, rustfarm/worker, one rustfarm/rust"
+                    " per toolchain and one rustfarm/<target-triple> per target and toolchain"
+                    " of rustfarm/targets.yaml.")
     commands = images.add_subparsers(dest="images_command", metavar="COMMAND", required=True)
 
     def targets_option(parser, verb):
         parser.add_argument("--target", action="append", dest="targets", metavar="TRIPLE",
                             help=f"{verb} this target's image and its parents (repeatable;"
-                                 " default: every image)")
+                                 " default: those farm.yaml pins, or every target)")
+        parser.add_argument("--toolchain", action="append", dest="toolchains",
+                            metavar="VERSION",
+                            help=f"{verb} the images of this Rust toolchain (repeatable;"
+                                 " default: those farm.yaml pins, or the default toolchain)")
 
     build = commands.add_parser("build", help="build what is not up to date, parents first")
     targets_option(build, "build")
@@ -68,7 +76,7 @@ def handle(args: argparse.Namespace, pins: Mapping[str, str] | None = None,
     out = out or sys.stdout
     try:
         return _run(args, dict(pins or {}), docker_host, out)
-    except ImagesError as exc:
+    except FarmError as exc:
         out.flush()
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -81,44 +89,61 @@ def handle(args: argparse.Namespace, pins: Mapping[str, str] | None = None,
         return 130
 
 
+def chosen_images(catalog, pins: dict[str, str], targets: list[str] | None,
+                  toolchains: list[str] | None) -> list[str] | None:
+    """Recipe keys of the target images a command works on; None: every image of
+    the default toolchain."""
+    if targets:
+        return catalog.target_keys(targets, toolchains)
+    if toolchains:
+        pinned = {key.partition("@")[0] for key in pins}
+        triples = [t.triple for t in catalog.table if not pinned or t.triple in pinned]
+        for version in toolchains:
+            catalog.target_keys([], [version])               # an unknown one fails here
+        return [f"{triple}@{version}" for version in toolchains for triple in triples
+                if version in catalog.table.get(triple).toolchains]
+    if pins:
+        return [key for key in pins if key in catalog.recipes] or None
+    return None
+
+
 def _run(args, pins: dict[str, str], docker_host: str | None, out: TextIO) -> int:
     from .engine import connect
-    from .recipes import load_catalog, recipes_dir
+    from .recipes import current_catalog
 
-    targets = getattr(args, "targets", None)
-    if targets:
-        known = load_catalog(recipes_dir())
-        for triple in targets:
-            known.get(triple)  # an unknown name fails here, listing the known ones
+    catalog = current_catalog()
+    # An unknown target or toolchain fails here, before Docker is asked anything.
+    names = chosen_images(catalog, pins, getattr(args, "targets", None),
+                          getattr(args, "toolchains", None))
     if args.images_command == "pin":
-        return _pin(args, targets, docker_host, out)
+        return _pin(args, names, out)
     client = connect(docker_host)
     progress = Progress(out=out, verbose=getattr(args, "verbose", False))
     command = args.images_command
     if command == "build":
         from .build import build_images
-        build_images(client, targets, progress=progress)
+        build_images(client, names, catalog=catalog, progress=progress)
     elif command == "push":
         from .registry import push_images
-        push_images(client, args.registry, targets, progress=progress)
+        push_images(client, args.registry, names, catalog=catalog, progress=progress)
     elif command == "pull":
         from .registry import pull_images
-        pull_images(client, args.registry, targets, progress=progress)
+        pull_images(client, args.registry, names, catalog=catalog, progress=progress)
     elif command == "list":
         from .inventory import format_inventory, inventory
         out.write(format_inventory(inventory(client, pins, args.registry)) + "\n")
     return 0
 
 
-def _pin(args, targets, docker_host: str | None, out: TextIO) -> int:
+def _pin(args, names: list[str] | None, out: TextIO) -> int:
     from rustfarm.pins import repin
 
     from .recipes import current_reference
 
     config = getattr(args, "config", None)
     if config is None:
-        raise ImagesError("pin edits a farm.yaml: run it as `farm images pin`")
-    changes = repin(config, lambda triple: current_reference(triple, docker_host), targets)
+        raise FarmError("pin edits a farm.yaml: run it as `farm images pin`")
+    changes = repin(config, current_reference, names)
     for triple, old, new in changes:
         out.write(f"{triple}: {old} -> {new}\n")
     out.write(f"{config}: {len(changes)} pins updated\n" if changes

@@ -15,15 +15,12 @@ from .registry import registry_tags
 
 @dataclass
 class ImageState:
-    name: str
+    name: str                           # the recipe's key: name or name@toolchain
+    repository: str
     current: str                        # the recipe's content tag now
     local: list[str]                    # tags present in the engine
     remote: list[str] | None = None     # tags in the registry; None when not asked
     pin: str | None = None              # the reference farm.yaml pins
-
-    @property
-    def repository(self) -> str:
-        return f"{NAMESPACE}/{self.name}"
 
     @property
     def built(self) -> bool:
@@ -71,19 +68,26 @@ def local_tags(client: docker.DockerClient) -> dict[str, list[str]]:
 
 def inventory(client: docker.DockerClient, pins: Mapping[str, str] | None = None,
               registry: str | None = None, catalog: Catalog | None = None) -> Inventory:
-    catalog = catalog or current_catalog(client)
+    catalog = catalog or current_catalog()
     pins = dict(pins or {})
     here = local_tags(client)
     there = registry_tags(registry) if registry else None
     states = []
+    seen = set()
     for recipe in catalog:
+        seen.add(recipe.repository)
         states.append(ImageState(
-            name=recipe.name,
-            current=catalog.content_tag(recipe.name),
-            local=here.pop(recipe.repository, []),
-            remote=None if there is None else there.get(recipe.repository, []),
-            pin=pins.pop(recipe.name, None)))
-    return Inventory(images=states, registry=registry, unknown_local=sorted(here),
+            name=recipe.key,
+            repository=recipe.repository,
+            current=catalog.content_tag(recipe.key),
+            local=[t for t in here.get(recipe.repository, [])
+                   if tags.tag_toolchain(t) == recipe.toolchain],
+            remote=None if there is None else [
+                t for t in there.get(recipe.repository, [])
+                if tags.tag_toolchain(t) == recipe.toolchain],
+            pin=pins.pop(recipe.key, None)))
+    unknown = sorted(repository for repository in here if repository not in seen)
+    return Inventory(images=states, registry=registry, unknown_local=unknown,
                      unknown_pins=pins)
 
 

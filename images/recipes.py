@@ -1,14 +1,15 @@
 """The image recipes: what each rustfarm image is built from, parents first.
 
-    rustfarm/base      Debian bookworm (imported root filesystem, or debian:bookworm-slim)
-    rustfarm/worker    + Python, buildbot-worker, git, the rustbuild user, the entrypoint
-    rustfarm/rust      + rustc, cargo, qemu-user, Debian's crates as cargo's registry
-    rustfarm/<triple>  + one target's std, cross gcc and C library (targets.yaml)
+    rustfarm/base                  Debian bookworm, a root filesystem made by mmdebstrap
+    rustfarm/worker                + Python, buildbot-worker, git, the rustbuild user
+    rustfarm/rust:<toolchain>-*    + one Rust toolchain, qemu-user, Debian's crates
+    rustfarm/<triple>:<toolchain>-*  + one target's linker, C library and std
 
-A recipe's build context holds exactly the files its Dockerfile copies (found by
-reading its COPY lines), so the content tag covers everything the image is made
-of. ``python -m rustfarm.images.recipes [NAME]`` prints the recipes with their
-content tags, or one image's Dockerfile as it is built.
+Targets and toolchains come from rustfarm/targets.yaml. A recipe's build
+context holds exactly the files its Dockerfile copies (found by reading its COPY
+lines), so the content tag covers everything the image is made of.
+``python -m rustfarm.images.recipes [NAME[@TOOLCHAIN]]`` prints the recipes with
+their content tags, or one image's Dockerfile as it is built.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from rustfarm.errors import FarmError
+from rustfarm.targets import TargetError, TargetSpec, TargetTable, load_table, target_table
+
 from . import tags
 from .errors import ImagesError
-from .targets import UNAVAILABLE, Target, TargetError, load_targets
 from .wheels import WheelPin, read_pins
 
 IMAGES_DIR = Path(__file__).resolve().parent
-SLIM_IMAGE = "debian:bookworm-slim"
 NAMESPACE = "rustfarm"
+TOOLCHAIN_IMAGE = "rust"
 
 # docker import gives an image no configuration: these make the imported base
 # behave like debian:bookworm-slim.
@@ -43,22 +46,6 @@ class RecipeError(ImagesError, ValueError):
     """A recipe is incomplete or names something that does not exist."""
 
 
-@dataclass(frozen=True)
-class BaseSource:
-    """Where rustfarm/base comes from: a root filesystem made here, or Debian's image."""
-
-    kind: str                     # "rootfs" or "slim"
-    image_id: str | None = None   # the slim image's id, which the content tag includes
-
-    def describe(self) -> str:
-        if self.kind == "slim":
-            return f"{SLIM_IMAGE} ({(self.image_id or '')[7:19]})"
-        return "bookworm minbase root filesystem made by mmdebstrap"
-
-
-ROOTFS = BaseSource("rootfs")
-
-
 def file_mode(path: Path) -> int:
     """The mode a copied file gets in the build context: executable or not."""
     return 0o755 if path.stat().st_mode & 0o111 else 0o644
@@ -67,14 +54,19 @@ def file_mode(path: Path) -> int:
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    parent: str | None                      # parent recipe's name; None for base
+    parent: str | None                      # parent recipe's key; None for base
     dockerfile: str | None                  # None: base imported from a root filesystem
     files: tuple[tuple[str, Path], ...]     # build-context path -> source file
     wheels: tuple[WheelPin, ...] = ()       # pinned wheels placed in wheels/
     import_changes: tuple[str, ...] = ()    # Dockerfile lines applied by docker import
-    external_parent: str | None = None      # FROM an image not made here
     extra_inputs: tuple[tuple[str, str], ...] = ()
-    target: Target | None = None
+    target: TargetSpec | None = None
+    toolchain: str | None = None            # the Rust toolchain it carries, if any
+
+    @property
+    def key(self) -> str:
+        """``name`` or ``name@toolchain``: one recipe among the catalog's."""
+        return f"{self.name}@{self.toolchain}" if self.toolchain else self.name
 
     @property
     def repository(self) -> str:
@@ -104,40 +96,64 @@ class Recipe:
 class Catalog:
     """All recipes, parents before children, with their content tags."""
 
-    recipes: dict[str, Recipe]
-    targets: tuple[Target, ...]
-    base_source: BaseSource
+    recipes: dict[str, Recipe]              # by key
+    table: TargetTable
     root: Path
     _tags: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __iter__(self):
         return iter(self.recipes.values())
 
-    def get(self, name: str) -> Recipe:
+    @property
+    def default_toolchain(self) -> str:
+        return self.table.default_toolchain
+
+    def key(self, name: str) -> str:
+        """A recipe's key from ``name``, ``name@toolchain`` or ``rustfarm/name:tag``:
+        a toolchain image without a toolchain means the default toolchain's."""
         name = name.removeprefix(f"{NAMESPACE}/")
+        if "@" in name or name in self.recipes:
+            return name
+        if ":" in name:
+            name, _, tag = name.partition(":")
+            toolchain = tags.tag_toolchain(tag)
+            return f"{name}@{toolchain}" if toolchain else name
+        return f"{name}@{self.default_toolchain}"
+
+    def get(self, name: str) -> Recipe:
+        key = self.key(name)
         try:
-            return self.recipes[name]
+            return self.recipes[key]
         except KeyError:
-            if name in UNAVAILABLE:
-                raise RecipeError(f"no image for {name}: {UNAVAILABLE[name]}") from None
-            known = ", ".join(self.recipes)
-            raise RecipeError(f"no image named {name!r}; images: {known}") from None
+            pass
+        image, _, toolchain = key.partition("@")
+        if image in self.table:
+            able = ", ".join(self.table.get(image).toolchains)
+            raise RecipeError(f"toolchain {toolchain} cannot build {image}: no std for it"
+                              f" (toolchains that can: {able})") from None
+        if image == TOOLCHAIN_IMAGE or toolchain:
+            if toolchain not in self.table.toolchains:
+                raise RecipeError(f"unknown toolchain {toolchain!r}; toolchains:"
+                                  f" {', '.join(self.table.toolchains)}") from None
+        known = ", ".join(t.triple for t in self.table)
+        raise RecipeError(f"no image named {image!r}; images: base, worker,"
+                          f" {TOOLCHAIN_IMAGE} and one per target: {known}") from None
 
     def content_tag(self, name: str) -> str:
-        if name not in self._tags:
-            recipe = self.get(name)
+        key = self.key(name)
+        if key not in self._tags:
+            recipe = self.get(key)
             parent_tag = self.content_tag(recipe.parent) if recipe.parent else None
-            self._tags[name] = tags.content_tag(recipe.name, parent_tag, recipe.inputs())
-        return self._tags[name]
+            self._tags[key] = tags.content_tag(recipe.name, parent_tag, recipe.inputs(),
+                                               recipe.toolchain)
+        return self._tags[key]
 
     def reference(self, name: str) -> str:
         recipe = self.get(name)
-        return f"{recipe.repository}:{self.content_tag(recipe.name)}"
+        return f"{recipe.repository}:{self.content_tag(recipe.key)}"
 
     def parent_reference(self, recipe: Recipe) -> str | None:
-        if recipe.parent:
-            return self.reference(recipe.parent)
-        return recipe.external_parent
+        return self.reference(recipe.parent) if recipe.parent else None
 
     def lineage(self, name: str) -> list[Recipe]:
         """The image and its ancestors, base first."""
@@ -149,11 +165,27 @@ class Catalog:
         return chain[::-1]
 
     def closure(self, names: Iterable[str] | None = None) -> list[Recipe]:
-        """The named images (all when None) and their ancestors, parents first."""
+        """The named images and their ancestors, parents first. None: every
+        image of the default toolchain."""
         if names is None:
-            return list(self.recipes.values())
-        wanted = {r.name for name in names for r in self.lineage(name)}
-        return [r for r in self.recipes.values() if r.name in wanted]
+            names = [r.key for r in self if r.toolchain in (None, self.default_toolchain)]
+        wanted = {r.key for name in names for r in self.lineage(name)}
+        return [r for r in self.recipes.values() if r.key in wanted]
+
+    def target_keys(self, triples: Iterable[str] | None = None,
+                    toolchains: Iterable[str] | None = None) -> list[str]:
+        """Keys of target images: these triples (all) for these toolchains (the default)."""
+        toolchains = list(toolchains or [self.default_toolchain])
+        for version in toolchains:
+            if version not in self.table.toolchains:
+                self.get(f"{TOOLCHAIN_IMAGE}@{version}")     # says which exist
+        keys = []
+        for triple in [t.triple for t in self.table] if triples is None else triples:
+            for version in toolchains:
+                key = f"{triple}@{version}"
+                self.get(key)                # an unknown or impossible pair fails here
+                keys.append(key)
+        return keys
 
 
 def copied_sources(dockerfile: str) -> list[str]:
@@ -202,60 +234,72 @@ def _dockerfile_recipe(name: str, parent: str | None, dockerfile: str, root: Pat
                   files=_context_files(name, dockerfile, root), **extra)
 
 
-def render_toolchain_dockerfile(template: str, target: Target) -> str:
-    """The toolchain Dockerfile for one target: the template plus its row's values."""
-    install_args = " ".join([target.debian_arch or "-", *target.packages])
+def _fill(template: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        template = template.replace(f"@{key}@", value)
+    return template
+
+
+def render_toolchain_dockerfile(template: str, table: TargetTable, version: str) -> str:
+    toolchain = table.toolchain(version)
+    return _fill(template, {"TOOLCHAIN": version,
+                            "TOOLCHAIN_PACKAGES": " ".join(toolchain.packages),
+                            "STD_SOURCE": toolchain.std_source or ""})
+
+
+def render_target_dockerfile(template: str, target: TargetSpec, version: str) -> str:
+    """A target image's Dockerfile: the template plus its row's values."""
+    std = target.std_for(version)
+    install = []
+    if target.zig:
+        install += ["--zig", shlex.quote(target.zig)]
+    if std == "source":
+        install.append("--build-std")
+    install.append(target.triple)
+    install += list(target.packages)
+    if isinstance(std, tuple):
+        install += list(std)
     env = " \\\n    ".join(f"{key}={shlex.quote(value)}"
-                           for key, value in target.environment().items())
-    return (template.replace("@TRIPLE@", target.triple)
-            .replace("@INSTALL_ARGS@", install_args)
-            .replace("@ENV@", env))
+                            for key, value in target.image_environment(version).items())
+    return _fill(template, {"TRIPLE": target.triple, "TOOLCHAIN": version,
+                            "INSTALL_ARGS": " ".join(install), "ENV": env,
+                            "CHECK_ARGS": f"{target.triple} {'run' if target.runs_here else 'build'}"})
 
 
-def load_catalog(root: Path = IMAGES_DIR, base_source: BaseSource = ROOTFS) -> Catalog:
-    """Read the recipes under ``root`` (the images/ folder)."""
+def load_catalog(root: Path = IMAGES_DIR, table: TargetTable | None = None) -> Catalog:
+    """Read the recipes under ``root`` (the images/ folder) for the targets table."""
     def text(relative: str) -> str:
         try:
             return (root / relative).read_text()
         except FileNotFoundError:
             raise RecipeError(f"missing recipe file {root / relative}") from None
 
-    try:
-        targets = load_targets(root / "targets.yaml")
-    except (OSError, TargetError) as exc:
-        raise RecipeError(str(exc)) from None
-
+    table = table or target_table()
     recipes: dict[str, Recipe] = {}
-    if base_source.kind == "slim":
-        recipes["base"] = _dockerfile_recipe(
-            "base", None, text("base/Dockerfile.slim"), root,
-            external_parent=SLIM_IMAGE,
-            extra_inputs=(("parent image id", base_source.image_id or ""),))
-    else:
-        script = root / "base/make-rootfs.sh"
-        if not script.is_file():
-            raise RecipeError(f"missing recipe file {script}")
-        recipes["base"] = Recipe(name="base", parent=None, dockerfile=None,
-                                 files=(("base/make-rootfs.sh", script),),
-                                 import_changes=ROOTFS_CHANGES)
-    recipes["worker"] = _dockerfile_recipe(
-        "worker", "base", text("worker/Dockerfile"), root,
-        wheels=read_pins(root / "worker/requirements.txt"))
-    recipes["rust"] = _dockerfile_recipe("rust", "worker", text("rust/Dockerfile"), root)
-    template = text("toolchain/Dockerfile.template")
-    for target in targets:
-        recipes[target.triple] = _dockerfile_recipe(
-            target.triple, "rust", render_toolchain_dockerfile(template, target), root,
-            target=target)
-    return Catalog(recipes=recipes, targets=targets, base_source=base_source, root=root)
 
+    def add(recipe: Recipe) -> None:
+        recipes[recipe.key] = recipe
 
-def detect_base_source(client) -> BaseSource:
-    """debian:bookworm-slim when the engine has it, else the root filesystem made here."""
-    from .engine import local_image
-
-    slim = local_image(client, SLIM_IMAGE) if client is not None else None
-    return BaseSource("slim", slim.id) if slim is not None else ROOTFS
+    script = root / "base/make-rootfs.sh"
+    if not script.is_file():
+        raise RecipeError(f"missing recipe file {script}")
+    add(Recipe(name="base", parent=None, dockerfile=None,
+               files=(("base/make-rootfs.sh", script),), import_changes=ROOTFS_CHANGES))
+    add(_dockerfile_recipe("worker", "base", text("worker/Dockerfile"), root,
+                           wheels=read_pins(root / "worker/requirements.txt")))
+    for version in table.toolchains:
+        dockerfile = render_toolchain_dockerfile(text(f"rust/{version}.Dockerfile"), table,
+                                                 version)
+        wheels = read_pins(root / "rust/zig-requirements.txt") \
+            if "rust/zig-requirements.txt" in copied_sources(dockerfile) else ()
+        add(_dockerfile_recipe(TOOLCHAIN_IMAGE, "worker", dockerfile, root, wheels=wheels,
+                               toolchain=version))
+    template = text("target/Dockerfile.template")
+    for target, version in table.pairs():
+        add(_dockerfile_recipe(target.triple, f"{TOOLCHAIN_IMAGE}@{version}",
+                               render_target_dockerfile(template, target, version), root,
+                               target=target, toolchain=version))
+    return Catalog(recipes=recipes, table=table, root=root)
 
 
 def recipes_dir() -> Path:
@@ -263,45 +307,47 @@ def recipes_dir() -> Path:
     return Path(os.environ.get("RUSTFARM_IMAGES_DIR") or IMAGES_DIR)
 
 
-def current_catalog(client=None, root: Path | None = None) -> Catalog:
-    """The recipes as the given engine would build them now."""
-    return load_catalog(root or recipes_dir(), detect_base_source(client))
+def targets_file() -> Path | None:
+    """RUSTFARM_TARGETS_FILE, to try a changed targets table; None: the shipped one."""
+    path = os.environ.get("RUSTFARM_TARGETS_FILE")
+    return Path(path) if path else None
 
 
-def current_reference(triple: str, docker_host: str | None = None) -> str:
-    """``rustfarm/<triple>:<content-tag>``: the image farm.yaml should pin for a target.
-
-    The content tag depends on the base image's source, so the engine is asked
-    whether it holds debian:bookworm-slim; with no engine answering, the base is
-    the root filesystem made here.
-    """
-    from .engine import EngineError, connect
-
+def current_catalog(root: Path | None = None) -> Catalog:
+    """The recipes as they are now (the same on every machine)."""
+    table_path = targets_file()
     try:
-        client = connect(docker_host, timeout=10)
-    except EngineError:
-        client = None
-    try:
-        return current_catalog(client).reference(triple)
-    finally:
-        if client is not None:
-            client.close()
+        table = load_table(table_path) if table_path else None
+    except TargetError as exc:
+        raise RecipeError(str(exc)) from None
+    return load_catalog(root or recipes_dir(), table)
+
+
+def current_reference(name: str) -> str:
+    """``rustfarm/<triple>:<toolchain>-<content-tag>``: the image farm.yaml should pin
+    for a target (``triple@toolchain`` for another than the default toolchain)."""
+    return current_catalog().reference(name)
 
 
 def _main(argv: list[str]) -> int:
-    catalog = load_catalog(recipes_dir())  # as built where no debian:bookworm-slim is at hand
-    if argv:
-        recipe = catalog.get(argv[0])
-        if recipe.is_rootfs:
-            print(f"# {recipe.repository} is imported from the root filesystem that"
-                  f" {recipe.files[0][0]} writes, with:")
-            print("\n".join(recipe.import_changes))
-        else:
-            print(recipe.dockerfile, end="")
-        return 0
+    try:
+        catalog = current_catalog()
+        if argv:
+            recipe = catalog.get(argv[0])
+            if recipe.is_rootfs:
+                print(f"# {recipe.repository} is imported from the root filesystem that"
+                      f" {recipe.files[0][0]} writes, with:")
+                print("\n".join(recipe.import_changes))
+            else:
+                print(recipe.dockerfile, end="")
+            return 0
+    except FarmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     for recipe in catalog:
-        files = ", ".join(path for path, _ in recipe.files) or "-"
-        print(f"{catalog.reference(recipe.name):60} from {recipe.parent or '-':8} copies {files}")
+        parent = recipe.parent or "-"
+        print(f"{catalog.reference(recipe.key):60} from {parent:10} copies "
+              f"{len(recipe.files)} files")
     return 0
 
 

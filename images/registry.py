@@ -67,18 +67,18 @@ def push_images(client: docker.DockerClient, registry: str,
     """Push the current images (all when ``names`` is None; else those and their
     parents) with their content and date tags. Returns the references pushed."""
     progress = progress or Progress()
-    catalog = catalog or current_catalog(client)
+    catalog = catalog or current_catalog()
     plan = catalog.closure(names)
-    missing = [catalog.reference(r.name) for r in plan
-               if local_image(client, catalog.reference(r.name)) is None]
+    missing = [catalog.reference(r.key) for r in plan
+               if local_image(client, catalog.reference(r.key)) is None]
     if missing:
         raise RegistryError("not built here, so not pushed: " + ", ".join(missing)
                             + " (run `farm images build` first)")
     pushed = []
     for recipe in plan:
-        image = local_image(client, catalog.reference(recipe.name))
+        image = local_image(client, catalog.reference(recipe.key))
         remote = f"{registry}/{recipe.repository}"
-        wanted = [catalog.content_tag(recipe.name)]
+        wanted = [catalog.content_tag(recipe.key)]
         date = (image.labels or {}).get(tags.LABEL_DATE)
         if date:
             wanted.append(date)
@@ -96,10 +96,10 @@ def pull_images(client: docker.DockerClient, registry: str,
     """Pull the current images from a registry and tag them ``rustfarm/<name>:<tag>``,
     so a machine can use them without building. Returns the local references."""
     progress = progress or Progress()
-    catalog = catalog or current_catalog(client)
+    catalog = catalog or current_catalog()
     pulled = []
     for recipe in catalog.closure(names):
-        tag = catalog.content_tag(recipe.name)
+        tag = catalog.content_tag(recipe.key)
         remote = f"{registry}/{recipe.repository}"
         chunks = client.api.pull(remote, tag=tag, stream=True, decode=True)
         _transfer(progress, "pulling", f"{remote}:{tag}", chunks)
@@ -110,7 +110,7 @@ def pull_images(client: docker.DockerClient, registry: str,
         date = (image.labels or {}).get(tags.LABEL_DATE)
         if date:
             image.tag(recipe.repository, date)
-        pulled.append(catalog.reference(recipe.name))
+        pulled.append(catalog.reference(recipe.key))
     return pulled
 
 

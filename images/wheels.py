@@ -1,10 +1,11 @@
-"""The pinned wheels of buildbot-worker, downloaded on the host into a cache.
+"""Pinned wheels the images install, downloaded on the host into a cache.
 
 pip inside a container cannot verify the package index's certificate here, so
-rustfarm/worker installs from wheels the host fetched: CPython 3.11 (Debian
-bookworm's python3) for manylinux x86_64, pinned with hashes in
-worker/requirements.txt. The cache lives outside the repository, by default
-~/.cache/rustfarm/wheels (RUSTFARM_WHEEL_CACHE overrides it).
+the images install from wheels the host fetched: buildbot-worker for CPython
+3.11 (Debian bookworm's python3) on manylinux x86_64, pinned with hashes in
+worker/requirements.txt, and zig (rust/zig-requirements.txt). The cache lives
+outside the repository, by default ~/.cache/rustfarm/wheels
+(RUSTFARM_WHEEL_CACHE overrides it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ PLATFORM_ARGS = [
     "--abi", "cp311", "--abi", "abi3", "--abi", "none",
     "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_24_x86_64",
     "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
+    "--platform", "manylinux_2_12_x86_64", "--platform", "manylinux2010_x86_64",
     "--platform", "manylinux_2_5_x86_64", "--platform", "manylinux1_x86_64",
     "--platform", "any",
 ]
@@ -100,7 +102,7 @@ def ensure_wheels(pins: tuple[WheelPin, ...], directory: Path | None = None,
                        *PLATFORM_ARGS]
             done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
-            raise WheelError("pip download of the worker's wheels failed:\n"
+            raise WheelError("pip download of the images' wheels failed:\n"
                              + done.stderr.strip()[-2000:])
         found = _cached(pins, directory)
     missing = [f"{p.name}=={p.version}" for p in pins if p.sha256 not in found]

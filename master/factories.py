@@ -10,8 +10,9 @@ from buildbot.process.factory import BuildFactory
 from rustfarm.farmfile import Farm, Project, Target
 from rustfarm.workers.docker import CACHE_DIR
 
+from .builds import FarmBuild
 from .paths import MasterPaths
-from .steps import Cargo, PruneArtifacts, SnapshotSource
+from .steps import Cargo, Package, PruneArtifacts, SnapshotSource, ToolchainCheck
 
 # Where sources are unpacked and cargo builds: in the builder's directory on a
 # local worker; in the (project, target) cache volume inside a container, where
@@ -37,6 +38,9 @@ def _cargo_args(farm: Farm, project: Project, target: Target) -> list:
     args = ["--target", target.triple, "--profile", util.Property("profile")]
     if project.features:
         args += ["--features", ",".join(project.features)]
+    if project.strip:
+        # Binaries ship without symbols (a router's flash is small); `strip: false` keeps them.
+        args += ["--config", util.Interpolate("profile.%(prop:profile)s.strip=true")]
     for setting in farm.crates.cargo_config():
         args += ["--config", setting]
     return args
@@ -51,8 +55,12 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
     cargo_args = _cargo_args(farm, project, target)
     env = {**target.cargo_env(), "CARGO_TARGET_DIR": target_dir, "CARGO_TERM_COLOR": "never"}
 
+    pool = farm.pools.get(target.pool)
+    memory_limit = pool.memory if in_container and pool is not None and pool.kind == "docker" \
+        else None
+
     def cargo(subcommand: str, doing: str, done: str) -> Cargo:
-        return Cargo(name=f"cargo {subcommand}",
+        return Cargo(name=f"cargo {subcommand}", memory_limit=memory_limit,
                      lockfile=util.Interpolate(f"{crate_dir}/Cargo.lock"),
                      workdir=util.Interpolate(crate_dir),
                      command=["cargo", subcommand, *cargo_args], env=env, logEnviron=False,
@@ -68,6 +76,7 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
     binaries = [b + target.executable_suffix for b in project.binaries]
 
     factory = BuildFactory()
+    factory.buildClass = FarmBuild
     factory.addSteps([
         SnapshotSource(project, paths.sources, paths.snapshots, farm.artifacts.keep,
                        haltOnFailure=True),
@@ -79,14 +88,17 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
                            logEnviron=False,
                            command=["python3", WORKER_TOOL, "unpack", "source.tar.gz",
                                     source_dir]),
+        ToolchainCheck(workdir="build", haltOnFailure=True, logEnviron=False, env=env,
+                       command=["python3", WORKER_TOOL, "toolchain", util.Interpolate(crate_dir),
+                                project.name,
+                                project.toolchain if project.toolchain_pinned else "-"]),
         cargo("build", "compiling", "compiled"),
     ])
     if project.test and target.can_run:
         factory.addStep(cargo("test", "testing", "tested"))
     factory.addSteps([
-        steps.ShellCommand(name="package", workdir="build", haltOnFailure=True, logEnviron=False,
-                           command=["python3", WORKER_TOOL, "package", ARCHIVE_NAME, bindir,
-                                    *binaries]),
+        Package(workdir="build", haltOnFailure=True, logEnviron=False,
+                command=["python3", WORKER_TOOL, "package", ARCHIVE_NAME, bindir, *binaries]),
         steps.FileUpload(name="upload archive", workersrc=ARCHIVE_NAME, workdir="build",
                          masterdest=util.Interpolate("%(kw:dir)s/%(kw:name)s", dir=artifact_dir,
                                                      name=ARCHIVE_NAME),

@@ -1,17 +1,19 @@
-"""Build steps of a Rust cross build: snapshot, unpack, cargo, package, upload, prune."""
+"""Build steps of a Rust cross build: snapshot, unpack, toolchain, cargo, package,
+upload, prune."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
-from buildbot.process import buildstep, results
+from buildbot.process import buildstep, logobserver, remotecommand, remotetransfer, results
 from buildbot.process.results import FAILURE, SUCCESS
 from twisted.internet import defer, threads
 
 from rustfarm.farmfile import Project
 
-from .snapshots import SnapshotError, make_snapshot, prune_snapshots
+from .snapshots import GitCommands, SnapshotError, make_snapshot, prune_snapshots
 
 _project_locks: dict[str, defer.DeferredLock] = {}
 
@@ -34,6 +36,12 @@ class SnapshotSource(buildstep.BuildStep):
         self.sources = sources
         self.snapshots = snapshots
         self.keep = keep
+        self.git = GitCommands()
+
+    def interrupt(self, reason):
+        # A stopped build (or a master shutting down) must not wait for a fetch.
+        self.git.stop()
+        return super().interrupt(reason)
 
     @defer.inlineCallbacks
     def run(self):
@@ -45,7 +53,8 @@ class SnapshotSource(buildstep.BuildStep):
         yield lock.acquire()
         try:
             snapshot = yield threads.deferToThread(
-                make_snapshot, self.project, revision, branch, self.sources, self.snapshots)
+                make_snapshot, self.project, revision, branch, self.sources, self.snapshots,
+                self.git)
             # Keep a few more than the artifacts, so a rebuild finds its tarball.
             yield threads.deferToThread(prune_snapshots, self.snapshots, self.project.name,
                                         self.keep + 5)
@@ -63,15 +72,25 @@ class SnapshotSource(buildstep.BuildStep):
         return SUCCESS
 
 
+# Where the kernel counts the container's processes killed for memory: cgroup v2's
+# memory events, or cgroup v1's memory controller; both say "oom_kill N".
+MEMORY_EVENTS = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+
+
 class Cargo(buildstep.ShellMixin, buildstep.CommandMixin, buildstep.BuildStep):
-    """A cargo command; ``--locked`` is added when the project has a Cargo.lock."""
+    """A cargo command; ``--locked`` is added when the project has a Cargo.lock.
+
+    In a container with a memory limit, a failure after which the kernel killed
+    a process for memory says so, naming the limit.
+    """
 
     renderables = ["lockfile"]
 
-    def __init__(self, lockfile: str, **kwargs):
+    def __init__(self, lockfile: str, memory_limit: str | None = None, **kwargs):
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
         self.lockfile = lockfile
+        self.memory_limit = memory_limit
 
     @defer.inlineCallbacks
     def run(self):
@@ -80,7 +99,93 @@ class Cargo(buildstep.ShellMixin, buildstep.CommandMixin, buildstep.BuildStep):
             command.insert(2, "--locked")
         cmd = yield self.makeRemoteShellCommand(command=command)
         yield self.runCommand(cmd)
+        if cmd.didFail() and self.memory_limit and (yield self.killed_for_memory()):
+            message = f"killed: exceeded the pool's memory limit of {self.memory_limit}"
+            yield self.addCompleteLog("memory", message + "\n")
+            self.descriptionDone = message
         return cmd.results()
+
+    @defer.inlineCallbacks
+    def killed_for_memory(self):
+        """Whether the kernel killed a process of this container for memory."""
+        for path in MEMORY_EVENTS:
+            events = remotetransfer.StringFileWriter()
+            cmd = remotecommand.RemoteCommand("uploadFile", {
+                "workersrc": path, "workdir": self.workdir, "writer": events,
+                "maxsize": 65536, "blocksize": 32768})
+            yield self.runCommand(cmd)
+            if cmd.didFail():
+                continue
+            found = re.search(r"^oom_kill (\d+)$", events.buffer, re.MULTILINE)
+            return bool(found and int(found.group(1)) > 0)
+        return False
+
+
+class ToolchainCheck(buildstep.ShellMixin, buildstep.BuildStep):
+    """On the worker: which Rust builds this (the ``toolchain`` property and the
+    summary), failing at once when the crate needs a newer one."""
+
+    name = "toolchain"
+    description = "checking the toolchain"
+
+    def __init__(self, **kwargs):
+        kwargs = self.setupShellMixin(kwargs)
+        super().__init__(**kwargs)
+        self.output = logobserver.BufferLogObserver(wantStdout=True, wantStderr=True)
+        self.addLogObserver("stdio", self.output)
+
+    @defer.inlineCallbacks
+    def run(self):
+        cmd = yield self.makeRemoteShellCommand()
+        yield self.runCommand(cmd)
+        found = re.search(r"^toolchain: (\S+)$", self.output.getStdout(), re.MULTILINE)
+        if found:
+            self.setProperty("toolchain", found.group(1), "Worker")
+        if cmd.didFail():
+            problem = re.search(r"needs (Rust [\d.]+ or newer|a newer Rust)",
+                                self.output.getStderr())
+            self.descriptionDone = (f"{problem.group(0)}, has Rust {found.group(1)}"
+                                    if problem and found else "wrong toolchain")
+            return FAILURE
+        self.descriptionDone = f"Rust {found.group(1)}" if found else "toolchain"
+        return SUCCESS
+
+
+def human_size(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}".replace(".0 ", " ")
+        size /= 1024
+    return f"{size} bytes"
+
+
+class Package(buildstep.ShellMixin, buildstep.BuildStep):
+    """On the worker: the shipped binaries into the archive; the summary and the
+    ``binary_sizes`` property give each binary's size."""
+
+    name = "package"
+    description = "packaging"
+
+    def __init__(self, **kwargs):
+        kwargs = self.setupShellMixin(kwargs)
+        super().__init__(**kwargs)
+        self.output = logobserver.BufferLogObserver(wantStdout=True)
+        self.addLogObserver("stdio", self.output)
+
+    @defer.inlineCallbacks
+    def run(self):
+        cmd = yield self.makeRemoteShellCommand()
+        yield self.runCommand(cmd)
+        sizes = {name: int(size) for name, size in
+                 re.findall(r"^packed (\S+) \((\d+) bytes\)$", self.output.getStdout(),
+                            re.MULTILINE)}
+        if cmd.didFail():
+            self.descriptionDone = "no binaries to package"
+            return FAILURE
+        self.setProperty("binary_sizes", sizes, "Package")
+        self.descriptionDone = "packaged " + ", ".join(
+            f"{name} ({human_size(size)})" for name, size in sorted(sizes.items()))
+        return SUCCESS
 
 
 class PruneArtifacts(buildstep.BuildStep):

@@ -33,7 +33,7 @@ def cmd_up(args) -> int:
 
 def cmd_down(args) -> int:
     from .lifecycle import Farmhouse
-    Farmhouse(_load(args)).down()
+    Farmhouse(_load(args)).down(wait=args.wait, timeout=args.timeout)
     return 0
 
 
@@ -99,15 +99,15 @@ def cmd_targets(args) -> int:
         return 0
     farm = _load(args)
     for target in farm.targets.values():
-        say(f"{target.triple:40} pool={target.pool:10} image={target.image or '-'} "
+        images = ", ".join(target.images.values()) or "-"
+        say(f"{target.triple:40} pool={target.pool:10} image={images} "
             f"tests={'yes' if target.can_run else 'no'}")
     return 0
 
 
 def cmd_images(args) -> int:
     farm = _load(args)
-    pins = {t.triple: t.image for t in farm.targets.values() if t.image}
-    return args.handler(args, pins=pins, docker_host=farm.docker_engine())
+    return args.handler(args, pins=farm.pinned_images(), docker_host=farm.docker_engine())
 
 
 def parser() -> argparse.ArgumentParser:
@@ -123,7 +123,15 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--no-images", action="store_true",
                     help="do not build missing worker images (farm images build does)")
     up.set_defaults(func=cmd_up)
-    sub.add_parser("down", help="stop what `farm up` started").set_defaults(func=cmd_down)
+    down = sub.add_parser("down", help="stop what `farm up` started",
+                          description="Stop the master, its local workers and its containers."
+                          " Running builds are stopped and queued again for the next `farm up`;"
+                          " with --wait they finish first. No new build starts either way.")
+    down.add_argument("--wait", action="store_true",
+                      help="let running builds finish before stopping")
+    down.add_argument("--timeout", type=float, default=None,
+                      help="seconds to wait for the master (default: 60; with --wait: for ever)")
+    down.set_defaults(func=cmd_down)
     sub.add_parser("status", help="show the master, workers and recent builds"
                    ).set_defaults(func=cmd_status)
 

@@ -39,14 +39,21 @@ def docker_client():
     client.close()
 
 
+# Besides every image of the default toolchain: one of Debian's Rust 1.63, for
+# the tests of projects that pin it.
+OTHER_TOOLCHAIN_IMAGES = ["x86_64-unknown-linux-gnu@1.63"]
+
+
 @pytest.fixture(scope="session")
 def built_chain(docker_client) -> BuiltChain:
     """Every image built (or already present), as `farm images build` does it."""
     output = io.StringIO()
     started = time.monotonic()
-    outcomes = build_images(docker_client, progress=Progress(out=output, heartbeat=60))
-    return BuiltChain(current_catalog(docker_client), outcomes, output.getvalue(),
-                      time.monotonic() - started)
+    catalog = current_catalog()
+    wanted = [r.key for r in catalog.closure()] + OTHER_TOOLCHAIN_IMAGES
+    outcomes = build_images(docker_client, wanted, catalog=catalog,
+                            progress=Progress(out=output, heartbeat=60))
+    return BuiltChain(catalog, outcomes, output.getvalue(), time.monotonic() - started)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,45 @@
 #!/bin/sh
-# Installs one target's toolchain: adds its Debian architecture, whose Rust std
-# and C library come as <package>:<arch>, then its packages.
-# Usage: install-target.sh DEBIAN_ARCH|- PACKAGE...
+# Installs one target's toolchain on a rustfarm/rust image: its Debian packages
+# (PACKAGE:ARCH adds that architecture first), zig's cc for a musl target, and
+# its std built from source where the table says so.
+# Usage: install-target.sh [--zig 'ZIG-TARGET [FLAGS]'] [--build-std] TRIPLE [PACKAGE...]
 set -eu
 
-arch=$1
+zig=""
+build_std=no
+while [ "$#" -gt 0 ]; do
+    case $1 in
+        --zig) zig=$2; shift 2 ;;
+        --build-std) build_std=yes; shift ;;
+        *) break ;;
+    esac
+done
+triple=${1:?usage: install-target.sh [--zig ZIG-TARGET] [--build-std] TRIPLE [PACKAGE...]}
 shift
-if [ "$arch" != "-" ] && [ "$arch" != "$(dpkg --print-architecture)" ]; then
-    dpkg --add-architecture "$arch"
-fi
+
+for package in "$@"; do
+    case $package in
+        *:*)
+            arch=${package#*:}
+            if [ "$arch" != "$(dpkg --print-architecture)" ]; then
+                dpkg --add-architecture "$arch"
+            fi
+            ;;
+    esac
+done
 if [ "$#" -gt 0 ]; then
-    exec "$(dirname "$0")/apt-install.sh" "$@"
+    "$(dirname "$0")/apt-install.sh" "$@"
+    "$(dirname "$0")/drop-setuid.sh"
+fi
+
+if [ -n "$zig" ]; then
+    # zig cc links against the musl it carries for the target: cargo's linker
+    # and the cc crate's compiler for C code in build scripts.
+    printf '#!/bin/sh\n# %s: zig cc for %s\nexec zig cc -target %s "$@"\n' \
+        "$triple-cc" "$triple" "$zig" >"/usr/local/bin/$triple-cc"
+    chmod 0755 "/usr/local/bin/$triple-cc"
+fi
+
+if [ "$build_std" = yes ]; then
+    "$(dirname "$0")/build-std.sh" "$triple"
 fi

@@ -1,6 +1,9 @@
 # Buildbot worker configuration, run by twistd from the worker directory, where
 # rustfarm-worker (entrypoint.sh) copies it. Settings come from the environment
 # and the password from the file .workerpass, which is deleted once read.
+# RUSTFARM_MASTER_SOCKET, when set, is the master's worker port as a Unix socket
+# mounted into a container that has no network at all.
+import ctypes
 import fnmatch
 import os
 import sys
@@ -15,6 +18,7 @@ port = int(os.environ["BUILDMASTER_PORT"])
 protocol = os.environ.get("BUILDMASTER_PROTOCOL", "pb")
 workername = os.environ["WORKERNAME"]
 maxretries = int(os.environ.get("RUSTFARM_WORKER_MAXRETRIES", "5")) or None
+socket = os.environ.get("RUSTFARM_MASTER_SOCKET")
 
 passfile = os.path.join(basedir, ".workerpass")
 with open(passfile) as f:
@@ -28,10 +32,24 @@ for name in list(os.environ):
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in blacklist):
         del os.environ[name]
 
+# Builds run as this process's user and are its children. Not dumpable, its
+# memory, environment and open files under /proc/<pid> belong to root and need
+# CAP_SYS_PTRACE, which the farm's containers do not have: a build cannot read
+# the password back out of the worker.
+PR_SET_DUMPABLE = 4
+if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+    sys.exit("rustfarm-worker: prctl(PR_SET_DUMPABLE) failed; not starting")
+
 application = service.Application("buildbot-worker")
-worker = Worker(buildmaster, port, workername, passwd, basedir, keepalive=600,
-                umask=0o022, maxRetries=maxretries, protocol=protocol)
+if socket:
+    worker = Worker(None, None, workername, passwd, basedir, keepalive=600, umask=0o022,
+                    maxRetries=maxretries, protocol=protocol,
+                    connection_string=f"unix:path={socket}")
+else:
+    worker = Worker(buildmaster, port, workername, passwd, basedir, keepalive=600,
+                    umask=0o022, maxRetries=maxretries, protocol=protocol)
 worker.setServiceParent(application)
+del passwd
 
 
 def exit_if_never_connected():
@@ -43,8 +61,8 @@ def exit_if_never_connected():
     if worker.bf.perspective is None:
         sys.stdout.flush()
         tries = f" after {maxretries} attempts" if maxretries else ""
-        sys.stderr.write("rustfarm-worker: could not reach the buildmaster at"
-                         f" {buildmaster}:{port}{tries}\n")
+        where = socket or f"{buildmaster}:{port}"
+        sys.stderr.write(f"rustfarm-worker: could not reach the buildmaster at {where}{tries}\n")
         sys.stderr.flush()
         os._exit(3)
 

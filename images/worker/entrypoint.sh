@@ -1,10 +1,15 @@
 #!/bin/bash
 # Starts a Buildbot worker in the foreground, logging to stdout, from the
 # variables Buildbot's DockerLatentWorker passes: BUILDMASTER, BUILDMASTER_PORT,
-# WORKERNAME, WORKERPASS (and BUILDMASTER_PROTOCOL).
-# Optional: RUSTFARM_WORKER_MAXRETRIES (connection attempts before giving up,
-# default 5; 0 retries for ever), WORKER_ENVIRONMENT_BLACKLIST (space-separated
-# patterns of variables kept from build steps; WORKERPASS always is).
+# WORKERNAME, WORKERPASS (and BUILDMASTER_PROTOCOL). Instead of WORKERPASS,
+# RUSTFARM_WORKERPASS_FILE may name a file holding the password, which is
+# deleted once read (the farm's docker pools mount one, so the password is not
+# in the container's configuration).
+# Optional: RUSTFARM_MASTER_SOCKET (the master's worker port as a Unix socket,
+# used instead of BUILDMASTER:BUILDMASTER_PORT), RUSTFARM_WORKER_MAXRETRIES
+# (connection attempts before giving up, default 5; 0 retries for ever),
+# WORKER_ENVIRONMENT_BLACKLIST (space-separated patterns of variables kept from
+# build steps; WORKERPASS always is).
 # Exit status: 2 when a variable is missing or wrong, 3 when the buildmaster
 # cannot be reached.
 set -euo pipefail
@@ -19,6 +24,15 @@ if [ "$(id -u)" = 0 ]; then
     exec setpriv --reuid=rustbuild --regid=rustbuild --init-groups \
         env HOME=/home/rustbuild "$0" "$@"
 fi
+
+if [ -z "${WORKERPASS:-}" ] && [ -n "${RUSTFARM_WORKERPASS_FILE:-}" ]; then
+    if [ ! -r "$RUSTFARM_WORKERPASS_FILE" ]; then
+        fail 2 "RUSTFARM_WORKERPASS_FILE names $RUSTFARM_WORKERPASS_FILE, which cannot be read"
+    fi
+    WORKERPASS=$(cat "$RUSTFARM_WORKERPASS_FILE")
+    rm -f "$RUSTFARM_WORKERPASS_FILE"
+fi
+unset RUSTFARM_WORKERPASS_FILE
 
 missing=()
 for name in BUILDMASTER BUILDMASTER_PORT WORKERNAME WORKERPASS; do
@@ -51,7 +65,7 @@ echo "rustfarm build farm" >"$basedir/info/admin"
 (umask 077 && printf '%s' "$WORKERPASS" >"$basedir/.workerpass")
 unset WORKERPASS
 
-echo "rustfarm-worker: $WORKERNAME connecting to $BUILDMASTER:$BUILDMASTER_PORT"
+echo "rustfarm-worker: $WORKERNAME connecting to ${RUSTFARM_MASTER_SOCKET:-$BUILDMASTER:$BUILDMASTER_PORT}"
 cd "$basedir"
 # tini reaps the orphans build steps leave behind. It is exec'd from here, not
 # made the image's entrypoint, so process 1's environment (/proc/1/environ,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rustfarm.targets import HOST_TRIPLE, TargetTable, image_toolchain, target_table
+
 from .errors import FarmFileError, Problem, did_you_mean
 from .model import (ArtifactSettings, CrateSource, DbSettings, DockerPool, Ec2Pool, Farm,
                     FarmSettings, LocalPool, Pool, Project, ScheduleSettings, Target,
                     WwwSettings)
-from .reader import NAME_RE, Section
+from .reader import NAME_RE, Section, type_name
 from .yamlsource import load_yaml
 
 TOP_KEYS = ("farm", "www", "db", "schedule", "artifacts", "crates", "workers", "targets",
@@ -19,15 +22,10 @@ TOP_KEYS = ("farm", "www", "db", "schedule", "artifacts", "crates", "workers", "
 POOL_KINDS = ("local", "docker", "ec2")
 PROFILES_BUILTIN = ("release", "dev")
 DEFAULT_STATE_DIR = ".farm"
+MAX_FILE_BYTES = 2**20
 
 
-# The targets rustfarm ships worker images for (images/README.md).
-FARM_TARGETS = (
-    "mipsel-unknown-linux-gnu", "mips64el-unknown-linux-gnuabi64",
-    "armv7-unknown-linux-gnueabihf", "armv5te-unknown-linux-gnueabi", "aarch64-unknown-linux-gnu",
-    "i686-unknown-linux-gnu", "powerpc64le-unknown-linux-gnu", "s390x-unknown-linux-gnu",
-    "x86_64-unknown-linux-gnu", "x86_64-pc-windows-gnu", "wasm32-unknown-unknown",
-)
+CONTAINER_POOLS = ("docker", "ec2")
 
 
 def known_triples() -> frozenset[str]:
@@ -40,15 +38,36 @@ def load(path: str | Path) -> Farm:
     """Load and validate a farm file; raises :class:`FarmFileError`."""
     path = Path(path).resolve()
     try:
-        text = path.read_text()
+        with path.open("rb") as handle:
+            # Never more than the limit: farm.yaml could be /dev/zero or a huge log.
+            data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         raise FarmFileError([Problem(str(path), 0, "", f"cannot read: {err.strerror}")]) from None
-    return loads(text, path)
+    return loads(_decode(data, path), path)
+
+
+def _refuse(path: Path, line: int, message: str) -> FarmFileError:
+    return FarmFileError([Problem(_display_name(path), line, "", message)])
+
+
+def _decode(data: bytes, path: Path) -> str:
+    if len(data) > MAX_FILE_BYTES:
+        raise _refuse(path, 0, f"larger than {MAX_FILE_BYTES // 2**20} MB: not a farm file")
+    if b"\0" in data:
+        raise _refuse(path, 0, "not a text file (it holds NUL bytes): farm.yaml is YAML text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise _refuse(path, line, f"not UTF-8 text (byte 0x{data[err.start]:02x}): save "
+                                  "farm.yaml as UTF-8") from None
 
 
 def loads(text: str, path: Path) -> Farm:
     problems: list[Problem] = []
     shown = _display_name(path)
+    if len(text) > MAX_FILE_BYTES:
+        raise _refuse(path, 0, f"larger than {MAX_FILE_BYTES // 2**20} MB: not a farm file")
     data = load_yaml(text, shown, problems)
     if data is None:
         raise FarmFileError(problems)
@@ -84,12 +103,91 @@ def _name_check(value: str) -> str:
     return "" if NAME_RE.match(value) else "use lower-case letters, digits, '-', '_' and '.'"
 
 
+# Farm and project names make Docker volume names (workers/docker.py
+# cache_volume_name); beyond this the readable part is cut to nothing.
+MAX_NAME = 40
+
+
+def _docker_name_check(value: str) -> str:
+    if len(value) > MAX_NAME:
+        return (f"at most {MAX_NAME} characters (Docker volume names are made from it), "
+                f"not {len(value)}")
+    return _name_check(value)
+
+
+# More would start more processes or containers than one machine should run.
+MAX_WORKERS = 64
+_TOO_MANY_WORKERS = "more workers than one machine can start"
+
+DOCKER_MIN_MEMORY = 6 * 2**20
+_SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+
+
+def _size_bytes(text: str) -> int | None:
+    """Docker's size notation (4g, 512m, 100000) in bytes; None when it is not one."""
+    match = re.match(r"^(\d+(?:\.\d+)?)([bkmg]?)$", text, re.IGNORECASE)
+    return int(float(match[1]) * _SIZE_UNITS[match[2].lower()]) if match else None
+
+
+# Kernel interfaces, not places for files.
+_NO_STATE_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def _state_dir_problem(state_dir: Path) -> str:
+    for tree in _NO_STATE_TREES:
+        if state_dir.is_relative_to(tree):
+            return f"{state_dir} is under {tree}, which cannot hold the farm's state"
+    existing = state_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return (f"{existing} is not a directory" if existing == state_dir else
+                f"{state_dir} cannot be made: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable: the farm keeps its database, logs and secrets there"
+    return ""
+
+
+# The artifact store is served to anyone: never a directory of the system's own.
+_SYSTEM_DIRECTORIES = frozenset(Path(p) for p in (
+    "/", "/etc", "/usr", "/proc", "/sys", "/dev", "/boot", "/root", "/home", "/var", "/bin",
+    "/sbin", "/lib", "/lib64", "/run", "/tmp", "/opt", "/srv"))
+_SYSTEM_TREES = (Path("/etc"), Path("/proc"), Path("/sys"), Path("/dev"), Path("/boot"))
+# What rustfarm.state.StateDir keeps in the state directory besides the store.
+_STATE_SUBDIRECTORIES = ("master", "workers", "secrets", "run", "container-secrets", "sources",
+                         "snapshots")
+
+
+def _artifact_directory_problem(directory: Path, state_dir: Path, farm_dir: Path) -> str:
+    served = "it is served to anyone without a login; give a directory of its own " \
+             "(default: artifacts, in the state directory)"
+    if directory in _SYSTEM_DIRECTORIES or any(directory.is_relative_to(t) for t in _SYSTEM_TREES):
+        return f"{directory} is a system directory: {served}"
+    if state_dir.is_relative_to(directory):
+        return f"{directory} holds the state directory {state_dir} (secrets, database): {served}"
+    if directory.is_relative_to(state_dir) and \
+            directory.relative_to(state_dir).parts[0] in _STATE_SUBDIRECTORIES:
+        return f"{directory} is part of the farm's own state (secrets, database): {served}"
+    if farm_dir.is_relative_to(directory):
+        return f"{directory} holds farm.yaml's directory {farm_dir}: {served}"
+    home = Path(os.path.expanduser("~"))
+    if home.is_absolute() and home.is_relative_to(directory):
+        return f"{directory} holds the home directory {home}: {served}"
+    return ""
+
+
+def _toolchain_text(value) -> str:
+    """A toolchain as written: YAML reads an unquoted 1.96 as a number."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 class _Builder:
     def __init__(self, problems: list[Problem], filename: str, path: Path):
         self.problems = problems
         self.filename = filename
         self.path = path
         self.base = path.parent
+        self.table: TargetTable = target_table()
 
     def section(self, node: Any, path: str, allowed: tuple[str, ...], line: int = 0) -> Section:
         return Section(self.problems, self.filename, node, path, allowed, line)
@@ -108,8 +206,13 @@ class _Builder:
                 top.error(top.key_line("workers"), f"workers.{pool.name}",
                           "an ec2 pool needs farm.master_address: the address its instances "
                           "reach the master at")
-        targets = self.targets(top, pools)
-        projects = self.projects(top, targets)
+        targets = self.targets(top, pools, farm.toolchain)
+        projects = self.projects(top, targets, pools, farm.toolchain)
+        for name in projects:
+            if len(name) > MAX_NAME:
+                top.error(getattr(top.raw("projects"), "key_lines", {}).get(name, 0),
+                          f"projects.{name}", f"names are at most {MAX_NAME} characters "
+                          f"(Docker volume names are made from them), not {len(name)}")
         return Farm(
             path=self.path,
             farm=farm,
@@ -126,30 +229,62 @@ class _Builder:
     def farm_settings(self, top: Section, www: WwwSettings) -> FarmSettings:
         s = self.section(top.raw("farm"), "farm",
                          ("name", "title", "url", "state_dir", "worker_port", "worker_host",
-                          "master_address"), top.key_line("farm"))
+                          "master_address", "toolchain"), top.key_line("farm"))
         if not top.has("farm"):
             s.error(1, "farm", "missing required key")
-        name = s.text("name", check=_name_check) or "farm"
+        name = s.text("name", check=_docker_name_check) or "farm"
         url = s.text("url", f"http://{www.host}:{www.port}/", check=_url_check)
+        worker_port = s.integer("worker_port", 9989, minimum=1, maximum=65535)
+        if worker_port == www.port:
+            ui = self.www_section
+            line, key = ((ui.key_line("port"), "www.port") if ui.has("port") else
+                         (s.key_line("worker_port"), "farm.worker_port"))
+            s.error(line, key, f"www.port and farm.worker_port are both {www.port}: the web UI "
+                               "and the workers need a port each")
+        state_dir = (self.base / s.text("state_dir", DEFAULT_STATE_DIR)).resolve()
+        problem = _state_dir_problem(state_dir)
+        if problem:
+            s.error(s.key_line("state_dir"), "farm.state_dir", problem)
+        self.state_dir_refused = bool(problem)
         return FarmSettings(
             name=name,
             title=s.text("title", name),
             url=url if url.endswith("/") else url + "/",
-            worker_port=s.integer("worker_port", 9989, minimum=0),
+            worker_port=worker_port,
             worker_host=s.text("worker_host", ""),
             master_address=s.text("master_address", ""),
-            state_dir=(self.base / s.text("state_dir", DEFAULT_STATE_DIR)).resolve(),
+            state_dir=state_dir,
+            toolchain=self.toolchain(s, "toolchain", self.table.default_toolchain),
         )
+
+    def toolchain(self, s: Section, key: str, default: str) -> str:
+        """A toolchain version the targets table knows, or ``default``."""
+        if not s.has(key):
+            return default
+        raw = s.raw(key)
+        if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
+            s.error(s.key_line(key), s.key_path(key),
+                    f"must be a toolchain version such as \"1.96\", not {type_name(raw)}")
+            return default
+        version = _toolchain_text(raw)
+        if version not in self.table.toolchains:
+            quoted = " (write it quoted, e.g. \"1.70\")" if isinstance(raw, float) else ""
+            s.error(s.key_line(key), s.key_path(key),
+                    f"unknown toolchain '{version}'{quoted}; toolchains: "
+                    f"{', '.join(self.table.toolchains)}")
+            return default
+        return version
 
     def www(self, top: Section) -> WwwSettings:
         s = self.section(top.raw("www"), "www", ("host", "port", "users"), top.key_line("www"))
+        self.www_section = s
         users = s.texts("users", ())
         for index, user in enumerate(users):
             if not re.match(r"^[A-Za-z0-9_.@-]+$", user):
                 s.error(s.item_line("users", index), f"www.users[{index}]",
                         "user names use letters, digits, '.', '_', '@' and '-'")
         return WwwSettings(host=s.text("host", "127.0.0.1"),
-                           port=s.integer("port", 8010, minimum=0),
+                           port=s.integer("port", 8010, minimum=1, maximum=65535),
                            users=users)
 
     def db(self, top: Section, farm: FarmSettings) -> DbSettings:
@@ -170,9 +305,12 @@ class _Builder:
     def artifacts(self, top: Section, farm: FarmSettings) -> ArtifactSettings:
         s = self.section(top.raw("artifacts"), "artifacts", ("directory", "keep"),
                          top.key_line("artifacts"))
-        directory = s.text("directory", "artifacts")
-        return ArtifactSettings(directory=(farm.state_dir / directory).resolve(),
-                                keep=s.integer("keep", 5, minimum=1))
+        directory = (farm.state_dir / s.text("directory", "artifacts")).resolve()
+        problem = _artifact_directory_problem(directory, farm.state_dir, self.base)
+        # A store left at its default is refused with its state directory, if that is.
+        if problem and (s.has("directory") or not self.state_dir_refused):
+            s.error(s.key_line("directory"), "artifacts.directory", problem)
+        return ArtifactSettings(directory=directory, keep=s.integer("keep", 5, minimum=1))
 
     def crates(self, top: Section) -> CrateSource:
         s = self.section(top.raw("crates"), "crates", ("directory", "registry"),
@@ -203,20 +341,30 @@ class _Builder:
         return pools
 
     def pool_local(self, name: str, s: Section) -> LocalPool:
-        return LocalPool(name=name, count=s.integer("count", 1, minimum=1))
+        return LocalPool(name=name, count=s.integer("count", 1, minimum=1, maximum=MAX_WORKERS,
+                                                    why=_TOO_MANY_WORKERS))
 
     def pool_docker(self, name: str, s: Section) -> DockerPool:
         memory = s.text("memory", None)
-        if memory and not re.match(r"^\d+(\.\d+)?[bkmgBKMG]?$", memory):
+        size = _size_bytes(memory) if memory else None
+        if memory and size is None:
             s.error(s.key_line("memory"), f"workers.{name}.memory",
                     f"must be a size such as 4g or 512m, not '{memory}'")
+        elif size is not None and size < DOCKER_MIN_MEMORY:
+            s.error(s.key_line("memory"), f"workers.{name}.memory",
+                    f"must be at least 6m (Docker's smallest memory limit), not '{memory}'")
         docker_host = s.text("docker_host", "")
         if docker_host and not docker_host.startswith(("unix://", "tcp://", "ssh://")):
             s.error(s.key_line("docker_host"), f"workers.{name}.docker_host",
                     "must be a unix://, tcp:// or ssh:// URL")
-        return DockerPool(name=name, count=s.integer("count", 2, minimum=1),
-                          docker_host=docker_host,
-                          cpus=s.number("cpus", None), memory=memory)
+        # Docker refuses more CPUs than its machine has; a remote engine's are unknown here.
+        local = not docker_host.startswith(("tcp://", "ssh://"))
+        cpus = s.number("cpus", None, minimum=0.01,
+                        maximum=float(os.cpu_count() or 1) if local else None,
+                        why="Docker allows 0.01 up to the machine's CPU count")
+        return DockerPool(name=name, count=s.integer("count", 2, minimum=1, maximum=MAX_WORKERS,
+                                                     why=_TOO_MANY_WORKERS),
+                          docker_host=docker_host, cpus=cpus, memory=memory)
 
     def pool_ec2(self, name: str, s: Section) -> Ec2Pool:
         ami = s.text("ami", "")
@@ -247,16 +395,19 @@ class _Builder:
             image_registry=s.text("image_registry"),
         )
 
-    def targets(self, top: Section, pools: dict[str, Pool]) -> dict[str, Target]:
+    def targets(self, top: Section, pools: dict[str, Pool],
+                default_toolchain: str) -> dict[str, Target]:
         triples = known_triples()
         targets: dict[str, Target] = {}
+        self.target_lines: dict[str, tuple[Section, int]] = {}
         for triple, node, line in top.children("targets"):
             s = self.section(node, f"targets.{triple}",
                              ("pool", "image", "linker", "runner", "env"), line)
+            self.target_lines[triple] = (s, line)
             if triple not in triples:
                 s.error(line, f"targets.{triple}",
                         f"unknown target triple{did_you_mean(triple, triples)}; rustfarm has "
-                        f"images for {', '.join(FARM_TARGETS)} "
+                        f"images for {', '.join(t.triple for t in self.table)} "
                         "(`farm targets --known` lists every triple rustc knows)")
             pool = s.text("pool")
             if pool is not None and pool not in self.declared_pools:
@@ -264,24 +415,74 @@ class _Builder:
                 s.error(s.key_line("pool"), f"targets.{triple}.pool",
                         f"no worker pool '{pool}' is defined under workers"
                         f"{did_you_mean(pool, pools)} (defined: {defined})")
-            image = s.text("image", "")
-            if pool in pools and pools[pool].kind in ("docker", "ec2") and not image:
+            kind = pools[pool].kind if pool in pools else None
+            images = self.images(s, triple, default_toolchain)
+            if kind in CONTAINER_POOLS and not images and not s.has("image"):
                 s.error(line, f"targets.{triple}.image",
                         f"pool '{pool}' runs containers, so the target needs an image")
-            targets[triple] = Target(triple=triple, pool=pool or "", image=image,
-                                     linker=s.text("linker", ""), runner=s.text("runner", ""),
-                                     env=s.text_mapping("env"))
+            env = s.text_mapping("env")
+            spec = self.table.targets.get(triple)
+            if spec and spec.rustflags and "RUSTFLAGS" in env:
+                # RUSTFLAGS replaces the target's own flags: keep them in front.
+                env["RUSTFLAGS"] = " ".join((*spec.rustflags, env["RUSTFLAGS"]))
+            targets[triple] = Target(triple=triple, pool=pool or "", images=images,
+                                     linker=s.text("linker", ""),
+                                     runner=s.text("runner", self.default_runner(triple, kind)),
+                                     env=env)
         if not top.has("targets"):
             top.error(1, "targets", "missing required key")
         return targets
 
-    def projects(self, top: Section, targets: dict[str, Target]) -> dict[str, Project]:
+    def default_runner(self, triple: str, pool_kind: str | None) -> str:
+        """How tests run when farm.yaml does not say: the image's runner in a
+        container, natively on a local worker of the same machine, else not at all."""
+        spec = self.table.targets.get(triple)
+        if pool_kind in CONTAINER_POOLS:
+            return "image" if spec is None or spec.runs_here else ""
+        return "native" if triple == HOST_TRIPLE else ""
+
+    def images(self, s: Section, triple: str, default_toolchain: str) -> dict[str, str]:
+        """``image``: one reference or a list; each serves the toolchain its tag
+        names (``rustfarm/T:1.96-...``), or the farm's default toolchain."""
+        if not s.has("image"):
+            return {}
+        raw = s.raw("image")
+        references = [raw] if isinstance(raw, str) else raw
+        if not isinstance(references, list) or not all(isinstance(r, str) for r in references):
+            s.error(s.key_line("image"), f"targets.{triple}.image",
+                    f"must be an image reference or a list of them, not {type_name(raw)}")
+            return {}
+        images: dict[str, str] = {}
+        for index, reference in enumerate(references):
+            key = f"targets.{triple}.image" + (f"[{index}]" if isinstance(raw, list) else "")
+            line = s.item_line("image", index) if isinstance(raw, list) else s.key_line("image")
+            if not reference:
+                continue
+            if not re.match(r"^[a-z0-9][a-z0-9._/:@-]*$", reference, re.IGNORECASE) or \
+                    " " in reference:
+                s.error(line, key, f"'{reference}' is not an image reference")
+                continue
+            toolchain = image_toolchain(reference) or default_toolchain
+            if toolchain not in self.table.toolchains:
+                s.error(line, key, f"the tag names toolchain {toolchain}, which is not one of "
+                                   f"{', '.join(self.table.toolchains)}")
+                continue
+            if toolchain in images:
+                s.error(line, key, f"a second image for toolchain {toolchain} "
+                                   f"(first: {images[toolchain]})")
+                continue
+            images[toolchain] = reference
+        return images
+
+    def projects(self, top: Section, targets: dict[str, Target], pools: dict[str, Pool],
+                 default_toolchain: str) -> dict[str, Project]:
         projects: dict[str, Project] = {}
         for name, node, line in top.children("projects"):
             path = f"projects.{name}"
             s = self.section(node, path, ("source", "subdir", "branches", "poll_interval",
                                           "targets", "profile", "features", "test",
-                                          "binaries"), line)
+                                          "binaries", "toolchain", "strip", "fetch_timeout"),
+                             line)
             source = s.text("source")
             if source is not None:
                 source = self.resolve_source(s, source)
@@ -292,21 +493,58 @@ class _Builder:
                             f"target '{triple}' is not defined under targets"
                             f"{did_you_mean(triple, targets)}")
             profile = s.text("profile", "release", check=_name_check)
+            toolchain = self.toolchain(s, "toolchain", default_toolchain)
+            chosen = tuple(t for t in wanted if t in targets)
+            self.check_toolchain_images(s, name, toolchain, [targets[t] for t in chosen], pools)
+            binaries = s.texts("binaries", (name,))
+            for index, binary in enumerate(binaries):
+                if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", binary):
+                    s.error(s.item_line("binaries", index) if s.has("binaries") else line,
+                            f"{path}.binaries[{index}]",
+                            f"'{binary}' is not a binary name: letters, digits, '_', '-' and "
+                            "'.', no paths")
             projects[name] = Project(
                 name=name,
                 source=source or "",
                 subdir=s.text("subdir", "").strip("/"),
                 branches=s.texts("branches", ("main",)) or ("main",),
                 poll_interval=s.integer("poll_interval", 60, minimum=0),
-                targets=tuple(t for t in wanted if t in targets),
+                targets=chosen,
                 profile=profile,
                 features=s.texts("features", ()),
                 test=s.flag("test", True),
-                binaries=s.texts("binaries", (name,)),
+                binaries=binaries,
+                toolchain=toolchain,
+                toolchain_pinned=s.has("toolchain"),
+                strip=s.flag("strip", True),
+                fetch_timeout=s.integer("fetch_timeout", 600, minimum=1),
             )
         if not top.has("projects"):
             top.error(1, "projects", "missing required key")
         return projects
+
+    def check_toolchain_images(self, s: Section, project: str, toolchain: str,
+                               targets: list[Target], pools: dict[str, Pool]) -> None:
+        """Every container target of the project has a std and an image for its toolchain."""
+        line = s.key_line("toolchain") if s.has("toolchain") else s.line
+        for target in targets:
+            pool = pools.get(target.pool)
+            if pool is None or pool.kind not in CONTAINER_POOLS:
+                continue
+            spec = self.table.targets.get(target.triple)
+            if spec is not None and toolchain not in spec.toolchains:
+                s.error(line, f"projects.{project}.toolchain",
+                        f"toolchain {toolchain} cannot build {target.triple}: it has no std for "
+                        f"it (toolchains that can: {', '.join(spec.toolchains)})")
+            elif not target.image_for(toolchain) and target.images:
+                target_section, target_line = self.target_lines[target.triple]
+                pinned = ", ".join(target.images.values())
+                target_section.error(
+                    target_section.key_line("image"), f"targets.{target.triple}.image",
+                    f"no image for toolchain {toolchain}, which project '{project}' builds "
+                    f"with (pinned: {pinned}); add rustfarm/{target.triple}:{toolchain}-... "
+                    f"(`farm images build --target {target.triple} --toolchain {toolchain}`"
+                    " then `farm images pin`)")
 
     def resolve_source(self, s: Section, source: str) -> str:
         if re.match(r"^[a-z][a-z0-9+.-]*://", source) or source.startswith("git@"):

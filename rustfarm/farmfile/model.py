@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Union
 
+from rustfarm.targets import cargo_target_variable
+
 
 @dataclass(frozen=True)
 class FarmSettings:
@@ -16,6 +18,7 @@ class FarmSettings:
     worker_host: str          # where the master's worker (PB) port listens ("" = choose)
     master_address: str       # the address workers use to reach the master ("" = choose)
     state_dir: Path
+    toolchain: str            # the Rust toolchain projects build with unless they pin one
 
 
 @dataclass(frozen=True)
@@ -133,11 +136,14 @@ Pool = Union[LocalPool, DockerPool, Ec2Pool]
 class Target:
     triple: str
     pool: str
-    image: str
+    images: Mapping[str, str]  # toolchain -> the worker image pinned for it
     linker: str
     runner: str               # "" = no tests; "native": the worker runs them; "image": the
                               # worker image sets cargo's runner; else the runner command
     env: Mapping[str, str] = field(default_factory=dict)
+
+    def image_for(self, toolchain: str) -> str:
+        return self.images.get(toolchain, "")
 
     @property
     def arch(self) -> str:
@@ -157,12 +163,11 @@ class Target:
 
     def cargo_env(self) -> dict[str, str]:
         """Environment cargo needs for this target beyond what the worker has."""
-        env_triple = self.triple.upper().replace("-", "_").replace(".", "_")
         env = {}
         if self.linker:
-            env[f"CARGO_TARGET_{env_triple}_LINKER"] = self.linker
+            env[cargo_target_variable(self.triple, "LINKER")] = self.linker
         if self.runner and self.runner not in ("native", "image"):
-            env[f"CARGO_TARGET_{env_triple}_RUNNER"] = self.runner
+            env[cargo_target_variable(self.triple, "RUNNER")] = self.runner
         env.update(self.env)
         return env
 
@@ -179,6 +184,10 @@ class Project:
     features: tuple[str, ...]
     test: bool
     binaries: tuple[str, ...]
+    toolchain: str = ""       # the Rust toolchain it builds with
+    toolchain_pinned: bool = False  # farm.yaml names it for this project (else the farm's default)
+    strip: bool = True        # ship binaries without symbols
+    fetch_timeout: int = 600  # seconds a clone or fetch of a git source may take
 
     @property
     def is_git(self) -> bool:
@@ -207,6 +216,22 @@ class Farm:
 
     def project_targets(self, project: Project) -> list[Target]:
         return [self.targets[t] for t in project.targets]
+
+    def used_images(self, pool: str | None = None) -> dict[str, str]:
+        """``<triple>@<toolchain>`` -> image, for the images the builders use
+        (those of one pool when given)."""
+        used = {}
+        for project in self.projects.values():
+            for target in self.project_targets(project):
+                image = target.image_for(project.toolchain)
+                if image and pool in (None, target.pool):
+                    used[f"{target.triple}@{project.toolchain}"] = image
+        return used
+
+    def pinned_images(self) -> dict[str, str]:
+        """``<triple>@<toolchain>`` -> the image farm.yaml pins for it."""
+        return {f"{target.triple}@{toolchain}": image for target in self.targets.values()
+                for toolchain, image in target.images.items()}
 
     def docker_engine(self) -> str | None:
         """The engine of the farm's first docker pool, where its images are built."""

@@ -16,6 +16,10 @@ _TYPE_NAMES = {str: "text", int: "a whole number", bool: "true or false",
                float: "a number", list: "a list", dict: "a mapping"}
 
 
+def _show(number: float) -> str:
+    return f"{number:g}" if isinstance(number, float) else str(number)
+
+
 def type_name(value: Any) -> str:
     if value is None:
         return "nothing"
@@ -82,16 +86,30 @@ class Section:
                 self.error(self.key_line(key), self.key_path(key), message)
         return value
 
-    def integer(self, key: str, default: Any = _MISSING, minimum: int | None = None) -> Any:
+    def integer(self, key: str, default: Any = _MISSING, minimum: int | None = None,
+                maximum: int | None = None, why: str = "") -> Any:
+        """A whole number; ``why`` ends the message of one out of range."""
         value = self._typed(key, (int,), default, "a whole number")
-        if isinstance(value, int) and minimum is not None and value < minimum and key in self.node:
-            self.error(self.key_line(key), self.key_path(key), f"must be at least {minimum}, not {value}")
-            return default if default is not _MISSING else minimum
-        return value
+        return self._in_range(key, value, default, minimum, maximum, why)
 
-    def number(self, key: str, default: Any = _MISSING) -> Any:
+    def number(self, key: str, default: Any = _MISSING, minimum: float | None = None,
+               maximum: float | None = None, why: str = "") -> Any:
         value = self._typed(key, (int, float), default, "a number")
-        return float(value) if isinstance(value, (int, float)) else value
+        value = float(value) if isinstance(value, (int, float)) else value
+        return self._in_range(key, value, default, minimum, maximum, why)
+
+    def _in_range(self, key: str, value: Any, default: Any, minimum: Any, maximum: Any,
+                  why: str) -> Any:
+        if not isinstance(value, (int, float)) or key not in self.node:
+            return value
+        if minimum is not None and value < minimum:
+            message, fallback = f"must be at least {_show(minimum)}, not {_show(value)}", minimum
+        elif maximum is not None and value > maximum:
+            message, fallback = f"must be at most {_show(maximum)}, not {_show(value)}", maximum
+        else:
+            return value
+        self.error(self.key_line(key), self.key_path(key), message + (f" ({why})" if why else ""))
+        return default if default is not _MISSING else fallback
 
     def flag(self, key: str, default: Any = _MISSING) -> Any:
         return self._typed(key, (bool,), default, "true or false")

@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from rustfarm.images.targets import load_targets
+from rustfarm.targets import target_table
+from rustfarm.workers.docker import cache_volume_name
 from tests.support.farm import RunningFarm
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "crates"
-TARGETS = {t.triple: t for t in load_targets()}
+TARGETS = {t.triple: t for t in target_table()}
+RUNNABLE = [t.triple for t in target_table() if t.runs_here]
+BIG_ENDIAN = [t.triple for t in target_table() if t.binary.endian == "big"]
 POOL = "dk"
+OLD_RUST = "x86_64-unknown-linux-gnu"     # the target the tests build with Rust 1.63
 
 
 def farm_containers() -> list[str]:
@@ -32,12 +36,13 @@ def wait_until_no_containers(timeout: float = 60) -> list[str]:
 
 
 def targets_yaml(built_chain, pool: str = POOL) -> str:
+    """Every target of the table on one docker pool; tests run as the table says."""
     lines = []
-    for triple, target in TARGETS.items():
-        runner = "native" if triple.startswith("x86_64-unknown-linux") else \
-            ("image" if target.qemu else '""')
-        lines.append(f"  {triple}: {{pool: {pool}, runner: {runner}, "
-                     f"image: \"{built_chain.reference(triple)}\"}}\n")
+    for triple in TARGETS:
+        images = [built_chain.reference(triple)]
+        if triple == OLD_RUST:
+            images.append(built_chain.reference(f"{triple}@1.63"))
+        lines.append(f"  {triple}: {{pool: {pool}, image: [{', '.join(images)}]}}\n")
     return "".join(lines)
 
 
@@ -50,12 +55,18 @@ def remove_cache_volumes(farm_name: str = "test") -> None:
         subprocess.run(["docker", "volume", "rm", "-f", *names], capture_output=True)
 
 
+def cache_volume(project: str, target: str, farm_name: str = "test") -> str:
+    return cache_volume_name(farm_name, project, target)
+
+
 @pytest.fixture(scope="module")
 def docker_farm(built_chain, tmp_path_factory):
     remove_cache_volumes()
     root = tmp_path_factory.mktemp("dockerfarm")
     deps = root / "deps-demo"
     shutil.copytree(FIXTURES / "deps-demo", deps, ignore=shutil.ignore_patterns("target"))
+    escape = root / "escape"
+    shutil.copytree(FIXTURES / "escape", escape, ignore=shutil.ignore_patterns("target"))
     farm = RunningFarm(root, f"""\
 schedule: {{nightly: false}}
 workers:
@@ -63,15 +74,38 @@ workers:
 targets:
 {targets_yaml(built_chain)}
 projects:
-  arch:
+  arch:                             # edition 2024 with let chains, every target
     source: {FIXTURES / 'hello-arch'}
     binaries: [hello-arch]
+  byteorder:                        # its test passes on big-endian machines only
+    source: {FIXTURES / 'byte-order'}
+    binaries: [byte-order]
+    targets: [{', '.join(RUNNABLE)}]
+    profile: dev
+    strip: false
   deps:
     source: {deps}
-    targets: [mipsel-unknown-linux-gnu]
+    targets: [mipsel-unknown-linux-gnu, mips-unknown-linux-musl]
     binaries: [deps-demo]
     test: false
+  legacy:                           # builds with Debian's Rust 1.63
+    source: {FIXTURES / 'deps-demo'}
+    targets: [{OLD_RUST}]
+    binaries: [deps-demo]
+    toolchain: "1.63"
+  too-new:                          # edition 2024 pinned to Rust 1.63: refused at once
+    source: {FIXTURES / 'hello-arch'}
+    targets: [{OLD_RUST}]
+    binaries: [hello-arch]
+    toolchain: "1.63"
+  escape:                           # a hostile build script
+    source: {escape}
+    targets: [{OLD_RUST}]
+    binaries: [escape]
+    test: false
 """)
+    # The hostile build also tries the farm's own ports.
+    (escape / "ports.txt").write_text(f"{farm.www_port} {farm.worker_port}\n")
     farm.deps_source = deps
     try:
         yield farm.up()

@@ -32,11 +32,33 @@ def test_add_commands_registers_build_push_pull_and_list():
         parser().parse_args(["images", "push"])  # --registry is required
 
 
-def test_an_unknown_target_is_reported_without_touching_docker(capsys):
-    args = parser().parse_args(["images", "build", "--target", "mips-unknown-linux-gnu"])
+def test_an_unknown_target_or_toolchain_is_reported_without_touching_docker(capsys):
+    args = parser().parse_args(["images", "build", "--target", "sparc64-unknown-linux-gnu"])
     assert handle(args, pins={}, docker_host="tcp://127.0.0.1:9") == 1
     error = capsys.readouterr().err
-    assert error.startswith("error: no image for mips-unknown-linux-gnu: big-endian MIPS")
+    assert error.startswith("error: no image named 'sparc64-unknown-linux-gnu'; images: base,")
+    args = parser().parse_args(["images", "build", "--target", "mips-unknown-linux-musl",
+                                "--toolchain", "1.63"])
+    assert handle(args, pins={}, docker_host="tcp://127.0.0.1:9") == 1
+    assert capsys.readouterr().err.startswith(
+        "error: toolchain 1.63 cannot build mips-unknown-linux-musl: no std for it")
+    args = parser().parse_args(["images", "build", "--toolchain", "1.70"])
+    assert handle(args, pins={}, docker_host="tcp://127.0.0.1:9") == 1
+    assert capsys.readouterr().err.startswith("error: unknown toolchain '1.70'; toolchains: 1.96")
+
+
+def test_commands_work_on_what_farm_yaml_pins_unless_told_otherwise():
+    from rustfarm.images.cli import chosen_images
+    from rustfarm.images.recipes import current_catalog
+    catalog = current_catalog()
+    pins = {"mipsel-unknown-linux-gnu@1.96": "rustfarm/mipsel-unknown-linux-gnu:1.96-x",
+            "mipsel-unknown-linux-gnu@1.63": "rustfarm/mipsel-unknown-linux-gnu:1.63-x",
+            "mips-unknown-linux-musl@1.96": "rustfarm/mips-unknown-linux-musl:1.96-x"}
+    assert chosen_images(catalog, pins, None, None) == list(pins)
+    assert chosen_images(catalog, {}, None, None) is None       # every default image
+    assert chosen_images(catalog, pins, None, ["1.63"]) == ["mipsel-unknown-linux-gnu@1.63"]
+    assert chosen_images(catalog, pins, ["aarch64-unknown-linux-musl"], None) == \
+        ["aarch64-unknown-linux-musl@1.96"]
 
 
 def test_an_unreachable_docker_host_is_a_message_not_a_traceback(capsys):
@@ -51,22 +73,24 @@ def test_an_unreachable_docker_host_is_a_message_not_a_traceback(capsys):
 def test_list_shows_pins_and_which_are_stale(built_chain, docker_client):
     current = current_reference("aarch64-unknown-linux-gnu")
     assert current == built_chain.reference("aarch64-unknown-linux-gnu")
-    pins = {"mipsel-unknown-linux-gnu": "rustfarm/mipsel-unknown-linux-gnu:0123456789ab",
-            "aarch64-unknown-linux-gnu": current,
-            "sparc64-unknown-linux-gnu": "rustfarm/sparc64-unknown-linux-gnu:0123456789ab"}
+    pins = {"mipsel-unknown-linux-gnu@1.96": "rustfarm/mipsel-unknown-linux-gnu:1.96-0123456789ab",
+            "aarch64-unknown-linux-gnu@1.96": current,
+            "sparc64-unknown-linux-gnu@1.96": "rustfarm/sparc64-unknown-linux-gnu:1.96-0123456789ab"}
     out = io.StringIO()
     args = parser().parse_args(["images", "list"])
     assert handle(args, pins=pins, docker_host="unix:///var/run/docker.sock", out=out) == 0
     lines = out.getvalue().splitlines()
     assert lines[0].split() == ["IMAGE", "CURRENT", "TAG", "HERE", "REGISTRY", "PINNED", "STATE"]
 
-    def row(name):
-        return next(line for line in lines if line.startswith(f"rustfarm/{name} "))
+    def row(name, toolchain="1.96"):
+        return next(line for line in lines if line.startswith(f"rustfarm/{name} ")
+                    and f" {toolchain}-" in line)
 
-    assert row("mipsel-unknown-linux-gnu").endswith("0123456789ab  pin stale")
+    assert row("mipsel-unknown-linux-gnu").endswith("1.96-0123456789ab  pin stale")
     assert row("aarch64-unknown-linux-gnu").endswith(f"{current.rsplit(':', 1)[1]}  pinned")
     assert row("rust").endswith("up to date")
-    assert ("1 stale pin(s) in farm.yaml: mipsel-unknown-linux-gnu pins 0123456789ab,"
+    assert row("mipsel-unknown-linux-gnu", "1.63").endswith("not built")
+    assert ("1 stale pin(s) in farm.yaml: mipsel-unknown-linux-gnu@1.96 pins 1.96-0123456789ab,"
             f" current is {built_chain.catalog.content_tag('mipsel-unknown-linux-gnu')}") in lines
-    assert ("farm.yaml pins sparc64-unknown-linux-gnu to rustfarm/sparc64-unknown-linux-gnu:"
-            "0123456789ab, but no image recipe has that name") in lines
+    assert ("farm.yaml pins sparc64-unknown-linux-gnu@1.96 to rustfarm/sparc64-unknown-linux-gnu:"
+            "1.96-0123456789ab, but no image recipe has that name") in lines

@@ -74,8 +74,14 @@ def test_push_then_pull_the_base_image(built_chain, docker_client, registry):
 
 def test_pushing_what_is_not_built_is_refused_by_name(built_chain, docker_client, registry,
                                                      tmp_path):
-    from rustfarm.images.recipes import BaseSource, load_catalog
-    unbuilt = load_catalog(built_chain.catalog.root, BaseSource("slim", "sha256:" + "0" * 64))
+    import shutil
+
+    from rustfarm.images.recipes import IMAGES_DIR, load_catalog
+    root = tmp_path / "images"
+    shutil.copytree(IMAGES_DIR, root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    with (root / "base/make-rootfs.sh").open("a") as script:
+        script.write("# another base\n")
+    unbuilt = load_catalog(root)
     with pytest.raises(RegistryError, match=r"not built here.*rustfarm/base:"):
         push_images(docker_client, registry.address, ["base"], catalog=unbuilt,
                     progress=Progress(out=io.StringIO()))

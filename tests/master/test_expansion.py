@@ -69,14 +69,16 @@ def test_tests_run_only_where_a_runner_exists(tmp_path):
 def test_schedulers(tmp_path):
     config = buildmaster_config(farm_with_two_projects(tmp_path))
     by_name = {s.name: s for s in config["schedulers"]}
-    # A project form that picks targets, and a force button on every builder.
+    # A project form that picks targets, and a force button on every builder page
+    # (one scheduler per project: the page sends its builderid).
     assert isinstance(by_name["force-remote"], TargetsForceScheduler)
     assert sorted(by_name["force-remote"].builderNames) == [
         "remote:i686-unknown-linux-gnu", "remote:x86_64-unknown-linux-gnu"]
     for builder in ("remote:i686-unknown-linux-gnu", "plain:i686-unknown-linux-gnu"):
-        forced = [s for s in config["schedulers"]
-                  if isinstance(s, ForceScheduler) and s.builderNames == [builder]]
-        assert forced, builder
+        forced = [s for s in config["schedulers"] if isinstance(s, ForceScheduler)
+                  and s._config_kwargs["buttonName"] == "Force build" and builder in s.builderNames]
+        assert len(forced) == 1, builder
+    assert len([s for s in config["schedulers"] if isinstance(s, ForceScheduler)]) == 4
     params = {p.name for p in by_name["force-remote"]._config_kwargs["properties"]}
     assert {"targets", "profile"} <= params
     # New commits build every target of a git project; a plain directory is not polled.
@@ -88,7 +90,7 @@ def test_schedulers(tmp_path):
     assert isinstance(nightly, Nightly)
     assert (nightly._config_kwargs["hour"], nightly._config_kwargs["minute"]) == (2, 30)
     pollers = config["change_source"]
-    assert [type(p) for p in pollers] == [GitPoller]
+    assert len(pollers) == 1 and isinstance(pollers[0], GitPoller)
     poller = pollers[0]._config_kwargs
     assert pollers[0]._config_args == ("https://example.invalid/remote.git",)
     assert poller["branches"] == ["main", "stable"] and poller["pollInterval"] == 30
@@ -144,13 +146,16 @@ def test_builders_table_prints(capsys):
     assert "hello:mipsel-unknown-linux-gnu" in out and "docker-1, docker-2" in out
 
 
-def test_default_farm_expands(tmp_path):
-    from rustfarm.farmfile.loader import FARM_TARGETS
+def test_default_farm_expands_to_every_target_of_the_table(tmp_path):
     from rustfarm.runtime import Runtime
+    from rustfarm.targets import target_table
     farm = load(REPO / "farm.yaml")
-    config = buildmaster_config(farm, Runtime(network="rustfarm-rustfarm",
-                                              master_address="172.18.0.1"))
-    assert sorted(b.name for b in config["builders"]) == sorted(f"hello:{t}" for t in FARM_TARGETS)
+    config = buildmaster_config(farm, Runtime())
+    assert sorted(b.name for b in config["builders"]) == \
+        sorted(f"hello:{t.triple}" for t in target_table())
+    mips = next(b for b in config["builders"] if b.name == "hello:mips-unknown-linux-musl")
+    assert mips.properties["toolchain"] == "1.96"
+    assert mips.properties["image"].startswith("rustfarm/mips-unknown-linux-musl:1.96-")
     # Without Docker only the host's target is left, on the local pool.
     config = buildmaster_config(farm, Runtime(docker=False, docker_off_reason="none"))
     assert [(b.name, b.workernames) for b in config["builders"]] == [

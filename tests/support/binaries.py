@@ -2,7 +2,7 @@
 
 ELF headers are read with pyelftools; PE and wasm headers are a few bytes read
 here. ``check_artifact(path, **asdict(target.binary))`` takes the fields of a
-row of images/targets.yaml.
+row of rustfarm/targets.yaml.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from elftools.elf.elffile import ELFFile
 # ARM EABI float ABI bits of e_flags.
 EF_ARM_ABI_FLOAT_SOFT = 0x200
 EF_ARM_ABI_FLOAT_HARD = 0x400
+# MIPS ABI bits of e_flags: o32 says so; n32 sets ABI2; n64 is ELF64 without ABI2.
+EF_MIPS_ABI = 0xF000
+EF_MIPS_ABI_O32 = 0x1000
+EF_MIPS_ABI2 = 0x20
 
 PE_MACHINES = {0x014C: "I386", 0x8664: "AMD64", 0xAA64: "ARM64", 0x01C4: "ARMNT"}
 WASM_MAGIC = b"\0asm"
@@ -28,11 +32,12 @@ class Header:
     bits: int | None = None
     endian: str | None = None
     float: str | None = None    # ARM only: hard or soft
+    abi: str | None = None      # MIPS only: o32, n32 or n64
     kind: str | None = None     # ELF e_type (ET_EXEC, ET_DYN) or PE/wasm version
 
     def describe(self) -> str:
         fields = [self.format, self.machine, self.bits and f"{self.bits}-bit", self.endian,
-                  self.float and f"{self.float}-float", self.kind]
+                  self.float and f"{self.float}-float", self.abi, self.kind]
         return " ".join(str(f) for f in fields if f)
 
 
@@ -53,16 +58,23 @@ def read_header(path: Path) -> Header:
 
 def _elf_header(elf: ELFFile) -> Header:
     machine = elf.header["e_machine"]
-    float_abi = None
+    flags = elf.header["e_flags"]
+    float_abi = abi = None
     if machine == "EM_ARM":
-        flags = elf.header["e_flags"]
         if flags & EF_ARM_ABI_FLOAT_HARD:
             float_abi = "hard"
         elif flags & EF_ARM_ABI_FLOAT_SOFT:
             float_abi = "soft"
+    if machine == "EM_MIPS":
+        if flags & EF_MIPS_ABI2:
+            abi = "n32"
+        elif elf.elfclass == 64:
+            abi = "n64"
+        elif flags & EF_MIPS_ABI == EF_MIPS_ABI_O32:
+            abi = "o32"
     return Header("elf", machine=machine, bits=elf.elfclass,
                   endian="little" if elf.little_endian else "big",
-                  float=float_abi, kind=elf.header["e_type"])
+                  float=float_abi, abi=abi, kind=elf.header["e_type"])
 
 
 def _pe_header(data: bytes) -> Header:
@@ -78,11 +90,11 @@ def _pe_header(data: bytes) -> Header:
 
 def check_artifact(path: Path, format: str, machine: str | None = None,
                    bits: int | None = None, endian: str | None = None,
-                   float: str | None = None) -> Header:
+                   float: str | None = None, abi: str | None = None) -> Header:
     """Raise AssertionError unless the artifact's header matches every given field."""
     header = read_header(path)
     expected = {"format": format, "machine": machine, "bits": bits, "endian": endian,
-                "float": float}
+                "float": float, "abi": abi}
     wrong = {key: (value, getattr(header, key)) for key, value in expected.items()
              if value is not None and getattr(header, key) != value}
     assert not wrong, (f"{Path(path).name}: header is {header.describe()}; mismatched "

@@ -9,6 +9,11 @@
         Pack built binaries into a reproducible .tar.gz (sorted names, zero
         timestamps and owners) and write its SHA256SUMS line.
 
+    python3 farm_worker_tool.py toolchain CRATE_DIR PROJECT PINNED|-
+        Print the worker's Rust version, and fail with a message naming both
+        when the crate needs a newer Rust (its rust-version or edition) or the
+        worker's Rust is not the toolchain farm.yaml pins for the project.
+
 Only the standard library: it runs on whatever Python the worker has.
 """
 
@@ -16,9 +21,14 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tarfile
+
+# The first Rust release of each edition.
+EDITION_RUST = {"2015": (1, 0), "2018": (1, 31), "2021": (1, 56), "2024": (1, 85)}
 
 
 def unpack(archive, dest):
@@ -98,11 +108,92 @@ def package(archive, bindir, binaries):
     print(f"{digest}  {os.path.basename(archive)}")
 
 
+def _version(text):
+    """(major, minor) of "1.85" or "1.85.1", or None."""
+    match = re.match(r"^\s*(\d+)\.(\d+)", str(text))
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _show(version):
+    return ".".join(str(part) for part in version)
+
+
+def _manifest_value(crate_dir, table, key):
+    """``[table] key`` of the crate's Cargo.toml, following ``key.workspace = true``
+    to the workspace's ``[workspace.package]`` above it. (value, file) or (None, None)."""
+    import tomllib
+
+    path = os.path.join(crate_dir, "Cargo.toml")
+    try:
+        with open(path, "rb") as handle:
+            manifest = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None, None
+    value = manifest.get(table, {}).get(key)
+    if isinstance(value, dict) and value.get("workspace") is True:
+        directory = crate_dir
+        while True:
+            candidate = os.path.join(directory, "Cargo.toml")
+            try:
+                with open(candidate, "rb") as handle:
+                    root = tomllib.load(handle)
+            except (OSError, tomllib.TOMLDecodeError):
+                root = {}
+            shared = root.get("workspace", {}).get("package", {}).get(key)
+            if shared is not None:
+                return shared, candidate
+            parent = os.path.dirname(directory)
+            if parent == directory:
+                return None, None
+            directory = parent
+    return value, path
+
+
+def toolchain(crate_dir, project, pinned):
+    try:
+        rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"error: no working rustc on this worker: {exc}", file=sys.stderr)
+        sys.exit(1)
+    print(rustc)
+    have = _version(rustc.split()[1]) if len(rustc.split()) > 1 else None
+    if have is None:
+        print(f"error: cannot read a version from {rustc!r}", file=sys.stderr)
+        sys.exit(1)
+    release = re.match(r"^\d+\.\d+\.\d+", rustc.split()[1]).group(0)
+    if pinned != "-" and _version(pinned) != have:
+        print(f"error: farm.yaml pins toolchain {pinned} for {project}, but this worker has"
+              f" Rust {release}", file=sys.stderr)
+        print(f"toolchain: {release}")
+        sys.exit(1)
+    needs = []
+    rust_version, where = _manifest_value(crate_dir, "package", "rust-version")
+    if rust_version is not None and _version(rust_version):
+        needs.append((_version(rust_version), f"rust-version = \"{rust_version}\"", where))
+    edition, where = _manifest_value(crate_dir, "package", "edition")
+    if str(edition) in EDITION_RUST:
+        needs.append((EDITION_RUST[str(edition)], f"edition = \"{edition}\"", where))
+    elif edition is not None:
+        needs.append(((99, 0), f"edition = \"{edition}\"", where))
+    print(f"toolchain: {release}")
+    for need, why, where in needs:
+        if need > have:
+            shown = os.path.relpath(where, crate_dir) if where else "Cargo.toml"
+            wanted = "a newer Rust" if need == (99, 0) else f"Rust {_show(need)} or newer"
+            print(f"error: {project} needs {wanted} ({shown}: {why}), but its toolchain is"
+                  f" Rust {release}; pin a newer toolchain in farm.yaml"
+                  f" (projects.{project}.toolchain)", file=sys.stderr)
+            sys.exit(1)
+
+
 def main(argv):
     if len(argv) >= 3 and argv[0] == "unpack":
         unpack(argv[1], argv[2])
     elif len(argv) >= 3 and argv[0] == "package":
         package(argv[1], argv[2], argv[3:])
+    elif len(argv) == 4 and argv[0] == "toolchain":
+        toolchain(argv[1], argv[2], argv[3])
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

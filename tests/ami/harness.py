@@ -248,6 +248,8 @@ def build_tiny_worker_image(registry_address: str, cache_dir: Path, *, tag: str 
     subprocess.run(
         [docker, "import",
          "--change", 'ENTRYPOINT ["/tiny-worker"]',
+         # The worker images' rustbuild user, which the password file is for.
+         "--change", "USER 1000:1000",
          "--change", f"ENV TINY_WORKER_HOLD={hold_seconds} TINY_WORKER_EXIT={exit_status}",
          "-", reference],
         input=_tiny_rootfs_tar(fetch_busybox(cache_dir)), check=True, capture_output=True)

@@ -22,7 +22,7 @@ from . import harness
 
 pytestmark = pytest.mark.docker
 
-WORKER_ENV = {"BUILDMASTER", "BUILDMASTER_PORT", "WORKERNAME", "WORKERPASS"}
+WORKER_ENV = {"BUILDMASTER", "BUILDMASTER_PORT", "WORKERNAME", "RUSTFARM_WORKERPASS_FILE"}
 
 
 def image_is_local(reference: str) -> bool:
@@ -73,6 +73,7 @@ def test_happy_path_pulls_runs_and_powers_off(tiny_worker_images, tmp_path):
         report = tiny_worker_report(output)
         env_names = {line.split(" ", 1)[1] for line in report if line.startswith("env ")}
         assert WORKER_ENV <= env_names
+        assert "WORKERPASS" not in env_names
         assert "BUILDMASTER=127.0.0.1" in report
         assert "BUILDMASTER_PORT=9989" in report
         assert "WORKERNAME=ec2-tiny-1" in report
@@ -118,7 +119,21 @@ def test_password_never_in_output_syslog_or_ps(tiny_worker_images, tmp_path):
             except OSError:
                 continue   # the process ended meanwhile
         assert not [line for line in command_lines if password.encode() in line]
+        # Nor in the container's configuration, nor in any process's environment.
+        inspected = subprocess.run([harness.docker_cli(), "inspect", instance.container_name],
+                                   capture_output=True, text=True)
+        assert instance.container_name in inspected.stdout, inspected.stderr
+        assert password not in inspected.stdout
+        assert "/run/rustfarm-worker/password" in inspected.stdout
+        environments = []
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                environments.append(environ.read_bytes())
+            except OSError:
+                continue
+        assert not [env for env in environments if password.encode() in env]
         assert instance.wait(60) == 0, instance.output
+        assert not (instance.run_dir / "secret").exists()
 
         digest = hashlib.sha256(password.encode()).hexdigest()
         assert f"tiny-worker: WORKERPASS sha256 {digest}" in instance.output

@@ -9,6 +9,11 @@ done
 echo "tiny-worker: BUILDMASTER=${BUILDMASTER:-}"
 echo "tiny-worker: BUILDMASTER_PORT=${BUILDMASTER_PORT:-}"
 echo "tiny-worker: WORKERNAME=${WORKERNAME:-}"
+if [ -n "${RUSTFARM_WORKERPASS_FILE:-}" ]; then
+    # As the worker image's entrypoint does: read the password file, then delete it.
+    WORKERPASS=$(cat "$RUSTFARM_WORKERPASS_FILE")
+    rm -f "$RUSTFARM_WORKERPASS_FILE"
+fi
 echo "tiny-worker: WORKERPASS sha256 $(printf '%s' "${WORKERPASS:-}" | sha256sum | cut -d' ' -f1)"
 echo "tiny-worker: hostname $(hostname)"
 echo "tiny-worker: interfaces $(cd /sys/class/net && echo *) "

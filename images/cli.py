@@ -26,10 +26,12 @@ from rustfarm.errors import FarmError
 from .progress import Progress
 
 
-def add_commands(subparsers) -> argparse.ArgumentParser:
-    """Register ``images`` and its subcommands on a ``add_subparsers()`` object."""
+def add_commands(subparsers, parents=()) -> argparse.ArgumentParser:
+    """Register ``images`` and its subcommands on a ``add_subparsers()`` object; each
+    takes the options of ``parents`` (the `farm` command's global ones) too."""
+    parents = list(parents)
     images = subparsers.add_parser(
-        "images", help="build, push, pull and list the Docker worker images",
+        "images", parents=parents, help="build, push, pull and list the Docker worker images",
         description="The worker images: rustfarm/base, rustfarm/worker, one rustfarm/rust"
                     " per toolchain and one rustfarm/<target-triple> per target and toolchain"
                     " of rustfarm/targets.yaml.")
@@ -44,25 +46,30 @@ def add_commands(subparsers) -> argparse.ArgumentParser:
                             help=f"{verb} the images of this Rust toolchain (repeatable;"
                                  " default: those farm.yaml pins, or the default toolchain)")
 
-    build = commands.add_parser("build", help="build what is not up to date, parents first")
+    build = commands.add_parser("build", parents=parents,
+                                help="build what is not up to date, parents first")
     targets_option(build, "build")
     build.add_argument("-v", "--verbose", action="store_true",
                        help="print every line of build output")
 
-    push = commands.add_parser("push", help="push images with their content and date tags")
+    push = commands.add_parser("push", parents=parents,
+                               help="push images with their content and date tags")
     push.add_argument("--registry", required=True, metavar="HOST:PORT")
     targets_option(push, "push")
 
-    pull = commands.add_parser("pull", help="pull the current images from a registry")
+    pull = commands.add_parser("pull", parents=parents,
+                               help="pull the current images from a registry")
     pull.add_argument("--registry", required=True, metavar="HOST:PORT")
     targets_option(pull, "pull")
 
     pin = commands.add_parser(
-        "pin", help="point farm.yaml's image pins at the current content tags")
+        "pin", parents=parents,
+        help="point farm.yaml's image pins at the current content tags")
     targets_option(pin, "pin")
 
     listing = commands.add_parser(
-        "list", help="images here and in a registry, farm.yaml's pins and which are stale")
+        "list", parents=parents,
+        help="images here and in a registry, farm.yaml's pins and which are stale")
     listing.add_argument("--registry", metavar="HOST:PORT",
                          help="also show what this registry holds")
 

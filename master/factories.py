@@ -12,7 +12,7 @@ from rustfarm.workers.docker import CACHE_DIR
 
 from .builds import FarmBuild
 from .paths import MasterPaths
-from .steps import Cargo, Package, PruneArtifacts, SnapshotSource, ToolchainCheck
+from .steps import Cargo, Package, PruneArtifacts, SnapshotSource, ToolchainCheck, Unpack
 
 # Where sources are unpacked and cargo builds: in the builder's directory on a
 # local worker; in the (project, target) cache volume inside a container, where
@@ -84,10 +84,8 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
                              workdir="build", haltOnFailure=True),
         steps.FileDownload(name="download source", mastersrc=util.Property("snapshot"),
                            workerdest="source.tar.gz", workdir="build", haltOnFailure=True),
-        steps.ShellCommand(name="unpack source", workdir="build", haltOnFailure=True,
-                           logEnviron=False,
-                           command=["python3", WORKER_TOOL, "unpack", "source.tar.gz",
-                                    source_dir]),
+        Unpack(workdir="build", haltOnFailure=True, logEnviron=False,
+               command=["python3", WORKER_TOOL, "unpack", "source.tar.gz", source_dir]),
         ToolchainCheck(workdir="build", haltOnFailure=True, logEnviron=False, env=env,
                        command=["python3", WORKER_TOOL, "toolchain", util.Interpolate(crate_dir),
                                 project.name,

@@ -77,6 +77,19 @@ class FarmApi:
             raise FarmError(f"{method} on {path} failed: {message}")
         return data["result"]
 
+    def step_log(self, buildid: int, step_number: int, log: str = "stdio") -> str:
+        """A step's log as plain text (empty when the step has no such log)."""
+        path = f"builds/{buildid}/steps/{step_number}/logs/{log}/raw"
+        try:
+            reply = self.session.get(self.url(path), timeout=60)
+        except requests.RequestException as err:
+            raise FarmError(f"the master at {self.base} does not answer: {err}") from None
+        if reply.status_code == 404:
+            return ""
+        if reply.status_code != 200:
+            raise FarmError(f"GET {path}: HTTP {reply.status_code}: {reply.text[:300]}")
+        return reply.text
+
     def workers(self) -> list[dict]:
         return self.get("workers")["workers"]
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from .api import RESULTS, FarmApi
 from .errors import FarmError
 from .farmfile import Farm
+from .failures import error_lines
 from .farmfile.errors import did_you_mean
 from .progress import say
 
 FINISHED_OK = (0, 1)   # success, warnings
+FAILED_STEP = (2, 4)   # failure, exception
 
 
 @dataclass
@@ -83,14 +85,38 @@ def follow(farm: Farm, api: FarmApi, requests: list[BuildRequest], timeout: floa
         build = request.build or {}
         outcome = RESULTS.get(build.get("results"), build.get("results"))
         ok &= build.get("results") in FINISHED_OK
-        say(f"{request.builder}: {outcome} ({build.get('state_string', '')})")
+        if build.get("results") in FINISHED_OK:
+            say(f"{request.builder}: {outcome} ({build.get('state_string', '')})")
+        else:
+            say(f"{request.builder}: {outcome}")
         for step in api.get(f"builds/{build['buildid']}/steps")["steps"]:
             for link in step.get("urls", []):
                 if link["url"].startswith(farm.farm.url + "plugins/artifacts/"):
                     say(f"  artifact: {link['url']}")
         if build.get("results") not in FINISHED_OK:
-            say(f"  log: {farm.farm.url}#/builders/{build['builderid']}/builds/{build['number']}")
+            report_failure(api, build)
+            say(f"  log: {build_url(farm, build)}")
     return ok
+
+
+def build_url(farm: Farm, build: dict) -> str:
+    return f"{farm.farm.url}#/builders/{build['builderid']}/builds/{build['number']}"
+
+
+def failed_step(api: FarmApi, build: dict) -> dict | None:
+    """The step that ended the build: the first that failed or broke."""
+    steps = api.get(f"builds/{build['buildid']}/steps")["steps"]
+    return next((s for s in steps if s["results"] in FAILED_STEP), None)
+
+
+def report_failure(api: FarmApi, build: dict) -> None:
+    """The failing step's name and its error lines (compiler errors, failed tests)."""
+    step = failed_step(api, build)
+    if step is None:
+        return
+    say(f"  failed step: {step['name']} ({step['state_string']})")
+    for line in error_lines(api.step_log(build["buildid"], step["number"])):
+        say(f"    {line}")
 
 
 def _poll(farm: Farm, api: FarmApi, request: BuildRequest) -> None:

@@ -1,4 +1,4 @@
-"""The `farm` command: check, up, down, status, build, passwd, targets, images."""
+"""The `farm` command: check, up, reload, down, status, build, logs, passwd, targets, images."""
 
 from __future__ import annotations
 
@@ -57,6 +57,22 @@ def cmd_build(args) -> int:
     return 0 if follow(farm, api, requests, args.timeout) else 1
 
 
+def cmd_logs(args) -> int:
+    from .api import FarmApi
+    from .logs_command import show_logs
+    farm = _load(args)
+    api = FarmApi.for_farm(farm)
+    if not api.answers():
+        raise FarmError(f"the farm is not running at {api.base} (start it with `farm up`)")
+    show_logs(farm, api, args.project, args.target, args.build, args.step)
+    return 0
+
+
+def cmd_reload(args) -> int:
+    from .lifecycle import Farmhouse
+    return 0 if Farmhouse(_load(args)).reload(timeout=args.timeout) else 1
+
+
 def cmd_passwd(args) -> int:
     from .state import SecretStore, StateDir, ui_secret_name
     farm = _load(args)
@@ -110,32 +126,82 @@ def cmd_images(args) -> int:
     return args.handler(args, pins=farm.pinned_images(), docker_host=farm.docker_engine())
 
 
+EXAMPLES = {
+    None: """examples:
+  farm check                          validate ./farm.yaml, every problem with its line
+  farm up                             start the farm (master, workers, missing images)
+  farm build hello --wait             build every target of project hello and follow it
+  farm logs hello --target mipsel-unknown-linux-musl --step "cargo build"
+  farm reload                         apply an edited farm.yaml; running builds go on
+  farm down --wait                    stop once running builds have finished
+  farm images build --target mips-unknown-linux-musl
+
+--config FILE may come before or after the command.""",
+    "check": "example:\n  farm check --config other.yaml",
+    "up": "examples:\n  farm up\n  farm up --no-images --wait-timeout 300",
+    "reload": "example:\n  $EDITOR farm.yaml && farm reload",
+    "down": "examples:\n  farm down\n  farm down --wait",
+    "build": """examples:
+  farm build hello
+  farm build hello --target mipsel-unknown-linux-musl --target x86_64-unknown-linux-gnu --wait
+  farm build hello --revision 1a2b3c4 --profile dev --wait""",
+    "logs": """examples:
+  farm logs hello --target mipsel-unknown-linux-musl
+  farm logs hello --target mipsel-unknown-linux-musl --build 3 --step 'cargo build'""",
+    "passwd": "examples:\n  farm passwd admin\n  echo 'a long password' | farm passwd admin "
+              "--password-stdin",
+    "targets": "examples:\n  farm targets\n  farm targets --known",
+}
+
+
+def _command(sub, name: str, common: argparse.ArgumentParser, **kwargs):
+    return sub.add_parser(name, parents=[common], epilog=EXAMPLES.get(name),
+                          formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="farm", description="Run and use a rustfarm build farm.")
+    top = argparse.ArgumentParser(prog="farm", description="Run and use a rustfarm build farm.",
+                                  epilog=EXAMPLES[None],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("--config", default="farm.yaml", type=Path,
                      help="the farm file (default: ./farm.yaml)")
+    # The same option after the command; given there, it wins.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, type=Path,
+                        help="the farm file (default: ./farm.yaml)")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("check", help="validate farm.yaml").set_defaults(func=cmd_check)
-    up = sub.add_parser("up", help="start the master and local workers (idempotent)")
+    _command(sub, "check", common, help="validate farm.yaml").set_defaults(func=cmd_check)
+    up = _command(sub, "up", common, help="start the master and local workers (idempotent)")
     up.add_argument("--wait-timeout", type=float, default=120,
                     help="seconds to wait for the web UI and workers")
     up.add_argument("--no-images", action="store_true",
                     help="do not build missing worker images (farm images build does)")
     up.set_defaults(func=cmd_up)
-    down = sub.add_parser("down", help="stop what `farm up` started",
-                          description="Stop the master, its local workers and its containers."
-                          " Running builds are stopped and queued again for the next `farm up`;"
-                          " with --wait they finish first. No new build starts either way.")
+    reload = _command(sub, "reload", common, help="apply an edited farm.yaml to the running farm",
+                      description="Apply farm.yaml to the running master (Buildbot's"
+                      " reconfiguration) and start any new local workers. Running builds go"
+                      " on. An invalid file is refused with its problems and the running"
+                      " configuration stays.")
+    reload.add_argument("--timeout", type=float, default=300,
+                        help="seconds to wait for the master to apply it")
+    reload.set_defaults(func=cmd_reload)
+    down = _command(sub, "down", common, help="stop what `farm up` started",
+                    description="Stop the master, its local workers and its containers."
+                    " Running builds are stopped and queued again for the next `farm up`;"
+                    " with --wait they finish first. No new build starts either way.")
     down.add_argument("--wait", action="store_true",
                       help="let running builds finish before stopping")
     down.add_argument("--timeout", type=float, default=None,
                       help="seconds to wait for the master (default: 60; with --wait: for ever)")
     down.set_defaults(func=cmd_down)
-    sub.add_parser("status", help="show the master, workers and recent builds"
-                   ).set_defaults(func=cmd_status)
+    _command(sub, "status", common, help="show the master, workers and recent builds"
+             ).set_defaults(func=cmd_status)
 
-    build = sub.add_parser("build", help="build a project now")
+    build = _command(sub, "build", common, help="build a project now",
+                     description="Force builds of a project. With --wait, follow them; for"
+                     " each failed build print the failing step's errors (compiler errors"
+                     " with their locations, failed tests with their panic messages).")
     build.add_argument("project")
     build.add_argument("--target", action="append", help="a target triple (repeatable; "
                        "default: all of the project's targets)")
@@ -147,18 +213,27 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits")
     build.set_defaults(func=cmd_build)
 
-    passwd = sub.add_parser("passwd", help="set a web UI user's password")
+    logs = _command(sub, "logs", common, help="print a build's logs",
+                    description="Print the logs of a project's build for one target: the"
+                    " newest build, or --build N; every step, or --step NAME.")
+    logs.add_argument("project")
+    logs.add_argument("--target", help="the target triple (needed when the project has several)")
+    logs.add_argument("--build", type=int, metavar="N", help="the build number (default: newest)")
+    logs.add_argument("--step", metavar="NAME", help="only this step's log, e.g. 'cargo build'")
+    logs.set_defaults(func=cmd_logs)
+
+    passwd = _command(sub, "passwd", common, help="set a web UI user's password")
     passwd.add_argument("user")
     passwd.add_argument("--password-stdin", action="store_true",
                         help="read the password from standard input")
     passwd.set_defaults(func=cmd_passwd)
 
-    targets = sub.add_parser("targets", help="list the farm's targets")
+    targets = _command(sub, "targets", common, help="list the farm's targets")
     targets.add_argument("--known", action="store_true", help="list every triple rustc knows")
     targets.set_defaults(func=cmd_targets)
 
     from rustfarm.images.cli import add_commands
-    add_commands(sub).set_defaults(func=cmd_images)
+    add_commands(sub, parents=[common]).set_defaults(func=cmd_images)
     return top
 
 

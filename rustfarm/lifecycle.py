@@ -114,6 +114,49 @@ def failure_reason(log: Path, since: int) -> str:
     return summarize_failure(re.sub(r"(?m)^\S+ \S+ \[[^]]*\] ", "", text))
 
 
+@dataclass(frozen=True)
+class Reconfig:
+    applied: bool
+    seconds: float = 0.0
+    messages: tuple[str, ...] = ()
+
+
+# Buildbot's last line of a reconfiguration (buildbot/master.py, doReconfig).
+_RECONFIG_DONE = re.compile(r"(configuration update complete|configuration update aborted "
+                            r"without making any changes|WARNING: configuration update "
+                            r"partially applied; master may malfunction) \(took ([\d.]+) seconds\)")
+_RECONFIG_BEGIN = "beginning configuration update"
+_RECONFIG_ONGOING = re.compile(r"reconfig is ongoing for ([\d.]+) s")
+_TWISTD_PREFIX = re.compile(r"(?m)^\S+ \S+ \[[^]]*\] ")
+
+
+def wait_for_reconfig(log: Path, since: int, timeout: float) -> Reconfig:
+    """Follow the master's log from offset ``since`` until its reconfiguration ends."""
+    deadline = time.monotonic() + timeout
+    said = 0.0
+    while time.monotonic() < deadline:
+        try:
+            with log.open(errors="replace") as handle:
+                handle.seek(since if log.stat().st_size >= since else 0)   # rotated meanwhile
+                text = _TWISTD_PREFIX.sub("", handle.read())
+        except OSError:
+            text = ""
+        done = _RECONFIG_DONE.search(text)
+        if done:
+            if done.group(1) == "configuration update complete":
+                return Reconfig(True, float(done.group(2)))
+            body = text[text.find(_RECONFIG_BEGIN) + len(_RECONFIG_BEGIN):done.start()]
+            lines = [line.strip() for line in body.splitlines()
+                     if line.strip() and not _RECONFIG_ONGOING.search(line)]
+            return Reconfig(False, float(done.group(2)), tuple(lines[-12:] + [done.group(1)]))
+        ongoing = _RECONFIG_ONGOING.findall(text)
+        if ongoing and float(ongoing[-1]) > said:
+            said = float(ongoing[-1])
+            say(f"  still reconfiguring ({said:.0f} s)")
+        time.sleep(0.2)
+    raise FarmError(f"the master did not finish reloading within {timeout:.0f} s; see {log}")
+
+
 def summarize_failure(output: str) -> str:
     """A Python failure's exception message, else the lines that look like errors."""
     config_errors = re.search(r"(?:Configuration Errors|Errors loading configuration):\s*\n"
@@ -364,6 +407,33 @@ class Farmhouse:
             time.sleep(0.3)
         raise FarmError(f"the farm did not become ready within {wait:.0f} s; see "
                         f"{self.state.master_log} and {self.state.workers}/*/twistd.log")
+
+    # -- reload ---------------------------------------------------------
+
+    def reload(self, timeout: float = 300) -> bool:
+        """Apply farm.yaml to the running master with Buildbot's reconfiguration: running
+        builds go on; a configuration the master refuses leaves the running one in place."""
+        pid = read_pid(self.state.master_pidfile)
+        if pid is None:
+            raise FarmError(f"the farm is not running; `farm up` starts it with "
+                            f"{self.farm.path.name}")
+        runtime = Runtime.from_environment_file(self.state.runtime_file)
+        self.ensure_secrets(runtime)          # new workers and users need theirs first
+        log = self.state.master_log
+        since = log.stat().st_size if log.exists() else 0
+        say(f"reloading {self.farm.path.name} into the running master (pid {pid})")
+        os.kill(pid, signal.SIGHUP)
+        outcome = wait_for_reconfig(log, since, timeout)
+        if outcome.applied:
+            say(f"the master now runs {self.farm.path.name} (reconfigured in "
+                f"{outcome.seconds:.1f} s)")
+            self.start_local_workers(runtime)
+            self.wait_until_ready(120, runtime)
+            return True
+        say(f"the master refused {self.farm.path.name} and keeps its running configuration:")
+        for line in outcome.messages:
+            say(f"  {line}")
+        return False
 
     # -- down -----------------------------------------------------------
 

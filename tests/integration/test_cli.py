@@ -32,6 +32,24 @@ def test_check_lists_every_problem_without_a_traceback(tmp_path):
     ]
 
 
+def test_config_may_follow_the_command_and_wins_there(tmp_path):
+    import subprocess
+
+    from tests.support.farm import FARM
+    missing = tmp_path / "missing.yaml"
+    after = subprocess.run([FARM, "check", "--config", str(REPO / "farm.yaml")],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert after.returncode == 0 and after.stdout.startswith(f"{REPO / 'farm.yaml'}: fine")
+    both = subprocess.run([FARM, "--config", str(REPO / "farm.yaml"), "images", "list",
+                           "--config", str(missing)], capture_output=True, text=True)
+    assert both.returncode == 2 and f"{missing}: cannot read" in both.stderr
+    for command in ("build", "logs", "reload", "images"):
+        helped = subprocess.run([FARM, command, "--help"], capture_output=True, text=True)
+        assert "--config" in helped.stdout, command
+    assert "examples:" in subprocess.run([FARM, "--help"], capture_output=True,
+                                         text=True).stdout
+
+
 def test_check_on_a_missing_file(tmp_path):
     done = farm_command(tmp_path / "farm.yaml", "check", check=False)
     assert done.returncode == 2 and "cannot read" in done.stderr and "Traceback" not in done.stderr
@@ -93,3 +111,19 @@ def test_failures_are_summarized_without_tracebacks():
     trace = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
              "sqlalchemy.exc.OperationalError: connection refused\n")
     assert summarize_failure(trace) == "connection refused (OperationalError)"
+
+
+def test_the_ec2_example_checks_offline_without_credentials(tmp_path):
+    import os
+    import subprocess
+
+    from tests.support.farm import FARM
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true")
+    example = REPO / "examples" / "farm-ec2.yaml"
+    done = subprocess.run([FARM, "check", "--config", str(example)], capture_output=True,
+                          text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "3 builders, pools: local (local), cloud (ec2)" in done.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.farm import EXAMPLE, RunningFarm
+from tests.support.farm import EXAMPLE, FARM, RunningFarm
 
 from .conftest import HOST_TARGET, require_cargo
 
@@ -47,6 +47,14 @@ def git_farm(tmp_path_factory, project_repo):
     (broken / "Cargo.toml").write_text('[package]\nname = "broken"\nversion = "0.1.0"\n'
                                        'edition = "2021"\n')
     (broken / "src" / "main.rs").write_text('fn main() {\n    let n: u32 = "four";\n}\n')
+    failing = tmp_path_factory.mktemp("failing")
+    (failing / "src").mkdir()
+    (failing / "Cargo.toml").write_text('[package]\nname = "failing"\nversion = "0.1.0"\n'
+                                        'edition = "2021"\n')
+    (failing / "src" / "main.rs").write_text(
+        'fn main() {}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds_up() {\n'
+        '        assert_eq!(1 + 1, 3, "arithmetic is broken");\n    }\n\n'
+        '    #[test]\n    fn fine() {}\n}\n')
     farm = RunningFarm(tmp_path_factory.mktemp("farm"), f"""\
 schedule: {{nightly: false}}
 workers:
@@ -61,6 +69,9 @@ projects:
     poll_interval: 1
   broken:
     source: {broken}
+    targets: [{HOST_TARGET}]
+  failing:
+    source: {failing}
     targets: [{HOST_TARGET}]
 """)
     try:
@@ -77,8 +88,52 @@ def test_compile_error_fails_the_build_with_the_compiler_message(git_farm):
     log = git_farm.step_log(build, "cargo build")
     assert "error[E0308]: mismatched types" in log
     assert 'let n: u32 = "four";' in log
-    step_names = [s["name"] for s in git_farm.steps(build)]
-    assert "package" not in step_names
+    steps = {s["name"]: s for s in git_farm.steps(build)}
+    assert "package" not in steps
+    assert steps["cargo build"]["state_string"] == "compile failed: 1 error"
+    assert steps["unpack source"]["state_string"] == "unpacked 2 changed files"
+
+
+def test_build_wait_prints_the_compiler_error_where_the_developer_is(git_farm):
+    done = git_farm.farm("build", "broken", "--wait", check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert "failed step: cargo build (compile failed: 1 error)" in out
+    assert "error[E0308]: mismatched types" in out
+    assert "--> src/main.rs:2:18" in out
+    assert 'let n: u32 = "four";' in out
+    assert out.index("error[E0308]") < out.index("log: http://")
+    # The same log, whole, from the terminal; --config may follow the command.
+    logs = subprocess.run([FARM, "logs", "broken", "--step", "cargo build",
+                           "--config", str(git_farm.config)], capture_output=True, text=True,
+                          cwd="/")
+    assert logs.returncode == 0, logs.stderr
+    assert "=== cargo build: failure (compile failed: 1 error)" in logs.stdout
+    assert "error[E0308]: mismatched types" in logs.stdout
+    assert "error: could not compile `broken`" in logs.stdout
+
+
+def test_build_wait_prints_failed_tests_and_their_panics(git_farm):
+    done = git_farm.farm("build", "failing", "--wait", check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert "failed step: cargo test (1 of 2 tests failed)" in out
+    assert "test tests::adds_up failed:" in out
+    assert "arithmetic is broken" in out
+    assert "left: 2" in out and "right: 3" in out
+    assert "tests::fine" not in out.split("failed step:")[1].split("log: ")[0]
+    assert "test result: FAILED. 1 passed; 1 failed" in out
+
+
+def test_farm_logs_names_what_is_missing(git_farm):
+    unknown_step = git_farm.farm("logs", "broken", "--step", "cargo bild", check=False)
+    assert unknown_step.returncode == 1
+    assert "no step 'cargo bild' (did you mean 'cargo build'?)" in unknown_step.stderr
+    unknown_build = git_farm.farm("logs", "broken", "--build", "999", check=False)
+    assert "has no build #999" in unknown_build.stderr
+    several = git_farm.farm("logs", "hello", check=False)
+    assert "name one with --target" in several.stderr
+    assert "Traceback" not in unknown_step.stderr + unknown_build.stderr + several.stderr
 
 
 def test_pushed_commit_builds_every_target_of_the_project(git_farm, project_repo):

@@ -1,0 +1,109 @@
+"""What a failed build shows in the terminal, and the cargo steps' summaries."""
+
+from __future__ import annotations
+
+import pytest
+
+from rustfarm.failures import error_lines
+from rustfarm.master.steps import Cargo
+
+COMPILE_LOG = """\
+ argv: ['cargo', 'build', '--release']
+   Compiling broken v0.1.0 (/src)
+warning: unused import: `std::fs`
+ --> src/main.rs:1:5
+  |
+1 | use std::fs;
+  |     ^^^^^^^
+
+error[E0308]: mismatched types
+ --> src/main.rs:2:18
+  |
+2 |     let n: u32 = "four";
+  |            ---   ^^^^^^ expected `u32`, found `&str`
+  |            |
+  |            expected due to this
+
+error: cannot find value `x` in this scope
+ --> src/main.rs:3:5
+
+For more information about this error, try `rustc --explain E0308`.
+error: could not compile `broken` (bin "broken") due to 2 previous errors
+program finished with exit code 101
+"""
+
+TEST_LOG = """\
+running 2 tests
+test tests::fine ... ok
+test tests::adds_up ... FAILED
+
+failures:
+
+---- tests::adds_up stdout ----
+
+thread 'tests::adds_up' panicked at src/main.rs:7:9:
+assertion `left == right` failed: arithmetic is broken
+  left: 2
+ right: 3
+note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
+
+
+failures:
+    tests::adds_up
+
+test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out
+"""
+
+
+def test_compiler_errors_keep_their_locations_and_source_lines():
+    lines = error_lines(COMPILE_LOG)
+    assert lines[:3] == ["error[E0308]: mismatched types", " --> src/main.rs:2:18", "  |"]
+    assert '2 |     let n: u32 = "four";' in lines
+    assert "error: cannot find value `x` in this scope" in lines
+    assert not [line for line in lines if "warning" in line or "unused import" in line]
+    assert not [line for line in lines if "could not compile" in line]
+
+
+def test_failed_tests_show_their_name_and_panic():
+    assert error_lines(TEST_LOG) == [
+        "test tests::adds_up failed:",
+        "  thread 'tests::adds_up' panicked at src/main.rs:7:9:",
+        "  assertion `left == right` failed: arithmetic is broken",
+        "    left: 2",
+        "   right: 3",
+        "test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+    ]
+
+
+def test_long_output_is_capped_and_says_how_much_is_left():
+    log = "".join(f"error[E0425]: cannot find value `v{i}`\n --> src/main.rs:{i}:1\n\n"
+                  for i in range(100))
+    lines = error_lines(log, limit=10)
+    assert len(lines) == 11
+    assert lines[-1] == "... (190 more lines in the log)"
+
+
+def test_other_failures_show_the_end_of_the_log():
+    log = " argv: ['python3', 'tool']\nsomething went wrong\nprogram finished with exit code 1\n"
+    assert error_lines(log) == ["something went wrong"]
+
+
+def cargo_step_after(subcommand: str, output: str) -> Cargo:
+    step = Cargo(lockfile="Cargo.lock", command=["cargo", subcommand])
+    for line in output.splitlines():
+        step.output.line(line)
+    return step
+
+
+@pytest.mark.parametrize("subcommand, output, failed, summary", [
+    ("build", "   Compiling hello v0.1.0\n", False, "compiled in 12 s"),
+    ("build", COMPILE_LOG, True, "compile failed: 2 errors"),
+    ("build", "error: linker `cc` not found\n", True, "compile failed: 1 error"),
+    ("build", "Killed\n", True, "compile failed"),
+    ("test", "test result: ok. 40 passed; 0 failed\ntest result: ok. 2 passed; 0 failed\n",
+     False, "42 tests passed"),
+    ("test", TEST_LOG, True, "1 of 2 tests failed"),
+    ("test", COMPILE_LOG, True, "test build failed: 2 errors"),
+])
+def test_cargo_summaries_say_what_happened(subcommand, output, failed, summary):
+    assert cargo_step_after(subcommand, output).summary(subcommand, failed, 12.2) == summary

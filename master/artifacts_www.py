@@ -4,15 +4,30 @@ A Buildbot www plugin: the directory comes from the plugin's configuration in
 ``c['www']['plugins']['artifacts']``, so each farm serves its own store.
 Anyone may read it, so nothing outside the store is served: not through a
 symbolic link, nor through ``..`` (which twisted's FilePath already refuses).
+
+Pages, besides the files themselves:
+
+- ``<project>/``: the project's releases (revisions), newest first;
+- ``<project>/<revision>/``: the release page: every target's archive with its
+  size and checksum, ``SHA256SUMS`` for them all and
+  ``<project>-<revision>-all.tar.gz``, one archive of all targets;
+- ``<project>/latest/...``: redirects to the newest revision every target of
+  the project built successfully.
 """
 
 from __future__ import annotations
 
+import html
 import os
+import time
 from pathlib import Path
 
 from buildbot.www.plugin import Application
-from twisted.web import static
+from twisted.internet import threads
+from twisted.web import resource, server, static
+
+from .releases import ALL_DIR, Release, all_targets_archive, latest_complete, read_release, \
+    releases
 
 
 class ArtifactFiles(static.File):
@@ -28,7 +43,44 @@ class ArtifactFiles(static.File):
     def getChild(self, path: bytes, request):
         if path in self._UI_FILES and self.path == self.root_path:
             return static.Data(b"", self._UI_FILES[path])
+        generated = self.child_of_page(path)
+        if generated is not None:
+            return generated
         return super().getChild(path, request)
+
+    @property
+    def depth(self) -> int:
+        """0 for the store, 1 for a project, 2 for a revision, 3 for a target."""
+        return len(Path(self.path).relative_to(self.root_path).parts)
+
+    def child_of_page(self, path: bytes):
+        """The generated children: a project's ``latest``, a release's two files."""
+        name = path.decode(errors="replace")
+        if self.depth == 1 and name == "latest":
+            return LatestRelease(Path(self.path), self.project_targets.get(Path(self.path).name,
+                                                                            []))
+        if self.depth == 2:
+            release = read_release(Path(self.path).parent, Path(self.path).name)
+            if release and name == "SHA256SUMS":
+                return static.Data(release.sha256sums().encode(), "text/plain; charset=utf-8")
+            if release and release.archives and name == release.all_name:
+                return AllTargets(release)
+        if name == ALL_DIR:
+            return self.childNotFound
+        return None
+
+    def directoryListing(self):
+        if self.depth == 0:
+            return Page("rustfarm artifacts", projects_page(Path(self.path)))
+        if self.depth == 1:
+            project = Path(self.path).name
+            return Page(f"{project}: releases",
+                        project_page(Path(self.path), self.project_targets.get(project, [])))
+        if self.depth == 2:
+            release = read_release(Path(self.path).parent, Path(self.path).name)
+            targets = self.project_targets.get(release.project, [])
+            return Page(f"{release.project} {release.revision}", release_page(release, targets))
+        return super().directoryListing()
 
     def createSimilarFile(self, path):
         # Every child file and directory is made here: refuse the ones whose real
@@ -38,6 +90,7 @@ class ArtifactFiles(static.File):
             return self.childNotFound
         similar = super().createSimilarFile(path)
         similar.root_path, similar.root_real = self.root_path, self.root_real
+        similar.project_targets = self.project_targets
         return similar
 
 
@@ -52,6 +105,150 @@ class ArtifactStore(Application):
         self.resource = ArtifactFiles(str(directory), defaultType="application/octet-stream")
         self.resource.root_path = self.resource.path
         self.resource.root_real = os.path.realpath(directory)
+        # Which targets each project builds: a release is complete with all of them.
+        self.resource.project_targets = dict(config.get("projects", {}))
+
+
+
+class LatestRelease(resource.Resource):
+    """``<project>/latest/<rest>``: a redirect to ``<project>/<revision>/<rest>``."""
+
+    isLeaf = True
+
+    def __init__(self, project_dir: Path, targets: list[str]):
+        super().__init__()
+        self.project_dir = project_dir
+        self.targets = targets
+
+    def render_GET(self, request):
+        release = latest_complete(self.project_dir, self.targets)
+        if release is None:
+            request.setResponseCode(404)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return (f"no revision of {self.project_dir.name} has been built for every one of "
+                    f"its targets yet\n").encode()
+        rest = [part.decode(errors="replace") for part in request.postpath]
+        # Relative, so it holds behind a proxy that moves the master's URL.
+        location = ("../" * len(rest) + release.revision + "/" + "/".join(rest)) if rest \
+            else release.revision + "/"
+        request.redirect(location.encode())
+        request.setHeader(b"cache-control", b"no-store")
+        return b""
+
+
+class AllTargets(resource.Resource):
+    """One archive of a release's target archives and its SHA256SUMS, made in a thread."""
+
+    isLeaf = True
+
+    def __init__(self, release: Release):
+        super().__init__()
+        self.release = release
+
+    def render_GET(self, request):
+        made = threads.deferToThread(all_targets_archive, self.release)
+
+        def serve(path: Path):
+            if request.postpath not in ([], [b""]):
+                request.setResponseCode(404)
+                request.finish()
+                return
+            request.setHeader(b"content-disposition",
+                              f'attachment; filename="{self.release.all_name}"'.encode())
+            static.File(str(path), defaultType="application/gzip").render(request)
+
+        def failed(failure):
+            request.setResponseCode(500)
+            request.write(f"could not make the archive: {failure.getErrorMessage()}\n".encode())
+            request.finish()
+
+        made.addCallbacks(serve, failed)
+        return server.NOT_DONE_YET
+
+
+class Page(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, title: str, body: str):
+        super().__init__()
+        self.title = title
+        self.body = body
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return PAGE.format(title=html.escape(self.title), body=self.body).encode()
+
+
+PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: 0.3em 0.8em; border-bottom: 1px solid #ddd; text-align: left;
+          white-space: nowrap; }}
+td.size {{ text-align: right; }}
+code {{ font-size: 0.85em; }}
+.missing {{ color: #a33; }}
+</style></head>
+<body><h1>{title}</h1>
+{body}
+</body></html>
+"""
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stamp))
+
+
+def projects_page(store: Path) -> str:
+    names = sorted(p.name for p in store.iterdir() if p.is_dir()) if store.is_dir() else []
+    items = "".join(f'<li><a href="{html.escape(n)}/">{html.escape(n)}</a></li>' for n in names)
+    return f"<ul>{items}</ul>" if names else "<p>Nothing has been built yet.</p>"
+
+
+def project_page(project_dir: Path, targets: list[str]) -> str:
+    found = releases(project_dir)
+    if not found:
+        return "<p>No release yet.</p>"
+    rows = []
+    for release in found:
+        rev = html.escape(release.revision)
+        complete = "all targets" if release.complete_for(targets) else \
+            f'<span class="missing">{len(release.archives)} of {len(targets) or "?"} targets</span>'
+        rows.append(f'<tr><td><a href="{rev}/">{rev}</a></td><td>{complete}</td>'
+                    f"<td>{_when(release.first_built)}</td></tr>")
+    latest = latest_complete(project_dir, targets)
+    head = (f'<p><a href="latest/">latest</a>: {html.escape(latest.revision)}, the newest '
+            "revision built for every target</p>") if latest else \
+        "<p>No revision has been built for every target yet.</p>"
+    return (head + "<table><tr><th>revision</th><th>built for</th><th>first built</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def release_page(release: Release, targets: list[str]) -> str:
+    rows = "".join(
+        f'<tr><td>{html.escape(a.target)}</td>'
+        f'<td><a href="{html.escape(a.member)}">{html.escape(a.name)}</a></td>'
+        f'<td class="size">{human_size(a.size)}</td><td><code>{a.sha256}</code></td></tr>'
+        for a in release.archives)
+    missing = [t for t in targets if t not in release.targets]
+    absent = (f'<p class="missing">Not built for: {html.escape(", ".join(missing))}</p>'
+              if missing else "")
+    return (f'<p><a href="../">all releases of {html.escape(release.project)}</a></p>'
+            + absent
+            + "<table><tr><th>target</th><th>archive</th><th>size</th><th>SHA-256</th></tr>"
+            + rows + "</table>"
+            + f'<p><a href="SHA256SUMS">SHA256SUMS</a> of every archive · '
+            f'<a href="{html.escape(release.all_name)}">{html.escape(release.all_name)}</a>'
+            " (every target, with SHA256SUMS)</p>")
 
 
 ep = ArtifactStore()

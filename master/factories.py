@@ -107,6 +107,9 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
                          masterdest=util.Interpolate("%(kw:dir)s/SHA256SUMS", dir=artifact_dir),
                          url=util.Interpolate("%(kw:url)sSHA256SUMS", url=artifact_url),
                          urlText="SHA256SUMS", mode=0o644, haltOnFailure=True),
-        PruneArtifacts(paths.artifacts / project.name, farm.artifacts.keep),
+        PruneArtifacts(paths.artifacts / project.name, farm.artifacts.keep,
+                       release_url=util.Interpolate(
+                           f"{farm.farm.url}plugins/artifacts/%(prop:project)s/"
+                           "%(prop:revision_label)s/")),
     ])
     return factory

@@ -15,6 +15,7 @@ from twisted.internet import defer, threads
 from rustfarm.failures import ERROR_START, SUMMARY
 from rustfarm.farmfile import Project
 
+from .releases import read_release
 from .snapshots import GitCommands, SnapshotError, make_snapshot, prune_snapshots
 
 _project_locks: dict[str, defer.DeferredLock] = {}
@@ -285,19 +286,24 @@ class Package(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
 
 
 class PruneArtifacts(buildstep.BuildStep):
-    """On the master: keep the newest ``keep`` revisions of a project's artifacts."""
+    """On the master: keep the newest ``keep`` revisions of a project's artifacts, and
+    link the build to its revision's release page."""
 
     name = "prune artifacts"
     descriptionDone = "pruned"
+    renderables = ["release_url"]
 
-    def __init__(self, project_dir: Path, keep: int, **kwargs):
+    def __init__(self, project_dir: Path, keep: int, release_url=None, **kwargs):
         super().__init__(**kwargs)
         self.project_dir = project_dir
         self.keep = keep
+        self.release_url = release_url
 
     @defer.inlineCallbacks
     def run(self):
         current = self.getProperty("revision_label")
+        if self.release_url:
+            yield self.addURL(f"release {current} (every target)", self.release_url)
         removed = yield threads.deferToThread(prune_revisions, self.project_dir, self.keep,
                                               current)
         log = yield self.addLog("stdio")
@@ -306,10 +312,17 @@ class PruneArtifacts(buildstep.BuildStep):
 
 
 def prune_revisions(project_dir: Path, keep: int, current: str | None) -> list[str]:
+    """Remove all but the ``keep`` newest revisions (by when they were first built;
+    downloading a release's archive of all targets does not make it newer)."""
     if not project_dir.is_dir():
         return []
+
+    def first_built(path: Path) -> float:
+        release = read_release(project_dir, path.name)
+        return release.first_built if release and release.archives else path.stat().st_mtime
+
     revisions = sorted((p for p in project_dir.iterdir() if p.is_dir()),
-                       key=lambda p: p.stat().st_mtime, reverse=True)
+                       key=first_built, reverse=True)
     removed = []
     for old in revisions[keep:]:
         if old.name == current:

@@ -15,7 +15,16 @@ CONTROL_ROLE = "builders"
 def www_config(farm: Farm, paths: MasterPaths) -> dict:
     config = {
         "port": f"tcp:{farm.www.port}:interface={farm.www.host}",
-        "plugins": {"artifacts": {"directory": str(paths.artifacts)}},
+        "plugins": {"artifacts": {
+            "directory": str(paths.artifacts),
+            "projects": {name: list(project.targets)
+                         for name, project in farm.projects.items()}},
+            "matrix": {
+                "url": farm.farm.url,
+                "projects": {name: list(project.targets)
+                             for name, project in farm.projects.items()},
+                "targets": {triple: {"arch": target.arch, "pool": target.pool}
+                            for triple, target in farm.targets.items()}}},
         "authz": authz(farm),
     }
     if farm.www.users:

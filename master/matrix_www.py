@@ -1,0 +1,122 @@
+"""The target matrix under ``/plugins/matrix/``: projects as rows, targets as columns.
+
+A Buildbot www plugin beside the artifact store. Each cell is the newest build
+of that (project, target): its result, revision, when it ended, the size of its
+binaries, links to the build and to the download. The page filters by project,
+architecture and pool, and asks ``data.json`` again every few seconds, so it
+follows builds as they finish. ``data.json`` comes from two queries, whatever
+the number of builders: the newest build of each builder, and the few
+properties of those builds the cells show.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import sqlalchemy as sa
+from buildbot.www.plugin import Application
+from twisted.web import resource, server, static
+
+RESULT_NAMES = {None: "running", 0: "success", 1: "warnings", 2: "failure", 3: "skipped",
+                4: "exception", 5: "retry", 6: "cancelled"}
+SHOWN_PROPERTIES = ("revision_label", "got_revision", "binary_sizes")
+
+
+def newest_builds(connection, model) -> dict[str, dict]:
+    """Builder name -> its newest build, with the properties the matrix shows."""
+    builds, builders, props = model.builds, model.builders, model.build_properties
+    newest = sa.select(sa.func.max(builds.c.id)).group_by(builds.c.builderid)
+    rows = connection.execute(
+        sa.select(builds.c.id, builds.c.number, builds.c.builderid, builds.c.results,
+                  builds.c.started_at, builds.c.complete_at, builds.c.state_string,
+                  builders.c.name)
+        .select_from(builds.join(builders, builds.c.builderid == builders.c.id))
+        .where(builds.c.id.in_(newest))).fetchall()
+    found = {row.id: {"builder": row.name, "builderid": row.builderid, "number": row.number,
+                      "result": RESULT_NAMES.get(row.results, "unknown"),
+                      "started_at": row.started_at, "complete_at": row.complete_at,
+                      "summary": row.state_string, "properties": {}} for row in rows}
+    for row in connection.execute(
+            sa.select(props.c.buildid, props.c.name, props.c.value)
+            .where(props.c.buildid.in_(newest), props.c.name.in_(SHOWN_PROPERTIES))):
+        if row.buildid in found:
+            found[row.buildid]["properties"][row.name] = json.loads(row.value)
+    return {build["builder"]: build for build in found.values()}
+
+
+def matrix(config: dict, builds: dict[str, dict]) -> dict:
+    """The page's data: the projects, the targets, and a cell per (project, target)."""
+    url = config["url"]
+    targets = config["targets"]
+    cells = {}
+    for project, wanted in config["projects"].items():
+        for triple in wanted:
+            build = builds.get(f"{project}:{triple}")
+            if build is None:
+                cells[f"{project} {triple}"] = {"result": "none"}
+                continue
+            props = build["properties"]
+            label = props.get("revision_label")
+            sizes = props.get("binary_sizes") or {}
+            cell = {"result": build["result"], "number": build["number"],
+                    "revision": label, "commit": props.get("got_revision"),
+                    "ended": build["complete_at"], "started": build["started_at"],
+                    "summary": build["summary"], "size": sum(sizes.values()) if sizes else None,
+                    "build_url": f"{url}#/builders/{build['builderid']}/builds/"
+                                 f"{build['number']}"}
+            if label and build["result"] in ("success", "warnings"):
+                cell["download_url"] = (f"{url}plugins/artifacts/{project}/{label}/{triple}/"
+                                        f"{project}-{label}-{triple}.tar.gz")
+                cell["release_url"] = f"{url}plugins/artifacts/{project}/{label}/"
+            cells[f"{project} {triple}"] = cell
+    return {"projects": {p: list(t) for p, t in config["projects"].items()},
+            "targets": targets, "cells": cells}
+
+
+class MatrixData(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, plugin: "MatrixPlugin"):
+        super().__init__()
+        self.plugin = plugin
+
+    def render_GET(self, request):
+        d = self.plugin.master.db.pool.do(newest_builds, self.plugin.master.db.model)
+
+        def answer(builds):
+            request.setHeader(b"content-type", b"application/json")
+            request.setHeader(b"cache-control", b"no-store")
+            request.write(json.dumps(matrix(self.plugin.config, builds)).encode())
+            request.finish()
+
+        def failed(failure):
+            request.setResponseCode(500)
+            request.write(f"{failure.getErrorMessage()}\n".encode())
+            request.finish()
+
+        d.addCallbacks(answer, failed)
+        return server.NOT_DONE_YET
+
+
+class MatrixRoot(resource.Resource):
+    def __init__(self, plugin: "MatrixPlugin"):
+        super().__init__()
+        page = resources.files(__package__).joinpath("static", "matrix.html").read_bytes()
+        self.putChild(b"", static.Data(page, "text/html; charset=utf-8"))
+        self.putChild(b"data.json", MatrixData(plugin))
+        # The web UI loads these two files of every configured www plugin.
+        self.putChild(b"scripts.js", static.Data(b"", "text/javascript"))
+        self.putChild(b"styles.css", static.Data(b"", "text/css"))
+
+
+class MatrixPlugin(Application):
+    def __init__(self) -> None:
+        super().__init__(__name__.rsplit(".", 1)[0], "rustfarm target matrix", ui=False)
+
+    def setConfiguration(self, config: dict) -> None:
+        super().setConfiguration(config)
+        self.resource = MatrixRoot(self)
+
+
+ep = MatrixPlugin()

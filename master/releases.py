@@ -1,0 +1,130 @@
+"""A project's revisions in the artifact store, each one a release of all its targets.
+
+The store holds ``<project>/<revision>/<target>/`` with the target's archive
+and its ``SHA256SUMS`` line. A release is what one revision has: every
+target's archive with its size and checksum, one ``SHA256SUMS`` for them all
+(paths ``<target>/<archive>``) and one archive of all targets, made when first
+asked for and kept until the revision's archives change. A revision is
+*complete* when every target the project builds has its archive (each one's
+build succeeded); ``latest`` is the newest complete revision.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ALL_DIR = ".all"          # the cached archives of all targets, inside a revision
+
+
+@dataclass(frozen=True)
+class TargetArchive:
+    target: str
+    name: str
+    size: int
+    sha256: str
+    path: Path
+    built_at: float
+
+    @property
+    def member(self) -> str:
+        return f"{self.target}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Release:
+    project: str
+    revision: str
+    path: Path
+    archives: tuple[TargetArchive, ...]
+
+    @property
+    def targets(self) -> list[str]:
+        return [a.target for a in self.archives]
+
+    @property
+    def first_built(self) -> float:
+        return min((a.built_at for a in self.archives), default=0.0)
+
+    @property
+    def all_name(self) -> str:
+        return f"{self.project}-{self.revision}-all.tar.gz"
+
+    def sha256sums(self) -> str:
+        return "".join(f"{a.sha256}  {a.member}\n" for a in self.archives)
+
+    def complete_for(self, targets: list[str]) -> bool:
+        return bool(targets) and set(targets) <= set(self.targets)
+
+
+def read_target(directory: Path) -> TargetArchive | None:
+    """A target directory's archive as its SHA256SUMS names it; None while incomplete."""
+    try:
+        line = (directory / "SHA256SUMS").read_text().splitlines()[0]
+        digest, name = line.split(maxsplit=1)
+        stat = (directory / name.lstrip("*")).stat()
+    except (OSError, IndexError, ValueError):
+        return None
+    name = name.lstrip("*")
+    return TargetArchive(directory.name, name, stat.st_size, digest, directory / name,
+                         stat.st_mtime)
+
+
+def read_release(project_dir: Path, revision: str) -> Release | None:
+    path = project_dir / revision
+    if revision.startswith(".") or not path.is_dir():
+        return None
+    archives = [read_target(child) for child in sorted(path.iterdir())
+                if child.is_dir() and not child.name.startswith(".")]
+    return Release(project_dir.name, revision, path, tuple(a for a in archives if a))
+
+
+def releases(project_dir: Path) -> list[Release]:
+    """The project's revisions that have at least one archive, newest first."""
+    if not project_dir.is_dir():
+        return []
+    found = [read_release(project_dir, child.name) for child in project_dir.iterdir()]
+    return sorted((r for r in found if r and r.archives), key=lambda r: r.first_built,
+                  reverse=True)
+
+
+def latest_complete(project_dir: Path, targets: list[str]) -> Release | None:
+    return next((r for r in releases(project_dir) if r.complete_for(targets)), None)
+
+
+def all_targets_archive(release: Release) -> Path:
+    """The archive of every target's archive and the combined SHA256SUMS, made once per
+    set of archives (named by their checksums) and reproducible: sorted, zero times."""
+    sums = release.sha256sums()
+    key = hashlib.sha256(sums.encode()).hexdigest()[:16]
+    cache = release.path / ALL_DIR
+    made = cache / f"{key}.tar.gz"
+    if made.exists():
+        return made
+    cache.mkdir(exist_ok=True)
+    partial = cache / f".{key}.{os.getpid()}.partial"
+    with open(partial, "wb") as out, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, "SHA256SUMS", sums.encode())
+        for archive in release.archives:
+            info = tarfile.TarInfo(archive.member)
+            info.size, info.mode = archive.size, 0o644
+            with open(archive.path, "rb") as data:
+                tar.addfile(info, data)
+    os.replace(partial, made)
+    for old in cache.iterdir():
+        if old != made:
+            old.unlink(missing_ok=True)
+    return made
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), 0o644
+    tar.addfile(info, io.BytesIO(data))

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from buildbot.www.plugin import Application
 from twisted.internet import threads
-from twisted.web import resource, server, static
+from twisted.web import resource, static
 
+from .deferred_resource import DeferredResource
 from .releases import ALL_DIR, Release, all_targets_archive, latest_complete, read_release, \
     releases
 
@@ -136,34 +137,24 @@ class LatestRelease(resource.Resource):
         return b""
 
 
-class AllTargets(resource.Resource):
+class AllTargets(DeferredResource):
     """One archive of a release's target archives and its SHA256SUMS, made in a thread."""
-
-    isLeaf = True
 
     def __init__(self, release: Release):
         super().__init__()
         self.release = release
 
-    def render_GET(self, request):
-        made = threads.deferToThread(all_targets_archive, self.release)
+    def compute(self, request):
+        return threads.deferToThread(all_targets_archive, self.release)
 
-        def serve(path: Path):
-            if request.postpath not in ([], [b""]):
-                request.setResponseCode(404)
-                request.finish()
-                return
-            request.setHeader(b"content-disposition",
-                              f'attachment; filename="{self.release.all_name}"'.encode())
-            static.File(str(path), defaultType="application/gzip").render(request)
-
-        def failed(failure):
-            request.setResponseCode(500)
-            request.write(f"could not make the archive: {failure.getErrorMessage()}\n".encode())
+    def answer(self, request, path: Path) -> None:
+        if request.postpath not in ([], [b""]):
+            request.setResponseCode(404)
             request.finish()
-
-        made.addCallbacks(serve, failed)
-        return server.NOT_DONE_YET
+            return
+        request.setHeader(b"content-disposition",
+                          f'attachment; filename="{self.release.all_name}"'.encode())
+        static.File(str(path), defaultType="application/gzip").render(request)
 
 
 class Page(resource.Resource):

@@ -16,7 +16,9 @@ from importlib import resources
 
 import sqlalchemy as sa
 from buildbot.www.plugin import Application
-from twisted.web import resource, server, static
+from twisted.web import resource, static
+
+from .deferred_resource import DeferredResource
 
 RESULT_NAMES = {None: "running", 0: "success", 1: "warnings", 2: "failure", 3: "skipped",
                 4: "exception", 5: "retry", 6: "cancelled"}
@@ -74,29 +76,19 @@ def matrix(config: dict, builds: dict[str, dict]) -> dict:
             "targets": targets, "cells": cells}
 
 
-class MatrixData(resource.Resource):
-    isLeaf = True
-
+class MatrixData(DeferredResource):
     def __init__(self, plugin: "MatrixPlugin"):
         super().__init__()
         self.plugin = plugin
 
-    def render_GET(self, request):
-        d = self.plugin.master.db.pool.do(newest_builds, self.plugin.master.db.model)
+    def compute(self, request):
+        return self.plugin.master.db.pool.do(newest_builds, self.plugin.master.db.model)
 
-        def answer(builds):
-            request.setHeader(b"content-type", b"application/json")
-            request.setHeader(b"cache-control", b"no-store")
-            request.write(json.dumps(matrix(self.plugin.config, builds)).encode())
-            request.finish()
-
-        def failed(failure):
-            request.setResponseCode(500)
-            request.write(f"{failure.getErrorMessage()}\n".encode())
-            request.finish()
-
-        d.addCallbacks(answer, failed)
-        return server.NOT_DONE_YET
+    def answer(self, request, builds: dict[str, dict]) -> None:
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        request.write(json.dumps(matrix(self.plugin.config, builds)).encode())
+        request.finish()
 
 
 class MatrixRoot(resource.Resource):

@@ -188,12 +188,9 @@ class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, builds
         return False
 
 
-class ToolchainCheck(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
-    """On the worker: which Rust builds this (the ``toolchain`` property and the
-    summary), failing at once when the crate needs a newer one."""
-
-    name = "toolchain"
-    description = "checking the toolchain"
+class WorkerToolStep(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
+    """A command of the worker tool whose output makes the step's summary: subclasses
+    read it in ``outcome`` and return the step's result."""
 
     def __init__(self, **kwargs):
         kwargs = self.setupShellMixin(kwargs)
@@ -205,12 +202,25 @@ class ToolchainCheck(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
     def run(self):
         cmd = yield self.makeRemoteShellCommand()
         yield self.runCommand(cmd)
-        found = re.search(r"^toolchain: (\S+)$", self.output.getStdout(), re.MULTILINE)
+        return self.outcome(cmd.didFail(), self.output.getStdout(), self.output.getStderr())
+
+    def outcome(self, failed: bool, stdout: str, stderr: str) -> int:
+        raise NotImplementedError
+
+
+class ToolchainCheck(WorkerToolStep):
+    """On the worker: which Rust builds this (the ``toolchain`` property and the
+    summary), failing at once when the crate needs a newer one."""
+
+    name = "toolchain"
+    description = "checking the toolchain"
+
+    def outcome(self, failed, stdout, stderr):
+        found = re.search(r"^toolchain: (\S+)$", stdout, re.MULTILINE)
         if found:
             self.setProperty("toolchain", found.group(1), "Worker")
-        if cmd.didFail():
-            problem = re.search(r"needs (Rust [\d.]+ or newer|a newer Rust)",
-                                self.output.getStderr())
+        if failed:
+            problem = re.search(r"needs (Rust [\d.]+ or newer|a newer Rust)", stderr)
             self.descriptionDone = (f"{problem.group(0)}, has Rust {found.group(1)}"
                                     if problem and found else "wrong toolchain")
             return FAILURE
@@ -226,27 +236,18 @@ def human_size(size: int) -> str:
     return f"{size} bytes"
 
 
-class Unpack(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
+class Unpack(WorkerToolStep):
     """On the worker: the source tarball over the build's source directory, writing only
     changed files (so cargo rebuilds only what changed); the summary counts them."""
 
     name = "unpack source"
     description = "unpacking"
 
-    def __init__(self, **kwargs):
-        kwargs = self.setupShellMixin(kwargs)
-        super().__init__(**kwargs)
-        self.output = logobserver.BufferLogObserver(wantStdout=True)
-        self.addLogObserver("stdio", self.output)
-
-    @defer.inlineCallbacks
-    def run(self):
-        cmd = yield self.makeRemoteShellCommand()
-        yield self.runCommand(cmd)
-        if cmd.didFail():
+    def outcome(self, failed, stdout, stderr):
+        if failed:
             self.descriptionDone = "unpack failed"
-            return cmd.results()
-        counts = re.search(r"(\d+) written, (\d+) removed", self.output.getStdout())
+            return FAILURE
+        counts = re.search(r"(\d+) written, (\d+) removed", stdout)
         written, removed = (int(n) for n in counts.groups()) if counts else (0, 0)
         if not written and not removed:
             self.descriptionDone = "source unchanged"
@@ -256,27 +257,17 @@ class Unpack(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
         return SUCCESS
 
 
-class Package(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
+class Package(WorkerToolStep):
     """On the worker: the shipped binaries into the archive; the summary and the
     ``binary_sizes`` property give each binary's size."""
 
     name = "package"
     description = "packaging"
 
-    def __init__(self, **kwargs):
-        kwargs = self.setupShellMixin(kwargs)
-        super().__init__(**kwargs)
-        self.output = logobserver.BufferLogObserver(wantStdout=True)
-        self.addLogObserver("stdio", self.output)
-
-    @defer.inlineCallbacks
-    def run(self):
-        cmd = yield self.makeRemoteShellCommand()
-        yield self.runCommand(cmd)
+    def outcome(self, failed, stdout, stderr):
         sizes = {name: int(size) for name, size in
-                 re.findall(r"^packed (\S+) \((\d+) bytes\)$", self.output.getStdout(),
-                            re.MULTILINE)}
-        if cmd.didFail():
+                 re.findall(r"^packed (\S+) \((\d+) bytes\)$", stdout, re.MULTILINE)}
+        if failed:
             self.descriptionDone = "no binaries to package"
             return FAILURE
         self.setProperty("binary_sizes", sizes, "Package")

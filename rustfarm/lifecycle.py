@@ -402,7 +402,8 @@ class Farmhouse:
                 if expected <= connected:
                     builders = api.builder_names()
                     say(f"farm '{self.farm.farm.name}' is up: {self.farm.farm.url} "
-                        f"({len(builders)} builders, {len(connected)} workers connected)")
+                        f"({len(builders)} builders, {len(connected)} workers connected); "
+                        f"target matrix: {self.farm.farm.url}plugins/matrix/")
                     return
             time.sleep(0.3)
         raise FarmError(f"the farm did not become ready within {wait:.0f} s; see "

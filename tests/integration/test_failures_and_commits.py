@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.crates import broken_crate, failing_test_crate
 from tests.support.farm import EXAMPLE, FARM, RunningFarm
 
 from .conftest import HOST_TARGET, require_cargo
@@ -42,19 +43,8 @@ def project_repo(tmp_path_factory):
 def git_farm(tmp_path_factory, project_repo):
     require_cargo()
     bare, _ = project_repo
-    broken = tmp_path_factory.mktemp("broken")
-    (broken / "src").mkdir()
-    (broken / "Cargo.toml").write_text('[package]\nname = "broken"\nversion = "0.1.0"\n'
-                                       'edition = "2021"\n')
-    (broken / "src" / "main.rs").write_text('fn main() {\n    let n: u32 = "four";\n}\n')
-    failing = tmp_path_factory.mktemp("failing")
-    (failing / "src").mkdir()
-    (failing / "Cargo.toml").write_text('[package]\nname = "failing"\nversion = "0.1.0"\n'
-                                        'edition = "2021"\n')
-    (failing / "src" / "main.rs").write_text(
-        'fn main() {}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds_up() {\n'
-        '        assert_eq!(1 + 1, 3, "arithmetic is broken");\n    }\n\n'
-        '    #[test]\n    fn fine() {}\n}\n')
+    broken = broken_crate(tmp_path_factory.mktemp("broken"))
+    failing = failing_test_crate(tmp_path_factory.mktemp("failing"))
     farm = RunningFarm(tmp_path_factory.mktemp("farm"), f"""\
 schedule: {{nightly: false}}
 workers:

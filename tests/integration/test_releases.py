@@ -10,6 +10,7 @@ import tarfile
 import pytest
 import requests
 
+from tests.support.crates import broken_crate
 from tests.support.farm import EXAMPLE, RunningFarm
 
 from .conftest import HOST_TARGET, require_cargo
@@ -21,11 +22,7 @@ UNBUILDABLE = "i686-unknown-linux-gnu"
 @pytest.fixture(scope="module")
 def release_farm(tmp_path_factory):
     require_cargo()
-    broken = tmp_path_factory.mktemp("broken")
-    (broken / "src").mkdir()
-    (broken / "Cargo.toml").write_text('[package]\nname = "broken"\nversion = "0.1.0"\n'
-                                       'edition = "2021"\n')
-    (broken / "src" / "main.rs").write_text('fn main() {\n    let n: u32 = "four";\n}\n')
+    broken = broken_crate(tmp_path_factory.mktemp("broken"))
     farm = RunningFarm(tmp_path_factory.mktemp("farm"), f"""\
 schedule: {{nightly: false}}
 workers:

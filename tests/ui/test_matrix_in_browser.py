@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.support.docker_engine import unavailable
+from tests.support.crates import broken_crate
 from tests.support.farm import EXAMPLE, RunningFarm
 
 from .conftest import HOST_TARGET
@@ -30,11 +31,7 @@ RED = "rgb(244, 188, 188)"
 def matrix_farm(tmp_path_factory):
     if not shutil.which("cargo"):
         unavailable("cargo is not installed")
-    broken = tmp_path_factory.mktemp("broken")
-    (broken / "src").mkdir()
-    (broken / "Cargo.toml").write_text('[package]\nname = "broken"\nversion = "0.1.0"\n'
-                                       'edition = "2021"\n')
-    (broken / "src" / "main.rs").write_text('fn main() {\n    let n: u32 = "four";\n}\n')
+    broken = broken_crate(tmp_path_factory.mktemp("broken"))
     farm = RunningFarm(tmp_path_factory.mktemp("matrix"), f"""\
 schedule: {{nightly: false}}
 workers: {{local: {{kind: local, count: 2}}}}

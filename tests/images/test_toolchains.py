@@ -15,7 +15,7 @@ SCRIPT = """
 rustc --version
 test "$RUSTFARM_TOOLCHAIN" = "{toolchain}"
 ls "$(rustc --print sysroot)/lib/rustlib/{triple}/lib/" | grep -c '^libstd-.*\\.rlib$'
-{ find / -xdev \\( -perm -4000 -o -perm -2000 \\) -type f 2>/dev/null || true; } | sed 's/^/setuid: /'
+{{ find / -xdev \\( -perm -4000 -o -perm -2000 \\) -type f 2>/dev/null || true; }} | sed 's/^/setuid: /'
 """
 
 

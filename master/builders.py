@@ -13,7 +13,7 @@ from buildbot.plugins import util
 
 from rustfarm.farmfile import Farm, Project, Target
 
-from .factories import build_factory
+from .factories import build_factory, compile_project
 from .paths import MasterPaths
 
 
@@ -83,8 +83,12 @@ def share_workers(pool: str, workers: tuple[str, ...], builders: int,
 
 
 def builder_defs(farm: Farm) -> list[BuilderDef]:
+    """A builder per (project, target), and per target uploads build for (compile:<target>)."""
     pairs = [(project, target) for project in farm.projects.values()
              for target in farm.project_targets(project)]
+    if farm.compile.targets:
+        uploads = compile_project(farm)
+        pairs += [(uploads, farm.targets[t]) for t in farm.compile.targets]
     workers_of: dict[tuple[str, str], tuple[str, ...]] = {}
     for name, pool in farm.pools.items():
         on_pool = [(project.name, target.triple) for project, target in pairs

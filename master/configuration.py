@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import datetime
 
-from buildbot.plugins import secrets, util
+from buildbot.plugins import util
 
 from rustfarm.farmfile import Farm, FarmFileError
+from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.runtime import Runtime, effective_farm
 
 from rustfarm.state import StateDir
 from rustfarm.workers.ec2 import ec2_reapers
 
 from .builders import builder_configs
+from .compile_jobs import CompileJobs
+from .compile_www import TesselServer
 from .database import (database_services, db_config, farm_for_database_upgrade,
                        upgrading_database)
 from .paths import MasterPaths
 from .prioritizer import prioritize_builders
+from .secret_files import SecretFiles
 from .schedulers import all_schedulers, change_sources
 from .settings import load_farm
 from .worker_socket import WorkerSocket
@@ -24,8 +28,14 @@ from .workers import all_workers
 from .www import www_config
 
 
-def services(farm: Farm, runtime: Runtime) -> list:
+def services(farm: Farm, runtime: Runtime, paths: MasterPaths) -> list:
     found = list(ec2_reapers(farm))
+    if farm.compile.targets:
+        found.append(CompileJobs(farm, paths.uploads, farm.farm.url))
+        if farm.compile.tessel_port:
+            found.append(TesselServer(farm.compile.tessel_port, farm.www.host,
+                                      farm.compile.tessel_target, farm.compile.tessel_anonymous,
+                                      f"{farm.farm.url}plugins/compile/"))
     if any(p.kind == "docker" and not p.remote for p in farm.pools.values()):
         found.append(WorkerSocket(str(StateDir.of(farm).worker_socket), farm.farm.worker_port,
                                   runtime.worker_host(farm)))
@@ -56,14 +66,17 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
         "db": db_config(farm.db.url),
         "protocols": {"pb": {"port": f"tcp:{farm.farm.worker_port}"
                                      f":interface={runtime.worker_host(farm)}"}},
-        "secretsProviders": [secrets.SecretInAFile(dirname=str(paths.secrets))],
+        "secretsProviders": [SecretFiles(dirname=str(paths.secrets))],
         "workers": all_workers(farm, runtime),
         "projects": [util.Project(name=name, description=f"source: {project.source}")
-                     for name, project in farm.projects.items()],
+                     for name, project in farm.projects.items()]
+                    + ([util.Project(name=COMPILE_PROJECT,
+                                     description="projects uploaded to the compile endpoint")]
+                       if farm.compile.targets else []),
         "builders": builder_configs(farm, paths),
         "schedulers": all_schedulers(farm),
         "change_source": change_sources(farm, paths),
-        "services": services(farm, runtime) + database_services(farm.db.url),
+        "services": services(farm, runtime, paths) + database_services(farm.db.url),
         "www": www_config(farm, paths),
         "collapseRequests": False,
         "prioritizeBuilders": prioritize_builders,

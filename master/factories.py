@@ -8,6 +8,7 @@ from buildbot.plugins import steps, util
 from buildbot.process.factory import BuildFactory
 
 from rustfarm.farmfile import Farm, Project, Target
+from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.workers.docker import CACHE_DIR
 
 from .builds import FarmBuild
@@ -20,6 +21,7 @@ from .steps import Cargo, Package, PruneArtifacts, SnapshotSource, ToolchainChec
 LOCAL_DIR = "%(prop:builddir)s/build"
 
 ARCHIVE_NAME = util.Interpolate("%(prop:project)s-%(prop:revision_label)s-%(prop:target)s.tar.gz")
+UPLOAD_ARCHIVE_NAME = util.Interpolate("%(prop:crate_name)s-%(prop:target)s.tar.gz")
 WORKER_TOOL = ".rustfarm/farm_worker_tool.py"
 
 
@@ -46,12 +48,23 @@ def _cargo_args(farm: Farm, project: Project, target: Target) -> list:
     return args
 
 
+def compile_project(farm: Farm) -> Project:
+    """The project uploads build as: release, stripped, no tests, the farm's toolchain."""
+    return Project(name=COMPILE_PROJECT, source="", subdir="", branches=(), poll_interval=0,
+                   targets=farm.compile.targets, profile="release", features=(), test=False,
+                   binaries=(), toolchain=farm.farm.toolchain)
+
+
 def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPaths,
                   in_container: bool) -> BuildFactory:
+    """A project's build; for the compile project, an upload's (its source comes with
+    the request, its binaries are the crate's, its archive goes back to the client)."""
+    upload = project.name == COMPILE_PROJECT
     base = CACHE_DIR if in_container else LOCAL_DIR
     source_dir = util.Interpolate(f"{base}/src")
     target_dir = util.Interpolate(f"{base}/target")
-    crate_dir = f"{base}/src/{project.subdir}".rstrip("/")
+    crate_dir = (f"{base}/src/%(prop:crate_dir)s" if upload
+                 else f"{base}/src/{project.subdir}").rstrip("/")
     cargo_args = _cargo_args(farm, project, target)
     env = {**target.cargo_env(), "CARGO_TARGET_DIR": target_dir, "CARGO_TERM_COLOR": "never"}
 
@@ -74,15 +87,23 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
         f"{farm.farm.url}plugins/artifacts/%(prop:project)s/%(prop:revision_label)s/"
         "%(prop:target)s/")
     binaries = [b + target.executable_suffix for b in project.binaries]
+    archive = ARCHIVE_NAME
+    if upload:
+        artifact_dir = util.Interpolate(f"{paths.uploads}/%(prop:compile_job)s/results/"
+                                        "%(prop:target)s")
+        archive = UPLOAD_ARCHIVE_NAME
+        binaries = ["--bins-of", util.Interpolate(crate_dir), target.executable_suffix or "-"]
 
     factory = BuildFactory()
     factory.buildClass = FarmBuild
+    if not upload:
+        factory.addStep(SnapshotSource(project, paths.sources, paths.snapshots,
+                                       farm.artifacts.keep, haltOnFailure=True))
     factory.addSteps([
-        SnapshotSource(project, paths.sources, paths.snapshots, farm.artifacts.keep,
-                       haltOnFailure=True),
         steps.StringDownload(_worker_tool(), name="send worker tool", workerdest=WORKER_TOOL,
                              workdir="build", haltOnFailure=True),
-        steps.FileDownload(name="download source", mastersrc=util.Property("snapshot"),
+        steps.FileDownload(name="download source",
+                           mastersrc=util.Property("upload" if upload else "snapshot"),
                            workerdest="source.tar.gz", workdir="build", haltOnFailure=True),
         Unpack(workdir="build", haltOnFailure=True, logEnviron=False,
                command=["python3", WORKER_TOOL, "unpack", "source.tar.gz", source_dir]),
@@ -94,9 +115,21 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
     ])
     if project.test and target.can_run:
         factory.addStep(cargo("test", "testing", "tested"))
-    factory.addSteps([
+    factory.addStep(
         Package(workdir="build", haltOnFailure=True, logEnviron=False,
-                command=["python3", WORKER_TOOL, "package", ARCHIVE_NAME, bindir, *binaries]),
+                command=["python3", WORKER_TOOL, "package", archive, bindir, *binaries]))
+    if upload:
+        factory.addSteps([
+            steps.FileUpload(name="upload archive", workersrc=archive, workdir="build",
+                             masterdest=util.Interpolate("%(kw:dir)s/%(kw:name)s",
+                                                         dir=artifact_dir, name=archive),
+                             mode=0o644, haltOnFailure=True),
+            steps.FileUpload(name="upload SHA256SUMS", workersrc="SHA256SUMS", workdir="build",
+                             masterdest=util.Interpolate("%(kw:dir)s/SHA256SUMS",
+                                                         dir=artifact_dir),
+                             mode=0o644, haltOnFailure=True)])
+        return factory
+    factory.addSteps([
         steps.FileUpload(name="upload archive", workersrc=ARCHIVE_NAME, workdir="build",
                          masterdest=util.Interpolate("%(kw:dir)s/%(kw:name)s", dir=artifact_dir,
                                                      name=ARCHIVE_NAME),

@@ -16,9 +16,10 @@ from importlib import resources
 
 import sqlalchemy as sa
 from buildbot.www.plugin import Application
-from twisted.web import resource, static
+from twisted.web import static
 
 from .deferred_resource import DeferredResource
+from .plugin_root import PluginRoot
 
 RESULT_NAMES = {None: "running", 0: "success", 1: "warnings", 2: "failure", 3: "skipped",
                 4: "exception", 5: "retry", 6: "cancelled"}
@@ -91,24 +92,15 @@ class MatrixData(DeferredResource):
         request.finish()
 
 
-class MatrixRoot(resource.Resource):
-    def __init__(self, plugin: "MatrixPlugin"):
-        super().__init__()
-        page = resources.files(__package__).joinpath("static", "matrix.html").read_bytes()
-        self.putChild(b"", static.Data(page, "text/html; charset=utf-8"))
-        self.putChild(b"data.json", MatrixData(plugin))
-        # The web UI loads these two files of every configured www plugin.
-        self.putChild(b"scripts.js", static.Data(b"", "text/javascript"))
-        self.putChild(b"styles.css", static.Data(b"", "text/css"))
-
-
 class MatrixPlugin(Application):
     def __init__(self) -> None:
         super().__init__(__name__.rsplit(".", 1)[0], "rustfarm target matrix", ui=False)
 
     def setConfiguration(self, config: dict) -> None:
         super().setConfiguration(config)
-        self.resource = MatrixRoot(self)
+        page = resources.files(__package__).joinpath("static", "matrix.html").read_bytes()
+        self.resource = PluginRoot({b"": static.Data(page, "text/html; charset=utf-8"),
+                                    b"data.json": MatrixData(self)})
 
 
 ep = MatrixPlugin()

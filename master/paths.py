@@ -15,9 +15,10 @@ class MasterPaths:
     sources: Path
     snapshots: Path
     artifacts: Path
+    uploads: Path          # compile jobs: each upload and its results, for a while
 
     @classmethod
     def of(cls, farm: Farm) -> "MasterPaths":
         state = StateDir.of(farm)
         return cls(secrets=state.secrets, sources=state.sources, snapshots=state.snapshots,
-                   artifacts=farm.artifacts.directory)
+                   artifacts=farm.artifacts.directory, uploads=state.root / "uploads")

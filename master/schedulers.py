@@ -7,8 +7,10 @@ from buildbot.schedulers.forcesched import CollectedValidationError, ValidationE
 from twisted.internet import defer
 
 from rustfarm.farmfile import Farm, Project
+from rustfarm.farmfile.model import COMPILE_PROJECT
 
 from .builders import builder_name
+from .compile_jobs import SCHEDULER_NAME, CompileScheduler
 from .paths import MasterPaths
 from .pollers import HeadsFirstGitPoller
 
@@ -171,5 +173,15 @@ def change_sources(farm: Farm, paths: MasterPaths) -> list:
             for project in farm.projects.values() if project.polls]
 
 
+def upload_schedulers(farm: Farm) -> list:
+    """The one scheduler uploads are built through (master/compile_jobs.py)."""
+    if not farm.compile.targets:
+        return []
+    return [CompileScheduler(name=SCHEDULER_NAME,
+                             builderNames=[builder_name(COMPILE_PROJECT, t)
+                                           for t in farm.compile.targets])]
+
+
 def all_schedulers(farm: Farm) -> list:
-    return force_schedulers(farm) + commit_schedulers(farm) + nightly_schedulers(farm)
+    return (force_schedulers(farm) + commit_schedulers(farm) + nightly_schedulers(farm)
+            + upload_schedulers(farm))

@@ -19,6 +19,8 @@ def www_config(farm: Farm, paths: MasterPaths) -> dict:
             "directory": str(paths.artifacts),
             "projects": {name: list(project.targets)
                          for name, project in farm.projects.items()}},
+            "compile": {"url": f"{farm.farm.url}plugins/compile/",
+                        "users": list(farm.www.users)},
             "matrix": {
                 "url": farm.farm.url,
                 "projects": {name: list(project.targets)

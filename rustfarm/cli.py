@@ -1,4 +1,5 @@
-"""The `farm` command: check, up, reload, down, status, build, logs, passwd, targets, images."""
+"""The `farm` command: check, up, reload, down, status, build, logs, compile, token, passwd,
+targets, images."""
 
 from __future__ import annotations
 
@@ -73,6 +74,37 @@ def cmd_reload(args) -> int:
     return 0 if Farmhouse(_load(args)).reload(timeout=args.timeout) else 1
 
 
+def cmd_token(args) -> int:
+    import secrets
+
+    from .state import SecretStore, StateDir, token_secret_name
+    farm = _load(args)
+    if args.user not in farm.www.users:
+        raise FarmError(f"'{args.user}' is not listed in www.users of {farm.path.name} "
+                        f"(users: {', '.join(farm.www.users) or 'none'})")
+    state = StateDir.of(farm)
+    state.create()
+    store = SecretStore(state.secrets)
+    existing = store.read(token_secret_name(args.user))
+    if existing and not args.new:
+        say(existing)
+        return 0
+    token = secrets.token_urlsafe(32)
+    store.write(token_secret_name(args.user), token)
+    say(token)
+    warn(f"{'replaced' if existing else 'made'} the compile token of '{args.user}' "
+         f"(kept in {store.path(token_secret_name(args.user))})")
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from .compile_command import compile_project
+    farm = _load(args)
+    ok = compile_project(farm, Path(args.directory).resolve(), args.target or [],
+                         Path(args.out), args.user, args.timeout)
+    return 0 if ok else 1
+
+
 def cmd_passwd(args) -> int:
     from .state import SecretStore, StateDir, ui_secret_name
     farm = _load(args)
@@ -90,22 +122,9 @@ def cmd_passwd(args) -> int:
     state = StateDir.of(farm)
     state.create()
     SecretStore(state.secrets).write(ui_secret_name(args.user), password)
-    say(f"password for '{args.user}' stored in {state.secrets}")
-    _reconfig_if_running(farm)
+    say(f"password for '{args.user}' stored in {state.secrets} (a running master uses it "
+        "from now on)")
     return 0
-
-
-def _reconfig_if_running(farm: Farm) -> None:
-    import os
-    import signal
-
-    from .lifecycle import read_pid
-    from .state import StateDir
-    pid = read_pid(StateDir.of(farm).master_pidfile)
-    if pid:
-        # The secrets provider reads its files at (re)configuration.
-        os.kill(pid, signal.SIGHUP)
-        say("the running master is reloading its configuration")
 
 
 def cmd_targets(args) -> int:
@@ -151,6 +170,11 @@ EXAMPLES = {
     "passwd": "examples:\n  farm passwd admin\n  echo 'a long password' | farm passwd admin "
               "--password-stdin",
     "targets": "examples:\n  farm targets\n  farm targets --known",
+    "compile": """examples:
+  farm compile
+  farm compile ../blinky --target mipsel-unknown-linux-musl --target aarch64-unknown-linux-musl
+  RUSTFARM_TOKEN=... farm compile --config remote-farm.yaml --out dist""",
+    "token": "examples:\n  farm token admin\n  farm token admin --new",
 }
 
 
@@ -221,6 +245,32 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("--build", type=int, metavar="N", help="the build number (default: newest)")
     logs.add_argument("--step", metavar="NAME", help="only this step's log, e.g. 'cargo build'")
     logs.set_defaults(func=cmd_logs)
+
+    compile_ = _command(sub, "compile", common, help="build the project in a directory, "
+                        "no commit needed",
+                        description="Upload the Cargo project in DIRECTORY (what git would "
+                        "commit; without git, all but target/) to the farm's compile endpoint,"
+                        " follow its builds and write each target's archive and a SHA256SUMS"
+                        " to --out. Exits 0 only when every target built.")
+    compile_.add_argument("directory", nargs="?", default=".")
+    compile_.add_argument("--target", action="append",
+                          help="a target triple (repeatable; default: every target the farm "
+                               "builds uploads for)")
+    compile_.add_argument("--out", default="rustfarm-out",
+                          help="where the archives go (default: ./rustfarm-out)")
+    compile_.add_argument("--user", help="whose token (default: the first of www.users, or "
+                          "RUSTFARM_TOKEN)")
+    compile_.add_argument("--timeout", type=float, default=3600,
+                          help="seconds to wait for the builds")
+    compile_.set_defaults(func=cmd_compile)
+
+    token = _command(sub, "token", common, help="print (or make) a user's compile token",
+                     description="Print the compile endpoint's token of USER, making one if"
+                     " there is none; --new replaces it. Clients send it as"
+                     " 'Authorization: Bearer TOKEN'.")
+    token.add_argument("user")
+    token.add_argument("--new", action="store_true", help="replace the token")
+    token.set_defaults(func=cmd_token)
 
     passwd = _command(sub, "passwd", common, help="set a web UI user's password")
     passwd.add_argument("user")

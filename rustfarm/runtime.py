@@ -92,7 +92,12 @@ def without_docker(farm: Farm) -> Adjusted:
             disabled.append(triple)
     projects = {name: dataclasses.replace(p, targets=tuple(t for t in p.targets if t in targets))
                 for name, p in farm.projects.items()}
-    adjusted = dataclasses.replace(farm, pools=pools, targets=targets, projects=projects)
+    # Uploads never build on this machine: a target moved to a local pool is not theirs.
+    compile_targets = tuple(t for t in farm.compile.targets
+                            if t in targets and t not in moved)
+    adjusted = dataclasses.replace(farm, pools=pools, targets=targets, projects=projects,
+                                   compile=dataclasses.replace(farm.compile,
+                                                               targets=compile_targets))
     return Adjusted(adjusted, tuple(moved), tuple(disabled))
 
 

@@ -96,6 +96,11 @@ def ui_secret_name(user: str) -> str:
     return f"ui-{user}"
 
 
+def token_secret_name(user: str) -> str:
+    """A user's API token for the compile endpoint (`farm token USER`)."""
+    return f"token-{user}"
+
+
 class SecretStore:
     """The files read by the master's ``SecretInAFile`` provider: one secret a file."""
 

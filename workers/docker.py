@@ -49,8 +49,18 @@ def cache_volume_name(farm: str, project: str, target: str) -> str:
     return f"{readable}-{digest}"
 
 
+def upload_volume_name(farm: str, job: str, target: str) -> str:
+    """An uploaded project's volume: its own, used by its one build and then removed, so
+    no upload sees another's files (cache volumes are shared by a project's builds)."""
+    digest = hashlib.sha256("\0".join((farm, job, target)).encode()).hexdigest()[:10]
+    return f"rustfarm-upload-{job}-{digest}"
+
+
 @util.renderer
 def cache_volume(props) -> str:
+    job = props.getProperty("compile_job")
+    if job:
+        return upload_volume_name(props.getProperty("farm"), job, props.getProperty("target"))
     return cache_volume_name(props.getProperty("farm"), props.getProperty("project"),
                              props.getProperty("target"))
 
@@ -114,6 +124,30 @@ class FarmDockerLatentWorker(DockerLatentWorker):
 
     def getContainerName(self):
         return latent_container_name(self.workername, Path(self.master.basedir))
+
+    def start_instance(self, build):
+        # An upload's build has a volume of its own, removed with its container.
+        job = build.getProperty("compile_job")
+        self._upload_volume = upload_volume_name(build.getProperty("farm"), job,
+                                                 build.getProperty("target")) if job else None
+        return super().start_instance(build)
+
+    def stop_instance(self, fast=False):
+        volume, self._upload_volume = getattr(self, "_upload_volume", None), None
+        stopped = super().stop_instance(fast)
+        if volume:
+            stopped.addCallback(lambda _: threads.deferToThread(self._remove_volume, volume))
+            stopped.addErrback(log.err, f"removing the upload volume {volume}")
+        return stopped
+
+    def _remove_volume(self, volume: str) -> None:
+        client = self._getDockerClient({**self.client_args, "base_url": self.engine})
+        try:
+            client.remove_volume(volume, force=True)
+        except NotFound:
+            pass
+        finally:
+            client.close()
 
     def createEnvironment(self, build=None):
         env = super().createEnvironment(build)

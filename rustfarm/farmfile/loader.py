@@ -11,14 +11,14 @@ from typing import Any
 from rustfarm.targets import HOST_TRIPLE, TargetTable, image_toolchain, target_table
 
 from .errors import FarmFileError, Problem, did_you_mean
-from .model import (ArtifactSettings, CrateSource, DbSettings, DockerPool, Ec2Pool, Farm,
-                    FarmSettings, LocalPool, Pool, Project, ScheduleSettings, Target,
-                    WwwSettings)
+from .model import (COMPILE_PROJECT, ArtifactSettings, CompileSettings, CrateSource,
+                    DbSettings, DockerPool, Ec2Pool, Farm, FarmSettings, LocalPool, Pool,
+                    Project, ScheduleSettings, Target, WwwSettings)
 from .reader import NAME_RE, Section, type_name
 from .yamlsource import load_yaml
 
-TOP_KEYS = ("farm", "www", "db", "schedule", "artifacts", "crates", "workers", "targets",
-            "projects")
+TOP_KEYS = ("farm", "www", "db", "schedule", "artifacts", "compile", "crates", "workers",
+            "targets", "projects")
 POOL_KINDS = ("local", "docker", "ec2")
 PROFILES_BUILTIN = ("release", "dev")
 DEFAULT_STATE_DIR = ".farm"
@@ -220,6 +220,7 @@ class _Builder:
             db=self.db(top, farm),
             schedule=self.schedule(top),
             artifacts=self.artifacts(top, farm),
+            compile=self.compile(top, farm, www, pools, targets, projects),
             crates=self.crates(top),
             pools=pools,
             targets=targets,
@@ -311,6 +312,67 @@ class _Builder:
         if problem and (s.has("directory") or not self.state_dir_refused):
             s.error(s.key_line("directory"), "artifacts.directory", problem)
         return ArtifactSettings(directory=directory, keep=s.integer("keep", 5, minimum=1))
+
+    def compile(self, top: Section, farm: FarmSettings, www: WwwSettings,
+                pools: dict[str, Pool], targets: dict[str, Target],
+                projects: dict[str, Project]) -> CompileSettings:
+        s = self.section(top.raw("compile"), "compile",
+                         ("targets", "max_upload", "max_files", "max_unpacked", "queue", "keep",
+                          "tessel_port", "tessel_target", "tessel_anonymous"),
+                         top.key_line("compile"))
+        # Uploads are anyone's code: they build only where a build cannot reach the host.
+        isolated = [t for t, target in targets.items()
+                    if pools.get(target.pool) and pools[target.pool].kind in CONTAINER_POOLS]
+        chosen = s.texts("targets", tuple(isolated))
+        for index, triple in enumerate(chosen or ()):
+            if triple not in targets:
+                s.error(s.item_line("targets", index), f"compile.targets[{index}]",
+                        f"'{triple}' is not a target of this farm"
+                        f"{did_you_mean(triple, targets)}")
+            elif triple not in isolated:
+                s.error(s.item_line("targets", index), f"compile.targets[{index}]",
+                        f"'{triple}' builds on pool '{targets[triple].pool}', which runs builds "
+                        "on this machine; uploads build only in containers (docker or ec2 "
+                        "pools)")
+        sizes = {}
+        for key, default in (("max_upload", "50m"), ("max_unpacked", "500m")):
+            raw = s.raw(key) if s.has(key) else default
+            text = str(raw) if isinstance(raw, (str, int)) and not isinstance(raw, bool) \
+                else None
+            size = _size_bytes(text) if text is not None else None
+            if size is None or size < 1024:
+                s.error(s.key_line(key), f"compile.{key}",
+                        f"must be a size of at least 1k such as 50m, not '{text}'")
+                size = _size_bytes(default)
+            sizes[key] = size
+        tessel_port = s.integer("tessel_port", 0, minimum=0, maximum=65535)
+        if tessel_port and tessel_port in (www.port, farm.worker_port):
+            whose = "the web UI's" if tessel_port == www.port else "the workers'"
+            s.error(s.key_line("tessel_port"), "compile.tessel_port",
+                    f"port {tessel_port} is already {whose} port")
+        default_tessel = next((t for t in ("mipsel-unknown-linux-musl",
+                                           "mipsel-unknown-linux-gnu") if t in (chosen or ())),
+                              "mipsel-unknown-linux-musl")
+        tessel_target = s.text("tessel_target", default_tessel)
+        if tessel_port and tessel_target not in (chosen or ()):
+            s.error(s.key_line("tessel_target") or s.key_line("tessel_port"),
+                    "compile.tessel_target", f"'{tessel_target}' is not one of compile.targets "
+                    f"({', '.join(chosen or ()) or 'none'})")
+        if COMPILE_PROJECT in projects:
+            s.error(getattr(top.raw("projects"), "key_lines", {}).get(COMPILE_PROJECT, 0),
+                    f"projects.{COMPILE_PROJECT}", f"the name '{COMPILE_PROJECT}' is the "
+                    "compile endpoint's (its builders are compile:<target>); choose another")
+        return CompileSettings(
+            targets=tuple(chosen or ()),
+            max_upload=sizes["max_upload"],
+            max_files=s.integer("max_files", 20000, minimum=1),
+            max_unpacked=sizes["max_unpacked"],
+            queue=s.integer("queue", 8, minimum=1, maximum=1000),
+            keep=s.integer("keep", 3600, minimum=60),
+            tessel_port=tessel_port,
+            tessel_target=tessel_target,
+            tessel_anonymous=bool(s.flag("tessel_anonymous", False)),
+        )
 
     def crates(self, top: Section) -> CrateSource:
         s = self.section(top.raw("crates"), "crates", ("directory", "registry"),

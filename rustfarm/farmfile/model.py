@@ -45,6 +45,24 @@ class ArtifactSettings:
 
 
 @dataclass(frozen=True)
+class CompileSettings:
+    """The compile endpoint: projects uploaded and built without a farm.yaml entry."""
+
+    targets: tuple[str, ...]  # what an upload builds when it names none (container pools only)
+    max_upload: int           # bytes of the request body
+    max_files: int            # members of the unpacked upload
+    max_unpacked: int         # bytes of the unpacked upload
+    queue: int                # compile jobs waiting or running at once
+    keep: int                 # seconds an upload and its results are kept
+    tessel_port: int          # 0: off; else a port answering POST /rust-compile as Tessel's did
+    tessel_target: str        # what /rust-compile builds
+    tessel_anonymous: bool    # /rust-compile without a token
+
+
+COMPILE_PROJECT = "compile"   # the builders of uploads are compile:<target>
+
+
+@dataclass(frozen=True)
 class CrateSource:
     """Where cargo takes crates from: crates.io, a local directory or a mirror."""
 
@@ -209,6 +227,7 @@ class Farm:
     db: DbSettings
     schedule: ScheduleSettings
     artifacts: ArtifactSettings
+    compile: CompileSettings
     crates: CrateSource
     pools: Mapping[str, Pool]
     targets: Mapping[str, Target]

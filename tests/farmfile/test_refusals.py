@@ -313,3 +313,54 @@ def test_a_merge_of_something_else_is_one_line(tmp_path):
 def test_deep_nesting_is_one_line(tmp_path):
     found = problems(tmp_path / "farm.yaml", "farm: " + "[" * 5000 + "]" * 5000 + "\n")
     assert found == [f"{tmp_path / 'farm.yaml'}: YAML nested too deeply"]
+
+
+COMPILE_BASE = f"""\
+farm:
+  name: demo
+workers:
+  local: {{kind: local, count: 1}}
+  dk: {{kind: docker, count: 1}}
+targets:
+  x86_64-unknown-linux-gnu: {{pool: local}}
+  mipsel-unknown-linux-musl: {{pool: dk, image: rustfarm/mipsel-unknown-linux-musl:1.96-x}}
+projects:
+  hello: {{source: {EXAMPLE}}}
+"""
+
+
+def test_uploads_build_only_in_containers_by_default(tmp_path):
+    farm = loads(COMPILE_BASE, tmp_path / "farm.yaml")
+    assert farm.compile.targets == ("mipsel-unknown-linux-musl",)
+    assert farm.compile.tessel_port == 0 and not farm.compile.tessel_anonymous
+
+
+def test_compile_settings_that_would_break_or_expose_the_farm_are_refused(tmp_path):
+    path = tmp_path / "farm.yaml"
+    found = problems(path, COMPILE_BASE + """\
+compile:
+  targets: [x86_64-unknown-linux-gnu, mips-unknown-linux-musl]
+  max_upload: huge
+  queue: 0
+  tessel_port: 8010
+  tessel_target: aarch64-unknown-linux-musl
+""")
+    assert found == [
+        f"{path}:12: compile.targets[0]: 'x86_64-unknown-linux-gnu' builds on pool 'local', "
+        "which runs builds on this machine; uploads build only in containers (docker or ec2 "
+        "pools)",
+        f"{path}:12: compile.targets[1]: 'mips-unknown-linux-musl' is not a target of this "
+        "farm (did you mean 'mipsel-unknown-linux-musl'?)",
+        f"{path}:13: compile.max_upload: must be a size of at least 1k such as 50m, not 'huge'",
+        f"{path}:14: compile.queue: must be at least 1, not 0",
+        f"{path}:15: compile.tessel_port: port 8010 is already the web UI's port",
+        f"{path}:16: compile.tessel_target: 'aarch64-unknown-linux-musl' is not one of "
+        "compile.targets (x86_64-unknown-linux-gnu, mips-unknown-linux-musl)",
+    ]
+
+
+def test_a_project_named_compile_is_refused_while_uploads_build(tmp_path):
+    found = problems(tmp_path / "farm.yaml", COMPILE_BASE.replace("  hello:", "  compile:"))
+    assert found == [f"{tmp_path / 'farm.yaml'}:10: projects.compile: the name 'compile' is "
+                     "the compile endpoint's (its builders are compile:<target>); choose "
+                     "another"]

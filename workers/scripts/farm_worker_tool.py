@@ -9,6 +9,11 @@
         Pack built binaries into a reproducible .tar.gz (sorted names, zero
         timestamps and owners) and write its SHA256SUMS line.
 
+    python3 farm_worker_tool.py package ARCHIVE BINDIR --bins-of CRATE_DIR SUFFIX
+        The same for every binary the crate in CRATE_DIR declares (an uploaded
+        project, whose binaries farm.yaml does not list), SUFFIX (".exe",
+        ".wasm" or "-") after each name.
+
     python3 farm_worker_tool.py toolchain CRATE_DIR PROJECT PINNED|-
         Print the worker's Rust version, and fail with a message naming both
         when the crate needs a newer Rust (its rust-version or edition) or the
@@ -187,9 +192,31 @@ def toolchain(crate_dir, project, pinned):
             sys.exit(1)
 
 
+def crate_binaries(crate_dir, suffix):
+    """The names of the binaries the crate declares, from `cargo metadata`."""
+    import json
+    done = subprocess.run(["cargo", "metadata", "--no-deps", "--offline", "--format-version",
+                           "1"], cwd=crate_dir, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"error: cargo metadata failed: {done.stderr.strip()}", file=sys.stderr)
+        sys.exit(1)
+    manifest = os.path.realpath(os.path.join(crate_dir, "Cargo.toml"))
+    names = [target["name"] + ("" if suffix == "-" else suffix)
+             for package in json.loads(done.stdout)["packages"]
+             if os.path.realpath(package["manifest_path"]) == manifest
+             for target in package["targets"] if "bin" in target["kind"]]
+    if not names:
+        print("error: the crate declares no binary (a library cannot be compiled alone)",
+              file=sys.stderr)
+        sys.exit(1)
+    return names
+
+
 def main(argv):
     if len(argv) >= 3 and argv[0] == "unpack":
         unpack(argv[1], argv[2])
+    elif len(argv) == 6 and argv[0] == "package" and argv[3] == "--bins-of":
+        package(argv[1], argv[2], crate_binaries(argv[4], argv[5]))
     elif len(argv) >= 3 and argv[0] == "package":
         package(argv[1], argv[2], argv[3:])
     elif len(argv) == 4 and argv[0] == "toolchain":

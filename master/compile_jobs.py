@@ -1,0 +1,239 @@
+"""Compile jobs: an uploaded project built for some targets as ordinary Buildbot builds.
+
+A job is one upload: it is checked and unpacked (master/uploads.py), repacked
+as the source tarball, and submitted by the ``compile`` scheduler as one
+buildset on the ``compile:<target>`` builders, queued with all other work and
+shown in the web UI under the "compile" project with the uploader as owner.
+Each build puts its archive in the job's directory; the job is done when its
+buildset is. Jobs and their files are removed ``compile.keep`` seconds after
+they end. At most ``compile.queue`` jobs wait or run at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from buildbot.data import resultspec
+from buildbot.process.properties import Properties
+from buildbot.schedulers.base import BaseScheduler
+from buildbot.util import service
+from twisted.internet import defer, task, threads
+from twisted.python import log
+
+from rustfarm.failures import error_lines
+from rustfarm.farmfile import Farm
+from rustfarm.farmfile.model import COMPILE_PROJECT
+
+from .uploads import Limits, UploadRefused, repack, unpack
+
+SERVICE_NAME = "rustfarm-compile-jobs"
+SCHEDULER_NAME = "compile"
+RESULTS = {0: "success", 1: "warnings", 2: "failure", 3: "skipped", 4: "exception",
+           5: "retry", 6: "cancelled"}
+
+
+class QueueFull(Exception):
+    """As many compile jobs as compile.queue already wait or run."""
+
+
+@dataclass
+class TargetResult:
+    target: str
+    result: str = "queued"          # then: building, success, failure, exception, ...
+    build_url: str = ""
+    archive: Path | None = None
+    failed_step: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Job:
+    id: str
+    user: str
+    crate: str
+    targets: list[str]
+    directory: Path
+    created: float
+    bsid: int | None = None
+    ended: float | None = None
+    results: dict[str, TargetResult] = field(default_factory=dict)
+    poll: task.LoopingCall | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.ended is not None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.done and all(r.result in ("success", "warnings")
+                                 for r in self.results.values())
+
+    def as_dict(self, base_url: str) -> dict:
+        return {"job": self.id, "crate": self.crate, "owner": self.user,
+                "state": ("succeeded" if self.succeeded else "failed") if self.done
+                else "running",
+                "result_url": f"{base_url}jobs/{self.id}/result" if self.succeeded else None,
+                "targets": {t: {"result": r.result, "build_url": r.build_url,
+                                "failed_step": r.failed_step or None, "errors": r.errors}
+                            for t, r in self.results.items()}}
+
+
+class CompileScheduler(BaseScheduler):
+    """Starts nothing by itself: the compile service submits each upload through it, so
+    its builds are a scheduler's, as every other build of the farm."""
+
+    compare_attrs = (*BaseScheduler.compare_attrs,)
+
+    def submit(self, job: Job, upload: Path, crate_dir: str):
+        props = Properties()
+        for name, value in (("compile_job", job.id), ("upload", str(upload)),
+                            ("crate_dir", crate_dir), ("crate_name", job.crate),
+                            ("owner", job.user), ("profile", "release")):
+            props.setProperty(name, value, "Compile")
+        return self.addBuildsetForSourceStamps(
+            sourcestamps=[{"codebase": "", "repository": "upload", "branch": None,
+                           "revision": None, "project": COMPILE_PROJECT}],
+            reason=f"compile {job.crate} uploaded by {job.user}", properties=props,
+            builderNames=[f"{COMPILE_PROJECT}:{t}" for t in job.targets])
+
+
+class CompileJobs(service.BuildbotService):
+    """The master's compile jobs: submitted, followed until done, removed when old."""
+
+    name = SERVICE_NAME
+
+    def checkConfig(self, farm: Farm, uploads: Path, url: str):
+        pass
+
+    def reconfigService(self, farm: Farm, uploads: Path, url: str):
+        self.settings = farm.compile
+        self.limits = Limits(farm.compile.max_files, farm.compile.max_unpacked)
+        self.uploads = uploads
+        self.url = url
+        if not hasattr(self, "jobs"):
+            self.jobs: dict[str, Job] = {}
+        return defer.succeed(None)
+
+    def startService(self):
+        self.cleaner = task.LoopingCall(self.remove_old)
+        self.cleaner.clock = self.master.reactor
+        self.cleaner.start(60, now=False).addErrback(log.err, "removing old compile jobs")
+        return super().startService()
+
+    def stopService(self):
+        if self.cleaner.running:
+            self.cleaner.stop()
+        return super().stopService()
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for job in self.jobs.values() if not job.done)
+
+    def scheduler(self) -> CompileScheduler:
+        return self.master.scheduler_manager.namedServices[SCHEDULER_NAME]
+
+    @defer.inlineCallbacks
+    def submit(self, user: str, data: bytes, targets: list[str]):
+        """A new job for ``data`` (the upload); raises UploadRefused or QueueFull."""
+        if self.waiting >= self.settings.queue:
+            raise QueueFull(f"{self.waiting} compile jobs are waiting or running "
+                            f"(compile.queue is {self.settings.queue})")
+        unknown = [t for t in targets if t not in self.settings.targets]
+        if unknown:
+            raise UploadRefused(f"unknown target {', '.join(unknown)}; uploads build for: "
+                                f"{', '.join(self.settings.targets)}")
+        job_id = secrets.token_hex(8)
+        directory = self.uploads / job_id
+        try:
+            project = yield threads.deferToThread(unpack, data, directory / "project",
+                                                  self.limits)
+            upload = directory / "source.tar.gz"
+            yield threads.deferToThread(repack, project, upload)
+        except Exception:
+            yield threads.deferToThread(shutil.rmtree, directory, True)
+            raise
+        yield threads.deferToThread(shutil.rmtree, directory / "project", True)
+        job = Job(job_id, user, project.name, list(targets), directory,
+                  self.master.reactor.seconds(),
+                  results={t: TargetResult(t) for t in targets})
+        self.jobs[job_id] = job
+        bsid, _ = yield self.scheduler().submit(job, upload, project.crate_dir)
+        job.bsid = bsid
+        self.follow(job)
+        return job
+
+    def follow(self, job: Job) -> None:
+        job.poll = task.LoopingCall(self.update, job)
+        job.poll.clock = self.master.reactor
+        job.poll.start(0.5).addErrback(log.err, f"following compile job {job.id}")
+
+    @defer.inlineCallbacks
+    def update(self, job: Job):
+        """Read the job's builds' states; end the job when its buildset is complete."""
+        data = self.master.data
+        buildset = yield data.get(("buildsets", job.bsid))
+        requests = yield data.get(("buildrequests",), filters=[
+            resultspec.Filter("buildsetid", "eq", [job.bsid])])
+        for request in requests:
+            builder = self.master.botmaster.getBuilderById(request["builderid"])
+            target = builder.name.split(":", 1)[-1] if builder else ""
+            result = job.results.get(target)
+            if result is None:
+                continue
+            builds = yield data.get(("buildrequests", request["buildrequestid"], "builds"))
+            if not builds:
+                continue
+            build = builds[-1]
+            result.build_url = (f"{self.url}#/builders/{build['builderid']}/builds/"
+                                f"{build['number']}")
+            if not build["complete"] or build["results"] == 5:
+                result.result = "building"
+                continue
+            if result.result in RESULTS.values() and result.result != "retry":
+                continue
+            result.result = RESULTS.get(build["results"], "exception")
+            if build["results"] in (0, 1):
+                found = sorted((job.directory / "results" / target).glob("*.tar.gz"))
+                result.archive = found[0] if found else None
+            else:
+                yield self.read_failure(result, build)
+        if buildset and buildset["complete"]:
+            job.ended = self.master.reactor.seconds()
+            if job.poll.running:
+                job.poll.stop()
+
+    @defer.inlineCallbacks
+    def read_failure(self, result: TargetResult, build: dict):
+        steps = yield self.master.data.get(("builds", build["buildid"], "steps"))
+        failed = next((s for s in steps if s["results"] in (2, 4)), None)
+        if failed is None:
+            result.failed_step = build["state_string"]
+            return
+        result.failed_step = f"{failed['name']} ({failed['state_string']})"
+        logs = yield self.master.data.get(("steps", failed["stepid"], "logs"))
+        stdio = next((entry for entry in logs if entry["slug"] == "stdio"), None)
+        if stdio is None:
+            return
+        content = yield self.master.data.get(("logs", stdio["logid"], "contents"))
+        # Each line starts with its stream: o (stdout), e (stderr), h (header).
+        text = "\n".join(line[1:] for line in content["content"].splitlines()
+                         if line[:1] in ("o", "e"))
+        result.errors = error_lines(text)
+
+    def remove_old(self):
+        now = self.master.reactor.seconds() if self.master else time.time()
+        old = [job for job in self.jobs.values()
+               if job.done and now - job.ended > self.settings.keep]
+        for job in old:
+            del self.jobs[job.id]
+            shutil.rmtree(job.directory, ignore_errors=True)
+        # Directories of jobs the master no longer knows (it restarted) go too.
+        if self.uploads.is_dir():
+            for directory in self.uploads.iterdir():
+                if directory.name not in self.jobs and \
+                        time.time() - directory.stat().st_mtime > self.settings.keep:
+                    shutil.rmtree(directory, ignore_errors=True)

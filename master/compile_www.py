@@ -1,0 +1,369 @@
+"""The compile endpoint: send a Cargo project, get its binaries back.
+
+A Buildbot www plugin under ``/plugins/compile/``, and with
+``compile.tessel_port`` a port of its own answering ``POST /rust-compile`` as
+Tessel's compile server did:
+
+- ``POST jobs?target=T&target=U`` with a tar or tar.gz body: waits for the
+  builds and answers 200 with the binary (one target and one binary; the
+  target's ``<crate>-<target>.tar.gz`` when the client accepts application/gzip
+  or the crate has several binaries), or with one tar.gz of every target's
+  archive and a SHA256SUMS (several targets); 400 with the compiler's errors
+  when a build fails, or with what is wrong with the upload. ``&wait=0``
+  answers 202 with the job at once, to poll at ``jobs/<id>`` and fetch from
+  ``jobs/<id>/result``.
+- Credentials: ``Authorization: Bearer <token>`` (or basic auth with the
+  token as password) of a user in www.users, tokens made by `farm token USER`
+  and read through the master's secrets provider. 401 without, 403 for a
+  token given too often wrong (throttled as UI logins are).
+- 413 past ``compile.max_upload``; 429 with Retry-After while
+  ``compile.queue`` jobs wait or run (or an anonymous Tessel client's address
+  already has one).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import tarfile
+from pathlib import Path
+
+from buildbot.util import service
+from buildbot.www.plugin import Application
+from twisted.internet import defer, reactor, task, threads
+from twisted.python import log
+from twisted.web import resource, server
+
+from rustfarm.state import token_secret_name
+
+from .auth import LoginThrottle
+from .plugin_root import PluginRoot
+from .compile_jobs import SERVICE_NAME, Job, QueueFull
+from .releases import Release, all_targets_archive, read_target
+from .uploads import UploadRefused
+
+RETRY_AFTER = 30      # seconds a client refused for a full queue is told to wait
+WAIT_LIMIT = 3 * 3600  # seconds a client's request may wait for its builds
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+def _text(request, status: int, message: str, headers: dict | None = None) -> None:
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    for name, value in (headers or {}).items():
+        request.setHeader(name.encode(), str(value).encode())
+    request.write(message.rstrip("\n").encode() + b"\n")
+    request.finish()
+
+
+def _json(request, status: int, body: dict) -> None:
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    request.write(json.dumps(body).encode())
+    request.finish()
+
+
+def _file(request, path: Path, filename: str, content_type: str) -> None:
+    request.setResponseCode(200)
+    request.setHeader(b"content-type", content_type.encode())
+    request.setHeader(b"content-disposition", f'attachment; filename="{filename}"'.encode())
+    request.write(path.read_bytes())
+    request.finish()
+
+
+def failure_text(job: Job) -> str:
+    """The 400's body: each failed target, its failing step, its errors, its log."""
+    parts = []
+    for target, result in job.results.items():
+        if result.result in ("success", "warnings"):
+            continue
+        parts.append(f"{target}: {result.result}" + (f" at {result.failed_step}"
+                                                     if result.failed_step else ""))
+        parts += [f"  {line}" for line in result.errors]
+        if result.build_url:
+            parts.append(f"  log: {result.build_url}")
+    return "\n".join(parts) + "\n"
+
+
+def job_release(job: Job) -> Release:
+    archives = tuple(a for a in (read_target(job.directory / "results" / t)
+                                 for t in job.targets) if a)
+    return Release(job.crate, "upload", job.directory / "results", archives)
+
+
+def single_binary(archive: Path) -> tuple[str, bytes] | None:
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers() if m.isfile()]
+        if len(members) != 1:
+            return None
+        return members[0].name, tar.extractfile(members[0]).read()
+
+
+class CompileEndpoint:
+    """What both doors (the plugin, Tessel's port) share: credentials, limits, answers."""
+
+    def __init__(self, master, anonymous: bool = False):
+        self.master = master
+        self.anonymous = anonymous
+        self.throttle = LoginThrottle()
+        self.anonymous_jobs: dict[str, str] = {}     # address -> its running job
+
+    @property
+    def jobs(self):
+        return self.master.namedServices.get(SERVICE_NAME) or \
+            self.master.service_manager.namedServices.get(SERVICE_NAME)
+
+    @defer.inlineCallbacks
+    def user(self, request):
+        """The token's user; raises Refusal(401/403) without valid credentials."""
+        address = getattr(request.getClientAddress(), "host", "") or "unknown"
+        given_user, token = self.credentials(request)
+        if token is None:
+            if self.anonymous:
+                return None
+            raise Refusal(401, "a token is needed: Authorization: Bearer TOKEN "
+                          "(make one with `farm token USER`)",
+                          {"WWW-Authenticate": 'Bearer realm="rustfarm"'})
+        if self.throttle.wait(given_user or "", address):
+            raise Refusal(403, "too many wrong tokens from this address; try again later")
+        for user in self.master.config.www.get("plugins", {}).get("compile", {}).get("users", []):
+            if given_user not in (None, user):
+                continue
+            secret = yield self.master.secrets_manager.get(token_secret_name(user))
+            if secret is not None and secret.value and hmac.compare_digest(
+                    secret.value.encode(), token.encode()):
+                self.throttle.succeeded(user, address)
+                return user
+        self.throttle.failed(given_user or "", address)
+        raise Refusal(401, "the token is not valid", {"WWW-Authenticate": 'Bearer realm="rustfarm"'})
+
+    @staticmethod
+    def credentials(request) -> tuple[str | None, str | None]:
+        header = (request.getHeader(b"authorization") or b"").decode(errors="replace")
+        kind, _, value = header.partition(" ")
+        if kind.lower() == "bearer" and value.strip():
+            return None, value.strip()
+        if kind.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(value).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return None, None
+            return user, password
+        return None, None
+
+    def body(self, request, limit: int) -> bytes:
+        length = request.getHeader(b"content-length")
+        if length and length.isdigit() and int(length) > limit:
+            raise Refusal(413, f"the upload is {int(length)} bytes; at most {limit} are "
+                          "accepted (compile.max_upload)")
+        request.content.seek(0)
+        data = request.content.read(limit + 1)
+        if len(data) > limit:
+            raise Refusal(413, f"the upload is over {limit} bytes (compile.max_upload)")
+        if not data:
+            raise Refusal(400, "the request has no body: send the project as a tar or tar.gz")
+        return data
+
+    @defer.inlineCallbacks
+    def submit(self, request, targets: list[str]):
+        """Checks, then a new job; raises Refusal."""
+        jobs = self.jobs
+        if jobs is None or not jobs.settings.targets:
+            raise Refusal(503, "this farm builds no uploads: no target builds in containers "
+                          "(compile.targets)")
+        user = yield self.user(request)
+        address = getattr(request.getClientAddress(), "host", "") or "unknown"
+        if user is None:
+            running = self.anonymous_jobs.get(address)
+            if running and running in jobs.jobs and not jobs.jobs[running].done:
+                raise Refusal(429, "one compile job at a time without a token",
+                              {"Retry-After": RETRY_AFTER})
+        data = self.body(request, jobs.settings.max_upload)
+        try:
+            job = yield jobs.submit(user or f"anonymous@{address}", data,
+                                    targets or list(jobs.settings.targets))
+        except UploadRefused as err:
+            raise Refusal(400, f"upload refused: {err}") from None
+        except QueueFull as err:
+            raise Refusal(429, f"{err}; try again later", {"Retry-After": RETRY_AFTER}) from None
+        if user is None:
+            self.anonymous_jobs[address] = job.id
+        return job
+
+    @defer.inlineCallbacks
+    def wait(self, job: Job):
+        waited = 0.0
+        while not job.done and waited < WAIT_LIMIT:
+            yield task.deferLater(reactor, 0.5, lambda: None)
+            waited += 0.5
+
+    @defer.inlineCallbacks
+    def answer(self, request, job: Job, binary_wanted: bool):
+        """Write the job's result: its binary or archives (200), or its errors (400)."""
+        if not job.done:
+            _json(request, 202, job.as_dict(self.base_url))
+            return
+        if not job.succeeded:
+            _text(request, 400, failure_text(job))
+            return
+        release = job_release(job)
+        if len(release.archives) == 1:
+            [archive] = release.archives
+            accept = (request.getHeader(b"accept") or b"").decode()
+            wants_archive = "gzip" in accept or "tar" in accept
+            if binary_wanted and not wants_archive:
+                single = yield threads.deferToThread(single_binary, archive.path)
+                if single:
+                    name, data = single
+                    request.setHeader(b"content-type", b"application/octet-stream")
+                    request.setHeader(b"content-disposition",
+                                      f'attachment; filename="{name}"'.encode())
+                    request.write(data)
+                    request.finish()
+                    return
+            _file(request, archive.path, archive.name, "application/gzip")
+            return
+        made = yield threads.deferToThread(all_targets_archive, release)
+        _file(request, made, f"{job.crate}-all.tar.gz", "application/gzip")
+
+    base_url = ""
+
+    def handle(self, request, action):
+        """Run ``action`` (a generator function of request) and turn refusals into answers."""
+        def refused(failure):
+            if failure.check(Refusal):
+                error = failure.value
+                _text(request, error.status, str(error), error.headers)
+                return
+            log.err(failure, "compile endpoint")
+            _text(request, 500, "the farm failed to handle this upload; see the master's log")
+
+        defer.ensureDeferred(action(request)).addErrback(refused)
+        return server.NOT_DONE_YET
+
+
+class JobsResource(resource.Resource):
+    """``/plugins/compile/jobs``: POST a new job; ``jobs/<id>`` and ``jobs/<id>/result``."""
+
+    def __init__(self, endpoint: CompileEndpoint):
+        super().__init__()
+        self.endpoint = endpoint
+
+    def getChild(self, path, request):
+        if path == b"":
+            return self
+        return JobResource(self.endpoint, path.decode(errors="replace"))
+
+    def render_POST(self, request):
+        endpoint = self.endpoint
+        targets = [t.decode() for t in request.args.get(b"target", [])]
+        wait = request.args.get(b"wait", [b"1"])[0] not in (b"0", b"false", b"no")
+
+        async def action(request):
+            job = await endpoint.submit(request, targets)
+            if not wait:
+                _json(request, 202, job.as_dict(endpoint.base_url))
+                return
+            await endpoint.wait(job)
+            await endpoint.answer(request, job, binary_wanted=True)
+
+        return endpoint.handle(request, action)
+
+
+class JobResource(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, endpoint: CompileEndpoint, job_id: str):
+        super().__init__()
+        self.endpoint = endpoint
+        self.job_id = job_id
+
+    def render_GET(self, request):
+        endpoint = self.endpoint
+
+        async def action(request):
+            owner = await endpoint.user(request)
+            job = endpoint.jobs.jobs.get(self.job_id) if endpoint.jobs else None
+            if job is None or (owner is not None and job.user != owner):
+                raise Refusal(404, f"no compile job {self.job_id} (jobs are kept for "
+                              "compile.keep seconds after they end)")
+            if request.postpath in ([], [b""]):
+                _json(request, 200, job.as_dict(endpoint.base_url))
+            elif request.postpath == [b"result"]:
+                await endpoint.answer(request, job, binary_wanted=False)
+            else:
+                raise Refusal(404, "jobs/<id> or jobs/<id>/result")
+
+        return endpoint.handle(request, action)
+
+
+class CompilePlugin(Application):
+    def __init__(self) -> None:
+        super().__init__(__name__.rsplit(".", 1)[0], "rustfarm compile endpoint", ui=False)
+
+    def setConfiguration(self, config: dict) -> None:
+        super().setConfiguration(config)
+        self.endpoint = CompileEndpoint(self.master)
+        self.endpoint.base_url = config.get("url", "")
+        self.resource = PluginRoot({b"jobs": JobsResource(self.endpoint)})
+
+
+ep = CompilePlugin()
+
+
+class TesselCompile(resource.Resource):
+    """``POST /rust-compile``: the project in, the binary out (200), or 400 and the
+    error, as Tessel's compile server answered; one target, no job to poll."""
+
+    isLeaf = True
+
+    def __init__(self, endpoint: CompileEndpoint, target: str):
+        super().__init__()
+        self.endpoint = endpoint
+        self.target = target
+
+    def render_POST(self, request):
+        if request.postpath not in ([], [b""]):
+            request.setResponseCode(404)
+            return b"POST /rust-compile\n"
+        endpoint = self.endpoint
+
+        async def action(request):
+            job = await endpoint.submit(request, [self.target])
+            await endpoint.wait(job)
+            await endpoint.answer(request, job, binary_wanted=True)
+
+        return endpoint.handle(request, action)
+
+
+class TesselServer(service.BuildbotService):
+    """A port of its own answering POST /rust-compile, like Tessel's server's 49160."""
+
+    name = "rustfarm-tessel-compile"
+
+    def checkConfig(self, port: int, host: str, target: str, anonymous: bool, url: str):
+        pass
+
+    @defer.inlineCallbacks
+    def reconfigService(self, port: int, host: str, target: str, anonymous: bool, url: str):
+        if getattr(self, "listening", None) is not None:
+            yield self.listening.stopListening()
+        endpoint = CompileEndpoint(self.master, anonymous=anonymous)
+        endpoint.base_url = url
+        root = resource.Resource()
+        root.putChild(b"rust-compile", TesselCompile(endpoint, target))
+        self.listening = reactor.listenTCP(port, server.Site(root), interface=host)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        if getattr(self, "listening", None) is not None:
+            yield self.listening.stopListening()
+            self.listening = None
+        yield super().stopService()

@@ -1,0 +1,258 @@
+"""Compile what is on the disk: `farm compile`, the HTTP endpoint with plain clients, and
+Tessel's /rust-compile from node, against a real master, real Docker and qemu."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import shutil
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.binaries import check_artifact
+from tests.support.crates import broken_crate
+from tests.support.farm import EXAMPLE, RunningFarm
+from tests.support.registry import free_port
+
+from .conftest import FIXTURES, TARGETS, targets_yaml
+from .test_container_builds import run_in_image
+
+pytestmark = pytest.mark.docker
+
+POOL = "cp"
+MIPSEL = "mipsel-unknown-linux-musl"
+AARCH64 = "aarch64-unknown-linux-musl"
+MAX_UPLOAD = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def compile_farm(built_chain, tmp_path_factory):
+    root = tmp_path_factory.mktemp("compilefarm")
+    tessel_port = free_port()
+    farm = RunningFarm(root, f"""\
+schedule: {{nightly: false}}
+workers:
+  {POOL}: {{kind: docker, count: 2, cpus: 2, memory: 3g}}
+targets:
+{targets_yaml(built_chain, POOL)}
+compile:
+  targets: [{MIPSEL}, {AARCH64}, mipsel-unknown-linux-gnu]
+  max_upload: {MAX_UPLOAD}
+  queue: 1
+  keep: 600
+  tessel_port: {tessel_port}
+  tessel_anonymous: true
+projects: {{}}
+""")
+    farm.tessel_url = f"http://127.0.0.1:{tessel_port}/rust-compile"
+    farm.up()
+    farm.token = farm.farm("token", "admin").stdout.strip()
+    try:
+        yield farm
+    finally:
+        farm.down()
+    left = subprocess.run(["docker", "volume", "ls", "-q", "--filter", "name=rustfarm-upload-"],
+                          capture_output=True, text=True).stdout.split()
+    assert left == [], f"upload volumes left: {left}"
+
+
+def check_binary(built_chain, path: Path, triple: str) -> None:
+    """The binary's header is the target's, and it greets under the target's qemu."""
+    target = TARGETS[triple]
+    check_artifact(path, **target.binary.__dict__)
+    ran = run_in_image(built_chain.reference(triple), path.parent, path.name, [target.qemu])
+    assert ran.startswith("Hello"), ran
+
+
+def tar_of(directory: Path, compress: bool = True) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz" if compress else "w") as tar:
+        for path in sorted(directory.rglob("*")):
+            if "target" not in path.relative_to(directory).parts:
+                tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
+    return buffer.getvalue()
+
+
+def post(farm: RunningFarm, data: bytes, token: str | None = "farm", **params):
+    headers = {"Content-Type": "application/octet-stream"}
+    if token:
+        headers["Authorization"] = f"Bearer {farm.token if token == 'farm' else token}"
+    return requests.post(f"{farm.url}plugins/compile/jobs", data=data, params=params,
+                         headers=headers, timeout=900)
+
+
+def test_farm_compile_builds_mipsel_and_aarch64_binaries_that_run(compile_farm, built_chain,
+                                                                tmp_path):
+    project = tmp_path / "hello"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("target"))
+    out = tmp_path / "out"
+    done = compile_farm.farm("compile", str(project), "--target", MIPSEL, "--target", AARCH64,
+                             "--out", str(out), timeout=900)
+    assert f"{MIPSEL}: success" in done.stdout and f"{AARCH64}: success" in done.stdout
+    sums = (out / "SHA256SUMS").read_text().splitlines()
+    assert len(sums) == 2
+    for line in sums:
+        digest, name = line.split()
+        data = (out / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest
+        target = MIPSEL if MIPSEL in name else AARCH64
+        assert name.startswith("hello-") and name.endswith(f"-{target}.tar.gz")
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(tmp_path / target, filter="data")
+        check_binary(built_chain, tmp_path / target / "hello", target)
+    # The builds are the farm's: under the compile project, owned by the uploader.
+    builders = {b["name"]: b for b in compile_farm.api("builders")["builders"]}
+    builds = compile_farm.api("builds", builderid=builders[f"compile:{MIPSEL}"]["builderid"],
+                              property="owner")["builds"]
+    assert builds[-1]["properties"]["owner"][0] == "admin"
+
+
+def test_a_plain_client_gets_the_binary_for_one_target(compile_farm, built_chain, tmp_path):
+    reply = post(compile_farm, tar_of(EXAMPLE), target=MIPSEL)
+    assert reply.status_code == 200, reply.text
+    binary = tmp_path / "hello"
+    binary.write_bytes(reply.content)
+    binary.chmod(0o755)
+    check_binary(built_chain, binary, MIPSEL)
+    # Asking for the archive gets the usual <name>-<target>.tar.gz.
+    archive = requests.post(f"{compile_farm.url}plugins/compile/jobs", data=tar_of(EXAMPLE),
+                            params={"target": MIPSEL}, timeout=900,
+                            headers={"Authorization": f"Bearer {compile_farm.token}",
+                                     "Accept": "application/gzip"})
+    assert archive.status_code == 200
+    assert f'filename="hello-{MIPSEL}.tar.gz"' in archive.headers["content-disposition"]
+
+
+def test_a_compile_error_is_a_400_with_the_compiler_message(compile_farm, tmp_path):
+    reply = post(compile_farm, tar_of(broken_crate(tmp_path / "broken")), target=MIPSEL)
+    assert reply.status_code == 400
+    assert f"{MIPSEL}: failure at cargo build" in reply.text
+    assert "error[E0308]: mismatched types" in reply.text
+    assert "--> src/main.rs:2:18" in reply.text
+    assert f"log: {compile_farm.url}#/builders/" in reply.text
+
+
+def test_credentials_size_and_queue_are_enforced(compile_farm, tmp_path):
+    no_token = post(compile_farm, tar_of(EXAMPLE), token=None)
+    assert no_token.status_code == 401 and "farm token" in no_token.text
+    wrong = post(compile_farm, tar_of(EXAMPLE), token="not-the-token")
+    assert wrong.status_code == 401
+    too_big = post(compile_farm, b"\0" * (MAX_UPLOAD + 1))
+    assert too_big.status_code == 413 and "compile.max_upload" in too_big.text
+
+    slow = tmp_path / "slow"
+    shutil.copytree(FIXTURES / "slow", slow, ignore=shutil.ignore_patterns("target"))
+    (slow / "slow.txt").write_text("20\n")
+    first = post(compile_farm, tar_of(slow), target=MIPSEL, wait="0")
+    assert first.status_code == 202, first.text
+    job = first.json()["job"]
+    full = post(compile_farm, tar_of(EXAMPLE), target=MIPSEL)
+    assert full.status_code == 429 and full.headers["Retry-After"] == "30"
+    deadline = time.monotonic() + 600
+    state = {}
+    while time.monotonic() < deadline:
+        state = requests.get(f"{compile_farm.url}plugins/compile/jobs/{job}", timeout=30,
+                             headers={"Authorization": f"Bearer {compile_farm.token}"}).json()
+        if state["state"] != "running":
+            break
+        time.sleep(1)
+    assert state["state"] == "succeeded", state
+
+
+HOSTILE = {
+    "absolute": ("/tmp/rustfarm-owned", "absolute paths are not allowed"),
+    "dotdot": ("../../rustfarm-owned", "'..' would leave the project"),
+}
+
+
+@pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink", "device", "bomb"])
+def test_hostile_uploads_get_a_400_naming_the_member(compile_farm, tmp_path, kind):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        manifest = b'[package]\nname = "x"\nversion = "0.1.0"\n'
+        info = tarfile.TarInfo("Cargo.toml")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+        if kind in HOSTILE:
+            info = tarfile.TarInfo(HOSTILE[kind][0])
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"hi"))
+            expected = HOSTILE[kind][1]
+        elif kind == "symlink":
+            info = tarfile.TarInfo("src")
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc"
+            tar.addfile(info)
+            expected = "member 'src': links to an absolute path (/etc)"
+        elif kind == "device":
+            info = tarfile.TarInfo("dev")
+            info.type = tarfile.CHRTYPE
+            tar.addfile(info)
+            expected = "member 'dev': devices, fifos"
+        else:
+            for index in range(20001):
+                tar.addfile(tarfile.TarInfo(f"f{index}"), io.BytesIO(b""))
+            expected = "more than 20000 members"
+    reply = post(compile_farm, gzip.compress(buffer.getvalue()))
+    assert reply.status_code == 400
+    assert expected in reply.text
+    assert not Path("/tmp/rustfarm-owned").exists()
+    uploads = compile_farm.state / "uploads"
+    assert not uploads.exists() or all(
+        (d / "source.tar.gz").exists() for d in uploads.iterdir()), "refused uploads are removed"
+
+
+def test_tessels_client_from_node_gets_a_mipsel_binary(compile_farm, built_chain, tmp_path):
+    node = shutil.which("node")
+    npm = shutil.which("npm")
+    if not node or not npm:
+        from tests.support.docker_engine import unavailable
+        unavailable("node and npm are not installed (Debian: apt-get install nodejs npm)")
+    client = tmp_path / "client"
+    client.mkdir()
+    installed = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund",
+                                "tar@6.2.1"], cwd=client, capture_output=True, text=True,
+                               timeout=300)
+    if installed.returncode != 0:
+        from tests.support.docker_engine import unavailable
+        unavailable(f"npm could not install tar: {installed.stderr[-300:]}")
+    project = tmp_path / "blinky"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("target"))
+    (client / "post.js").write_text(TESSEL_CLIENT)
+    done = subprocess.run([node, "post.js", compile_farm.tessel_url, str(project),
+                           str(tmp_path / "blinky.bin")], cwd=client, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "200"
+    binary = tmp_path / "blinky.bin"
+    binary.chmod(0o755)
+    check_binary(built_chain, binary, MIPSEL)
+
+
+# As Tessel's README shows: a directory packed by npm's tar into an http POST, no token.
+TESSEL_CLIENT = """\
+const http = require('http');
+const fs = require('fs');
+const path = require('path');
+const tar = require('tar');
+const [url, dir, out] = process.argv.slice(2);
+const target = new URL(url);
+const req = http.request({host: target.hostname, port: target.port, path: target.pathname,
+                          method: 'POST',
+                          headers: {'Content-Type': 'application/octet-stream'}}, (res) => {
+  const buffers = [];
+  res.on('data', (chunk) => buffers.push(chunk));
+  res.on('end', () => {
+    fs.writeFileSync(out, Buffer.concat(buffers));
+    console.log(res.statusCode);
+    process.exit(res.statusCode === 200 ? 0 : 1);
+  });
+});
+req.on('error', (e) => { console.error(e); process.exit(2); });
+tar.c({cwd: path.dirname(dir), portable: true}, [path.basename(dir)]).pipe(req);
+"""

@@ -12,6 +12,8 @@ from buildbot.config import error
 from buildbot.plugins import util
 
 from rustfarm.farmfile import Farm, Project, Target
+from rustfarm.farmfile.model import COMPILE_PROJECT
+from rustfarm.names import builder_name
 
 from .factories import build_factory, compile_project
 from .paths import MasterPaths
@@ -50,14 +52,11 @@ class BuilderDef:
     @property
     def locks(self) -> list:
         # Docker builds share the (project, target) cache volume: one at a time.
-        # (EC2 instances each have their own disk.)
-        if self.pool_kind != "docker":
+        # (EC2 instances each have their own disk, uploads a volume of their own.)
+        if self.pool_kind != "docker" or self.project.name == COMPILE_PROJECT:
             return []
         return [util.MasterLock(f"cache-{self.name}").access("exclusive")]
 
-
-def builder_name(project: str, triple: str) -> str:
-    return f"{project}:{triple}"
 
 
 # A worker exports one PB object per builder it serves, and Twisted's PB allows 1,024

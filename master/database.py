@@ -20,10 +20,10 @@ from twisted.internet import defer
 from sqlalchemy.pool import QueuePool
 
 from rustfarm.farmfile import Farm
+from rustfarm.names import UPGRADE_ONLY_ENV
 
 # Set by `farm up` for `buildbot upgrade-master`, which reads only the db setting of
 # the master's configuration but checks all of it: 1,100 builders took it 3 s.
-UPGRADE_ONLY_ENV = "RUSTFARM_UPGRADE_DATABASE_ONLY"
 
 
 def upgrading_database() -> bool:

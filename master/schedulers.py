@@ -7,17 +7,12 @@ from buildbot.schedulers.forcesched import CollectedValidationError, ValidationE
 from twisted.internet import defer
 
 from rustfarm.farmfile import Farm, Project
+from rustfarm.names import builder_name, project_force_scheduler, scheduler_id
 from rustfarm.farmfile.model import COMPILE_PROJECT
 
-from .builders import builder_name
 from .compile_jobs import SCHEDULER_NAME, CompileScheduler
 from .paths import MasterPaths
 from .pollers import HeadsFirstGitPoller
-
-
-def scheduler_id(text: str) -> str:
-    """Scheduler names appear in URLs: keep them to identifier characters."""
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
 
 class TargetsForceScheduler(schedulers.ForceScheduler):
@@ -106,7 +101,7 @@ def force_schedulers(farm: Farm) -> list:
     for project in farm.projects.values():
         target_builders = {t: builder_name(project.name, t) for t in project.targets}
         result.append(TargetsForceScheduler(
-            name=scheduler_id(f"force-{project.name}"),
+            name=project_force_scheduler(project.name),
             buttonName=f"Build {project.name} for chosen targets",
             label=f"Build {project.name}",
             builderNames=list(target_builders.values()),

@@ -10,6 +10,7 @@ from .errors import FarmError
 from .farmfile import Farm
 from .failures import error_lines
 from .farmfile.errors import did_you_mean
+from .names import builder_name, project_force_scheduler
 from .progress import say
 
 FINISHED_OK = (0, 1)   # success, warnings
@@ -35,10 +36,6 @@ def running_farm(farm: Farm) -> Farm:
 
 def force(farm: Farm, api: FarmApi, project_name: str, targets: list[str], branch: str | None,
           revision: str | None, profile: str | None) -> list[BuildRequest]:
-    # Imported here: the master's modules pull in Buildbot, which `farm` needs only now.
-    from rustfarm.master.builders import builder_name
-    from rustfarm.master.schedulers import scheduler_id
-
     declared = farm.projects.get(project_name)
     farm = running_farm(farm)
     project = farm.projects.get(project_name)
@@ -61,7 +58,7 @@ def force(farm: Farm, api: FarmApi, project_name: str, targets: list[str], branc
     params = {"targets": chosen, "branch": branch or project.branches[0],
               "revision": revision or "", "profile": profile or project.profile,
               "username": user, "reason": "farm build"}
-    _, requests_by_builder = api.rpc(f"forceschedulers/{scheduler_id('force-' + project_name)}",
+    _, requests_by_builder = api.rpc(f"forceschedulers/{project_force_scheduler(project_name)}",
                                      "force", **params)
     names = api.builder_names()
     wanted = {builder_name(project_name, t) for t in chosen}

@@ -20,6 +20,7 @@ from .api import FarmApi
 from .errors import FarmError
 from .farmfile import Farm
 from .docker_probe import missing_images, probe
+from .names import UPGRADE_ONLY_ENV
 from .progress import say
 from .runtime import Runtime, effective_farm
 from .state import SecretStore, StateDir, ui_secret_name, worker_secret_name
@@ -355,7 +356,6 @@ class Farmhouse:
         if marker.exists() and marker.read_text().strip() == buildbot.version:
             return
         say("preparing the master's database")
-        from .master.database import UPGRADE_ONLY_ENV
         done = subprocess.run([_tool("buildbot"), "upgrade-master", "--quiet",
                                str(self.state.master)], capture_output=True, text=True,
                               env={**os.environ, **runtime.as_environment(),

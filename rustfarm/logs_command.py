@@ -6,14 +6,13 @@ from .api import RESULTS, FarmApi
 from .errors import FarmError
 from .farmfile import Farm
 from .farmfile.errors import did_you_mean
+from .names import builder_name
 from .progress import say
 
 
 def find_build(farm: Farm, api: FarmApi, project: str, target: str | None,
                number: int | None) -> tuple[dict, str]:
     """The build asked for: the builder of (project, target), its newest build or #number."""
-    from rustfarm.master.builders import builder_name
-
     declared = farm.projects.get(project)
     if declared is None:
         raise FarmError(f"no project '{project}' in {farm.path.name}"

@@ -151,8 +151,10 @@ def test_default_farm_expands_to_every_target_of_the_table(tmp_path):
     from rustfarm.targets import target_table
     farm = load(REPO / "farm.yaml")
     config = buildmaster_config(farm, Runtime())
+    # A builder per target for the project, and one for uploads (all are in containers).
     assert sorted(b.name for b in config["builders"]) == \
-        sorted(f"hello:{t.triple}" for t in target_table())
+        sorted(f"{project}:{t.triple}" for t in target_table()
+               for project in ("hello", "compile"))
     mips = next(b for b in config["builders"] if b.name == "hello:mips-unknown-linux-musl")
     assert mips.properties["toolchain"] == "1.96"
     assert mips.properties["image"].startswith("rustfarm/mips-unknown-linux-musl:1.96-")

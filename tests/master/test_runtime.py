@@ -42,8 +42,9 @@ def test_master_config_follows_the_runtime(tmp_path):
     # Unix socket forwards to it for them.
     assert with_docker["protocols"]["pb"]["port"].endswith("interface=127.0.0.1")
     [socket] = [s for s in with_docker["services"] if s.name == "worker-socket"]
-    assert len(with_docker["builders"]) == 2
-    assert all(b.locks for b in with_docker["builders"])
+    # The project's two targets, and uploads' builders for both (all in containers).
+    assert len(with_docker["builders"]) == 4
+    assert all(bool(b.locks) != b.name.startswith("compile:") for b in with_docker["builders"])
 
     no_docker = buildmaster_config(farm(tmp_path), Runtime(docker=False, docker_off_reason="x"))
     assert [w.name for w in no_docker["workers"]] == ["local-1"]

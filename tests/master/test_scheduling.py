@@ -16,11 +16,11 @@ from sqlalchemy.pool import QueuePool
 from twisted.internet import defer, task
 
 from rustfarm.farmfile import loads
+from rustfarm.names import UPGRADE_ONLY_ENV
 from rustfarm.master.builders import (MAX_BUILDERS_PER_WORKER, MAX_TAGGED_BUILDERS,
                                       builder_configs, builder_defs, share_workers)
 from rustfarm.master.configuration import buildmaster_config
-from rustfarm.master.database import (UPGRADE_ONLY_ENV, IntegerTextEquality,
-                                      database_services, db_config)
+from rustfarm.master.database import IntegerTextEquality, database_services, db_config
 from rustfarm.master.paths import MasterPaths
 from rustfarm.master.pollers import HeadsFirstGitPoller
 from rustfarm.master.prioritizer import prioritize_builders

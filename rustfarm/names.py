@@ -1,0 +1,23 @@
+"""Names the master gives things and the command line asks for over the REST API."""
+
+from __future__ import annotations
+
+# `farm up` sets it for `buildbot upgrade-master`, which needs the master's database
+# setting only: the master's configuration is then made of one project (see
+# master/database.py).
+UPGRADE_ONLY_ENV = "RUSTFARM_UPGRADE_DATABASE_ONLY"
+
+
+def builder_name(project: str, triple: str) -> str:
+    """The builder of a (project, target): ``project:triple``."""
+    return f"{project}:{triple}"
+
+
+def scheduler_id(text: str) -> str:
+    """Scheduler names appear in URLs: keep them to identifier characters."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
+
+
+def project_force_scheduler(project: str) -> str:
+    """The scheduler of a project's force form (every target, or those chosen)."""
+    return scheduler_id(f"force-{project}")

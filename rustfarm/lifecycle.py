@@ -476,7 +476,7 @@ class Farmhouse:
 
     def remove_containers(self) -> list[str]:
         """Remove the containers of this farm's docker workers that still exist."""
-        from rustfarm.workers.docker import latent_container_name
+        from rustfarm.workers.docker import latent_container_name, upload_volume_prefix
         pools = [p for p in self.farm.pools.values() if p.kind == "docker"]
         if not pools:
             return []
@@ -495,6 +495,12 @@ class Farmhouse:
                     if container.name in names:
                         container.remove(force=True, v=True)
                         removed.append(container.name)
+                # An upload's volume outlives its build only when the master stopped
+                # before the build did.
+                prefix = upload_volume_prefix(self.farm.farm.name)
+                for volume in client.volumes.list(filters={"name": prefix}):
+                    if volume.name.startswith(prefix):
+                        volume.remove(force=True)
             except DockerException:
                 continue
             finally:

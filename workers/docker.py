@@ -53,7 +53,13 @@ def upload_volume_name(farm: str, job: str, target: str) -> str:
     """An uploaded project's volume: its own, used by its one build and then removed, so
     no upload sees another's files (cache volumes are shared by a project's builds)."""
     digest = hashlib.sha256("\0".join((farm, job, target)).encode()).hexdigest()[:10]
-    return f"rustfarm-upload-{job}-{digest}"
+    return f"{upload_volume_prefix(farm)}{job}-{digest}"
+
+
+def upload_volume_prefix(farm: str) -> str:
+    """What every upload volume of ``farm`` starts with (`farm down` removes those left)."""
+    digest = hashlib.sha256(farm.encode()).hexdigest()[:8]
+    return f"rustfarm-upload-{digest}-"
 
 
 @util.renderer

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from rustfarm.workers.docker import upload_volume_prefix
 from tests.support.binaries import check_artifact
 from tests.support.crates import broken_crate
 from tests.support.farm import EXAMPLE, RunningFarm
@@ -57,9 +58,16 @@ projects: {{}}
         yield farm
     finally:
         farm.down()
-    left = subprocess.run(["docker", "volume", "ls", "-q", "--filter", "name=rustfarm-upload-"],
+    prefix = upload_volume_prefix("test")
+    left = subprocess.run(["docker", "volume", "ls", "-q", "--filter", f"name={prefix}"],
                           capture_output=True, text=True).stdout.split()
     assert left == [], f"upload volumes left: {left}"
+
+
+def upload_volumes() -> list[str]:
+    return subprocess.run(["docker", "volume", "ls", "-q", "--filter",
+                           f"name={upload_volume_prefix('test')}"], capture_output=True,
+                          text=True).stdout.split()
 
 
 def check_binary(built_chain, path: Path, triple: str) -> None:
@@ -116,6 +124,11 @@ def test_farm_compile_builds_mipsel_and_aarch64_binaries_that_run(compile_farm, 
 def test_a_plain_client_gets_the_binary_for_one_target(compile_farm, built_chain, tmp_path):
     reply = post(compile_farm, tar_of(EXAMPLE), target=MIPSEL)
     assert reply.status_code == 200, reply.text
+    # Its volume went with its container.
+    deadline = time.monotonic() + 30
+    while upload_volumes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert upload_volumes() == []
     binary = tmp_path / "hello"
     binary.write_bytes(reply.content)
     binary.chmod(0o755)

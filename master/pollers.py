@@ -11,10 +11,8 @@ interval after. Here:
 - each poller starts at a random point of its interval instead of at launch, so
   the projects' polls are spread evenly over the interval. A commit is still
   seen within one interval, including one pushed while the master was down. A
-  project never polled before is looked at within :data:`FIRST_LOOK_WINDOW`
-  seconds of the start (or its interval, if shorter): what its branches hold
-  then is where its builds start from. Buildbot looks at once, and a new farm of
-  100 projects spent 5 s of its start forking their first polls.
+  project never polled before is looked at when the master starts, as Buildbot
+  does: what its branches hold then is where its builds start from.
 """
 
 from __future__ import annotations
@@ -26,9 +24,6 @@ from twisted.internet import defer
 from twisted.python import log
 
 
-FIRST_LOOK_WINDOW = 10.0
-
-
 class HeadsFirstGitPoller(GitPoller):
     """Buildbot's GitPoller, skipping the poll when no watched branch head moved."""
 
@@ -37,11 +32,9 @@ class HeadsFirstGitPoller(GitPoller):
     @defer.inlineCallbacks
     def activate(self):
         self.lastRev = yield self.getState("lastRev", {})
-        # Never polled: look soon, since what the branches hold at the first look is where
+        # Never polled: look now, since what the branches hold at the first look is where
         # builds start from. Else at a random point of the interval.
-        window = self.pollInterval if self.lastRev else min(self.pollInterval,
-                                                             FIRST_LOOK_WINDOW)
-        phase = random.uniform(0, window)
+        phase = random.uniform(0, self.pollInterval) if self.lastRev else 0
         self._first_poll = self.master.reactor.callLater(phase, self._start_polling)
 
     def _start_polling(self) -> None:

@@ -61,9 +61,10 @@ def test_reload_adds_builders_while_a_build_runs_on(farm):
 
 def test_an_invalid_file_is_refused_and_the_farm_keeps_working(farm):
     before = builder_names(farm)
-    farm.config.write_text(farm.config.read_text().replace(
-        "{pool: local}", "{pool: lcoal}"))
+    valid = farm.config.read_text()
+    farm.config.write_text(valid.replace("{pool: local}", "{pool: lcoal}"))
     refused = farm.farm("reload", check=False)
+    farm.config.write_text(valid)         # `farm down` reads it to find the farm
     assert refused.returncode == 2
     assert "farm.yaml:" in refused.stderr and "lcoal" in refused.stderr
     assert "Traceback" not in refused.stdout + refused.stderr

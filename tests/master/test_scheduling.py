@@ -22,7 +22,7 @@ from rustfarm.master.builders import (MAX_BUILDERS_PER_WORKER, MAX_TAGGED_BUILDE
 from rustfarm.master.configuration import buildmaster_config
 from rustfarm.master.database import IntegerTextEquality, database_services, db_config
 from rustfarm.master.paths import MasterPaths
-from rustfarm.master.pollers import FIRST_LOOK_WINDOW, HeadsFirstGitPoller
+from rustfarm.master.pollers import HeadsFirstGitPoller
 from rustfarm.master.prioritizer import prioritize_builders
 from rustfarm.master.schedulers import BuilderForceScheduler, TargetsForceScheduler
 
@@ -249,15 +249,15 @@ def test_unchanged_heads_skip_the_full_poll(tmp_path, monkeypatch):
     assert commands == [] and len(full) == 2
 
 
-def test_a_project_never_polled_is_polled_within_seconds(tmp_path, monkeypatch):
+def test_a_project_never_polled_is_polled_at_once(tmp_path, monkeypatch):
     clock = task.Clock()
     poller, _ = git_poller(tmp_path, {}, {}, clock)
     polled = []
     monkeypatch.setattr(HeadsFirstGitPoller, "poll",
                         lambda self: polled.append(clock.seconds()) or defer.succeed(None))
     result_of(poller.activate())
-    clock.advance(FIRST_LOOK_WINDOW)
-    assert len(polled) == 1 and 0 <= polled[0] <= FIRST_LOOK_WINDOW
+    clock.advance(0)
+    assert polled == [0]
     result_of(poller.deactivate())
 
 

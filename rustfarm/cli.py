@@ -33,8 +33,22 @@ def cmd_up(args) -> int:
 
 
 def cmd_down(args) -> int:
-    from .lifecycle import Farmhouse
-    Farmhouse(_load(args)).down(wait=args.wait, timeout=args.timeout)
+    from .lifecycle import Farmhouse, stop_processes
+    try:
+        farm = _load(args)
+    except FarmFileError as err:
+        # An edit gone wrong must not keep a farm from stopping: its state is where
+        # farm.yaml's default puts it.
+        from .farmfile.loader import DEFAULT_STATE_DIR
+        from .state import StateDir
+        for problem in err.problems:
+            warn(str(problem))
+        state = StateDir(Path(args.config).resolve().parent / DEFAULT_STATE_DIR)
+        if state.root.is_dir() and stop_processes(state, args.timeout):
+            warn(f"{args.config} has the problems above: stopped the farm's processes in "
+                 f"{state.root} (its containers go at the next `farm up`)")
+        return 2
+    Farmhouse(farm).down(wait=args.wait, timeout=args.timeout)
     return 0
 
 

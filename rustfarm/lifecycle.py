@@ -88,6 +88,22 @@ def stop_pid(pidfile: Path, what: str, timeout: float = 20) -> bool:
     return True
 
 
+def stop_processes(state: StateDir, timeout: float | None = None) -> bool:
+    """Stop the master (running builds end RETRY: their requests stay queued), then
+    every local worker `farm up` started; True when anything was running."""
+    stopped = False
+    if stop_pid(state.master_pidfile, "master", timeout=timeout or 60):
+        say("stopped the master (running builds are queued again for the next start)")
+        stopped = True
+    # Every worker `farm up` started has its directory (and pid file) here.
+    started = sorted(p.name for p in state.workers.iterdir()) if state.workers.is_dir() else []
+    for name in started:
+        if stop_pid(state.worker(name) / "twistd.pid", f"worker {name}"):
+            say(f"stopped local worker {name}")
+            stopped = True
+    return stopped
+
+
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -455,18 +471,7 @@ class Farmhouse:
             self.state.master_pidfile.unlink(missing_ok=True)
             say("stopped the master")
             stopped = True
-        elif master:
-            # Running builds are stopped as RETRY: their requests stay queued.
-            if stop_pid(self.state.master_pidfile, "master", timeout=timeout or 60):
-                say("stopped the master (running builds are queued again for the next start)")
-                stopped = True
-        # Every worker `farm up` started has its directory (and pid file) here.
-        started = sorted(p.name for p in self.state.workers.iterdir()) \
-            if self.state.workers.is_dir() else []
-        for name in started:
-            if stop_pid(self.state.worker(name) / "twistd.pid", f"worker {name}"):
-                say(f"stopped local worker {name}")
-                stopped = True
+        stopped |= stop_processes(self.state, timeout)
         removed = self.remove_containers()
         if removed:
             say(f"removed {len(removed)} container(s) left running: {', '.join(removed)}")

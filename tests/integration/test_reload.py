@@ -9,7 +9,7 @@ import pytest
 from tests.support.farm import EXAMPLE, RunningFarm
 
 from .conftest import HOST_TARGET, require_cargo
-from .test_shutdown import FIXTURES, wait_for_step
+from .test_shutdown import FIXTURES, farm_processes, wait_for_step
 
 BODY = f"""\
 schedule: {{nightly: false}}
@@ -61,10 +61,8 @@ def test_reload_adds_builders_while_a_build_runs_on(farm):
 
 def test_an_invalid_file_is_refused_and_the_farm_keeps_working(farm):
     before = builder_names(farm)
-    valid = farm.config.read_text()
-    farm.config.write_text(valid.replace("{pool: local}", "{pool: lcoal}"))
+    farm.config.write_text(farm.config.read_text().replace("{pool: local}", "{pool: lcoal}"))
     refused = farm.farm("reload", check=False)
-    farm.config.write_text(valid)         # `farm down` reads it to find the farm
     assert refused.returncode == 2
     assert "farm.yaml:" in refused.stderr and "lcoal" in refused.stderr
     assert "Traceback" not in refused.stdout + refused.stderr
@@ -72,6 +70,11 @@ def test_an_invalid_file_is_refused_and_the_farm_keeps_working(farm):
     farm.login()
     [brid] = farm.force("force-slow", targets=[HOST_TARGET]).values()
     assert farm.wait_for_build(brid, timeout=180)["results"] == 0
+    # Nor does the broken file keep the farm from stopping.
+    down = farm.farm("down", check=False)
+    assert down.returncode == 2 and "lcoal" in down.stderr
+    assert "stopped the master" in down.stdout
+    assert farm_processes(farm) == []
 
 
 def test_reload_of_a_farm_that_is_not_running(tmp_path):

@@ -8,6 +8,8 @@ import getpass
 import sys
 from pathlib import Path
 
+import argcomplete
+
 from .errors import FarmError
 from .farmfile import Farm, FarmFileError, known_triples, load
 from .progress import say, warn
@@ -302,7 +304,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    # Shell completion: eval "$(register-python-argcomplete farm)" (README).
+    argcomplete.autocomplete(top)
+    args = top.parse_args(argv)
     try:
         return args.func(args)
     except FarmFileError as err:

@@ -127,3 +127,21 @@ def test_the_ec2_example_checks_offline_without_credentials(tmp_path):
                           text=True, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "3 builders, pools: local (local), cloud (ec2)" in done.stdout
+
+
+def test_the_shell_completes_commands_and_options(tmp_path):
+    import os
+    import subprocess
+
+    from tests.support.farm import FARM
+    out = tmp_path / "completions"
+
+    def complete(line: str) -> list[str]:
+        env = {**os.environ, "_ARGCOMPLETE": "1", "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
+               "COMP_LINE": line, "COMP_POINT": str(len(line)), "_ARGCOMPLETE_IFS": "\n"}
+        subprocess.run([FARM], env=env, capture_output=True, timeout=60)
+        return sorted(out.read_text().split())
+
+    assert complete("farm com") == ["compile"]
+    assert "--target" in complete("farm compile --t")
+    assert complete("farm images b") == ["build"]

@@ -13,7 +13,6 @@ serves them all; its ``engine_kwargs`` setting says so.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import sqlite3
 
@@ -38,14 +37,22 @@ def farm_for_database_upgrade(farm: Farm) -> Farm:
     return dataclasses.replace(farm, projects=first)
 
 
-def sqlite_connection(path: str) -> sqlite3.Connection:
-    """A connection to the master's SQLite database that syncs to disk at checkpoints,
+@dataclasses.dataclass(frozen=True)
+class SqliteConnector:
+    """Connections to the master's SQLite database that sync to disk at checkpoints,
     not at every commit: in WAL mode the database stays consistent through a crash or
     a power loss (the last transactions may be lost, never the file). Each builder
-    the master registers is a few commits; a sync each made half of a start."""
-    connection = sqlite3.connect(path, check_same_thread=False)
-    connection.execute("PRAGMA synchronous = NORMAL")
-    return connection
+    the master registers is a few commits; a sync each made half of a start.
+
+    A value, so the ``db`` setting of two loads of the configuration compares equal
+    (Buildbot refuses a reconfiguration that changes it)."""
+
+    path: str
+
+    def __call__(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, check_same_thread=False)
+        connection.execute("PRAGMA synchronous = NORMAL")
+        return connection
 
 
 def db_config(url: str) -> dict:
@@ -54,7 +61,7 @@ def db_config(url: str) -> dict:
     if url.startswith("sqlite:") and url.removeprefix("sqlite:") not in ("//", "///:memory:"):
         path = url.removeprefix("sqlite:///")
         config["engine_kwargs"] = {"poolclass": QueuePool, "pool_size": 1,
-                                   "creator": functools.partial(sqlite_connection, path)}
+                                   "creator": SqliteConnector(path)}
     return config
 
 

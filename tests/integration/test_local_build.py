@@ -28,7 +28,8 @@ def test_forced_build_over_rest_gives_a_working_artifact(example_farm, tmp_path)
     assert names.index("cargo build") < names.index("cargo test") < names.index("package")
     assert "test result: ok" in farm.step_log(build, "cargo test")
 
-    archive_url, sums_url = farm.artifact_urls(build)
+    archive_url, sums_url, release_url = farm.artifact_urls(build)
+    assert release_url.endswith(f"/plugins/artifacts/hello/{archive_url.split('/')[-3]}/")
     revision = archive_url.split("/")[-3]
     assert archive_url == (f"{farm.url}plugins/artifacts/hello/{revision}/{HOST_TARGET}/"
                            f"hello-{revision}-{HOST_TARGET}.tar.gz")

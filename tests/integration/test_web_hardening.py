@@ -30,9 +30,9 @@ projects:
   hello: {{source: {EXAMPLE}}}
 """, users=f"[{', '.join(USERS)}]")
     store = farm.state / "artifacts"
-    (store / "hello" / "abc").mkdir(parents=True)
-    (store / "hello" / "abc" / "SHA256SUMS").write_text("sums\n")
-    (store / "latest").symlink_to("hello/abc")
+    (store / "hello" / "abc" / "x86").mkdir(parents=True)
+    (store / "hello" / "abc" / "x86" / "SHA256SUMS").write_text("sums\n")
+    (store / "newest").symlink_to("hello/abc/x86")
     (store / "etc").symlink_to("/etc")
     (store / "passwd").symlink_to("/etc/passwd")
     (store / "state-secrets").symlink_to("../secrets")
@@ -55,8 +55,8 @@ def test_links_out_of_the_store_are_not_found(farm):
         assert reply.status_code == 404, path
         assert "root:" not in reply.text and farm.password() not in reply.text
     # Files, and links that stay inside the store, are served.
-    assert get(farm, "hello/abc/SHA256SUMS").text == "sums\n"
-    assert get(farm, "latest/SHA256SUMS").text == "sums\n"
+    assert get(farm, "hello/abc/x86/SHA256SUMS").text == "sums\n"
+    assert get(farm, "newest/SHA256SUMS").text == "sums\n"
 
 
 @pytest.mark.parametrize("path", [

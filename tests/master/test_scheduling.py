@@ -286,6 +286,8 @@ def test_pollers_start_at_a_random_point_of_their_interval(tmp_path, monkeypatch
 def test_sqlite_keeps_one_connection_postgresql_gets_its_repair():
     sqlite = db_config("sqlite:////var/farm/state.sqlite")
     assert sqlite["engine_kwargs"]["poolclass"] is QueuePool
+    # Equal from one load of the configuration to the next: a reload may not change it.
+    assert db_config("sqlite:////var/farm/state.sqlite") == sqlite
     assert db_config("postgresql://farm@db/farm") == {"db_url": "postgresql://farm@db/farm"}
     assert [type(s) for s in database_services("postgresql://farm@db/farm")] == \
         [IntegerTextEquality]

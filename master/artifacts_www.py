@@ -27,6 +27,7 @@ from twisted.internet import threads
 from twisted.web import resource, static
 
 from .deferred_resource import DeferredResource
+from .steps import human_size
 from .releases import ALL_DIR, Release, all_targets_archive, latest_complete, read_release, \
     releases
 
@@ -185,14 +186,6 @@ code {{ font-size: 0.85em; }}
 {body}
 </body></html>
 """
-
-
-def human_size(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"
 
 
 def _when(stamp: float) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from buildbot.data import resultspec
 from buildbot.process.properties import Properties
+from buildbot.process.results import Results, statusToString
 from buildbot.schedulers.base import BaseScheduler
 from buildbot.util import service
 from twisted.internet import defer, task, threads
@@ -32,8 +33,6 @@ from .uploads import Limits, UploadRefused, repack, unpack
 
 SERVICE_NAME = "rustfarm-compile-jobs"
 SCHEDULER_NAME = "compile"
-RESULTS = {0: "success", 1: "warnings", 2: "failure", 3: "skipped", 4: "exception",
-           5: "retry", 6: "cancelled"}
 
 
 class QueueFull(Exception):
@@ -62,6 +61,14 @@ class Job:
     ended: float | None = None
     results: dict[str, TargetResult] = field(default_factory=dict)
     poll: task.LoopingCall | None = None
+    waiting: list[defer.Deferred] = field(default_factory=list)
+
+    def when_done(self) -> defer.Deferred:
+        """Fires when the job ends (at once if it has)."""
+        if self.done:
+            return defer.succeed(self)
+        self.waiting.append(defer.Deferred())
+        return self.waiting[-1]
 
     @property
     def done(self) -> bool:
@@ -193,9 +200,9 @@ class CompileJobs(service.BuildbotService):
             if not build["complete"] or build["results"] == 5:
                 result.result = "building"
                 continue
-            if result.result in RESULTS.values() and result.result != "retry":
+            if result.result in Results and result.result != "retry":
                 continue
-            result.result = RESULTS.get(build["results"], "exception")
+            result.result = statusToString(build["results"])
             if build["results"] in (0, 1):
                 found = sorted((job.directory / "results" / target).glob("*.tar.gz"))
                 result.archive = found[0] if found else None
@@ -205,6 +212,9 @@ class CompileJobs(service.BuildbotService):
             job.ended = self.master.reactor.seconds()
             if job.poll.running:
                 job.poll.stop()
+            waiting, job.waiting = job.waiting, []
+            for waiter in waiting:
+                waiter.callback(job)
 
     @defer.inlineCallbacks
     def read_failure(self, result: TargetResult, build: dict):

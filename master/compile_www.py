@@ -31,7 +31,7 @@ from pathlib import Path
 
 from buildbot.util import service
 from buildbot.www.plugin import Application
-from twisted.internet import defer, reactor, task, threads
+from twisted.internet import defer, reactor, threads
 from twisted.python import log
 from twisted.web import resource, server
 
@@ -199,10 +199,10 @@ class CompileEndpoint:
 
     @defer.inlineCallbacks
     def wait(self, job: Job):
-        waited = 0.0
-        while not job.done and waited < WAIT_LIMIT:
-            yield task.deferLater(reactor, 0.5, lambda: None)
-            waited += 0.5
+        """Until the job ends, or WAIT_LIMIT (then the answer is 202 and the job)."""
+        done = job.when_done()
+        done.addTimeout(WAIT_LIMIT, reactor, onTimeoutCancel=lambda *_: None)
+        yield done
 
     @defer.inlineCallbacks
     def answer(self, request, job: Job, binary_wanted: bool):

@@ -15,14 +15,13 @@ import json
 from importlib import resources
 
 import sqlalchemy as sa
+from buildbot.process.results import statusToString
 from buildbot.www.plugin import Application
 from twisted.web import static
 
 from .deferred_resource import DeferredResource
 from .plugin_root import PluginRoot
 
-RESULT_NAMES = {None: "running", 0: "success", 1: "warnings", 2: "failure", 3: "skipped",
-                4: "exception", 5: "retry", 6: "cancelled"}
 SHOWN_PROPERTIES = ("revision_label", "got_revision", "binary_sizes")
 
 
@@ -37,7 +36,8 @@ def newest_builds(connection, model) -> dict[str, dict]:
         .select_from(builds.join(builders, builds.c.builderid == builders.c.id))
         .where(builds.c.id.in_(newest))).fetchall()
     found = {row.id: {"builder": row.name, "builderid": row.builderid, "number": row.number,
-                      "result": RESULT_NAMES.get(row.results, "unknown"),
+                      "result": "running" if row.results is None
+                      else statusToString(row.results),
                       "started_at": row.started_at, "complete_at": row.complete_at,
                       "summary": row.state_string, "properties": {}} for row in rows}
     for row in connection.execute(

@@ -89,7 +89,8 @@ def follow(farm: Farm, api: FarmApi, requests: list[BuildRequest], timeout: floa
         for step in api.get(f"builds/{build['buildid']}/steps")["steps"]:
             for link in step.get("urls", []):
                 if link["url"].startswith(farm.farm.url + "plugins/artifacts/"):
-                    say(f"  artifact: {link['url']}")
+                    kind = "release" if link["url"].endswith("/") else "artifact"
+                    say(f"  {kind}: {link['url']}")
         if build.get("results") not in FINISHED_OK:
             report_failure(api, build)
             say(f"  log: {build_url(farm, build)}")

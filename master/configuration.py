@@ -16,8 +16,7 @@ from rustfarm.workers.ec2 import ec2_reapers
 from .builders import builder_configs
 from .compile_jobs import CompileJobs
 from .compile_www import TesselServer
-from .database import (database_services, db_config, farm_for_database_upgrade,
-                       upgrading_database)
+from .database import database_services, db_config
 from .paths import MasterPaths
 from .prioritizer import prioritize_builders
 from .secret_files import SecretFiles
@@ -55,8 +54,6 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
     runtime = runtime or Runtime.from_environment()
     paths = MasterPaths.of(farm)
     farm = effective_farm(farm, runtime).farm
-    if upgrading_database():
-        farm = farm_for_database_upgrade(farm)
     paths.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
     return {
         "title": farm.farm.title,

@@ -13,28 +13,12 @@ serves them all; its ``engine_kwargs`` setting says so.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sqlite3
 
 from buildbot.util import service
 from twisted.internet import defer
 from sqlalchemy.pool import QueuePool
 
-from rustfarm.farmfile import Farm
-from rustfarm.names import UPGRADE_ONLY_ENV
-
-# Set by `farm up` for `buildbot upgrade-master`, which reads only the db setting of
-# the master's configuration but checks all of it: 1,100 builders took it 3 s.
-
-
-def upgrading_database() -> bool:
-    return os.environ.get(UPGRADE_ONLY_ENV) == "1"
-
-
-def farm_for_database_upgrade(farm: Farm) -> Farm:
-    """The farm with its first project only: a configuration as valid, much smaller."""
-    first = dict(list(farm.projects.items())[:1])
-    return dataclasses.replace(farm, projects=first)
 
 
 @dataclasses.dataclass(frozen=True)

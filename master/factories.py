@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
-from buildbot.plugins import steps, util
 from buildbot.process.factory import BuildFactory
+from buildbot.process.properties import Interpolate, Property, renderer
+from buildbot.steps.transfer import FileDownload, FileUpload, StringDownload
 
 from rustfarm.farmfile import Farm, Project, Target
 from rustfarm.farmfile.model import COMPILE_PROJECT
@@ -20,16 +22,17 @@ from .steps import Cargo, Package, PruneArtifacts, SnapshotSource, ToolchainChec
 # a fresh container finds the previous build's files.
 LOCAL_DIR = "%(prop:builddir)s/build"
 
-ARCHIVE_NAME = util.Interpolate("%(prop:project)s-%(prop:revision_label)s-%(prop:target)s.tar.gz")
-UPLOAD_ARCHIVE_NAME = util.Interpolate("%(prop:crate_name)s-%(prop:target)s.tar.gz")
+ARCHIVE_NAME = Interpolate("%(prop:project)s-%(prop:revision_label)s-%(prop:target)s.tar.gz")
+UPLOAD_ARCHIVE_NAME = Interpolate("%(prop:crate_name)s-%(prop:target)s.tar.gz")
 WORKER_TOOL = ".rustfarm/farm_worker_tool.py"
 
 
+@functools.cache
 def _worker_tool() -> str:
     return resources.files("rustfarm.workers").joinpath("scripts", "farm_worker_tool.py").read_text()
 
 
-@util.renderer
+@renderer
 def profile_dir(props) -> str:
     """Cargo's output directory for the build's profile."""
     profile = props.getProperty("profile")
@@ -37,15 +40,24 @@ def profile_dir(props) -> str:
 
 
 def _cargo_args(farm: Farm, project: Project, target: Target) -> list:
-    args = ["--target", target.triple, "--profile", util.Property("profile")]
+    args = ["--target", target.triple, "--profile", Property("profile")]
     if project.features:
         args += ["--features", ",".join(project.features)]
     if project.strip:
         # Binaries ship without symbols (a router's flash is small); `strip: false` keeps them.
-        args += ["--config", util.Interpolate("profile.%(prop:profile)s.strip=true")]
+        args += ["--config", Interpolate("profile.%(prop:profile)s.strip=true")]
     for setting in farm.crates.cargo_config():
         args += ["--config", setting]
     return args
+
+
+@functools.cache
+def _artifact_places(artifacts: str, url: str) -> tuple[Interpolate, Interpolate]:
+    """Where a build's artifacts go, and their URL: one pair of renderables for every
+    builder, made once."""
+    return (Interpolate(f"{artifacts}/%(prop:project)s/%(prop:revision_label)s/%(prop:target)s"),
+            Interpolate(f"{url}plugins/artifacts/%(prop:project)s/%(prop:revision_label)s/"
+                        "%(prop:target)s/"))
 
 
 def compile_project(farm: Farm) -> Project:
@@ -61,8 +73,8 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
     the request, its binaries are the crate's, its archive goes back to the client)."""
     upload = project.name == COMPILE_PROJECT
     base = CACHE_DIR if in_container else LOCAL_DIR
-    source_dir = util.Interpolate(f"{base}/src")
-    target_dir = util.Interpolate(f"{base}/target")
+    source_dir = Interpolate(f"{base}/src")
+    target_dir = Interpolate(f"{base}/target")
     crate_dir = (f"{base}/src/%(prop:crate_dir)s" if upload
                  else f"{base}/src/{project.subdir}").rstrip("/")
     cargo_args = _cargo_args(farm, project, target)
@@ -74,25 +86,21 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
 
     def cargo(subcommand: str, doing: str, done: str) -> Cargo:
         return Cargo(name=f"cargo {subcommand}", memory_limit=memory_limit,
-                     lockfile=util.Interpolate(f"{crate_dir}/Cargo.lock"),
-                     workdir=util.Interpolate(crate_dir),
+                     lockfile=Interpolate(f"{crate_dir}/Cargo.lock"),
+                     workdir=Interpolate(crate_dir),
                      command=["cargo", subcommand, *cargo_args], env=env, logEnviron=False,
                      haltOnFailure=True, description=doing, descriptionDone=done)
 
-    bindir = util.Interpolate("%(kw:dir)s/%(kw:triple)s/%(kw:profile)s", dir=target_dir,
+    bindir = Interpolate("%(kw:dir)s/%(kw:triple)s/%(kw:profile)s", dir=target_dir,
                               triple=target.triple, profile=profile_dir)
-    artifact_dir = util.Interpolate(
-        f"{paths.artifacts}/%(prop:project)s/%(prop:revision_label)s/%(prop:target)s")
-    artifact_url = util.Interpolate(
-        f"{farm.farm.url}plugins/artifacts/%(prop:project)s/%(prop:revision_label)s/"
-        "%(prop:target)s/")
+    artifact_dir, artifact_url = _artifact_places(str(paths.artifacts), farm.farm.url)
     binaries = [b + target.executable_suffix for b in project.binaries]
     archive = ARCHIVE_NAME
     if upload:
-        artifact_dir = util.Interpolate(f"{paths.uploads}/%(prop:compile_job)s/results/"
+        artifact_dir = Interpolate(f"{paths.uploads}/%(prop:compile_job)s/results/"
                                         "%(prop:target)s")
         archive = UPLOAD_ARCHIVE_NAME
-        binaries = ["--bins-of", util.Interpolate(crate_dir), target.executable_suffix or "-"]
+        binaries = ["--bins-of", Interpolate(crate_dir), target.executable_suffix or "-"]
 
     factory = BuildFactory()
     factory.buildClass = FarmBuild
@@ -100,15 +108,15 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
         factory.addStep(SnapshotSource(project, paths.sources, paths.snapshots,
                                        farm.artifacts.keep, haltOnFailure=True))
     factory.addSteps([
-        steps.StringDownload(_worker_tool(), name="send worker tool", workerdest=WORKER_TOOL,
+        StringDownload(_worker_tool(), name="send worker tool", workerdest=WORKER_TOOL,
                              workdir="build", haltOnFailure=True),
-        steps.FileDownload(name="download source",
-                           mastersrc=util.Property("upload" if upload else "snapshot"),
+        FileDownload(name="download source",
+                           mastersrc=Property("upload" if upload else "snapshot"),
                            workerdest="source.tar.gz", workdir="build", haltOnFailure=True),
         Unpack(workdir="build", haltOnFailure=True, logEnviron=False,
                command=["python3", WORKER_TOOL, "unpack", "source.tar.gz", source_dir]),
         ToolchainCheck(workdir="build", haltOnFailure=True, logEnviron=False, env=env,
-                       command=["python3", WORKER_TOOL, "toolchain", util.Interpolate(crate_dir),
+                       command=["python3", WORKER_TOOL, "toolchain", Interpolate(crate_dir),
                                 project.name,
                                 project.toolchain if project.toolchain_pinned else "-"]),
         cargo("build", "compiling", "compiled"),
@@ -120,28 +128,28 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
                 command=["python3", WORKER_TOOL, "package", archive, bindir, *binaries]))
     if upload:
         factory.addSteps([
-            steps.FileUpload(name="upload archive", workersrc=archive, workdir="build",
-                             masterdest=util.Interpolate("%(kw:dir)s/%(kw:name)s",
+            FileUpload(name="upload archive", workersrc=archive, workdir="build",
+                             masterdest=Interpolate("%(kw:dir)s/%(kw:name)s",
                                                          dir=artifact_dir, name=archive),
                              mode=0o644, haltOnFailure=True),
-            steps.FileUpload(name="upload SHA256SUMS", workersrc="SHA256SUMS", workdir="build",
-                             masterdest=util.Interpolate("%(kw:dir)s/SHA256SUMS",
+            FileUpload(name="upload SHA256SUMS", workersrc="SHA256SUMS", workdir="build",
+                             masterdest=Interpolate("%(kw:dir)s/SHA256SUMS",
                                                          dir=artifact_dir),
                              mode=0o644, haltOnFailure=True)])
         return factory
     factory.addSteps([
-        steps.FileUpload(name="upload archive", workersrc=ARCHIVE_NAME, workdir="build",
-                         masterdest=util.Interpolate("%(kw:dir)s/%(kw:name)s", dir=artifact_dir,
+        FileUpload(name="upload archive", workersrc=ARCHIVE_NAME, workdir="build",
+                         masterdest=Interpolate("%(kw:dir)s/%(kw:name)s", dir=artifact_dir,
                                                      name=ARCHIVE_NAME),
-                         url=util.Interpolate("%(kw:url)s%(kw:name)s", url=artifact_url,
+                         url=Interpolate("%(kw:url)s%(kw:name)s", url=artifact_url,
                                               name=ARCHIVE_NAME),
                          urlText=ARCHIVE_NAME, mode=0o644, haltOnFailure=True),
-        steps.FileUpload(name="upload SHA256SUMS", workersrc="SHA256SUMS", workdir="build",
-                         masterdest=util.Interpolate("%(kw:dir)s/SHA256SUMS", dir=artifact_dir),
-                         url=util.Interpolate("%(kw:url)sSHA256SUMS", url=artifact_url),
+        FileUpload(name="upload SHA256SUMS", workersrc="SHA256SUMS", workdir="build",
+                         masterdest=Interpolate("%(kw:dir)s/SHA256SUMS", dir=artifact_dir),
+                         url=Interpolate("%(kw:url)sSHA256SUMS", url=artifact_url),
                          urlText="SHA256SUMS", mode=0o644, haltOnFailure=True),
         PruneArtifacts(paths.artifacts / project.name, farm.artifacts.keep,
-                       release_url=util.Interpolate(
+                       release_url=Interpolate(
                            f"{farm.farm.url}plugins/artifacts/%(prop:project)s/"
                            "%(prop:revision_label)s/")),
     ])

@@ -10,9 +10,15 @@ interval after. Here:
   poll runs only when one did;
 - each poller starts at a random point of its interval instead of at launch, so
   the projects' polls are spread evenly over the interval. A commit is still
-  seen within one interval, including one pushed while the master was down. A
-  project never polled before is looked at when the master starts, as Buildbot
-  does: what its branches hold then is where its builds start from.
+  seen within one interval, including one pushed while the master was down;
+- a project never polled before gets its starting point from that same
+  ``ls-remote`` when the master starts (what its branches hold then is where its
+  builds start from, as with Buildbot's first poll), and its first full poll,
+  which fills the mirror, comes at its random point like the others'. A fresh
+  farm of 100 projects spent 6 s of its start on those first full polls.
+  (The one difference from Buildbot's first poll: should a branch be rewritten
+  before that first full poll, the commits before the rewrite are not in the
+  mirror to be told apart, and the rewritten branch's whole history counts as new.)
 """
 
 from __future__ import annotations
@@ -32,10 +38,24 @@ class HeadsFirstGitPoller(GitPoller):
     @defer.inlineCallbacks
     def activate(self):
         self.lastRev = yield self.getState("lastRev", {})
-        # Never polled: look now, since what the branches hold at the first look is where
-        # builds start from. Else at a random point of the interval.
+        if not self.lastRev:
+            yield self.record_starting_point()
+        # Never polled, and the remote did not say where its branches are: look in full
+        # now. Else at a random point of the interval.
         phase = random.uniform(0, self.pollInterval) if self.lastRev else 0
         self._first_poll = self.master.reactor.callLater(phase, self._start_polling)
+
+    @defer.inlineCallbacks
+    def record_starting_point(self):
+        """Where the watched branches are now, from ls-remote: builds start from there."""
+        if not isinstance(self.branches, list):
+            return
+        heads = yield self.remote_heads()
+        if heads:
+            self.lastRev = heads
+            yield self.setState("lastRev", heads)
+            log.msg(f"gitpoller: {self.repourl} starts from "
+                    + ", ".join(f"{branch} {commit[:12]}" for branch, commit in sorted(heads.items())))
 
     def _start_polling(self) -> None:
         self._first_poll = None

@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import buildbot
 
 from .api import FarmApi
 from .errors import FarmError
 from .farmfile import Farm
 from .docker_probe import missing_images, probe
-from .names import UPGRADE_ONLY_ENV
 from .progress import say
 from .runtime import Runtime, effective_farm
 from .state import SecretStore, StateDir, ui_secret_name, worker_secret_name
@@ -237,8 +235,18 @@ class Farmhouse:
             runtime = probe(self.farm, dockerd_log=self.state.root / "dockerd.log")
             self.report_runtime(runtime)
             self.ensure_secrets(runtime)
-            self.start_master(runtime)
-        self.start_local_workers(runtime)
+            since = self.launch_master(runtime)
+            # Started with the master: each waits for its port, then connects at once.
+            starting = self.start_local_workers(runtime)
+            try:
+                self.wait_for_master(since)
+            except BaseException:
+                for started in starting.values():
+                    started.kill()
+                raise
+            self.finish_starting_local_workers(starting)
+        if running:
+            self.finish_starting_local_workers(self.start_local_workers(runtime))
         self.wait_until_ready(wait, runtime)
         if runtime.uses_docker(self.farm):
             return self.build_missing_images(build=build_images)
@@ -316,7 +324,8 @@ class Farmhouse:
         if adjusted.disabled:
             say(f"  not built until a Docker engine answers: {', '.join(adjusted.disabled)}")
 
-    def start_master(self, runtime: Runtime) -> None:
+    def launch_master(self, runtime: Runtime) -> int:
+        """Start the master's process; the offset of its log where this start's lines begin."""
         farm = self.farm
         for host, port, key in ((farm.www.host, farm.www.port, "www.port"),
                                 (runtime.worker_host(farm), farm.farm.worker_port,
@@ -332,7 +341,8 @@ class Farmhouse:
         configfile = Path(str(resources.files("rustfarm.master").joinpath("master.cfg")))
         write_master_tac(master_dir, configfile, farm.path, runtime.as_environment())
         runtime.write_environment_file(self.state.runtime_file)
-        self.upgrade_database(runtime)
+        # Left by farms whose database `buildbot upgrade-master` made; the master does it now.
+        (master_dir / ".buildbot-version").unlink(missing_ok=True)
         log = self.state.master_log
         since = log.stat().st_size if log.exists() else 0
         say(f"starting the master in {master_dir}")
@@ -342,9 +352,16 @@ class Farmhouse:
                                    "from twisted.scripts import twistd; twistd.run()",
                                    "--no_save", "--logfile=twistd.log", "--python=buildbot.tac"],
                                   cwd=master_dir, capture_output=True, text=True)
-        if launched.returncode != 0 or not self.master_started(log, since, timeout=120):
+        if launched.returncode != 0:
             raise FarmError("the master failed to start; from its log "
                             f"({log}):\n{failure_reason(log, since) or launched.stderr}")
+        return since
+
+    def wait_for_master(self, since: int) -> None:
+        log = self.state.master_log
+        if not self.master_started(log, since, timeout=120):
+            raise FarmError("the master failed to start; from its log "
+                            f"({log}):\n{failure_reason(log, since)}")
 
     def master_started(self, log: Path, since: int, timeout: float) -> bool:
         """Wait for the master's log to say it runs: False when it failed or stopped; True
@@ -366,23 +383,10 @@ class Farmhouse:
             time.sleep(0.1)
         return read_pid(self.state.master_pidfile) is not None
 
-    def upgrade_database(self, runtime: Runtime) -> None:
-        """Create or upgrade the database when it is new or Buildbot's version changed."""
-        marker = self.state.master / ".buildbot-version"
-        if marker.exists() and marker.read_text().strip() == buildbot.version:
-            return
-        say("preparing the master's database")
-        done = subprocess.run([_tool("buildbot"), "upgrade-master", "--quiet",
-                               str(self.state.master)], capture_output=True, text=True,
-                              env={**os.environ, **runtime.as_environment(),
-                                   "RUSTFARM_CONFIG": str(self.farm.path),
-                                   UPGRADE_ONLY_ENV: "1"})
-        if done.returncode != 0:
-            raise FarmError(f"preparing the master's database ({self.farm.db.url.split('@')[-1]}) "
-                            f"failed: {summarize_failure(done.stdout + done.stderr)}")
-        marker.write_text(buildbot.version + "\n")
-
-    def start_local_workers(self, runtime: Runtime) -> None:
+    def start_local_workers(self, runtime: Runtime) -> dict[str, subprocess.Popen]:
+        """Start the local workers not running yet (all at once: each `buildbot-worker
+        start` takes most of a second). Each start returns once its worker reaches the
+        master's port (rustfarm/tacfiles.py)."""
         farm = effective_farm(self.farm, runtime).farm
         store = SecretStore(self.state.secrets)
         host = runtime.worker_host(farm)
@@ -393,11 +397,13 @@ class Farmhouse:
                 continue
             write_worker_tac(basedir, "127.0.0.1" if host == "0.0.0.0" else host,
                              farm.farm.worker_port, name, store.path(worker_secret_name(name)))
-            # All at once: each `buildbot-worker start` takes most of a second.
             starting[name] = subprocess.Popen(
                 [_tool("buildbot-worker"), "start", "--quiet", str(basedir)],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 env=build_environment())
+        return starting
+
+    def finish_starting_local_workers(self, starting: dict[str, subprocess.Popen]) -> None:
         for name, started in starting.items():
             output, _ = started.communicate()
             if started.returncode != 0:
@@ -444,7 +450,7 @@ class Farmhouse:
         if outcome.applied:
             say(f"the master now runs {self.farm.path.name} (reconfigured in "
                 f"{outcome.seconds:.1f} s)")
-            self.start_local_workers(runtime)
+            self.finish_starting_local_workers(self.start_local_workers(runtime))
             self.wait_until_ready(120, runtime)
             return True
         say(f"the master refused {self.farm.path.name} and keeps its running configuration:")

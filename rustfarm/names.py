@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-# `farm up` sets it for `buildbot upgrade-master`, which needs the master's database
-# setting only: the master's configuration is then made of one project (see
-# master/database.py).
-UPGRADE_ONLY_ENV = "RUSTFARM_UPGRADE_DATABASE_ONLY"
-
-
 def builder_name(project: str, triple: str) -> str:
     """The builder of a (project, target): ``project:triple``."""
     return f"{project}:{triple}"

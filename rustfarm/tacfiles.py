@@ -15,7 +15,7 @@ from twisted.application import service
 from twisted.python.log import FileLogObserver, ILogObserver
 from twisted.python.logfile import LogFile
 
-from buildbot.master import BuildMaster
+from rustfarm.master.buildmaster import FarmMaster
 
 basedir = {basedir!r}
 configfile = {configfile!r}
@@ -29,7 +29,7 @@ logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"),
                                rotateLength=10000000, maxRotatedFiles=10)
 application.setComponent(ILogObserver, FileLogObserver(logfile).emit)
 
-m = BuildMaster(basedir, configfile, None)
+m = FarmMaster(basedir, configfile, None)
 m.setServiceParent(application)
 m.log_rotation.rotateLength = 10000000
 m.log_rotation.maxRotatedFiles = 10
@@ -37,6 +37,8 @@ m.log_rotation.maxRotatedFiles = 10
 
 WORKER_TAC = """\
 import os
+import socket
+import time
 
 from buildbot_worker.bot import Worker
 from twisted.application import service
@@ -54,6 +56,17 @@ application.setComponent(ILogObserver, FileLogObserver(logfile).emit)
 
 with open({password_file!r}) as secret:
     passwd = secret.read().strip()
+
+# `farm up` starts its local workers with the master, whose port opens when it has
+# loaded every builder: connect then, not at the worker's next retry (1 s, 2.5 s,
+# 4.8 s, ... after its first). After two minutes the worker's own retries take over.
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(({host!r}, {port!r}), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.05)
 
 s = Worker({host!r}, {port!r}, {name!r}, passwd, basedir, 600, umask=0o022,
            maxdelay=30, numcpus=None, allow_shutdown=None, maxRetries=None,

@@ -16,7 +16,6 @@ from sqlalchemy.pool import QueuePool
 from twisted.internet import defer, task
 
 from rustfarm.farmfile import loads
-from rustfarm.names import UPGRADE_ONLY_ENV
 from rustfarm.master.builders import (MAX_BUILDERS_PER_WORKER, MAX_TAGGED_BUILDERS,
                                       builder_configs, builder_defs, share_workers)
 from rustfarm.master.configuration import buildmaster_config
@@ -249,15 +248,36 @@ def test_unchanged_heads_skip_the_full_poll(tmp_path, monkeypatch):
     assert commands == [] and len(full) == 2
 
 
-def test_a_project_never_polled_is_polled_at_once(tmp_path, monkeypatch):
+def test_a_project_never_polled_starts_from_its_heads_and_polls_in_full_later(tmp_path,
+                                                                             monkeypatch):
     clock = task.Clock()
-    poller, _ = git_poller(tmp_path, {}, {}, clock)
+    heads = {"main": "a" * 40, "stable": "b" * 40}
+    state: dict = {}
+    poller, commands = git_poller(tmp_path, heads, state, clock)
+    poller.setState = lambda key, value: defer.succeed(state.__setitem__(key, value))
+    polled = []
+    monkeypatch.setattr(HeadsFirstGitPoller, "poll",
+                        lambda self: polled.append(clock.seconds()) or defer.succeed(None))
+    monkeypatch.setattr("rustfarm.master.pollers.random.uniform", lambda low, high: 30.0)
+    result_of(poller.activate())
+    assert commands == ["ls-remote"]
+    assert state["lastRev"] == heads and poller.lastRev == heads
+    clock.advance(0)
+    assert polled == [], "the full poll (git fetch) waits for its point of the interval"
+    clock.advance(30)
+    assert polled == [30]
+    result_of(poller.deactivate())
+
+
+def test_a_project_whose_remote_says_nothing_is_polled_in_full_at_once(tmp_path, monkeypatch):
+    clock = task.Clock()
+    poller, commands = git_poller(tmp_path, {}, {}, clock)     # an empty answer
     polled = []
     monkeypatch.setattr(HeadsFirstGitPoller, "poll",
                         lambda self: polled.append(clock.seconds()) or defer.succeed(None))
     result_of(poller.activate())
     clock.advance(0)
-    assert polled == [0]
+    assert commands == ["ls-remote"] and polled == [0]
     result_of(poller.deactivate())
 
 
@@ -292,10 +312,3 @@ def test_sqlite_keeps_one_connection_postgresql_gets_its_repair():
     assert [type(s) for s in database_services("postgresql://farm@db/farm")] == \
         [IntegerTextEquality]
     assert database_services("sqlite:////var/farm/state.sqlite") == []
-
-
-def test_the_database_upgrade_reads_a_one_project_configuration(tmp_path, monkeypatch):
-    monkeypatch.setenv(UPGRADE_ONLY_ENV, "1")
-    config = buildmaster_config(big_farm(tmp_path, 100, 2))
-    assert len(config["builders"]) == len(TRIPLES)
-    assert config["db"]["db_url"].endswith("state.sqlite")

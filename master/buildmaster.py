@@ -1,0 +1,69 @@
+"""The farm's BuildMaster: one that creates or upgrades its own database as it starts.
+
+Buildbot leaves that to ``buildbot upgrade-master``, a process of its own that
+imports Buildbot and loads the whole configuration a second time: 2.5 of the 18 s
+a fresh farm of 1,100 builders took to start. A farm's database belongs to the
+farm, so its master brings the schema to Buildbot's current one before it uses
+it, the way ``upgrade-master`` does (the same steps, the same migrations), and
+says so in its log.
+"""
+
+from __future__ import annotations
+
+import re
+
+from buildbot.db.connector import DBConnector
+from buildbot.master import BuildMaster
+from buildbot.util import stripUrlPassword
+from twisted.internet import defer
+from twisted.python import log
+
+
+class DatabaseUnavailableError(Exception):
+    """The master cannot open or prepare its database: the message says which and why."""
+
+
+@defer.inlineCallbacks
+def bring_schema_up_to_date(basedir: str, config) -> defer.Deferred:
+    """What ``buildbot upgrade-master`` does, in this process: a connector of its own
+    (the master's keeps its caches), the schema checked and, unless current, migrated.
+    The farm's database URL is plain text (db_config), so no secrets provider is set up
+    here: they are the master's configured objects, and belong to its secrets manager."""
+    upgrader = BuildMaster(basedir)
+    upgrader.config = config
+    db = DBConnector(basedir=basedir)
+    try:
+        yield db.set_master(upgrader)
+        yield db.setup(check_version=False, verbose=False)
+        if (yield db.model.is_current()):
+            return
+        log.msg("bringing the database to this Buildbot's schema (a new database, or one "
+                "an older Buildbot made)")
+        yield db.model.upgrade()
+        # Masters recorded before are not running (multi-master: they register again).
+        yield db.masters.setAllMastersActiveLongTimeAgo()
+    finally:
+        if db.pool is not None:
+            yield db.pool.stop()
+
+
+class FarmMaster(BuildMaster):
+    """Buildbot's master, whose database is made current before its first use."""
+
+    _schema_checked = False
+
+    @defer.inlineCallbacks
+    def get_db_config(self, new_config):
+        db_config = yield super().get_db_config(new_config)
+        if not self._schema_checked:
+            try:
+                yield bring_schema_up_to_date(self.basedir, new_config)
+            except Exception as err:
+                # SQLAlchemy's "(psycopg.OperationalError) connection failed: ..." -> the reason
+                cause = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                cause = re.sub(r"^\([\w.]+\) ", "", cause)
+                raise DatabaseUnavailableError(
+                    f"cannot open or prepare the database {stripUrlPassword(db_config.db_url)}: "
+                    f"{cause}") from err
+            self._schema_checked = True
+        return db_config

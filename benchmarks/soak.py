@@ -138,9 +138,9 @@ def main() -> int:
                             done[brid] = builds
                 if not restarted and len(done) >= len(requests) // 2:
                     print(f"  {len(done)} ended: restarting the master", flush=True)
-                    subprocess.run([sys.executable, "-m", "rustfarm.cli", "--config",
+                    subprocess.run([sys.executable, "-m", "rustfarm.cli.main", "--config",
                                     str(farm.config), "down"], check=True, capture_output=True)
-                    subprocess.run([sys.executable, "-m", "rustfarm.cli", "--config",
+                    subprocess.run([sys.executable, "-m", "rustfarm.cli.main", "--config",
                                     str(farm.config), "up", "--no-images"], check=True,
                                    capture_output=True)
                     login(farm)

@@ -17,10 +17,11 @@ from typing import Iterable, Iterator
 
 import docker
 
+from rustfarm.errors import ImagesError
+from rustfarm.progress import duration, Progress
+
 from . import tags
 from .engine import local_image
-from .errors import ImagesError
-from .progress import Progress, duration
 from .recipes import Catalog, Recipe, current_catalog, file_mode
 from .wheels import ensure_wheels
 

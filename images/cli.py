@@ -22,8 +22,7 @@ from docker.errors import DockerException
 from requests.exceptions import RequestException
 
 from rustfarm.errors import FarmError
-
-from .progress import Progress
+from rustfarm.progress import Progress
 
 
 def add_commands(subparsers, parents=()) -> argparse.ArgumentParser:
@@ -73,6 +72,13 @@ def add_commands(subparsers, parents=()) -> argparse.ArgumentParser:
     listing.add_argument("--registry", metavar="HOST:PORT",
                          help="also show what this registry holds")
 
+    recipes = commands.add_parser(
+        "recipes", parents=parents,
+        help="list every image with its content tag, or print one image's Dockerfile")
+    recipes.add_argument("image", nargs="?", metavar="NAME[@TOOLCHAIN]",
+                         help="base, worker, rust@1.96, a target triple (@toolchain: another"
+                              " than the default)")
+
     images.set_defaults(handler=handle)
     return images
 
@@ -116,9 +122,12 @@ def chosen_images(catalog, pins: dict[str, str], targets: list[str] | None,
 
 def _run(args, pins: dict[str, str], docker_host: str | None, out: TextIO) -> int:
     from .engine import connect
-    from .recipes import current_catalog
+    from .recipes import current_catalog, describe
 
     catalog = current_catalog()
+    if args.images_command == "recipes":
+        out.write(describe(catalog, args.image))
+        return 0
     # An unknown target or toolchain fails here, before Docker is asked anything.
     names = chosen_images(catalog, pins, getattr(args, "targets", None),
                           getattr(args, "toolchains", None))
@@ -156,12 +165,3 @@ def _pin(args, names: list[str] | None, out: TextIO) -> int:
     out.write(f"{config}: {len(changes)} pins updated\n" if changes
               else f"{config}: every pin is current\n")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m rustfarm.images build|push|pull|list``: the same commands without
-    farm.yaml (no pins); the engine is DOCKER_HOST's or the local socket."""
-    parser = argparse.ArgumentParser(prog="python -m rustfarm.images")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["images", *(sys.argv[1:] if argv is None else argv)])
-    return args.handler(args, pins={})

@@ -12,7 +12,7 @@ import docker
 from docker.errors import DockerException
 from requests.exceptions import RequestException
 
-from .errors import ImagesError
+from rustfarm.errors import ImagesError
 
 # Builds and pushes can be silent for minutes (committing a large layer).
 LONG_TIMEOUT = 3600

@@ -8,8 +8,8 @@
 Targets and toolchains come from rustfarm/targets.yaml. A recipe's build
 context holds exactly the files its Dockerfile copies (found by reading its COPY
 lines), so the content tag covers everything the image is made of.
-``python -m rustfarm.images.recipes [NAME[@TOOLCHAIN]]`` prints the recipes with
-their content tags, or one image's Dockerfile as it is built.
+``farm images recipes [NAME[@TOOLCHAIN]]`` prints the recipes with their content
+tags, or one image's Dockerfile as it is built.
 """
 
 from __future__ import annotations
@@ -17,16 +17,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from rustfarm.errors import FarmError
-from rustfarm.targets import TargetError, TargetSpec, TargetTable, load_table, target_table
+from rustfarm.errors import ImagesError
+from rustfarm.targets import load_table, target_table, TargetError, TargetSpec, TargetTable
 
 from . import tags
-from .errors import ImagesError
 from .wheels import WheelPin, read_pins
 
 IMAGES_DIR = Path(__file__).resolve().parent
@@ -329,27 +327,14 @@ def current_reference(name: str) -> str:
     return current_catalog().reference(name)
 
 
-def _main(argv: list[str]) -> int:
-    try:
-        catalog = current_catalog()
-        if argv:
-            recipe = catalog.get(argv[0])
-            if recipe.is_rootfs:
-                print(f"# {recipe.repository} is imported from the root filesystem that"
-                      f" {recipe.files[0][0]} writes, with:")
-                print("\n".join(recipe.import_changes))
-            else:
-                print(recipe.dockerfile, end="")
-            return 0
-    except FarmError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for recipe in catalog:
-        parent = recipe.parent or "-"
-        print(f"{catalog.reference(recipe.key):60} from {parent:10} copies "
-              f"{len(recipe.files)} files")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+def describe(catalog: Catalog, name: str | None = None) -> str:
+    """``farm images recipes``: every image with its content tag and parent, or the
+    Dockerfile of one (``name`` or ``name@toolchain``) as it is built."""
+    if name is None:
+        return "".join(f"{catalog.reference(recipe.key):60} from {recipe.parent or '-':10} "
+                       f"copies {len(recipe.files)} files\n" for recipe in catalog)
+    recipe = catalog.get(name)
+    if recipe.is_rootfs:
+        return (f"# {recipe.repository} is imported from the root filesystem that"
+                f" {recipe.files[0][0]} writes, with:\n" + "\n".join(recipe.import_changes) + "\n")
+    return recipe.dockerfile

@@ -18,10 +18,11 @@ from typing import Iterable, Iterator
 
 import docker
 
+from rustfarm.errors import ImagesError
+from rustfarm.progress import duration, Progress
+
 from . import tags
 from .engine import local_image
-from .errors import ImagesError
-from .progress import Progress, duration
 from .recipes import NAMESPACE, Catalog, current_catalog
 
 # Per-layer states worth a line of their own; "Pushing" and "Downloading" only

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ImagesError
+from rustfarm.errors import ImagesError
 
 # The wheels' platform, whatever the host's Python is.
 PLATFORM_ARGS = [

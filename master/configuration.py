@@ -9,7 +9,6 @@ from buildbot.plugins import util
 from rustfarm.farmfile import Farm, FarmFileError
 from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.runtime import Runtime, effective_farm
-
 from rustfarm.state import StateDir
 from rustfarm.workers.ec2 import ec2_reapers
 
@@ -17,7 +16,6 @@ from .builders import builder_configs
 from .compile_jobs import CompileJobs
 from .compile_www import TesselServer
 from .database import database_services, db_config
-from .paths import MasterPaths
 from .prioritizer import prioritize_builders
 from .secret_files import SecretFiles
 from .schedulers import all_schedulers, change_sources
@@ -27,7 +25,7 @@ from .workers import all_workers
 from .www import www_config
 
 
-def services(farm: Farm, runtime: Runtime, paths: MasterPaths) -> list:
+def services(farm: Farm, runtime: Runtime, paths: StateDir) -> list:
     found = list(ec2_reapers(farm))
     if farm.compile.targets:
         found.append(CompileJobs(farm, paths.uploads, farm.farm.url))
@@ -36,7 +34,7 @@ def services(farm: Farm, runtime: Runtime, paths: MasterPaths) -> list:
                                       farm.compile.tessel_target, farm.compile.tessel_anonymous,
                                       f"{farm.farm.url}plugins/compile/"))
     if any(p.kind == "docker" and not p.remote for p in farm.pools.values()):
-        found.append(WorkerSocket(str(StateDir.of(farm).worker_socket), farm.farm.worker_port,
+        found.append(WorkerSocket(str(paths.worker_socket), farm.farm.worker_port,
                                   runtime.worker_host(farm)))
     return found
 
@@ -51,8 +49,8 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
             for problem in err.problems:
                 error(str(problem))
             return {}
-    runtime = runtime or Runtime.from_environment()
-    paths = MasterPaths.of(farm)
+    runtime = runtime or Runtime.of(farm)
+    paths = StateDir.of(farm)
     farm = effective_farm(farm, runtime).farm
     paths.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
     return {

@@ -6,15 +6,16 @@ import functools
 from importlib import resources
 
 from buildbot.process.factory import BuildFactory
+from buildbot.locks import MasterLock
 from buildbot.process.properties import Interpolate, Property, renderer
 from buildbot.steps.transfer import FileDownload, FileUpload, StringDownload
 
 from rustfarm.farmfile import Farm, Project, Target
 from rustfarm.farmfile.model import COMPILE_PROJECT
+from rustfarm.state import StateDir
 from rustfarm.workers.docker import CACHE_DIR
 
 from .builds import FarmBuild
-from .paths import MasterPaths
 from .steps import Cargo, Package, PruneArtifacts, SnapshotSource, ToolchainCheck, Unpack
 
 # Where sources are unpacked and cargo builds: in the builder's directory on a
@@ -60,14 +61,7 @@ def _artifact_places(artifacts: str, url: str) -> tuple[Interpolate, Interpolate
                         "%(prop:target)s/"))
 
 
-def compile_project(farm: Farm) -> Project:
-    """The project uploads build as: release, stripped, no tests, the farm's toolchain."""
-    return Project(name=COMPILE_PROJECT, source="", subdir="", branches=(), poll_interval=0,
-                   targets=farm.compile.targets, profile="release", features=(), test=False,
-                   binaries=(), toolchain=farm.farm.toolchain)
-
-
-def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPaths,
+def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                   in_container: bool) -> BuildFactory:
     """A project's build; for the compile project, an upload's (its source comes with
     the request, its binaries are the crate's, its archive goes back to the client)."""
@@ -106,7 +100,9 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: MasterPat
     factory.buildClass = FarmBuild
     if not upload:
         factory.addStep(SnapshotSource(project, paths.sources, paths.snapshots,
-                                       farm.artifacts.keep, haltOnFailure=True))
+                                       farm.artifacts.keep, haltOnFailure=True,
+                                       locks=[MasterLock(f"snapshot-{project.name}")
+                                              .access("exclusive")]))
     factory.addSteps([
         StringDownload(_worker_tool(), name="send worker tool", workerdest=WORKER_TOOL,
                              workdir="build", haltOnFailure=True),

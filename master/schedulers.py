@@ -9,9 +9,9 @@ from twisted.internet import defer
 from rustfarm.farmfile import Farm, Project
 from rustfarm.names import builder_name, project_force_scheduler, scheduler_id
 from rustfarm.farmfile.model import COMPILE_PROJECT
+from rustfarm.state import StateDir
 
 from .compile_jobs import SCHEDULER_NAME, CompileScheduler
-from .paths import MasterPaths
 from .pollers import HeadsFirstGitPoller
 
 
@@ -157,7 +157,7 @@ def nightly_schedulers(farm: Farm) -> list:
             for project in farm.projects.values()]
 
 
-def change_sources(farm: Farm, paths: MasterPaths) -> list:
+def change_sources(farm: Farm, paths: StateDir) -> list:
     return [HeadsFirstGitPoller(
                 repourl=project.source,
                 project=project.name,

@@ -18,14 +18,6 @@ from rustfarm.farmfile import Project
 from .releases import read_release
 from .snapshots import GitCommands, SnapshotError, make_snapshot, prune_snapshots
 
-_project_locks: dict[str, defer.DeferredLock] = {}
-
-
-def _project_lock(project: str) -> defer.DeferredLock:
-    """One snapshot at a time per project: all targets share the mirror and the tarball."""
-    return _project_locks.setdefault(project, defer.DeferredLock())
-
-
 class SaysHowItEnded:
     """A step whose summary says how it ended ("compile failed: 2 errors"): Buildbot's
     " (failure)" after it would repeat it. Other endings (exception, cancelled) keep theirs."""
@@ -38,7 +30,10 @@ class SaysHowItEnded:
 
 
 class SnapshotSource(SaysHowItEnded, buildstep.BuildStep):
-    """On the master: fetch the project and make the revision's source tarball."""
+    """On the master: fetch the project and make the revision's source tarball.
+
+    One at a time per project, since the project's builders share its git mirror:
+    the factory gives the step the project's MasterLock (master/factories.py)."""
 
     name = "snapshot"
     description = "snapshotting source"
@@ -63,8 +58,6 @@ class SnapshotSource(SaysHowItEnded, buildstep.BuildStep):
         stamp = self.build.getSourceStamp("")
         revision = (stamp.revision if stamp else None) or None
         branch = (stamp.branch if stamp else None) or self.getProperty("branch") or None
-        lock = _project_lock(self.project.name)
-        yield lock.acquire()
         try:
             snapshot = yield threads.deferToThread(
                 make_snapshot, self.project, revision, branch, self.sources, self.snapshots,
@@ -76,8 +69,6 @@ class SnapshotSource(SaysHowItEnded, buildstep.BuildStep):
             yield log.addStderr(f"{err}\n")
             self.descriptionDone = "no source"
             return FAILURE
-        finally:
-            lock.release()
         yield log.addStdout(snapshot.log + "\n")
         self.setProperty("got_revision", snapshot.revision, "Snapshot")
         self.setProperty("revision_label", snapshot.label, "Snapshot")

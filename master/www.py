@@ -5,14 +5,14 @@ from __future__ import annotations
 from buildbot.plugins import util
 
 from rustfarm.farmfile import Farm
+from rustfarm.state import StateDir
 
 from .auth import SecretPasswordAuth
-from .paths import MasterPaths
 
 CONTROL_ROLE = "builders"
 
 
-def www_config(farm: Farm, paths: MasterPaths) -> dict:
+def www_config(farm: Farm, paths: StateDir) -> dict:
     config = {
         "port": f"tcp:{farm.www.port}:interface={farm.www.host}",
         "plugins": {"artifacts": {

@@ -3,3 +3,7 @@
 
 class FarmError(Exception):
     """Something the user can act on; the message says what and where."""
+
+
+class ImagesError(FarmError):
+    """An image command's failure the user can act on: the message says which image."""

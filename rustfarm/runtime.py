@@ -1,21 +1,22 @@
-"""What this machine offers the farm at start: a Docker engine or not. `farm up`
-finds it out and hands it to the master through the environment; without it
-(``buildbot checkconfig``) the farm is taken as declared.
+"""What this machine offers the farm at start: a Docker engine or not, and the farm
+as it runs here.
+
+`farm up` finds it out once (cli/docker_probe.py) and writes it to one file of the
+state directory, ``master/runtime.env``; the master and the other commands read it
+from there (``Runtime.of``). Without the file (a farm never started here) the farm
+is taken as declared.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from .farmfile import Farm, LocalPool
-
-ENV_DOCKER = "RUSTFARM_DOCKER"                  # "on", or "off: <reason>"
+from .state import StateDir
 
 DEFAULT_BRIDGE_GATEWAY = "172.17.0.1"
 
@@ -31,24 +32,23 @@ class Runtime:
     docker: bool = True
     docker_off_reason: str = ""
 
-    def as_environment(self) -> dict[str, str]:
-        return {ENV_DOCKER: "on" if self.docker else f"off: {self.docker_off_reason}"}
-
-    def write_environment_file(self, path: Path) -> None:
-        path.write_text(json.dumps(self.as_environment(), indent=1) + "\n")
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")
 
     @classmethod
-    def from_environment_file(cls, path: Path) -> "Runtime":
+    def read(cls, path: Path) -> "Runtime":
+        """What ``write`` wrote; the farm as declared when there is nothing (readable)."""
         try:
-            return cls.from_environment(json.loads(path.read_text()))
-        except (OSError, ValueError):
+            found = json.loads(path.read_text())
+            return cls(docker=bool(found["docker"]),
+                       docker_off_reason=str(found.get("docker_off_reason", "")))
+        except (OSError, ValueError, KeyError, TypeError):
             return cls()
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Runtime":
-        environ = os.environ if environ is None else environ
-        docker = environ.get(ENV_DOCKER, "on")
-        return cls(docker=docker == "on", docker_off_reason=docker.partition(": ")[2])
+    def of(cls, farm: Farm) -> "Runtime":
+        """What the last `farm up` of this farm found."""
+        return cls.read(StateDir.of(farm).runtime_file)
 
     def worker_host(self, farm: Farm) -> str:
         """Where the master's worker port listens: local workers and local
@@ -103,3 +103,9 @@ def without_docker(farm: Farm) -> Adjusted:
 
 def effective_farm(farm: Farm, runtime: Runtime) -> Adjusted:
     return Adjusted(farm) if runtime.docker else without_docker(farm)
+
+
+def running_farm(farm: Farm) -> Farm:
+    """The farm as its master runs it on this machine: farm.yaml with what the last
+    `farm up` found applied (targets left out without Docker)."""
+    return effective_farm(farm, Runtime.of(farm)).farm

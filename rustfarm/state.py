@@ -18,10 +18,21 @@ from .farmfile import Farm
 @dataclass(frozen=True)
 class StateDir:
     root: Path
+    # farm.yaml's artifacts.directory: in the state directory unless set elsewhere.
+    artifacts_dir: Path | None = None
 
     @classmethod
     def of(cls, farm: Farm) -> "StateDir":
-        return cls(farm.farm.state_dir)
+        return cls(farm.farm.state_dir, farm.artifacts.directory)
+
+    @property
+    def artifacts(self) -> Path:
+        return self.artifacts_dir or self.root / "artifacts"
+
+    @property
+    def uploads(self) -> Path:
+        """Compile jobs: each upload and its results, for a while."""
+        return self.root / "uploads"
 
     @property
     def master(self) -> Path:

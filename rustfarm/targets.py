@@ -2,13 +2,12 @@
 
 Everything else asks this module what a target is: the images build from it,
 farm.yaml is checked against it, the master takes runners and variables from
-it. ``python -m rustfarm.targets`` prints the table as images/README.md shows it.
+it. ``farm targets --markdown`` prints the table as images/README.md shows it.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -309,7 +308,3 @@ def markdown_table(table: TargetTable | None = None) -> str:
         lines.append(f"| `{t.triple}` | {t.libc} | `{linker}` | {runner} | "
                      + " | ".join(std) + f" | {t.binary.describe()} |")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.stdout.write(markdown_table() + "\n")

@@ -14,7 +14,7 @@ import pytest
 
 from rustfarm.images.build import BuildOutcome, build_images
 from rustfarm.images.engine import connect
-from rustfarm.images.progress import Progress
+from rustfarm.progress import Progress
 from rustfarm.images.recipes import Catalog, current_catalog
 from tests.support.docker_engine import require_docker
 from tests.support.registry import LocalRegistry, ensure_registry_binary

@@ -1,4 +1,5 @@
-"""The Python code passes ruff's pyflakes and pycodestyle checks (pyproject.toml)."""
+"""The Python code passes ruff's pyflakes and pycodestyle checks (pyproject.toml), and its
+imports follow the layers the README draws."""
 
 from __future__ import annotations
 
@@ -14,3 +15,59 @@ def test_ruff_finds_nothing():
     done = subprocess.run([str(ruff), "check", "rustfarm", "master", "workers", "images",
                            "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# -- layers: each package imports only from the layers below it --------------------------
+
+# Folder, package, layer (README "Layers"): a package imports only from lower layers;
+# images and workers, side by side, not from each other.
+LAYERS = [("rustfarm", "rustfarm", 0), ("images", "rustfarm.images", 1),
+          ("workers", "rustfarm.workers", 1), ("master", "rustfarm.master", 2),
+          ("cli", "rustfarm.cli", 3)]
+
+
+def _package_of(module: str) -> str | None:
+    for _, package, _ in sorted(LAYERS, key=lambda layer: -len(layer[1])):
+        if module == package or module.startswith(package + "."):
+            return package
+    return None
+
+
+def imports_between_packages() -> list[tuple[str, str, str]]:
+    """(importing module, its package, imported package) for every import in the farm's
+    Python packages that crosses from one package to another."""
+    import ast
+    found = []
+    for folder, package, _ in LAYERS:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            relative = path.relative_to(REPO / folder).with_suffix("")
+            parts = [p for p in relative.parts if p != "__init__"]
+            module = ".".join([package, *parts])
+            here = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    if node.level:
+                        base = here.split(".")[: len(here.split(".")) - node.level + 1]
+                        names = [".".join(base + ([node.module] if node.module else []))]
+                    else:
+                        names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    target = _package_of(name)
+                    if target and target != package:
+                        found.append((module, package, target))
+    return found
+
+
+def test_imports_run_one_way_through_the_layers():
+    layer = {package: rank for _, package, rank in LAYERS}
+    wrong = sorted({f"{module} imports {target}"
+                    for module, package, target in imports_between_packages()
+                    if layer[target] >= layer[package]})
+    assert not wrong, "imports against the layering (README, Layers):\n" + "\n".join(wrong)
+    # The command line talks to a running master through its REST API, never its code.
+    assert not [m for m, package, target in imports_between_packages()
+                if package == "rustfarm.cli" and target == "rustfarm.master"]

@@ -94,3 +94,25 @@ def test_list_shows_pins_and_which_are_stale(built_chain, docker_client):
             f" current is {built_chain.catalog.content_tag('mipsel-unknown-linux-gnu')}") in lines
     assert ("farm.yaml pins sparc64-unknown-linux-gnu@1.96 to rustfarm/sparc64-unknown-linux-gnu:"
             "1.96-0123456789ab, but no image recipe has that name") in lines
+
+
+def test_recipes_lists_the_images_or_prints_one_dockerfile_without_docker(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    farm = str(Path(sys.executable).parent / "farm")
+    # No farm.yaml here, and no Docker asked: the recipes alone.
+    listing = subprocess.run([farm, "images", "recipes"], cwd=tmp_path, capture_output=True,
+                             text=True, env={"PATH": "/usr/bin:/bin",
+                                             "DOCKER_HOST": "tcp://127.0.0.1:9"})
+    assert listing.returncode == 0, listing.stderr
+    assert current_reference("mipsel-unknown-linux-musl") in listing.stdout
+    assert "rustfarm/base:" in listing.stdout
+    dockerfile = subprocess.run([farm, "images", "recipes", "mipsel-unknown-linux-musl"],
+                                cwd=tmp_path, capture_output=True, text=True)
+    assert dockerfile.returncode == 0 and dockerfile.stdout.startswith("#")
+    assert "\nFROM " in dockerfile.stdout and "mipsel-unknown-linux-musl" in dockerfile.stdout
+    unknown = subprocess.run([farm, "images", "recipes", "sparc64-unknown-linux-gnu"],
+                             cwd=tmp_path, capture_output=True, text=True)
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+    assert unknown.stderr.startswith("error: no image named 'sparc64-unknown-linux-gnu'")

@@ -219,7 +219,7 @@ def test_worker_wheels_are_pinned_with_hashes():
 
 def test_readme_shows_the_current_targets_table():
     readme = (IMAGES_DIR / "README.md").read_text()
-    assert markdown_table() in readme, "regenerate the table: python -m rustfarm.targets"
+    assert markdown_table() in readme, "regenerate the table: farm targets --markdown"
 
 
 def test_shell_scripts_pass_shellcheck():

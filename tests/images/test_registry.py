@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from rustfarm.images.inventory import format_inventory, inventory
-from rustfarm.images.progress import Progress
+from rustfarm.progress import Progress
 from rustfarm.images.registry import RegistryError, pull_images, push_images, registry_tags
 from tests.support.registry import LocalRegistry, ensure_registry_binary
 

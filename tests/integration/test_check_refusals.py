@@ -52,3 +52,12 @@ def test_a_store_that_would_serve_the_whole_machine(tmp_path):
         "farm.yaml:5: artifacts.directory: / is a system directory: it is served to anyone "
         "without a login; give a directory of its own (default: artifacts, in the state "
         "directory)"])
+
+
+def test_a_pool_too_small_for_its_builders(tmp_path):
+    # 1,100 builders on one worker: a worker serves at most 1,000, so no build could start.
+    projects = "".join(f"  p{i:03d}: {{source: {EXAMPLE}}}\n" for i in range(1100))
+    config = tmp_path / "farm.yaml"
+    config.write_text(BODY.split("projects:")[0] + "projects:\n" + projects)
+    assert check(config) == (1, ["farm: workers.local: 1100 builders need at least 2 workers "
+                                 "(a worker serves at most 1000 builders; the pool has 1)"])

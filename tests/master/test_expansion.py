@@ -139,11 +139,15 @@ def test_checkconfig_reports_farm_file_problems(tmp_path):
     assert "Traceback" not in done.stdout + done.stderr
 
 
-def test_builders_table_prints(capsys):
-    from rustfarm.master import builders
-    builders.main([str(REPO / "farm.yaml")])
-    out = capsys.readouterr().out
-    assert "hello:mipsel-unknown-linux-gnu" in out and "docker-1, docker-2" in out
+def test_farm_builders_prints_the_table():
+    done = subprocess.run([str(Path(sys.executable).parent / "farm"), "builders", "--config",
+                           str(REPO / "farm.yaml")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.splitlines()
+    assert header.split() == ["builder", "pool", "workers", "image"]
+    mipsel = next(row for row in rows if row.startswith("hello:mipsel-unknown-linux-gnu "))
+    assert "docker-1, docker-2" in mipsel and "rustfarm/mipsel-unknown-linux-gnu:1.96-" in mipsel
+    assert len(rows) == 2 * len(load(REPO / "farm.yaml").targets)    # hello and compile
 
 
 def test_default_farm_expands_to_every_target_of_the_table(tmp_path):

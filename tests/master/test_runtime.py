@@ -53,17 +53,20 @@ def test_master_config_follows_the_runtime(tmp_path):
     assert not [s for s in no_docker["services"] if s.name == "worker-socket"]
 
 
-def test_runtime_round_trips_through_the_environment(tmp_path):
+def test_runtime_round_trips_through_its_file(tmp_path):
     runtime = Runtime(docker=False, docker_off_reason="no engine at unix:///x")
     path = tmp_path / "runtime.env"
-    runtime.write_environment_file(path)
-    assert Runtime.from_environment_file(path) == runtime
+    runtime.write(path)
+    assert Runtime.read(path) == runtime
+    assert Runtime.read(tmp_path / "none") == Runtime()      # never started: as declared
+    path.write_text("{not json")
+    assert Runtime.read(path) == Runtime()
 
 
 def test_a_socket_left_behind_by_a_stopped_engine_counts_as_no_engine(tmp_path):
     import socket
 
-    from rustfarm.docker_probe import socket_missing
+    from rustfarm.cli.docker_probe import socket_missing
 
     path = tmp_path / "docker.sock"
     assert socket_missing(f"unix://{path}")

@@ -10,20 +10,19 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from buildbot.config.errors import ConfigErrors
 from buildbot.schedulers.forcesched import CollectedValidationError, ForceScheduler
 from sqlalchemy.pool import QueuePool
 from twisted.internet import defer, task
 
 from rustfarm.farmfile import loads
-from rustfarm.master.builders import (MAX_BUILDERS_PER_WORKER, MAX_TAGGED_BUILDERS,
-                                      builder_configs, builder_defs, share_workers)
+from rustfarm.builders import MAX_BUILDERS_PER_WORKER, TooFewWorkers, builder_defs, share_workers
+from rustfarm.master.builders import MAX_TAGGED_BUILDERS, builder_configs
 from rustfarm.master.configuration import buildmaster_config
 from rustfarm.master.database import IntegerTextEquality, database_services, db_config
-from rustfarm.master.paths import MasterPaths
 from rustfarm.master.pollers import HeadsFirstGitPoller
 from rustfarm.master.prioritizer import prioritize_builders
 from rustfarm.master.schedulers import BuilderForceScheduler, TargetsForceScheduler
+from rustfarm.state import StateDir
 
 HOST = "x86_64-unknown-linux-gnu"
 TRIPLES = [HOST, "i686-unknown-linux-gnu", "aarch64-unknown-linux-gnu",
@@ -75,11 +74,11 @@ def test_big_pools_keep_each_worker_within_the_limit(workers, builders):
 
 
 def test_too_few_workers_is_a_configuration_error_naming_the_pool():
-    with pytest.raises(ConfigErrors) as raised:
+    with pytest.raises(TooFewWorkers) as raised:
         share_workers("docker", ("docker-1", "docker-2"), 2100)
-    assert raised.value.errors == [
+    assert str(raised.value) == (
         "workers.docker: 2100 builders need at least 3 workers (a worker serves at most 1000 "
-        "builders; the pool has 2)"]
+        "builders; the pool has 2)")
 
 
 def test_1100_builders_on_two_workers(tmp_path):
@@ -89,7 +88,7 @@ def test_1100_builders_on_two_workers(tmp_path):
     load = Counter(name for d in defs for name in d.workernames)
     assert load == {"local-1": 550, "local-2": 550}
     # Tags would cost builders x tagged builders rows at every start.
-    configs = builder_configs(farm, MasterPaths.of(farm))
+    configs = builder_configs(farm, StateDir.of(farm))
     assert all(not c.tags for c in configs) and len(configs) > MAX_TAGGED_BUILDERS
     assert configs[0].properties["target"] == HOST and configs[0].project == "p0000"
 

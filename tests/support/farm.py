@@ -108,5 +108,5 @@ class RunningFarm:
 
 
 def pids_alive(pidfiles: list[Path]) -> list[int]:
-    from rustfarm.lifecycle import read_pid
+    from rustfarm.cli.lifecycle import read_pid
     return [pid for pid in map(read_pid, pidfiles) if pid]

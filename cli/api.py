@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import requests
 
-from .errors import FarmError
-from .farmfile import Farm
-from .state import SecretStore, StateDir, ui_secret_name
+from rustfarm.errors import FarmError
+from rustfarm.farmfile import Farm
+from rustfarm.state import SecretStore, StateDir, ui_secret_name
 
 RESULTS = {None: "running", 0: "success", 1: "warnings", 2: "failure", 3: "skipped",
            4: "exception", 5: "retry", 6: "cancelled"}

@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from rustfarm.errors import FarmError
+from rustfarm.failures import error_lines
+from rustfarm.farmfile import Farm
+from rustfarm.farmfile.errors import did_you_mean
+from rustfarm.names import builder_name, project_force_scheduler
+from rustfarm.progress import say
+from rustfarm.runtime import running_farm
+
 from .api import RESULTS, FarmApi
-from .errors import FarmError
-from .farmfile import Farm
-from .failures import error_lines
-from .farmfile.errors import did_you_mean
-from .names import builder_name, project_force_scheduler
-from .progress import say
 
 FINISHED_OK = (0, 1)   # success, warnings
 FAILED_STEP = (2, 4)   # failure, exception
@@ -24,14 +26,6 @@ class BuildRequest:
     build: dict | None = None
     steps_seen: set[int] = field(default_factory=set)
     done: bool = False
-
-
-def running_farm(farm: Farm) -> Farm:
-    """The farm as the running master serves it (targets left out without Docker)."""
-    from .runtime import Runtime, effective_farm
-    from .state import StateDir
-    runtime = Runtime.from_environment_file(StateDir.of(farm).runtime_file)
-    return effective_farm(farm, runtime).farm
 
 
 def force(farm: Farm, api: FarmApi, project_name: str, targets: list[str], branch: str | None,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import argcomplete
 
-from .errors import FarmError
-from .farmfile import Farm, FarmFileError, known_triples, load
-from .progress import say, warn
+from rustfarm.errors import FarmError
+from rustfarm.farmfile import Farm, FarmFileError, known_triples, load
+from rustfarm.progress import say, warn
 
 
 def _load(args) -> Farm:
@@ -20,7 +20,9 @@ def _load(args) -> Farm:
 
 
 def cmd_check(args) -> int:
+    from rustfarm.builders import builder_defs
     farm = _load(args)
+    builder_defs(farm)          # a pool too small for its builders is refused now
     pools = ", ".join(f"{p.name} ({p.kind})" for p in farm.pools.values())
     builders = sum(len(p.targets) for p in farm.projects.values())
     say(f"{args.config}: fine: {len(farm.projects)} projects, {len(farm.targets)} targets, "
@@ -41,8 +43,8 @@ def cmd_down(args) -> int:
     except FarmFileError as err:
         # An edit gone wrong must not keep a farm from stopping: its state is where
         # farm.yaml's default puts it.
-        from .farmfile.loader import DEFAULT_STATE_DIR
-        from .state import StateDir
+        from rustfarm.farmfile.loader import DEFAULT_STATE_DIR
+        from rustfarm.state import StateDir
         for problem in err.problems:
             warn(str(problem))
         state = StateDir(Path(args.config).resolve().parent / DEFAULT_STATE_DIR)
@@ -93,7 +95,7 @@ def cmd_reload(args) -> int:
 def cmd_token(args) -> int:
     import secrets
 
-    from .state import SecretStore, StateDir, token_secret_name
+    from rustfarm.state import SecretStore, StateDir, token_secret_name
     farm = _load(args)
     if args.user not in farm.www.users:
         raise FarmError(f"'{args.user}' is not listed in www.users of {farm.path.name} "
@@ -122,7 +124,7 @@ def cmd_compile(args) -> int:
 
 
 def cmd_passwd(args) -> int:
-    from .state import SecretStore, StateDir, ui_secret_name
+    from rustfarm.state import SecretStore, StateDir, ui_secret_name
     farm = _load(args)
     if args.user not in farm.www.users:
         raise FarmError(f"'{args.user}' is not listed in www.users of {farm.path.name} "
@@ -143,7 +145,17 @@ def cmd_passwd(args) -> int:
     return 0
 
 
+def cmd_builders(args) -> int:
+    from rustfarm.builders import builders_table
+    sys.stdout.write(builders_table(_load(args)))
+    return 0
+
+
 def cmd_targets(args) -> int:
+    if args.markdown:
+        from rustfarm.targets import markdown_table
+        say(markdown_table())
+        return 0
     if args.known:
         for triple in sorted(known_triples()):
             say(triple)
@@ -157,6 +169,14 @@ def cmd_targets(args) -> int:
 
 
 def cmd_images(args) -> int:
+    if args.images_command == "recipes":          # what the recipes make: no farm needed
+        return args.handler(args)
+    if not args.config.exists() and args.images_command != "pin":
+        # No farm here: every image of the default toolchain, on DOCKER_HOST's engine or
+        # the local one.
+        say(f"no {args.config}: working on every image of the default toolchain")
+        args.config = None
+        return args.handler(args, pins={}, docker_host=None)
     farm = _load(args)
     return args.handler(args, pins=farm.pinned_images(), docker_host=farm.docker_engine())
 
@@ -170,6 +190,7 @@ EXAMPLES = {
   farm reload                         apply an edited farm.yaml; running builds go on
   farm down --wait                    stop once running builds have finished
   farm images build --target mips-unknown-linux-musl
+  farm images recipes mipsel-unknown-linux-musl   the Dockerfile it is built from
 
 --config FILE may come before or after the command.""",
     "check": "example:\n  farm check --config other.yaml",
@@ -185,7 +206,8 @@ EXAMPLES = {
   farm logs hello --target mipsel-unknown-linux-musl --build 3 --step 'cargo build'""",
     "passwd": "examples:\n  farm passwd admin\n  echo 'a long password' | farm passwd admin "
               "--password-stdin",
-    "targets": "examples:\n  farm targets\n  farm targets --known",
+    "targets": "examples:\n  farm targets\n  farm targets --known\n  farm targets --markdown",
+    "builders": "example:\n  farm builders --config other.yaml",
     "compile": """examples:
   farm compile
   farm compile ../blinky --target mipsel-unknown-linux-musl --target aarch64-unknown-linux-musl
@@ -296,7 +318,14 @@ def parser() -> argparse.ArgumentParser:
 
     targets = _command(sub, "targets", common, help="list the farm's targets")
     targets.add_argument("--known", action="store_true", help="list every triple rustc knows")
+    targets.add_argument("--markdown", action="store_true",
+                         help="print rustfarm/targets.yaml as the table of images/README.md")
     targets.set_defaults(func=cmd_targets)
+
+    _command(sub, "builders", common, help="list the builders farm.yaml makes",
+             description="Every builder farm.yaml makes (one per project and target, and one"
+             " per target that uploads build for) with its pool, workers and image."
+             ).set_defaults(func=cmd_builders)
 
     from rustfarm.images.cli import add_commands
     add_commands(sub, parents=[common]).set_defaults(func=cmd_images)

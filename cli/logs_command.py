@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from rustfarm.errors import FarmError
+from rustfarm.farmfile import Farm
+from rustfarm.farmfile.errors import did_you_mean
+from rustfarm.names import builder_name
+from rustfarm.progress import say
+
 from .api import RESULTS, FarmApi
-from .errors import FarmError
-from .farmfile import Farm
-from .farmfile.errors import did_you_mean
-from .names import builder_name
-from .progress import say
 
 
 def find_build(farm: Farm, api: FarmApi, project: str, target: str | None,

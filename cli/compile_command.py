@@ -22,10 +22,10 @@ from pathlib import Path
 
 import requests
 
-from .errors import FarmError
-from .farmfile import Farm
-from .progress import say
-from .state import SecretStore, StateDir, token_secret_name
+from rustfarm.errors import FarmError
+from rustfarm.farmfile import Farm
+from rustfarm.progress import say
+from rustfarm.state import SecretStore, StateDir, token_secret_name
 
 POLL = 1.0
 

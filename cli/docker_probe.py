@@ -10,10 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from .farmfile import Farm
-from .farmfile.model import LOCAL_DOCKER_ENGINE
-from .progress import say
-from .runtime import Runtime
+from rustfarm.farmfile import Farm
+from rustfarm.farmfile.model import LOCAL_DOCKER_ENGINE
+from rustfarm.progress import say
+from rustfarm.runtime import Runtime
 
 DOCKERD_WAIT = 60
 

@@ -10,18 +10,18 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from rustfarm.errors import FarmError
+from rustfarm.farmfile import Farm
+from rustfarm.progress import say
+from rustfarm.runtime import Adjusted, Runtime, effective_farm
+from rustfarm.state import SecretStore, StateDir, ui_secret_name, worker_secret_name
 
 from .api import FarmApi
-from .errors import FarmError
-from .farmfile import Farm
 from .docker_probe import missing_images, probe
-from .progress import say
-from .runtime import Runtime, effective_farm
-from .state import SecretStore, StateDir, ui_secret_name, worker_secret_name
 from .tacfiles import write_master_tac, write_worker_tac
 
 
@@ -206,6 +206,21 @@ class Farmhouse:
     """The processes of one farm, found through its state directory."""
 
     farm: Farm
+    # The farm as it runs on this machine: what `farm up` found (runtime), and farm.yaml
+    # with it applied (adjusted), worked out once by runs_with.
+    runtime: Runtime = field(default_factory=Runtime)
+    adjusted: Adjusted | None = None
+
+    def runs_with(self, runtime: Runtime) -> Farm:
+        self.runtime = runtime
+        self.adjusted = effective_farm(self.farm, runtime)
+        return self.adjusted.farm
+
+    @property
+    def running(self) -> Farm:
+        if self.adjusted is None:
+            return self.runs_with(Runtime.of(self.farm))
+        return self.adjusted.farm
 
     @property
     def state(self) -> StateDir:
@@ -229,15 +244,15 @@ class Farmhouse:
         running = read_pid(self.state.master_pidfile)
         if running:
             say(f"master already running (pid {running})")
-            runtime = Runtime.from_environment_file(self.state.runtime_file)
-            self.ensure_secrets(runtime)
+            self.runs_with(Runtime.of(self.farm))
+            self.ensure_secrets()
         else:
-            runtime = probe(self.farm, dockerd_log=self.state.root / "dockerd.log")
-            self.report_runtime(runtime)
-            self.ensure_secrets(runtime)
-            since = self.launch_master(runtime)
+            self.runs_with(probe(self.farm, dockerd_log=self.state.root / "dockerd.log"))
+            self.report_runtime()
+            self.ensure_secrets()
+            since = self.launch_master()
             # Started with the master: each waits for its port, then connects at once.
-            starting = self.start_local_workers(runtime)
+            starting = self.start_local_workers()
             try:
                 self.wait_for_master(since)
             except BaseException:
@@ -246,9 +261,9 @@ class Farmhouse:
                 raise
             self.finish_starting_local_workers(starting)
         if running:
-            self.finish_starting_local_workers(self.start_local_workers(runtime))
-        self.wait_until_ready(wait, runtime)
-        if runtime.uses_docker(self.farm):
+            self.finish_starting_local_workers(self.start_local_workers())
+        self.wait_until_ready(wait)
+        if self.runtime.uses_docker(self.farm):
             return self.build_missing_images(build=build_images)
         return True
 
@@ -256,7 +271,7 @@ class Farmhouse:
         """List the pinned images the engine lacks; build those the recipes make exactly."""
         from rustfarm.images.build import build_images
         from rustfarm.images.engine import connect
-        from rustfarm.images.errors import ImagesError
+        from rustfarm.errors import ImagesError
         from rustfarm.images.recipes import current_catalog
 
         missing = missing_images(self.farm)
@@ -300,19 +315,18 @@ class Farmhouse:
         say("every pinned worker image is built")
         return True
 
-    def ensure_secrets(self, runtime: Runtime) -> None:
+    def ensure_secrets(self) -> None:
         """A password for every worker (also those added without Docker) and UI user."""
         store = SecretStore(self.state.secrets)
-        effective = Farmhouse(effective_farm(self.farm, runtime).farm)
-        for name in set(self.all_workers()) | set(effective.all_workers()):
+        for name in set(self.all_workers()) | set(Farmhouse(self.running).all_workers()):
             store.ensure(worker_secret_name(name))
         for user in self.farm.www.users:
             if store.ensure(ui_secret_name(user)):
                 say(f"created a password for web UI user '{user}' in "
                     f"{store.path(ui_secret_name(user))} (change it: farm passwd {user})")
 
-    def report_runtime(self, runtime: Runtime) -> None:
-        adjusted = effective_farm(self.farm, runtime)
+    def report_runtime(self) -> None:
+        runtime, adjusted = self.runtime, self.adjusted
         if runtime.docker:
             if runtime.uses_docker(self.farm):
                 say("Docker engine answers: builds run in containers without network,"
@@ -324,11 +338,11 @@ class Farmhouse:
         if adjusted.disabled:
             say(f"  not built until a Docker engine answers: {', '.join(adjusted.disabled)}")
 
-    def launch_master(self, runtime: Runtime) -> int:
+    def launch_master(self) -> int:
         """Start the master's process; the offset of its log where this start's lines begin."""
         farm = self.farm
         for host, port, key in ((farm.www.host, farm.www.port, "www.port"),
-                                (runtime.worker_host(farm), farm.farm.worker_port,
+                                (self.runtime.worker_host(farm), farm.farm.worker_port,
                                  "farm.worker_port")):
             if port and port_in_use(host, port):
                 raise FarmError(f"cannot start the master: port {port} on {host} ({key} in "
@@ -339,8 +353,8 @@ class Farmhouse:
         if read_pid(self.state.master_pidfile) is None:
             self.state.master_pidfile.unlink(missing_ok=True)
         configfile = Path(str(resources.files("rustfarm.master").joinpath("master.cfg")))
-        write_master_tac(master_dir, configfile, farm.path, runtime.as_environment())
-        runtime.write_environment_file(self.state.runtime_file)
+        write_master_tac(master_dir, configfile, farm.path)
+        self.runtime.write(self.state.runtime_file)       # the master reads it from there
         # Left by farms whose database `buildbot upgrade-master` made; the master does it now.
         (master_dir / ".buildbot-version").unlink(missing_ok=True)
         log = self.state.master_log
@@ -383,13 +397,13 @@ class Farmhouse:
             time.sleep(0.1)
         return read_pid(self.state.master_pidfile) is not None
 
-    def start_local_workers(self, runtime: Runtime) -> dict[str, subprocess.Popen]:
+    def start_local_workers(self) -> dict[str, subprocess.Popen]:
         """Start the local workers not running yet (all at once: each `buildbot-worker
         start` takes most of a second). Each start returns once its worker reaches the
-        master's port (rustfarm/tacfiles.py)."""
-        farm = effective_farm(self.farm, runtime).farm
+        master's port (cli/tacfiles.py)."""
+        farm = self.running
         store = SecretStore(self.state.secrets)
-        host = runtime.worker_host(farm)
+        host = self.runtime.worker_host(farm)
         starting = {}
         for name in Farmhouse(farm).local_workers():
             basedir = self.state.worker(name)
@@ -410,10 +424,10 @@ class Farmhouse:
                 raise FarmError(f"local worker {name} failed to start:\n{output}"[-2000:])
             say(f"started local worker {name}")
 
-    def wait_until_ready(self, wait: float, runtime: Runtime) -> None:
+    def wait_until_ready(self, wait: float) -> None:
         api = self.api
         deadline = time.monotonic() + wait
-        expected = set(Farmhouse(effective_farm(self.farm, runtime).farm).local_workers())
+        expected = set(Farmhouse(self.running).local_workers())
         while time.monotonic() < deadline:
             if not read_pid(self.state.master_pidfile):
                 raise FarmError("the master stopped while starting; from its log:\n"
@@ -440,8 +454,8 @@ class Farmhouse:
         if pid is None:
             raise FarmError(f"the farm is not running; `farm up` starts it with "
                             f"{self.farm.path.name}")
-        runtime = Runtime.from_environment_file(self.state.runtime_file)
-        self.ensure_secrets(runtime)          # new workers and users need theirs first
+        self.runs_with(Runtime.of(self.farm))
+        self.ensure_secrets()          # new workers and users need theirs first
         log = self.state.master_log
         since = log.stat().st_size if log.exists() else 0
         say(f"reloading {self.farm.path.name} into the running master (pid {pid})")
@@ -450,8 +464,8 @@ class Farmhouse:
         if outcome.applied:
             say(f"the master now runs {self.farm.path.name} (reconfigured in "
                 f"{outcome.seconds:.1f} s)")
-            self.finish_starting_local_workers(self.start_local_workers(runtime))
-            self.wait_until_ready(120, runtime)
+            self.finish_starting_local_workers(self.start_local_workers())
+            self.wait_until_ready(120)
             return True
         say(f"the master refused {self.farm.path.name} and keeps its running configuration:")
         for line in outcome.messages:

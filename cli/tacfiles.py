@@ -20,7 +20,6 @@ from rustfarm.master.buildmaster import FarmMaster
 basedir = {basedir!r}
 configfile = {configfile!r}
 os.environ["RUSTFARM_CONFIG"] = {farm_yaml!r}
-os.environ.update({environment!r})
 
 # note: this line is matched against to check that this is a buildmaster
 # directory; do not edit it.
@@ -75,11 +74,9 @@ s.setServiceParent(application)
 """
 
 
-def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path,
-                     environment: dict[str, str]) -> None:
+def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path) -> None:
     (basedir / "buildbot.tac").write_text(MASTER_TAC.format(
-        basedir=str(basedir), configfile=str(configfile), farm_yaml=str(farm_yaml),
-        environment=environment))
+        basedir=str(basedir), configfile=str(configfile), farm_yaml=str(farm_yaml)))
 
 
 def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_file: Path) -> None:

@@ -15,6 +15,9 @@ from rustfarm.farmfile import Farm, FarmFileError, known_triples, load
 from rustfarm.progress import say, warn
 
 
+DEFAULT_CONFIG = Path("farm.yaml")
+
+
 def _load(args) -> Farm:
     return load(args.config)
 
@@ -171,7 +174,8 @@ def cmd_targets(args) -> int:
 def cmd_images(args) -> int:
     if args.images_command == "recipes":          # what the recipes make: no farm needed
         return args.handler(args)
-    if not args.config.exists() and args.images_command != "pin":
+    if args.config == DEFAULT_CONFIG and not args.config.exists() \
+            and args.images_command != "pin":
         # No farm here: every image of the default toolchain, on DOCKER_HOST's engine or
         # the local one.
         say(f"no {args.config}: working on every image of the default toolchain")
@@ -225,7 +229,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="farm", description="Run and use a rustfarm build farm.",
                                   epilog=EXAMPLES[None],
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    top.add_argument("--config", default="farm.yaml", type=Path,
+    top.add_argument("--config", default=DEFAULT_CONFIG, type=Path,
                      help="the farm file (default: ./farm.yaml)")
     # The same option after the command; given there, it wins.
     common = argparse.ArgumentParser(add_help=False)

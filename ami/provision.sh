@@ -2,16 +2,20 @@
 # Turn a fresh Debian or Ubuntu instance into a rustfarm worker base image.
 # Run as root (packer does, through sudo); running it again changes nothing.
 #
-#   provision.sh [PATH-TO-rustfarm-boot]     default: /tmp/rustfarm-boot
+#   provision.sh [PATH-TO-rustfarm-boot [PATH-TO-userdata.py]]
+#       defaults: /tmp/rustfarm-boot and /tmp/rustfarm-userdata.py
 #
-# Installs the Docker engine from the distribution, curl and cron; makes the
-# user "rustbuild" (and the cloud image's login user, when there is one) able
-# to run docker without sudo; installs rustfarm-boot and the cron line that
-# starts it at every boot.
+# Installs the Docker engine from the distribution, curl, cron, socat and
+# python3; makes the user "rustbuild" (and the cloud image's login user, when
+# there is one) able to run docker without sudo; installs rustfarm-boot, the
+# user-data parser it shares with the master (rustfarm/userdata.py) and the
+# cron line that starts it at every boot.
 
 set -euo pipefail
 
 BOOT_SCRIPT_SOURCE=${1:-/tmp/rustfarm-boot}
+PARSER_SOURCE=${2:-/tmp/rustfarm-userdata.py}
+readonly PARSER=/usr/local/lib/rustfarm/userdata.py
 readonly WORKER_USER=rustbuild
 # Login users of Debian's and Ubuntu's cloud images, added to group docker
 # when they exist so that an operator can look at the worker without sudo.
@@ -30,6 +34,10 @@ if [[ ! -f $BOOT_SCRIPT_SOURCE ]]; then
     say "no rustfarm-boot at $BOOT_SCRIPT_SOURCE" >&2
     exit 1
 fi
+if [[ ! -f $PARSER_SOURCE ]]; then
+    say "no user-data parser (rustfarm/userdata.py) at $PARSER_SOURCE" >&2
+    exit 1
+fi
 
 export DEBIAN_FRONTEND=noninteractive
 # On first boot cloud-init (and Ubuntu's unattended-upgrades) may hold apt's lock.
@@ -41,10 +49,10 @@ apt_get() {
     apt-get -q -o DPkg::Lock::Timeout=600 "$@"
 }
 
-say "installing docker.io, curl, cron and socat"
+say "installing docker.io, curl, cron, socat and python3"
 apt_get update
 apt_get install -y --no-install-recommends \
-    ca-certificates coreutils cron curl docker.io socat
+    ca-certificates coreutils cron curl docker.io python3 socat
 
 say "making $WORKER_USER a docker user"
 if ! id -u "$WORKER_USER" >/dev/null 2>&1; then
@@ -57,8 +65,9 @@ for login_user in "${LOGIN_USERS[@]}"; do
     fi
 done
 
-say "installing rustfarm-boot and $CRON_FILE"
+say "installing rustfarm-boot, $PARSER and $CRON_FILE"
 install -D -m 0755 -o root -g root "$BOOT_SCRIPT_SOURCE" /usr/local/sbin/rustfarm-boot
+install -D -m 0644 -o root -g root "$PARSER_SOURCE" "$PARSER"
 # Runs as root: it powers the instance off. Its own log lines go to syslog
 # under the tag rustfarm-boot; everything it prints (the same lines and the
 # worker's output) goes to syslog under rustfarm-worker.

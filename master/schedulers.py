@@ -164,7 +164,8 @@ def change_sources(farm: Farm, paths: StateDir) -> list:
                 branches=list(project.branches),
                 pollInterval=project.poll_interval,
                 pollAtLaunch=True,
-                workdir=str(paths.sources / f"{project.name}.poller"))
+                # The snapshot step's mirror (master/snapshots.py): one clone per project.
+                workdir=str(paths.sources / f"{project.name}.git"))
             for project in farm.projects.values() if project.polls]
 
 

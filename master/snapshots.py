@@ -1,8 +1,9 @@
 """Source snapshots made on the master: one tarball per project revision.
 
-Workers never fetch sources themselves: the master keeps a mirror of each git
-project (or reads a local directory), makes ``<revision>.tar.gz`` once, and every
-target's build downloads that same file. Workers need neither git credentials
+Workers never fetch sources themselves: the master keeps one mirror of each git
+project, ``sources/<project>.git``, which its git poller fetches into too (or reads
+a local directory), makes ``<revision>.tar.gz`` once, and every target's build
+downloads that same file. Workers need neither git credentials
 nor network access, which matters for containers and EC2 instances.
 """
 
@@ -120,19 +121,13 @@ def _git_snapshot(project: Project, revision: str | None, branch: str | None,
     log = []
     timeout = project.fetch_timeout
     if not (mirror / "HEAD").exists():
-        log.append(f"cloning {project.source} into the master's mirror")
-        partial = mirror.with_name(mirror.name + ".partial")
-        _remove_tree(partial)
-        try:
-            _git(git, "clone", "--mirror", "--quiet", project.source, str(partial),
-                 timeout=timeout)
-        except SnapshotError:
-            _remove_tree(partial)
-            raise
-        os.replace(partial, mirror)
-    else:
-        log.append(f"fetching {project.source}")
-        _git(git, "remote", "update", "--prune", cwd=mirror, timeout=timeout)
+        log.append(f"making the master's mirror of {project.source}")
+        _git(git, "init", "--bare", "--quiet", str(mirror))
+    log.append(f"fetching {project.source}")
+    # Branches and tags only, pruned within them: the project's git poller keeps its
+    # own refs (refs/buildbot/...) in this same repository, its workdir.
+    _git(git, "fetch", "--quiet", "--prune", "--no-auto-gc", project.source,
+         "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", cwd=mirror, timeout=timeout)
     wanted = revision or f"refs/heads/{branch or project.branches[0]}"
     try:
         commit = _git(git, "rev-parse", "--verify", "--quiet", f"{wanted}^{{commit}}",
@@ -151,11 +146,6 @@ def _git_snapshot(project: Project, revision: str | None, branch: str | None,
     _write_atomically(path, _gzip(archive.stdout))
     log.append(f"snapshot {path.name}: {path.stat().st_size} bytes")
     return Snapshot(commit, path, "\n".join(log))
-
-
-def _remove_tree(path: Path) -> None:
-    import shutil
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _directory_files(root: Path) -> list[Path]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
-
-from buildbot import config
+from typing import Mapping
 
 TAG_FARM = "rustfarm:farm"
 TAG_POOL = "rustfarm:pool"
@@ -34,19 +33,20 @@ SPOT_UNAVAILABLE_CODES = frozenset({
 })
 
 
-def check_tags(tags, where: str) -> None:
-    """config.error for user tags that are not str -> str or use a reserved prefix."""
+def tag_problems(tags) -> list[str]:
+    """User tags that are not str -> str, or use a reserved prefix."""
     if tags is None:
-        return
-    if not isinstance(tags, dict):
-        config.error(f"{where}: tags must be a dict of str to str")
-        return
+        return []
+    if not isinstance(tags, Mapping):
+        return ["tags must be a dict of str to str"]
+    found = []
     for key, value in tags.items():
         if not isinstance(key, str) or not isinstance(value, str):
-            config.error(f"{where}: tag {key!r} must map a string to a string")
+            found.append(f"tag {key!r} must map a string to a string")
         elif key.startswith(RESERVED_TAG_PREFIXES):
-            config.error(f"{where}: tag {key!r} uses a reserved prefix "
+            found.append(f"tag {key!r} uses a reserved prefix "
                          f"({', '.join(RESERVED_TAG_PREFIXES)})")
+    return found
 
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -108,11 +108,12 @@ class Ec2Connector:
             return client
 
 
-def check_connection_settings(endpoint_url, access_key_id, secret_access_key,
-                              where: str) -> None:
-    """config.error for half an access key pair or an empty endpoint."""
+def connection_problems(endpoint_url, access_key_id, secret_access_key) -> list[str]:
+    """Half an access key pair, or an empty endpoint."""
+    found = []
     if (access_key_id is None) != (secret_access_key is None):
-        config.error(f"{where}: give both aws_access_key_id and aws_secret_access_key, "
-                     "or neither (then the environment's credentials are used)")
+        found.append("give both aws_access_key_id and aws_secret_access_key, or neither "
+                     "(then the environment's credentials are used)")
     if endpoint_url == "":
-        config.error(f"{where}: endpoint_url must not be empty (None: from the environment)")
+        found.append("endpoint_url must not be empty (None: from the environment)")
+    return found

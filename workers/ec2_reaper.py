@@ -25,7 +25,7 @@ from buildbot import config
 from buildbot.util import service
 
 from .ec2_api import (LIVE_STATES, TAG_FARM, TAG_POOL, TAG_WORKER, Ec2Connector, age_text,
-                      check_connection_settings, tags_of)
+                      connection_problems, tags_of)
 
 
 class FarmEC2Reaper(service.BuildbotService):
@@ -42,7 +42,9 @@ class FarmEC2Reaper(service.BuildbotService):
             config.error(f"{where}: regions must be a list of region names")
         if not isinstance(interval, (int, float)) or interval <= 0:
             config.error(f"{where}: interval must be a positive number of seconds")
-        check_connection_settings(endpoint_url, aws_access_key_id, aws_secret_access_key, where)
+        for problem in connection_problems(endpoint_url, aws_access_key_id,
+                                           aws_secret_access_key):
+            config.error(f"{where}: {problem}")
 
     def __init__(self, farm=None, regions=None, interval=300, name=None, **kwargs):
         super().__init__(farm=farm, regions=regions, interval=interval,

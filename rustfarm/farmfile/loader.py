@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 from importlib import resources
+from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Any
 
 from rustfarm.targets import HOST_TRIPLE, TargetTable, image_toolchain, target_table
+from rustfarm.userdata import value_problem
 
 from .errors import FarmFileError, Problem, did_you_mean
 from .model import (COMPILE_PROJECT, ArtifactSettings, CompileSettings, CrateSource,
@@ -206,6 +208,11 @@ class _Builder:
                 top.error(top.key_line("workers"), f"workers.{pool.name}",
                           "an ec2 pool needs farm.master_address: the address its instances "
                           "reach the master at")
+        endpoints = {p.endpoint_url for p in pools.values() if p.kind == "ec2"}
+        if len(endpoints) > 1:
+            top.error(top.key_line("workers"), "workers",
+                      "the ec2 pools of a farm share one endpoint_url (its orphan-instance "
+                      f"reaper asks one), not {', '.join(sorted(e or 'none' for e in endpoints))}")
         targets = self.targets(top, pools, farm.toolchain)
         projects = self.projects(top, targets, pools, farm.toolchain)
         for name in projects:
@@ -455,6 +462,14 @@ class _Builder:
             idle_timeout=s.integer("idle_timeout", 0, minimum=0),
             connect_timeout=s.integer("connect_timeout", 600, minimum=10),
             image_registry=s.text("image_registry"),
+            # The boot script's rules (rustfarm/userdata.py): a value it would refuse is
+            # refused here, with its line, rather than by an instance that powers off.
+            memory=s.text("memory", None, check=_user_data_rule("memory")),
+            cpus=s.number("cpus", None, minimum=0.01, maximum=9999),
+            pids_limit=s.integer("pids_limit", None, minimum=64, maximum=999_999_999),
+            max_lifetime=s.integer("max_lifetime", None, minimum=60, maximum=9_999_999,
+                                   why="seconds an instance may run its worker"),
+            endpoint_url=s.text("endpoint_url", "", check=_endpoint_problem),
         )
 
     def targets(self, top: Section, pools: dict[str, Pool],
@@ -618,12 +633,27 @@ class _Builder:
         return str(local)
 
 
+def _user_data_rule(key: str):
+    def check(value: str) -> str:
+        problem = value_problem(key, value)
+        return f"{problem}, not '{value}'" if problem else ""
+    return check
+
+
+def _endpoint_problem(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return ""
+    return f"must be an http:// or https:// URL, not '{value}'"
+
+
 _POOL_KEYS = {
     "local": ("kind", "count"),
     "docker": ("kind", "count", "docker_host", "cpus", "memory"),
     "ec2": ("kind", "max_instances", "region", "ami", "ami_name", "ami_owner", "instance_type",
             "spot", "max_spot_price", "spot_fallback", "subnet_id", "security_group_ids",
             "instance_profile", "keypair_name", "volume_size_gb", "tags", "idle_timeout",
-            "connect_timeout", "image_registry"),
+            "connect_timeout", "image_registry", "memory", "cpus", "pids_limit",
+            "max_lifetime", "endpoint_url"),
 }
 _POOL_KEYS_ALL = tuple(sorted({k for keys in _POOL_KEYS.values() for k in keys}))

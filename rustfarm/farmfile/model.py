@@ -141,6 +141,12 @@ class Ec2Pool:
     idle_timeout: int
     connect_timeout: int
     image_registry: str
+    # The worker container's limits on the instance, and how long an instance may run.
+    memory: str | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+    max_lifetime: int | None = None
+    endpoint_url: str = ""           # EC2's endpoint: "" is boto3's (region, environment)
     kind: str = "ec2"
 
     def worker_names(self) -> tuple[str, ...]:

@@ -34,15 +34,17 @@ printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
 chmod +x /usr/sbin/policy-rc.d
 useradd --create-home admin
 state() {
-    sha256sum /usr/local/sbin/rustfarm-boot /etc/cron.d/rustfarm
-    stat -c '%n %a %U:%G' /usr/local/sbin/rustfarm-boot /etc/cron.d/rustfarm
+    sha256sum /usr/local/sbin/rustfarm-boot /usr/local/lib/rustfarm/userdata.py /etc/cron.d/rustfarm
+    stat -c '%n %a %U:%G' /usr/local/sbin/rustfarm-boot /usr/local/lib/rustfarm/userdata.py \
+        /etc/cron.d/rustfarm
     id rustbuild; id admin
     ls /etc/systemd/system/multi-user.target.wants/
-    dpkg-query -W -f '${Package} ${Status}\n' docker.io curl cron socat
+    dpkg-query -W -f '${Package} ${Status}\n' docker.io curl cron socat python3
 }
-/ami/provision.sh /ami/rustfarm-boot > /tmp/first.log 2>&1; echo "first run: $?"
+/ami/provision.sh /ami/rustfarm-boot /parser/userdata.py > /tmp/first.log 2>&1; echo "first run: $?"
 state > /tmp/first.state
-/ami/provision.sh /ami/rustfarm-boot > /tmp/second.log 2>&1; echo "second run: $?"
+/ami/provision.sh /ami/rustfarm-boot /parser/userdata.py > /tmp/second.log 2>&1
+echo "second run: $?"
 state > /tmp/second.state
 if cmp -s /tmp/first.state /tmp/second.state; then echo "same state"; fi
 echo "--- state"; cat /tmp/second.state
@@ -80,7 +82,9 @@ def test_provision_is_complete_and_idempotent(docker_engine):
     try:
         ran = subprocess.run(
             [docker, "run", "--rm", "--name", name,
-             "-v", f"{harness.REPO_ROOT / 'ami'}:/ami:ro", BASE_IMAGE,
+             "-v", f"{harness.REPO_ROOT / 'ami'}:/ami:ro",
+             "-v", f"{harness.REPO_ROOT / 'rustfarm' / 'userdata.py'}:/parser/userdata.py:ro",
+             BASE_IMAGE,
              "bash", "-c", PROVISION_TWICE],
             capture_output=True, text=True, timeout=600)
     finally:
@@ -93,12 +97,15 @@ def test_provision_is_complete_and_idempotent(docker_engine):
     boot_script_sha = hashlib.sha256(harness.BOOT_SCRIPT.read_bytes()).hexdigest()
     assert f"{boot_script_sha}  /usr/local/sbin/rustfarm-boot" in report
     assert "/usr/local/sbin/rustfarm-boot 755 root:root" in report
+    parser_sha = hashlib.sha256((harness.REPO_ROOT / "rustfarm" / "userdata.py").read_bytes())
+    assert f"{parser_sha.hexdigest()}  /usr/local/lib/rustfarm/userdata.py" in report
+    assert "/usr/local/lib/rustfarm/userdata.py 644 root:root" in report
     assert "/etc/cron.d/rustfarm 644 root:root" in report
     assert "@reboot root /usr/local/sbin/rustfarm-boot 2>&1 | logger -t rustfarm-worker" in report
     id_lines = [line for line in report.splitlines() if line.startswith("uid=")]
     assert len(id_lines) == 2 and all("(docker)" in line for line in id_lines), id_lines
     for unit in ("docker.service", "containerd.service", "cron.service"):
         assert f"\n{unit}\n" in report, unit
-    for package in ("docker.io", "curl", "cron", "socat"):
+    for package in ("docker.io", "curl", "cron", "socat", "python3"):
         assert f"{package} install ok installed" in report
     assert "installed script parses user-data: 0" in report

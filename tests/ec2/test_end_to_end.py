@@ -11,7 +11,7 @@ import time
 import pytest
 
 from rustfarm.cli.lifecycle import process_alive
-from rustfarm.workers.userdata import parse_user_data
+from rustfarm.userdata import parse_user_data
 from tests.support.farm import EXAMPLE, RunningFarm
 from tests.support.moto_server import MotoEc2, aws_env
 

@@ -151,3 +151,9 @@ def test_pushed_commit_builds_every_target_of_the_project(git_farm, project_repo
     assert found[HOST_TARGET]["results"] == 0
     changes = git_farm.api("changes")["changes"]
     assert any(c["revision"] == pushed and c["project"] == "hello" for c in changes)
+    # One clone of the project on the master: the poller's refs beside the branches the
+    # snapshots read.
+    sources = git_farm.state / "sources"
+    assert sorted(p.name for p in sources.iterdir()) == ["hello.git"]
+    refs = git(sources / "hello.git", "for-each-ref", "--format=%(refname)").split()
+    assert "refs/heads/main" in refs and any(r.startswith("refs/buildbot/") for r in refs)

@@ -21,6 +21,7 @@ from buildbot.config.errors import ConfigErrors
 from buildbot.process.properties import Secret
 from buildbot.worker.ec2 import EC2LatentWorker
 
+from rustfarm.workers.ec2_launch import Ec2Launch
 from rustfarm.workers.ec2_reaper import FarmEC2Reaper
 from rustfarm.workers.ec2_worker import FarmEC2LatentWorker
 from tests.support.moto_server import ConnectionRecorder, aws_env, aws_environment, free_port
@@ -52,14 +53,16 @@ def no_aws_but(recorder, **extra):
 def test_constructing_workers_and_reaper_makes_no_connection(recorder):
     with no_aws_but(recorder):
         started = time.monotonic()
-        workers = [FarmEC2LatentWorker(f"ec2-mips-{i}", Secret("ec2-password"), **WORKER_ARGS)
+        workers = [FarmEC2LatentWorker(f"ec2-mips-{i}", Secret("ec2-password"),
+                                       Ec2Launch(**WORKER_ARGS))
                    for i in range(1, 4)]
         workers.append(FarmEC2LatentWorker(
-            "ec2-explicit-1", None, **{**WORKER_ARGS, "ami_name": None, "ami_owner": None,
-                                       "ami": "ami-0123456789abcdef0",
-                                       "aws_access_key_id": Secret("aws-id"),
-                                       "aws_secret_access_key": Secret("aws-key"),
-                                       "endpoint_url": recorder.url}))
+            "ec2-explicit-1", None, Ec2Launch(**{**WORKER_ARGS, "ami_name": None,
+                                                 "ami_owner": None,
+                                                 "ami": "ami-0123456789abcdef0",
+                                                 "aws_access_key_id": Secret("aws-id"),
+                                                 "aws_secret_access_key": Secret("aws-key"),
+                                                 "endpoint_url": recorder.url})))
         reaper = FarmEC2Reaper(farm="rustfarm", interval=60)
         elapsed = time.monotonic() - started
         time.sleep(0.3)  # let a late connection attempt reach the recorder
@@ -84,13 +87,14 @@ def test_buildbot_checkconfig_passes_without_credentials_or_endpoint(tmp_path, r
     (tmp_path / "master.cfg").write_text(textwrap.dedent(f"""\
         from buildbot.plugins import schedulers, steps, util
         from buildbot.process.factory import BuildFactory
+        from rustfarm.workers.ec2_launch import Ec2Launch
         from rustfarm.workers.ec2_reaper import FarmEC2Reaper
         from rustfarm.workers.ec2_worker import FarmEC2LatentWorker
 
         args = {WORKER_ARGS!r}
         names = ["ec2-mips-1", "ec2-mips-2"]
         c = BuildmasterConfig = {{}}
-        c["workers"] = [FarmEC2LatentWorker(n, util.Secret("ec2-password"), **args)
+        c["workers"] = [FarmEC2LatentWorker(n, util.Secret("ec2-password"), Ec2Launch(**args))
                         for n in names]
         c["builders"] = [util.BuilderConfig(
             name="mips", workernames=names,
@@ -132,17 +136,17 @@ def test_buildbot_checkconfig_passes_without_credentials_or_endpoint(tmp_path, r
 ])
 def test_configuration_mistakes_are_config_errors(change, message):
     with pytest.raises(ConfigErrors) as error:
-        FarmEC2LatentWorker("ec2-mips-1", "pw", **{**WORKER_ARGS, **change})
+        FarmEC2LatentWorker("ec2-mips-1", "pw", Ec2Launch(**{**WORKER_ARGS, **change}))
     assert message in str(error.value)
 
 
 def test_worker_names_must_fit_in_user_data():
     with pytest.raises(ConfigErrors, match="user-data"):
-        FarmEC2LatentWorker("ec2 mips 1", "pw", **WORKER_ARGS)
+        FarmEC2LatentWorker("ec2 mips 1", "pw", Ec2Launch(**WORKER_ARGS))
 
 
 def test_errors_are_collected_while_a_config_file_loads():
     with bbconfig.errors.capture_config_errors() as errors:
-        FarmEC2LatentWorker("ec2-mips-1", "pw", **{**WORKER_ARGS, "region": None,
-                                                     "spot_fallback": "no"})
+        FarmEC2LatentWorker("ec2-mips-1", "pw", Ec2Launch(**{**WORKER_ARGS, "region": None,
+                                                               "spot_fallback": "no"}))
     assert len(errors.errors) == 2

@@ -91,3 +91,52 @@ def test_ec2_pool_needs_master_address_and_registry(tmp_path):
         messages = [str(p) for p in err.problems]
     assert any("workers.cloud: an ec2 pool needs farm.master_address" in m for m in messages)
     assert any("workers.cloud.image_registry: missing required key" in m for m in messages)
+
+
+LIMITS = """\
+    memory: 6g
+    cpus: 1.5
+    pids_limit: 2048
+    max_lifetime: 21600
+    endpoint_url: https://ec2.eu-west-1.example.com
+"""
+
+
+def test_container_limits_lifetime_and_endpoint_reach_workers_and_reaper(tmp_path):
+    text = write_farm(tmp_path).read_text().replace("    tags: {team: embedded}\n",
+                                                    "    tags: {team: embedded}\n" + LIMITS)
+    config = buildmaster_config(loads(text, tmp_path / "farm.yaml"))
+    launch = config["workers"][0]._config_args[2]
+    assert launch.user_data_options == {"memory": "6g", "cpus": 1.5, "pids_limit": 2048,
+                                        "max_lifetime": 21600}
+    assert launch.endpoint_url == "https://ec2.eu-west-1.example.com"
+    assert launch.problems() == []
+    [reaper] = [s for s in config["services"] if type(s).__name__ == "FarmEC2Reaper"]
+    assert reaper._config_kwargs["endpoint_url"] == "https://ec2.eu-west-1.example.com"
+    # The user-data an instance gets carries them, as the boot script reads them.
+    from rustfarm.userdata import parse_user_data, render_user_data
+    settings = parse_user_data(render_user_data(
+        image="registry.example.com:5000/rustfarm/x:1", master="203.0.113.10", port=9989,
+        name="cloud-1", password="pw", **launch.user_data_options))
+    assert (settings.memory, settings.cpus, settings.pids_limit, settings.max_lifetime) == \
+        ("6g", "1.5", 2048, 21600)
+
+
+def test_limits_the_boot_script_would_refuse_are_refused_with_their_line(tmp_path):
+    from rustfarm.farmfile import FarmFileError
+    bad = LIMITS.replace("6g", "lots").replace("21600", "10").replace(
+        "https://ec2.eu-west-1.example.com", "ftp://ec2")
+    text = write_farm(tmp_path).read_text().replace("    tags: {team: embedded}\n",
+                                                    "    tags: {team: embedded}\n" + bad)
+    try:
+        loads(text, tmp_path / "farm.yaml")
+        raise AssertionError("loaded")
+    except FarmFileError as err:
+        messages = [str(p) for p in err.problems]
+    assert messages == [
+        "farm.yaml:14: workers.cloud.memory: must be a whole number with an optional unit "
+        "b, k, m or g (Docker's --memory), not 'lots'",
+        "farm.yaml:17: workers.cloud.max_lifetime: must be at least 60, not 10 (seconds an "
+        "instance may run its worker)",
+        "farm.yaml:18: workers.cloud.endpoint_url: must be an http:// or https:// URL, not "
+        "'ftp://ec2'"]

@@ -31,7 +31,7 @@ import pytest
 
 from buildbot.process.results import EXCEPTION, RETRY, SUCCESS
 
-from rustfarm.workers.userdata import parse_user_data
+from rustfarm.userdata import parse_user_data
 from tests.support.moto_server import REGION, MotoEc2, free_port, launch_params_name_worker
 
 pytestmark = pytest.mark.slow
@@ -50,6 +50,7 @@ import os
 from buildbot.plugins import schedulers, secrets, steps, util
 from buildbot.process.factory import BuildFactory
 from buildbot.secrets.providers.base import SecretProviderBase
+from rustfarm.workers.ec2_launch import Ec2Launch
 from rustfarm.workers.ec2_reaper import FarmEC2Reaper
 from rustfarm.workers.ec2_worker import FarmEC2LatentWorker
 
@@ -70,6 +71,8 @@ class SecretsReadWhenAsked(SecretProviderBase):
 
 
 FarmEC2LatentWorker.poll_interval = 0.2
+# Buildbot's own latent-worker options; everything else says what to launch.
+LATENT_WORKER_OPTIONS = ("build_wait_timeout", "check_instance_interval", "missing_timeout")
 c = BuildmasterConfig = {}
 c["workers"], c["builders"] = [], []
 for builder, setup in spec["builders"].items():
@@ -79,7 +82,8 @@ for builder, setup in spec["builders"].items():
             kwargs.update(aws_access_key_id=util.Secret("aws-access-key-id"),
                           aws_secret_access_key=util.Secret("aws-secret-access-key"))
         password = util.Secret(setup.get("password_secret") or "worker-password")
-        c["workers"].append(FarmEC2LatentWorker(name, password, **kwargs))
+        options = {k: kwargs.pop(k) for k in LATENT_WORKER_OPTIONS if k in kwargs}
+        c["workers"].append(FarmEC2LatentWorker(name, password, Ec2Launch(**kwargs), **options))
     command = setup.get("command") or ["echo", "built on", util.Property("instance")]
     c["builders"].append(util.BuilderConfig(
         name=builder, workernames=setup["workers"],

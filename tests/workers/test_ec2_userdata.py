@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rustfarm.workers.userdata import (MARKER, UserDataError, WorkerUserData, parse_user_data,
+from rustfarm.userdata import (MARKER, UserDataError, WorkerUserData, parse_user_data,
                                        render_user_data)
 
 AMI = Path(__file__).resolve().parents[2] / "ami"

@@ -15,17 +15,24 @@ are ignored. ``image``, ``master``, ``port``, ``name`` and ``password`` are
 required; ``memory``, ``cpus`` and ``pids_limit`` (Docker's limits for the
 worker container) and ``max_lifetime`` (seconds after which the instance stops
 its worker and powers off, a safety net against a lost master) are optional.
-The rules below are the boot script's own, so that a value it would refuse is
-refused here, on the master, with a clear message, instead of by an instance
-that powers itself off. EC2 caps user-data at 16 KB; ours stays far below.
+EC2 caps user-data at 16 KB; ours stays far below.
 
-:func:`render_user_data` is what the master sends; :func:`parse_user_data`
-reads it back (tests, and anyone checking an instance's user-data).
+One module reads and checks it on both sides: the master renders user-data with
+:func:`render_user_data` (refusing, with a clear message, a value an instance would
+refuse) and farm.yaml's loader checks the pool's values with :func:`value_problem`;
+on the instance the AMI's boot script runs this file (installed beside it) to
+parse and check what it read::
+
+    python3 userdata.py settings FILE|-
+
+prints one ``KEY=VALUE`` line per setting and exits 0, or prints one problem per
+line and exits 1. It needs Python 3.9 and nothing else.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 
 MARKER = "#rustfarm-worker v1"
@@ -96,13 +103,14 @@ def value_problem(key: str, value: str) -> str | None:
         return "must be 1-1024 characters without control characters"
     if key == "memory":
         return None if re.fullmatch(r"[1-9][0-9]{0,12}[bkmg]?", value) else (
-            "must be a whole number with an optional unit b, k, m or g")
+            "must be a whole number with an optional unit b, k, m or g (Docker's --memory)")
     if key == "cpus":
         return None if (re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,3})?", value)
-                        and re.search(r"[1-9]", value)) else "must be a positive number"
+                        and re.search(r"[1-9]", value)) else (
+            "must be a positive number such as 2 or 1.5 (Docker's --cpus)")
     if key == "pids_limit":
         return None if re.fullmatch(r"[1-9][0-9]{0,8}", value) else (
-            "must be a positive whole number")
+            "must be a positive whole number (Docker's --pids-limit)")
     if key == "max_lifetime":
         return None if re.fullmatch(r"[1-9][0-9]{0,6}", value) else (
             "must be a whole number of seconds, 1 to 9999999")
@@ -140,15 +148,23 @@ def render_user_data(*, image: str, master: str, port: int, name: str, password:
     return "".join([MARKER, "\n"] + [f"{key}={value}\n" for key, value in values.items()])
 
 
-def parse_user_data(text: str | bytes) -> WorkerUserData:
-    """Read user-data as the boot script does; raises UserDataError listing every problem."""
+def read_settings(text: str | bytes) -> tuple[dict[str, str], list[str]]:
+    """The settings of user-data text, and every problem found (none: they are valid)."""
     if isinstance(text, bytes):
-        text = text.decode("utf-8")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return {}, ["user-data is not UTF-8 text"]
     lines = text.split("\n")
     if text.endswith("\n"):
         lines.pop()
-    if not lines or lines[0].rstrip("\r") != MARKER:
-        raise UserDataError(f"line 1: user-data must start with the line '{MARKER}'")
+    first = lines[0].rstrip("\r") if lines else ""
+    if first != MARKER:
+        version = re.fullmatch(r"#rustfarm-worker ([A-Za-z0-9.]{1,10})", first)
+        if version:
+            return {}, [f"line 1: user-data version '{version.group(1)}' is not supported; "
+                        f"this AMI reads '{MARKER}'"]
+        return {}, [f"line 1: user-data must start with the line '{MARKER}'"]
     settings: dict[str, str] = {}
     problems = []
     for number, line in enumerate(lines[1:], start=2):
@@ -160,16 +176,24 @@ def parse_user_data(text: str | bytes) -> WorkerUserData:
             continue
         key, value = line.split("=", 1)
         if key not in REQUIRED_KEYS + OPTIONAL_KEYS:
-            problems.append(f"line {number}: unknown key '{key}'")
+            shown = f" '{key}'" if re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", key) else ""
+            problems.append(f"line {number}: unknown key{shown}")
         elif key in settings:
             problems.append(f"line {number}: key '{key}' is given twice")
         else:
             settings[key] = value
     problems += [f"missing key '{key}'" for key in REQUIRED_KEYS if key not in settings]
-    for key, value in settings.items():
-        problem = value_problem(key, value)
-        if problem:
-            problems.append(_describe(key, value, problem))
+    for key in REQUIRED_KEYS + OPTIONAL_KEYS:
+        if key in settings:
+            problem = value_problem(key, settings[key])
+            if problem:
+                problems.append(_describe(key, settings[key], problem))
+    return settings, problems
+
+
+def parse_user_data(text: str | bytes) -> WorkerUserData:
+    """Read user-data as the boot script does; raises UserDataError listing every problem."""
+    settings, problems = read_settings(text)
     if problems:
         raise UserDataError("; ".join(problems))
     return WorkerUserData(
@@ -178,3 +202,28 @@ def parse_user_data(text: str | bytes) -> WorkerUserData:
         memory=settings.get("memory"), cpus=settings.get("cpus"),
         pids_limit=int(settings["pids_limit"]) if "pids_limit" in settings else None,
         max_lifetime=int(settings["max_lifetime"]) if "max_lifetime" in settings else None)
+
+
+def main(argv: list[str]) -> int:
+    """The boot script's parser: ``settings FILE|-`` (see the module's description)."""
+    if len(argv) != 2 or argv[0] != "settings":
+        sys.stderr.write("usage: userdata.py settings FILE|-\n")
+        return 2
+    try:
+        if argv[1] == "-":
+            text = sys.stdin.buffer.read()
+        else:
+            with open(argv[1], "rb") as handle:
+                text = handle.read()
+    except OSError as err:
+        sys.stdout.write(f"cannot read {argv[1]}: {err.strerror}\n")
+        return 1
+    settings, problems = read_settings(text)
+    # Checked values are single lines: one KEY=VALUE line each, split at the first "=".
+    lines = problems or [f"{key}={value}" for key, value in settings.items()]
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -99,9 +99,11 @@ class Ec2Launch:
             found.append(f"master_host {value_problem('master', self.master_host)}")
         if not isinstance(self.master_port, int) or not 1 <= self.master_port <= 65535:
             found.append("master_port must be a TCP port number")
-        if self.instance_type is None or self.instance_type == "":
+        # Renderables compare lazily (== makes a renderable): ask for text first.
+        if self.instance_type is None or (isinstance(self.instance_type, str)
+                                          and not self.instance_type):
             found.append("instance_type is required")
-        if self.image is None or self.image == "":
+        if self.image is None or (isinstance(self.image, str) and not self.image):
             found.append("image (the worker's container image) is required")
         elif isinstance(self.image, str) and value_problem("image", self.image):
             found.append(f"image {self.image!r} {value_problem('image', self.image)}")

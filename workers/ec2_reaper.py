@@ -129,7 +129,8 @@ class FarmEC2Reaper(service.BuildbotService):
         from .ec2_worker import FarmEC2LatentWorker
 
         return [w for w in self.master.workers.workers.values()
-                if isinstance(w, FarmEC2LatentWorker) and getattr(w, "farm", None) == self.farm]
+                if isinstance(w, FarmEC2LatentWorker)
+                and getattr(w, "launch", None) is not None and w.launch.farm == self.farm]
 
     def _owned(self) -> tuple[set[str], set[str]]:
         owned, launching = set(), set()
@@ -147,7 +148,7 @@ class FarmEC2Reaper(service.BuildbotService):
             self.endpoint_url, *self.credentials)
         regions = self.regions
         if regions is None:
-            regions = sorted({w.region for w in self.farm_workers()})
+            regions = sorted({w.launch.region for w in self.farm_workers()})
             if not regions and not self._warned_no_region:
                 log.msg(f"{self.name}: no EC2 worker of farm {self.farm} on this master and "
                         "no regions given: nothing to watch")

@@ -81,7 +81,8 @@ class FarmEC2LatentWorker(CompatibleLatentWorkerMixin, AbstractLatentWorker):
 
     # -- configuration ---------------------------------------------------------
 
-    def checkConfig(self, name, password=None, launch=None, **kwargs):
+    # An instance serves one build unless told to wait for more (build_wait_timeout).
+    def checkConfig(self, name, password=None, launch=None, build_wait_timeout=0, **kwargs):
         where = f"FarmEC2LatentWorker {name!r}"
         if isinstance(name, str) and value_problem("name", name):
             config.error(f"{where}: the name {value_problem('name', name)} "
@@ -91,15 +92,16 @@ class FarmEC2LatentWorker(CompatibleLatentWorkerMixin, AbstractLatentWorker):
         else:
             for problem in launch.problems():
                 config.error(f"{where}: {problem}")
-        super().checkConfig(name, password, **kwargs)
+        super().checkConfig(name, password, build_wait_timeout=build_wait_timeout, **kwargs)
 
-    def reconfigService(self, name, password=None, launch=None, **kwargs):
+    def reconfigService(self, name, password=None, launch=None, build_wait_timeout=0, **kwargs):
         self.launch = launch
         # Kept unrendered: start_instance renders it again, so a rotated secret is used.
         self._password_source = password
         if password is None:
             password = self.getRandomPass()
-        return super().reconfigService(name, password, **kwargs)
+        return super().reconfigService(name, password, build_wait_timeout=build_wait_timeout,
+                                       **kwargs)
 
     # -- what the reaper asks ----------------------------------------------------
 

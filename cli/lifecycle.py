@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import errno
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,183 +19,10 @@ from rustfarm.state import SecretStore, StateDir, ui_secret_name, worker_secret_
 
 from .api import FarmApi
 from .docker_probe import missing_images, probe
+from .master_log import failure_reason, wait_for_reconfig
+from .processes import (console_script, build_environment, port_in_use, read_pid, stop_processes,
+                        wait_for_exit)
 from .tacfiles import write_master_tac, write_worker_tac
-
-
-def _tool(name: str) -> str:
-    """A console script of this Python environment (buildbot, buildbot-worker)."""
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.exists() else name
-
-
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
-
-
-def read_pid(pidfile: Path) -> int | None:
-    """The pid in ``pidfile`` if that process runs."""
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if process_alive(pid) else None
-
-
-def wait_for_exit(pid: int, timeout: float | None) -> bool:
-    """Wait until ``pid`` is gone; False when ``timeout`` (None: for ever) passes first."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while process_alive(pid):
-        if deadline is not None and time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
-def stop_pid(pidfile: Path, what: str, timeout: float = 20) -> bool:
-    """SIGTERM the process named in ``pidfile`` and wait for it; SIGKILL after ``timeout``."""
-    pid = read_pid(pidfile)
-    if pid is None:
-        pidfile.unlink(missing_ok=True)
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while process_alive(pid):
-        if time.monotonic() > deadline:
-            say(f"{what} (pid {pid}) did not stop within {timeout:.0f} s; killing it")
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            break
-        time.sleep(0.1)
-    pidfile.unlink(missing_ok=True)
-    return True
-
-
-def stop_processes(state: StateDir, timeout: float | None = None) -> bool:
-    """Stop the master (running builds end RETRY: their requests stay queued), then
-    every local worker `farm up` started; True when anything was running."""
-    stopped = False
-    if stop_pid(state.master_pidfile, "master", timeout=timeout or 60):
-        say("stopped the master (running builds are queued again for the next start)")
-        stopped = True
-    # Every worker `farm up` started has its directory (and pid file) here.
-    started = sorted(p.name for p in state.workers.iterdir()) if state.workers.is_dir() else []
-    for name in started:
-        if stop_pid(state.worker(name) / "twistd.pid", f"worker {name}"):
-            say(f"stopped local worker {name}")
-            stopped = True
-    return stopped
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as err:
-            return err.errno == errno.EADDRINUSE
-    return False
-
-
-_EXCEPTION_LINE = re.compile(r"^\s*([\w.]+(Error|Exception|Failure)[\w.]*): (.+)$")
-_REASON_PATTERNS = re.compile(
-    r"(error|Error|ERROR|CannotListen|Address already in use|could not|Traceback|Exception)")
-
-
-def failure_reason(log: Path, since: int) -> str:
-    """Why the master did not start, from what its log gained since offset ``since``."""
-    try:
-        with log.open(errors="replace") as handle:
-            handle.seek(since)
-            text = handle.read()
-    except OSError:
-        return f"(no log at {log})"
-    # Drop twistd's "date time [system]" prefixes.
-    return summarize_failure(re.sub(r"(?m)^\S+ \S+ \[[^]]*\] ", "", text))
-
-
-@dataclass(frozen=True)
-class Reconfig:
-    applied: bool
-    seconds: float = 0.0
-    messages: tuple[str, ...] = ()
-
-
-# Buildbot's last line of a reconfiguration (buildbot/master.py, doReconfig).
-_RECONFIG_DONE = re.compile(r"(configuration update complete|configuration update aborted "
-                            r"without making any changes|WARNING: configuration update "
-                            r"partially applied; master may malfunction) \(took ([\d.]+) seconds\)")
-_RECONFIG_BEGIN = "beginning configuration update"
-_RECONFIG_ONGOING = re.compile(r"reconfig is ongoing for ([\d.]+) s")
-_TWISTD_PREFIX = re.compile(r"(?m)^\S+ \S+ \[[^]]*\] ")
-
-
-def wait_for_reconfig(log: Path, since: int, timeout: float) -> Reconfig:
-    """Follow the master's log from offset ``since`` until its reconfiguration ends."""
-    deadline = time.monotonic() + timeout
-    said = 0.0
-    while time.monotonic() < deadline:
-        try:
-            with log.open(errors="replace") as handle:
-                handle.seek(since if log.stat().st_size >= since else 0)   # rotated meanwhile
-                text = _TWISTD_PREFIX.sub("", handle.read())
-        except OSError:
-            text = ""
-        done = _RECONFIG_DONE.search(text)
-        if done:
-            if done.group(1) == "configuration update complete":
-                return Reconfig(True, float(done.group(2)))
-            body = text[text.find(_RECONFIG_BEGIN) + len(_RECONFIG_BEGIN):done.start()]
-            lines = [line.strip() for line in body.splitlines()
-                     if line.strip() and not _RECONFIG_ONGOING.search(line)]
-            return Reconfig(False, float(done.group(2)), tuple(lines[-12:] + [done.group(1)]))
-        ongoing = _RECONFIG_ONGOING.findall(text)
-        if ongoing and float(ongoing[-1]) > said:
-            said = float(ongoing[-1])
-            say(f"  still reconfiguring ({said:.0f} s)")
-        time.sleep(0.2)
-    raise FarmError(f"the master did not finish reloading within {timeout:.0f} s; see {log}")
-
-
-def summarize_failure(output: str) -> str:
-    """A Python failure's exception message, else the lines that look like errors."""
-    config_errors = re.search(r"(?:Configuration Errors|Errors loading configuration):\s*\n"
-                              r"((?:[ \t]+\S.*\n?)+)", output)
-    if config_errors:
-        return "configuration errors: " + "; ".join(
-            line.strip() for line in config_errors.group(1).splitlines())
-    lines = [line.strip() for line in output.splitlines()]
-    found = [m for m in map(_EXCEPTION_LINE.match, lines) if m]
-    if found:
-        last = found[-1]
-        return f"{last.group(3)} ({last.group(1).rsplit('.', 1)[-1]})"
-    picked = [line for line in lines if _REASON_PATTERNS.search(line)]
-    return "\n".join(picked[-12:] or lines[-10:])
-
-
-# What a local worker (and so every build on it) inherits from `farm up`'s caller:
-# enough to find cargo, never credentials such as AWS keys.
-_PASSED_TO_WORKERS = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "CARGO_HOME",
-                      "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "http_proxy", "https_proxy", "no_proxy")
-
-
-def build_environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in _PASSED_TO_WORKERS or k.startswith("LC_")}
-    # The worker's python must be this environment's, whatever PATH says.
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
-    return env
 
 
 @dataclass
@@ -412,7 +236,7 @@ class Farmhouse:
             write_worker_tac(basedir, "127.0.0.1" if host == "0.0.0.0" else host,
                              farm.farm.worker_port, name, store.path(worker_secret_name(name)))
             starting[name] = subprocess.Popen(
-                [_tool("buildbot-worker"), "start", "--quiet", str(basedir)],
+                [console_script("buildbot-worker"), "start", "--quiet", str(basedir)],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 env=build_environment())
         return starting

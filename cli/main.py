@@ -40,7 +40,8 @@ def cmd_up(args) -> int:
 
 
 def cmd_down(args) -> int:
-    from .lifecycle import Farmhouse, stop_processes
+    from .lifecycle import Farmhouse
+    from .processes import stop_processes
     try:
         farm = _load(args)
     except FarmFileError as err:

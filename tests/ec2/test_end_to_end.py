@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from rustfarm.cli.lifecycle import process_alive
+from rustfarm.cli.processes import process_alive
 from rustfarm.userdata import parse_user_data
 from tests.support.farm import EXAMPLE, RunningFarm
 from tests.support.moto_server import MotoEc2, aws_env

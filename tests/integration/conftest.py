@@ -4,9 +4,8 @@ import shutil
 
 import pytest
 
-from tests.support.farm import EXAMPLE, RunningFarm
-
-HOST_TARGET = "x86_64-unknown-linux-gnu"
+# HOST_TARGET: the integration tests import it from here.
+from tests.support.farm import EXAMPLE, HOST_TARGET, RunningFarm, local_farm_yaml  # noqa: F401
 
 
 def require_cargo() -> None:
@@ -19,17 +18,11 @@ def require_cargo() -> None:
 def example_farm(tmp_path_factory):
     """A farm with local workers building the example project for the host."""
     require_cargo()
-    farm = RunningFarm(tmp_path_factory.mktemp("farm"), f"""\
-schedule: {{nightly: false}}
-workers:
-  local: {{kind: local, count: 2}}
-targets:
-  {HOST_TARGET}: {{pool: local, runner: native}}
-projects:
+    farm = RunningFarm(tmp_path_factory.mktemp("farm"), local_farm_yaml(f"""\
   hello:
     source: {EXAMPLE}
     binaries: [hello]
-""")
+"""))
     try:
         yield farm.up()
     finally:

@@ -104,7 +104,7 @@ projects: {{hello: {{source: {EXAMPLE}}}}}
 
 
 def test_failures_are_summarized_without_tracebacks():
-    from rustfarm.cli.lifecycle import summarize_failure
+    from rustfarm.cli.master_log import summarize_failure
     assert summarize_failure("Errors loading configuration:\n  builder 'a': bad tag\n"
                              "  builder 'b': bad name\n") == \
         "configuration errors: builder 'a': bad tag; builder 'b': bad name"

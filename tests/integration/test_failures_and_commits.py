@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.crates import broken_crate, failing_test_crate
-from tests.support.farm import EXAMPLE, FARM, RunningFarm
+from tests.support.farm import EXAMPLE, FARM, RunningFarm, local_farm_yaml
 
 from .conftest import HOST_TARGET, require_cargo
 
@@ -45,14 +45,7 @@ def git_farm(tmp_path_factory, project_repo):
     bare, _ = project_repo
     broken = broken_crate(tmp_path_factory.mktemp("broken"))
     failing = failing_test_crate(tmp_path_factory.mktemp("failing"))
-    farm = RunningFarm(tmp_path_factory.mktemp("farm"), f"""\
-schedule: {{nightly: false}}
-workers:
-  local: {{kind: local, count: 2}}
-targets:
-  {HOST_TARGET}: {{pool: local, runner: native}}
-  {OTHER_TARGET}: {{pool: local}}
-projects:
+    farm = RunningFarm(tmp_path_factory.mktemp("farm"), local_farm_yaml(f"""\
   hello:
     source: file://{bare}
     branches: [main]
@@ -63,7 +56,10 @@ projects:
   failing:
     source: {failing}
     targets: [{HOST_TARGET}]
-""")
+""", targets=f"""\
+  {HOST_TARGET}: {{pool: local, runner: native}}
+  {OTHER_TARGET}: {{pool: local}}
+"""))
     try:
         yield farm.up()
     finally:

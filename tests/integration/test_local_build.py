@@ -10,7 +10,7 @@ import tarfile
 import requests
 from elftools.elf.elffile import ELFFile
 
-from rustfarm.cli.lifecycle import process_alive
+from rustfarm.cli.processes import process_alive
 from tests.support.farm import pids_alive
 
 from .conftest import HOST_TARGET

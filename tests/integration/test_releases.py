@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.support.crates import broken_crate
-from tests.support.farm import EXAMPLE, RunningFarm
+from tests.support.farm import EXAMPLE, RunningFarm, local_farm_yaml
 
 from .conftest import HOST_TARGET, require_cargo
 
@@ -23,18 +23,14 @@ UNBUILDABLE = "i686-unknown-linux-gnu"
 def release_farm(tmp_path_factory):
     require_cargo()
     broken = broken_crate(tmp_path_factory.mktemp("broken"))
-    farm = RunningFarm(tmp_path_factory.mktemp("farm"), f"""\
-schedule: {{nightly: false}}
-workers:
-  local: {{kind: local, count: 2}}
-targets:
-  {HOST_TARGET}: {{pool: local, runner: native}}
-  {UNBUILDABLE}: {{pool: local}}
-projects:
+    farm = RunningFarm(tmp_path_factory.mktemp("farm"), local_farm_yaml(f"""\
   hello: {{source: {EXAMPLE}, binaries: [hello], targets: [{HOST_TARGET}]}}
   half: {{source: {EXAMPLE}, binaries: [hello], test: false}}
   broken: {{source: {broken}, targets: [{HOST_TARGET}]}}
-""")
+""", targets=f"""\
+  {HOST_TARGET}: {{pool: local, runner: native}}
+  {UNBUILDABLE}: {{pool: local}}
+"""))
     farm.up()
     try:
         farm.login()

@@ -6,20 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.farm import EXAMPLE, RunningFarm
+from tests.support.farm import EXAMPLE, RunningFarm, local_farm_yaml
 
 from .conftest import HOST_TARGET, require_cargo
 from .test_shutdown import FIXTURES, farm_processes, wait_for_step
 
-BODY = f"""\
-schedule: {{nightly: false}}
-workers:
-  local: {{kind: local, count: 1}}
-targets:
-  {HOST_TARGET}: {{pool: local}}
-projects:
-  slow: {{source: {FIXTURES / 'slow'}, test: false}}
-"""
+BODY = local_farm_yaml(f"  slow: {{source: {FIXTURES / 'slow'}, test: false}}\n", workers=1,
+                       targets=f"  {HOST_TARGET}: {{pool: local}}\n")
 
 
 @pytest.fixture

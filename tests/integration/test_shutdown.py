@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.support.farm import RunningFarm
+from tests.support.farm import RunningFarm, local_farm_yaml
 
 from .conftest import HOST_TARGET, require_cargo
 
@@ -22,15 +22,9 @@ FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures
 @pytest.fixture
 def slow_farm(tmp_path):
     require_cargo()
-    farm = RunningFarm(tmp_path, f"""\
-schedule: {{nightly: false}}
-workers:
-  local: {{kind: local, count: 1}}
-targets:
-  {HOST_TARGET}: {{pool: local}}
-projects:
-  slow: {{source: {FIXTURES / 'slow'}, test: false}}
-""")
+    farm = RunningFarm(tmp_path, local_farm_yaml(
+        f"  slow: {{source: {FIXTURES / 'slow'}, test: false}}\n", workers=1,
+        targets=f"  {HOST_TARGET}: {{pool: local}}\n"))
     try:
         yield farm.up()
     finally:
@@ -125,17 +119,11 @@ def silent_git_server():
 def test_a_source_that_never_answers_fails_the_build_after_fetch_timeout(tmp_path,
                                                                         silent_git_server):
     require_cargo()
-    farm = RunningFarm(tmp_path, f"""\
-schedule: {{nightly: false}}
-workers:
-  local: {{kind: local, count: 1}}
-targets:
-  {HOST_TARGET}: {{pool: local}}
-projects:
+    farm = RunningFarm(tmp_path, local_farm_yaml(f"""\
   silent: {{source: "git://127.0.0.1:{silent_git_server}/silent.git", fetch_timeout: 3,
             poll_interval: 0}}
   stuck: {{source: "git://127.0.0.1:{silent_git_server}/stuck.git", poll_interval: 0}}
-""")
+""", workers=1, targets=f"  {HOST_TARGET}: {{pool: local}}\n"))
     try:
         farm.up()
         farm.login()

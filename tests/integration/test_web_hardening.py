@@ -10,7 +10,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.support.farm import EXAMPLE, RunningFarm
+from tests.support.farm import EXAMPLE, RunningFarm, local_farm_yaml
 
 from .conftest import HOST_TARGET
 
@@ -20,15 +20,8 @@ USERS = ("admin", "ops", "dev1", "dev2", "dev3")
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
     """A farm (no builds needed) whose store holds links pointing in and out of it."""
-    farm = RunningFarm(tmp_path_factory.mktemp("farm"), f"""\
-schedule: {{nightly: false}}
-workers:
-  local: {{kind: local, count: 1}}
-targets:
-  {HOST_TARGET}: {{pool: local, runner: native}}
-projects:
-  hello: {{source: {EXAMPLE}}}
-""", users=f"[{', '.join(USERS)}]")
+    farm = RunningFarm(tmp_path_factory.mktemp("farm"), local_farm_yaml(
+        f"  hello: {{source: {EXAMPLE}}}\n", workers=1), users=f"[{', '.join(USERS)}]")
     store = farm.state / "artifacts"
     (store / "hello" / "abc" / "x86").mkdir(parents=True)
     (store / "hello" / "abc" / "x86" / "SHA256SUMS").write_text("sums\n")

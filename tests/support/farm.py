@@ -15,6 +15,16 @@ from .registry import free_port
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "hello"
 FARM = str(Path(sys.executable).parent / "farm")
+HOST_TARGET = "x86_64-unknown-linux-gnu"
+
+
+def local_farm_yaml(projects: str, *, workers: int = 2, targets: str | None = None) -> str:
+    """farm.yaml of one local pool and no nightly builds: ``targets`` (default: the
+    host's, its tests run natively) and ``projects``, each its section's YAML lines."""
+    targets = targets or f"  {HOST_TARGET}: {{pool: local, runner: native}}\n"
+    return ("schedule: {nightly: false}\nworkers:\n"
+            f"  local: {{kind: local, count: {workers}}}\n"
+            f"targets:\n{targets}projects:\n{projects}")
 
 
 def farm_command(config: Path, *args: str, check: bool = True, timeout: float = 300,
@@ -108,5 +118,5 @@ class RunningFarm:
 
 
 def pids_alive(pidfiles: list[Path]) -> list[int]:
-    from rustfarm.cli.lifecycle import read_pid
+    from rustfarm.cli.processes import read_pid
     return [pid for pid in map(read_pid, pidfiles) if pid]

@@ -31,6 +31,7 @@ from benchmarks.container_builds import Farm  # noqa: E402
 from rustfarm.images.recipes import current_catalog  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "crates"
+FARM = str(Path(sys.executable).parent / "farm")
 TARGETS = [
     "mips-unknown-linux-musl", "mipsel-unknown-linux-gnu", "mips64el-unknown-linux-gnuabi64",
     "armv7-unknown-linux-gnueabihf", "aarch64-unknown-linux-musl", "x86_64-unknown-linux-gnu",
@@ -138,11 +139,10 @@ def main() -> int:
                             done[brid] = builds
                 if not restarted and len(done) >= len(requests) // 2:
                     print(f"  {len(done)} ended: restarting the master", flush=True)
-                    subprocess.run([sys.executable, "-m", "rustfarm.cli.main", "--config",
-                                    str(farm.config), "down"], check=True, capture_output=True)
-                    subprocess.run([sys.executable, "-m", "rustfarm.cli.main", "--config",
-                                    str(farm.config), "up", "--no-images"], check=True,
+                    subprocess.run([FARM, "--config", str(farm.config), "down"], check=True,
                                    capture_output=True)
+                    subprocess.run([FARM, "--config", str(farm.config), "up", "--no-images"],
+                                   check=True, capture_output=True)
                     login(farm)
                     restarted = True
                 time.sleep(2)

@@ -354,7 +354,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         warn("farm: interrupted")
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -265,7 +265,7 @@ class Farmhouse:
                         f"({len(builders)} builders, {len(connected)} workers connected); "
                         f"target matrix: {self.farm.farm.url}plugins/matrix/")
                     return
-            time.sleep(0.3)
+            time.sleep(0.15)
         raise FarmError(f"the farm did not become ready within {wait:.0f} s; see "
                         f"{self.state.master_log} and {self.state.workers}/*/twistd.log")
 

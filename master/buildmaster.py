@@ -11,6 +11,9 @@ says so in its log.
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import buildbot
 
 from buildbot.db.connector import DBConnector
 from buildbot.master import BuildMaster
@@ -55,7 +58,7 @@ class FarmMaster(BuildMaster):
     @defer.inlineCallbacks
     def get_db_config(self, new_config):
         db_config = yield super().get_db_config(new_config)
-        if not self._schema_checked:
+        if not self._schema_checked and not self._schema_known_current(db_config.db_url):
             try:
                 yield bring_schema_up_to_date(self.basedir, new_config)
             except Exception as err:
@@ -65,5 +68,28 @@ class FarmMaster(BuildMaster):
                 raise DatabaseUnavailableError(
                     f"cannot open or prepare the database {stripUrlPassword(db_config.db_url)}: "
                     f"{cause}") from err
-            self._schema_checked = True
+            self._schema_stamp.write_text(self._stamp_for(db_config.db_url))
+        self._schema_checked = True
         return db_config
+
+    # Made current by this Buildbot already: a restart skips the check (Buildbot's own
+    # still runs). The stamp names the version and the database; a new SQLite file
+    # is checked again.
+    @property
+    def _schema_stamp(self) -> Path:
+        return Path(self.basedir) / ".schema-current"
+
+    @staticmethod
+    def _stamp_for(url: str) -> str:
+        return f"{buildbot.version} {stripUrlPassword(url)}\n"
+
+    def _schema_known_current(self, url: str) -> bool:
+        try:
+            if self._schema_stamp.read_text() != self._stamp_for(url):
+                return False
+        except OSError:
+            return False
+        if url.startswith("sqlite:///"):
+            database = Path(url.removeprefix("sqlite:///"))
+            return (database if database.is_absolute() else Path(self.basedir) / database).exists()
+        return True

@@ -70,6 +70,7 @@ class Farmhouse:
             say(f"master already running (pid {running})")
             self.runs_with(Runtime.of(self.farm))
             self.ensure_secrets()
+            self.finish_starting_local_workers(self.start_local_workers())
         else:
             self.runs_with(probe(self.farm, dockerd_log=self.state.root / "dockerd.log"))
             self.report_runtime()
@@ -84,8 +85,6 @@ class Farmhouse:
                     started.kill()
                 raise
             self.finish_starting_local_workers(starting)
-        if running:
-            self.finish_starting_local_workers(self.start_local_workers())
         self.wait_until_ready(wait)
         if self.runtime.uses_docker(self.farm):
             return self.build_missing_images(build=build_images)
@@ -154,7 +153,7 @@ class Farmhouse:
         if runtime.docker:
             if runtime.uses_docker(self.farm):
                 say("Docker engine answers: builds run in containers without network,"
-                    f" reaching the master through {StateDir.of(self.farm).worker_socket}")
+                    f" reaching the master through {self.state.worker_socket}")
             return
         say(f"{runtime.docker_off_reason}; falling back to local workers")
         for triple in adjusted.moved:

@@ -22,6 +22,13 @@ def _load(args) -> Farm:
     return load(args.config)
 
 
+def _check_listed_user(farm: Farm, user: str) -> None:
+    """Tokens and UI passwords are for the users www.users lists."""
+    if user not in farm.www.users:
+        raise FarmError(f"'{user}' is not listed in www.users of {farm.path.name} "
+                        f"(users: {', '.join(farm.www.users) or 'none'})")
+
+
 def cmd_check(args) -> int:
     from rustfarm.builders import builder_defs
     farm = _load(args)
@@ -101,9 +108,7 @@ def cmd_token(args) -> int:
 
     from rustfarm.state import SecretStore, StateDir, token_secret_name
     farm = _load(args)
-    if args.user not in farm.www.users:
-        raise FarmError(f"'{args.user}' is not listed in www.users of {farm.path.name} "
-                        f"(users: {', '.join(farm.www.users) or 'none'})")
+    _check_listed_user(farm, args.user)
     state = StateDir.of(farm)
     state.create()
     store = SecretStore(state.secrets)
@@ -130,9 +135,7 @@ def cmd_compile(args) -> int:
 def cmd_passwd(args) -> int:
     from rustfarm.state import SecretStore, StateDir, ui_secret_name
     farm = _load(args)
-    if args.user not in farm.www.users:
-        raise FarmError(f"'{args.user}' is not listed in www.users of {farm.path.name} "
-                        f"(users: {', '.join(farm.www.users) or 'none'})")
+    _check_listed_user(farm, args.user)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from buildbot.process.factory import BuildFactory
 from buildbot.locks import MasterLock
+from buildbot.process.factory import BuildFactory
 from buildbot.process.properties import Interpolate, Property, renderer
 from buildbot.steps.transfer import FileDownload, FileUpload, StringDownload
 
@@ -53,12 +53,12 @@ def _cargo_args(farm: Farm, project: Project, target: Target) -> list:
 
 
 @functools.cache
-def _artifact_places(artifacts: str, url: str) -> tuple[Interpolate, Interpolate]:
-    """Where a build's artifacts go, and their URL: one pair of renderables for every
-    builder, made once."""
+def _artifact_places(artifacts: str, url: str) -> tuple[Interpolate, Interpolate, Interpolate]:
+    """Where a build's artifacts go, their URL and their release's URL: renderables
+    for every builder, made once."""
+    release = f"{url}plugins/artifacts/%(prop:project)s/%(prop:revision_label)s/"
     return (Interpolate(f"{artifacts}/%(prop:project)s/%(prop:revision_label)s/%(prop:target)s"),
-            Interpolate(f"{url}plugins/artifacts/%(prop:project)s/%(prop:revision_label)s/"
-                        "%(prop:target)s/"))
+            Interpolate(release + "%(prop:target)s/"), Interpolate(release))
 
 
 def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
@@ -86,13 +86,14 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                      haltOnFailure=True, description=doing, descriptionDone=done)
 
     bindir = Interpolate("%(kw:dir)s/%(kw:triple)s/%(kw:profile)s", dir=target_dir,
-                              triple=target.triple, profile=profile_dir)
-    artifact_dir, artifact_url = _artifact_places(str(paths.artifacts), farm.farm.url)
+                         triple=target.triple, profile=profile_dir)
+    artifact_dir, artifact_url, release_url = _artifact_places(str(paths.artifacts),
+                                                               farm.farm.url)
     binaries = [b + target.executable_suffix for b in project.binaries]
     archive = ARCHIVE_NAME
     if upload:
         artifact_dir = Interpolate(f"{paths.uploads}/%(prop:compile_job)s/results/"
-                                        "%(prop:target)s")
+                                   "%(prop:target)s")
         archive = UPLOAD_ARCHIVE_NAME
         binaries = ["--bins-of", Interpolate(crate_dir), target.executable_suffix or "-"]
 
@@ -105,10 +106,10 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                                               .access("exclusive")]))
     factory.addSteps([
         StringDownload(_worker_tool(), name="send worker tool", workerdest=WORKER_TOOL,
-                             workdir="build", haltOnFailure=True),
+                       workdir="build", haltOnFailure=True),
         FileDownload(name="download source",
-                           mastersrc=Property("upload" if upload else "snapshot"),
-                           workerdest="source.tar.gz", workdir="build", haltOnFailure=True),
+                     mastersrc=Property("upload" if upload else "snapshot"),
+                     workerdest="source.tar.gz", workdir="build", haltOnFailure=True),
         Unpack(workdir="build", haltOnFailure=True, logEnviron=False,
                command=["python3", WORKER_TOOL, "unpack", "source.tar.gz", source_dir]),
         ToolchainCheck(workdir="build", haltOnFailure=True, logEnviron=False, env=env,
@@ -125,28 +126,25 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
     if upload:
         factory.addSteps([
             FileUpload(name="upload archive", workersrc=archive, workdir="build",
-                             masterdest=Interpolate("%(kw:dir)s/%(kw:name)s",
-                                                         dir=artifact_dir, name=archive),
-                             mode=0o644, haltOnFailure=True),
+                       masterdest=Interpolate("%(kw:dir)s/%(kw:name)s", dir=artifact_dir,
+                                              name=archive),
+                       mode=0o644, haltOnFailure=True),
             FileUpload(name="upload SHA256SUMS", workersrc="SHA256SUMS", workdir="build",
-                             masterdest=Interpolate("%(kw:dir)s/SHA256SUMS",
-                                                         dir=artifact_dir),
-                             mode=0o644, haltOnFailure=True)])
+                       masterdest=Interpolate("%(kw:dir)s/SHA256SUMS", dir=artifact_dir),
+                       mode=0o644, haltOnFailure=True)])
         return factory
     factory.addSteps([
         FileUpload(name="upload archive", workersrc=ARCHIVE_NAME, workdir="build",
-                         masterdest=Interpolate("%(kw:dir)s/%(kw:name)s", dir=artifact_dir,
-                                                     name=ARCHIVE_NAME),
-                         url=Interpolate("%(kw:url)s%(kw:name)s", url=artifact_url,
-                                              name=ARCHIVE_NAME),
-                         urlText=ARCHIVE_NAME, mode=0o644, haltOnFailure=True),
+                   masterdest=Interpolate("%(kw:dir)s/%(kw:name)s", dir=artifact_dir,
+                                          name=ARCHIVE_NAME),
+                   url=Interpolate("%(kw:url)s%(kw:name)s", url=artifact_url,
+                                   name=ARCHIVE_NAME),
+                   urlText=ARCHIVE_NAME, mode=0o644, haltOnFailure=True),
         FileUpload(name="upload SHA256SUMS", workersrc="SHA256SUMS", workdir="build",
-                         masterdest=Interpolate("%(kw:dir)s/SHA256SUMS", dir=artifact_dir),
-                         url=Interpolate("%(kw:url)sSHA256SUMS", url=artifact_url),
-                         urlText="SHA256SUMS", mode=0o644, haltOnFailure=True),
+                   masterdest=Interpolate("%(kw:dir)s/SHA256SUMS", dir=artifact_dir),
+                   url=Interpolate("%(kw:url)sSHA256SUMS", url=artifact_url),
+                   urlText="SHA256SUMS", mode=0o644, haltOnFailure=True),
         PruneArtifacts(paths.artifacts / project.name, farm.artifacts.keep,
-                       release_url=Interpolate(
-                           f"{farm.farm.url}plugins/artifacts/%(prop:project)s/"
-                           "%(prop:revision_label)s/")),
+                       release_url=release_url),
     ])
     return factory

@@ -116,14 +116,17 @@ def describe(client, instance_id: str) -> dict | None:
     return None
 
 
+def state_reason(description: dict) -> str:
+    return description.get("StateReason", {}).get("Message", "no reason given")
+
+
 def ended(description: dict | None, instance_id: str) -> str | None:
     """Why the instance is gone or going, or None while it is pending or running."""
     if description is None:
         return f"instance {instance_id} no longer exists"
     state = description["State"]["Name"]
     if state in ENDED_STATES:
-        reason = description.get("StateReason", {}).get("Message", "no reason given")
-        return f"instance {instance_id} is {state} ({reason})"
+        return f"instance {instance_id} is {state} ({state_reason(description)})"
     return None
 
 
@@ -137,8 +140,7 @@ def wait_until_running(client, instance_id: str, started: float, timeout: float,
         if state == "running":
             return state
         if state in ENDED_STATES:
-            reason = description.get("StateReason", {}).get("Message", "no reason given")
-            raise InstanceEnded(instance_id, state, reason)
+            raise InstanceEnded(instance_id, state, state_reason(description))
         if time.monotonic() - started > timeout:
             raise LatentWorkerFailedToSubstantiate(
                 worker, f"instance {instance_id} still {state} after {timeout}s")

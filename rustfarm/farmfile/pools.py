@@ -31,6 +31,7 @@ def local_pool(name: str, s: Section) -> LocalPool:
     return LocalPool(name=name, count=s.integer("count", 1, minimum=1, maximum=MAX_WORKERS,
                                                 why=_TOO_MANY_WORKERS))
 
+
 def docker_pool(name: str, s: Section) -> DockerPool:
     memory = s.text("memory", None)
     size = size_bytes(memory) if memory else None
@@ -52,6 +53,7 @@ def docker_pool(name: str, s: Section) -> DockerPool:
     return DockerPool(name=name, count=s.integer("count", 2, minimum=1, maximum=MAX_WORKERS,
                                                  why=_TOO_MANY_WORKERS),
                       docker_host=docker_host, cpus=cpus, memory=memory)
+
 
 def ec2_pool(name: str, s: Section) -> Ec2Pool:
     ami = s.text("ami", "")

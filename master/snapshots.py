@@ -108,8 +108,11 @@ def _kill(process: subprocess.Popen) -> None:
 
 def _git(git: GitCommands, *args: str, cwd: Path | None = None,
          timeout: float | None = None) -> str:
-    # Settings that make a stalled HTTP transfer fail instead of waiting for ever.
-    settings = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60"]
+    # Settings that make a stalled HTTP transfer fail instead of waiting for ever, and
+    # that wait (10 s) for a ref lock the project's git poller, fetching into the same
+    # mirror, may hold, where git's defaults give up within a second.
+    settings = ["-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60",
+                "-c", "core.filesRefLockTimeout=10000", "-c", "core.packedRefsTimeout=10000"]
     result = git.run(["git", *settings, *args], cwd, timeout)
     if result.returncode != 0:
         raise SnapshotError(f"git {' '.join(args)} failed: {result.stderr.strip()}")

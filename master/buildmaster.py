@@ -21,6 +21,8 @@ from buildbot.util import stripUrlPassword
 from twisted.internet import defer
 from twisted.python import log
 
+from rustfarm.master.botmaster import FarmBotMaster
+
 
 class DatabaseUnavailableError(Exception):
     """The master cannot open or prepare its database: the message says which and why."""
@@ -51,9 +53,22 @@ def bring_schema_up_to_date(basedir: str, config) -> defer.Deferred:
 
 
 class FarmMaster(BuildMaster):
-    """Buildbot's master, whose database is made current before its first use."""
+    """Buildbot's master, whose database is made current before its first use and
+    whose BotMaster registers builders from one read of the database."""
 
     _schema_checked = False
+
+    @defer.inlineCallbacks
+    def create_child_services(self):
+        yield super().create_child_services()
+        # Buildbot's BotMaster gives way to the farm's, in its place among the services.
+        stock = self.botmaster
+        place = self.services.index(stock)
+        yield stock.disownServiceParent()
+        self.botmaster = FarmBotMaster()
+        yield self.botmaster.setServiceParent(self)
+        self.services.insert(place, self.services.pop())
+        self.botmaster.reconfig_priority = stock.reconfig_priority
 
     @defer.inlineCallbacks
     def get_db_config(self, new_config):

@@ -7,6 +7,9 @@
 2. The crate with dependencies (tests/fixtures/crates/deps-demo) built for mipsel
    through the farm, cold (empty cache volume) and warm (after a one-line change),
    against a bare `docker run ... cargo build` in the same image, cold and warm.
+3. A second project with the same dependencies built cold for the same target,
+   after the first: its dependencies come from the pool's shared compile cache
+   (sccache's hits and misses are printed with it).
 
 The worker images must be built (`farm images build`). Prints figures only.
 """
@@ -95,6 +98,14 @@ class Farm:
         [cargo] = [s for s in steps if s["name"] == "cargo build"]
         return total, cargo["complete_at"] - cargo["started_at"]
 
+    def compile_cache_counts(self, project: str) -> dict:
+        """sccache's counts of the project's newest build (its compile_cache property)."""
+        [builder] = [b for b in self.api("builders")["builders"]
+                     if b["name"].startswith(f"{project}:")]
+        build = self.api(f"builders/{builder['builderid']}/builds", order="-number",
+                         limit=1, property="compile_cache")["builds"][0]
+        return build["properties"].get("compile_cache", [None])[0]
+
     def wait(self, brid: int) -> dict:
         while True:
             builds = self.api("builds", buildrequestid=brid)["builds"]
@@ -109,6 +120,21 @@ class Farm:
 def cache_volume_name(farm: str, project: str, target: str) -> str:
     from rustfarm.workers.docker import cache_volume_name as name
     return name(farm, project, target)
+
+
+def compile_cache_volume(farm: str, triple: str) -> str:
+    from rustfarm.workers.docker import compile_cache_volume_name
+    return compile_cache_volume_name(farm, image_of(triple), triple)
+
+
+def second_project(deps: Path, root: Path) -> Path:
+    """deps-demo as another crate (``deps-two``): the same dependencies, its own name."""
+    two = root / "deps-two"
+    shutil.copytree(deps, two, ignore=shutil.ignore_patterns("target"))
+    for name in ("Cargo.toml", "Cargo.lock"):
+        path = two / name
+        path.write_text(path.read_text().replace('name = "deps-demo"', 'name = "deps-two"'))
+    return two
 
 
 def image_of(triple: str) -> str:
@@ -140,8 +166,10 @@ def main() -> None:
         deps = root / "deps-demo"
         shutil.copytree(FIXTURES / "deps-demo", deps, ignore=shutil.ignore_patterns("target"))
         subprocess.run(["chmod", "-R", "a+rwX", str(deps)], check=True)
-        cache = cache_volume_name("bench", "deps", MIPSEL)
-        subprocess.run(["docker", "volume", "rm", "-f", cache], capture_output=True)
+        two = second_project(deps, root)
+        caches = [cache_volume_name("bench", name, MIPSEL) for name in ("deps", "deps-two")] \
+            + [compile_cache_volume("bench", MIPSEL)]
+        subprocess.run(["docker", "volume", "rm", "-f", *caches], capture_output=True)
         with Farm(root, f"""\
 workers:
   local: {{kind: local, count: 1}}
@@ -153,18 +181,21 @@ projects:
   local: {{source: {FIXTURES / 'hello-arch'}, targets: [{HOST}], binaries: [hello-arch], test: false}}
   box: {{source: {FIXTURES / 'hello-arch'}, targets: [{MIPSEL}], binaries: [hello-arch], test: false}}
   deps: {{source: {deps}, targets: [{MIPSEL}], binaries: [deps-demo], test: false}}
+  deps-two: {{source: {two}, targets: [{MIPSEL}], binaries: [deps-two], test: false}}
 """) as farm:
             local = [farm.first_step_latency("local", HOST) for _ in range(args.runs)]
             boxed = [farm.first_step_latency("box", MIPSEL) for _ in range(args.runs)]
             farm_cold = farm.build_time("deps", MIPSEL)
             touch_main(deps)
             farm_warm = farm.build_time("deps", MIPSEL)
+            second_cold = farm.build_time("deps-two", MIPSEL)
+            second_counts = farm.compile_cache_counts("deps-two")
         volume = "rustfarm-bench-bare"
         subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
         bare_cold = bare_docker_build(deps, volume)
         touch_main(deps)
         bare_warm = bare_docker_build(deps, volume)
-        subprocess.run(["docker", "volume", "rm", "-f", volume, cache], capture_output=True)
+        subprocess.run(["docker", "volume", "rm", "-f", volume, *caches], capture_output=True)
 
     print(f"force request -> first step, median of {args.runs}:")
     print(f"  local worker (already running)   {statistics.median(local):6.2f} s")
@@ -178,7 +209,13 @@ projects:
           f"{farm_warm[1] / farm_cold[1]:10.2f}x")
     print(f"  {'bare docker run cargo build':34}{bare_cold:8.2f}s{bare_warm:8.2f}s"
           f"{bare_warm / bare_cold:10.2f}x")
-    print(f"  farm / bare: cold {farm_cold[0] / bare_cold:.2f}x, warm {farm_warm[0] / bare_warm:.2f}x")
+    print(f"  farm / bare: cold {farm_cold[0] / bare_cold:.2f}x, warm {farm_warm[0] / bare_warm:.2f}x"
+          f" (warm: {farm_warm[0] - bare_warm:+.2f} s)")
+    print("a second project with the same dependencies, cold, same target:")
+    print(f"  {'farm: force -> build done':34}{second_cold[0]:8.2f}s"
+          f"  ({second_cold[0] / farm_cold[0]:.2f}x the first project's cold build)")
+    print(f"  {'farm: cargo build step':34}{second_cold[1]:8.2f}s")
+    print(f"  compile cache: {second_counts}")
 
 
 if __name__ == "__main__":

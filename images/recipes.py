@@ -226,6 +226,13 @@ def _context_files(name: str, dockerfile: str, root: Path) -> tuple[tuple[str, P
     return tuple(sorted(files.items()))
 
 
+def _copied_pins(dockerfile: str, root: Path) -> tuple[WheelPin, ...]:
+    """The wheels a Dockerfile installs: the pins of each requirements file it copies."""
+    return tuple(pin for source in copied_sources(dockerfile)
+                 if source.endswith("requirements.txt")
+                 for pin in read_pins(root / source))
+
+
 def _dockerfile_recipe(name: str, parent: str | None, dockerfile: str, root: Path,
                        **extra) -> Recipe:
     return Recipe(name=name, parent=parent, dockerfile=dockerfile,
@@ -288,15 +295,14 @@ def load_catalog(root: Path = IMAGES_DIR, table: TargetTable | None = None) -> C
     for version in table.toolchains:
         dockerfile = render_toolchain_dockerfile(text(f"rust/{version}.Dockerfile"), table,
                                                  version)
-        wheels = read_pins(root / "rust/zig-requirements.txt") \
-            if "rust/zig-requirements.txt" in copied_sources(dockerfile) else ()
-        add(_dockerfile_recipe(TOOLCHAIN_IMAGE, "worker", dockerfile, root, wheels=wheels,
-                               toolchain=version))
+        add(_dockerfile_recipe(TOOLCHAIN_IMAGE, "worker", dockerfile, root,
+                               wheels=_copied_pins(dockerfile, root), toolchain=version))
     template = text("target/Dockerfile.template")
     for target, version in table.pairs():
-        add(_dockerfile_recipe(target.triple, f"{TOOLCHAIN_IMAGE}@{version}",
-                               render_target_dockerfile(template, target, version), root,
-                               target=target, toolchain=version))
+        dockerfile = render_target_dockerfile(template, target, version)
+        add(_dockerfile_recipe(target.triple, f"{TOOLCHAIN_IMAGE}@{version}", dockerfile, root,
+                               wheels=_copied_pins(dockerfile, root), target=target,
+                               toolchain=version))
     return Catalog(recipes=recipes, table=table, root=root)
 
 

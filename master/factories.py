@@ -8,15 +8,15 @@ from importlib import resources
 from buildbot.locks import MasterLock
 from buildbot.process.factory import BuildFactory
 from buildbot.process.properties import Interpolate, Property, renderer
-from buildbot.steps.transfer import FileDownload, FileUpload, StringDownload
 
 from rustfarm.farmfile import Farm, Project, Target
 from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.state import StateDir
-from rustfarm.workers.docker import CACHE_DIR
+from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR
 
 from .builds import FarmBuild
-from .steps import Cargo, Package, PruneArtifacts, SnapshotSource, ToolchainCheck, Unpack
+from .steps import TARBALL, Cargo, FetchSource, Package, PruneArtifacts, SnapshotSource, \
+    ToolchainCheck
 
 # Where sources are unpacked and cargo builds: in the builder's directory on a
 # local worker; in the (project, target) cache volume inside a container, where
@@ -25,7 +25,6 @@ LOCAL_DIR = "%(prop:builddir)s/build"
 
 ARCHIVE_NAME = Interpolate("%(prop:project)s-%(prop:revision_label)s-%(prop:target)s.tar.gz")
 UPLOAD_ARCHIVE_NAME = Interpolate("%(prop:crate_name)s-%(prop:target)s.tar.gz")
-WORKER_TOOL = ".rustfarm/farm_worker_tool.py"
 
 
 @functools.cache
@@ -38,6 +37,18 @@ def profile_dir(props) -> str:
     """Cargo's output directory for the build's profile."""
     profile = props.getProperty("profile")
     return "debug" if profile in ("dev", "test") else profile
+
+
+def compile_cache_env(size: str, read_only: bool) -> dict:
+    """sccache for the cargo steps, on the pool's shared cache: the wrapper is the one
+    the toolchain step found (none where the image has no sccache); the server lives
+    as long as the build's container, so its counts are the build's."""
+    env = {"RUSTC_WRAPPER": Property("rustc_wrapper", default=""),
+           "SCCACHE_DIR": COMPILE_CACHE_DIR, "SCCACHE_CACHE_SIZE": size.upper(),
+           "SCCACHE_IDLE_TIMEOUT": "0"}
+    if read_only:
+        env["SCCACHE_LOCAL_RW_MODE"] = "READ_ONLY"
+    return env
 
 
 def _cargo_args(farm: Farm, project: Project, target: Target) -> list:
@@ -75,8 +86,10 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
     env = {**target.cargo_env(), "CARGO_TARGET_DIR": target_dir, "CARGO_TERM_COLOR": "never"}
 
     pool = farm.pools.get(target.pool)
-    memory_limit = pool.memory if in_container and pool is not None and pool.kind == "docker" \
-        else None
+    docker = in_container and pool is not None and pool.kind == "docker"
+    memory_limit = pool.memory if docker else None
+    if docker and pool.compile_cache:
+        env.update(compile_cache_env(pool.compile_cache, read_only=upload))
 
     def cargo(subcommand: str, doing: str, done: str) -> Cargo:
         return Cargo(name=f"cargo {subcommand}", memory_limit=memory_limit,
@@ -104,47 +117,24 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                                        farm.artifacts.keep, haltOnFailure=True,
                                        locks=[MasterLock(f"snapshot-{project.name}")
                                               .access("exclusive")]))
+    tool = _worker_tool()
     factory.addSteps([
-        StringDownload(_worker_tool(), name="send worker tool", workerdest=WORKER_TOOL,
-                       workdir="build", haltOnFailure=True),
-        FileDownload(name="download source",
-                     mastersrc=Property("upload" if upload else "snapshot"),
-                     workerdest="source.tar.gz", workdir="build", haltOnFailure=True),
-        Unpack(workdir="build", haltOnFailure=True, logEnviron=False,
-               command=["python3", WORKER_TOOL, "unpack", "source.tar.gz", source_dir]),
-        ToolchainCheck(workdir="build", haltOnFailure=True, logEnviron=False, env=env,
-                       command=["python3", WORKER_TOOL, "toolchain", Interpolate(crate_dir),
-                                project.name,
-                                project.toolchain if project.toolchain_pinned else "-"]),
+        FetchSource(Property("upload" if upload else "snapshot"), tool=tool,
+                    arguments=["unpack", TARBALL, source_dir], workdir="build",
+                    haltOnFailure=True, logEnviron=False),
+        ToolchainCheck(tool=tool, arguments=["toolchain", Interpolate(crate_dir), project.name,
+                                             project.toolchain if project.toolchain_pinned
+                                             else "-"],
+                       workdir="build", haltOnFailure=True, logEnviron=False, env=env),
         cargo("build", "compiling", "compiled"),
     ])
     if project.test and target.can_run:
         factory.addStep(cargo("test", "testing", "tested"))
-    factory.addStep(
-        Package(workdir="build", haltOnFailure=True, logEnviron=False,
-                command=["python3", WORKER_TOOL, "package", archive, bindir, *binaries]))
-    if upload:
-        factory.addSteps([
-            FileUpload(name="upload archive", workersrc=archive, workdir="build",
-                       masterdest=Interpolate("%(kw:dir)s/%(kw:name)s", dir=artifact_dir,
-                                              name=archive),
-                       mode=0o644, haltOnFailure=True),
-            FileUpload(name="upload SHA256SUMS", workersrc="SHA256SUMS", workdir="build",
-                       masterdest=Interpolate("%(kw:dir)s/SHA256SUMS", dir=artifact_dir),
-                       mode=0o644, haltOnFailure=True)])
-        return factory
-    factory.addSteps([
-        FileUpload(name="upload archive", workersrc=ARCHIVE_NAME, workdir="build",
-                   masterdest=Interpolate("%(kw:dir)s/%(kw:name)s", dir=artifact_dir,
-                                          name=ARCHIVE_NAME),
-                   url=Interpolate("%(kw:url)s%(kw:name)s", url=artifact_url,
-                                   name=ARCHIVE_NAME),
-                   urlText=ARCHIVE_NAME, mode=0o644, haltOnFailure=True),
-        FileUpload(name="upload SHA256SUMS", workersrc="SHA256SUMS", workdir="build",
-                   masterdest=Interpolate("%(kw:dir)s/SHA256SUMS", dir=artifact_dir),
-                   url=Interpolate("%(kw:url)sSHA256SUMS", url=artifact_url),
-                   urlText="SHA256SUMS", mode=0o644, haltOnFailure=True),
-        PruneArtifacts(paths.artifacts / project.name, farm.artifacts.keep,
-                       release_url=release_url),
-    ])
+    factory.addStep(Package(archive, artifact_dir,
+                            url=None if upload else artifact_url, tool=tool,
+                            arguments=["package", archive, bindir, *binaries],
+                            workdir="build", haltOnFailure=True, logEnviron=False))
+    if not upload:
+        factory.addStep(PruneArtifacts(paths.artifacts / project.name, farm.artifacts.keep,
+                                       release_url=release_url))
     return factory

@@ -1,11 +1,13 @@
-"""Build steps of a Rust cross build: snapshot, unpack, toolchain, cargo, package,
-upload, prune. Each one's summary says what it did ("unpacked 3 changed files",
+"""Build steps of a Rust cross build: snapshot, fetch source, toolchain, cargo,
+package (and upload), prune. Each one's summary says what it did ("unpacked 3 changed files",
 "compiled in 12 s", "packaged hello (412 KB)")."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from buildbot.process import buildstep, logobserver, remotecommand, remotetransfer, results
@@ -113,6 +115,48 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+@dataclass(frozen=True)
+class CompileCacheStats:
+    """What sccache did for a build's rustc calls: crates from the shared cache (hits),
+    compiled and stored (misses), compiled and never cached (binaries, build scripts,
+    proc-macros, incremental crates), and cache errors."""
+
+    hits: int
+    misses: int
+    not_cacheable: int
+    errors: int
+    location: str
+
+    @classmethod
+    def parse(cls, text: str) -> "CompileCacheStats | None":
+        try:
+            found = json.loads(text)
+            stats = found["stats"]
+            return cls(hits=sum(stats["cache_hits"]["counts"].values()),
+                       misses=sum(stats["cache_misses"]["counts"].values()),
+                       not_cacheable=stats["requests_not_cacheable"]
+                       + stats["non_cacheable_compilations"],
+                       errors=stats["cache_read_errors"] + stats["cache_write_errors"]
+                       + sum(stats["cache_errors"]["counts"].values()),
+                       location=found.get("cache_location", ""))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def describe(self) -> str:
+        return f"{plural(self.hits, 'crate')} from the cache, {self.misses} compiled"
+
+    def as_property(self) -> dict:
+        return {"hits": self.hits, "misses": self.misses, "not_cacheable": self.not_cacheable,
+                "errors": self.errors}
+
+    def report(self) -> str:
+        return (f"shared compile cache: {self.location}\n"
+                f"crates from the cache (hits):      {self.hits}\n"
+                f"crates compiled and stored (misses): {self.misses}\n"
+                f"compiled, not cacheable:           {self.not_cacheable}\n"
+                f"cache errors:                      {self.errors}\n")
+
+
 class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, buildstep.BuildStep):
     """A cargo command; ``--locked`` is added when the project has a Cargo.lock.
 
@@ -142,6 +186,10 @@ class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, builds
         yield self.runCommand(cmd)
         took = self.master.reactor.seconds() - started
         self.descriptionDone = self.summary(command[1], cmd.didFail(), took)
+        if self.getProperty("rustc_wrapper"):
+            cached = yield self.compile_cache_stats()
+            if cached is not None and command[1] == "build":
+                self.descriptionDone += f" ({cached.describe()})"
         if cmd.didFail() and self.memory_limit and (yield self.killed_for_memory()):
             message = f"killed: exceeded the pool's memory limit of {self.memory_limit}"
             yield self.addCompleteLog("memory", message + "\n")
@@ -164,6 +212,22 @@ class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, builds
         return f"compiled in {took:.0f} s"
 
     @defer.inlineCallbacks
+    def compile_cache_stats(self):
+        """sccache's counts for this build so far (its server lives as long as the
+        build's container): the ``compile_cache`` property and a log of their own."""
+        stats = remotecommand.RemoteShellCommand(
+            self.workdir, [self.getProperty("rustc_wrapper"), "--show-stats",
+                           "--stats-format", "json"],
+            env=self.env, collectStdout=True, logEnviron=False)
+        yield self.runCommand(stats)
+        counts = CompileCacheStats.parse(stats.stdout) if not stats.didFail() else None
+        if counts is None:
+            return None
+        self.setProperty("compile_cache", counts.as_property(), "Cargo")
+        yield self.addCompleteLog("compile cache", counts.report())
+        return counts
+
+    @defer.inlineCallbacks
     def killed_for_memory(self):
         """Whether the kernel killed a process of this container for memory."""
         for path in MEMORY_EVENTS:
@@ -181,10 +245,14 @@ class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, builds
 
 class WorkerToolStep(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
     """A command of the worker tool whose output makes the step's summary: subclasses
-    read it in ``outcome`` and return the step's result."""
+    read it in ``outcome`` and return the step's result.
 
-    def __init__(self, **kwargs):
-        kwargs = self.setupShellMixin(kwargs)
+    The tool's source goes on the command's standard input (``python3 - COMMAND ...``),
+    so no step sends it to the worker first."""
+
+    def __init__(self, tool: str, arguments: list, **kwargs):
+        kwargs = self.setupShellMixin({**kwargs, "command": ["python3", "-", *arguments],
+                                       "initialStdin": tool})
         super().__init__(**kwargs)
         self.output = logobserver.BufferLogObserver(wantStdout=True, wantStderr=True)
         self.addLogObserver("stdio", self.output)
@@ -198,6 +266,11 @@ class WorkerToolStep(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
     def outcome(self, failed: bool, stdout: str, stderr: str) -> int:
         raise NotImplementedError
 
+
+# Blocks of a file moved between master and worker: each one is a round trip.
+TRANSFER_BLOCK = 1 << 20
+# Where the source tarball lands in the worker's build directory.
+TARBALL = "source.tar.gz"
 
 class ToolchainCheck(WorkerToolStep):
     """On the worker: which Rust builds this (the ``toolchain`` property and the
@@ -216,6 +289,11 @@ class ToolchainCheck(WorkerToolStep):
                                     if problem and found else "wrong toolchain")
             return FAILURE
         self.descriptionDone = f"Rust {found.group(1)}" if found else "toolchain"
+        cache = re.search(r"^compile cache: (\S+) (\S+) ", stdout, re.MULTILINE)
+        # The cargo steps' RUSTC_WRAPPER: empty (none) where the worker has no cache.
+        self.setProperty("rustc_wrapper", cache.group(1) if cache else "", "Worker")
+        if cache:
+            self.descriptionDone += f", sccache {cache.group(2)}"
         return SUCCESS
 
 
@@ -227,12 +305,36 @@ def human_size(size: int) -> str:
     return f"{size} bytes"
 
 
-class Unpack(WorkerToolStep):
-    """On the worker: the source tarball over the build's source directory, writing only
-    changed files (so cargo rebuilds only what changed); the summary counts them."""
+class FetchSource(WorkerToolStep):
+    """The source tarball to the worker and over the build's source directory, in one
+    step: only changed files are written (so cargo rebuilds only what changed), and the
+    summary counts them."""
 
-    name = "unpack source"
-    description = "unpacking"
+    name = "fetch source"
+    description = "fetching source"
+    renderables = ["tarball"]
+
+    def __init__(self, tarball, **kwargs):
+        super().__init__(**kwargs)
+        self.tarball = tarball
+
+    @defer.inlineCallbacks
+    def run(self):
+        try:
+            source = open(self.tarball, "rb")    # closed by the transfer
+        except OSError as err:
+            yield self.addCompleteLog("stderr", f"no source tarball on the master: {err}\n")
+            self.descriptionDone = "no source"
+            return FAILURE
+        download = remotecommand.RemoteCommand("downloadFile", {
+            "reader": remotetransfer.FileReader(source), "workerdest": TARBALL,
+            "workdir": self.workdir, "maxsize": None, "blocksize": TRANSFER_BLOCK,
+            "mode": None})
+        yield self.runCommand(download)
+        if download.didFail():
+            self.descriptionDone = "source download failed"
+            return FAILURE
+        return (yield super().run())
 
     def outcome(self, failed, stdout, stderr):
         if failed:
@@ -249,11 +351,39 @@ class Unpack(WorkerToolStep):
 
 
 class Package(WorkerToolStep):
-    """On the worker: the shipped binaries into the archive; the summary and the
-    ``binary_sizes`` property give each binary's size."""
+    """The shipped binaries into the archive and its SHA256SUMS on the worker, both
+    uploaded to ``destination`` on the master, in one step; the summary and the
+    ``binary_sizes`` property give each binary's size. With ``url``, the step links
+    the archive and its checksums."""
 
     name = "package"
     description = "packaging"
+    renderables = ["archive", "destination", "url"]
+
+    def __init__(self, archive, destination, url=None, **kwargs):
+        super().__init__(**kwargs)
+        self.archive = archive
+        self.destination = destination
+        self.url = url
+
+    @defer.inlineCallbacks
+    def run(self):
+        packed = yield super().run()
+        if packed != SUCCESS:
+            return packed
+        for name in (self.archive, "SHA256SUMS"):
+            upload = remotecommand.RemoteCommand("uploadFile", {
+                "workersrc": name, "workdir": self.workdir, "maxsize": None,
+                "blocksize": TRANSFER_BLOCK, "keepstamp": False,
+                "writer": remotetransfer.FileWriter(str(Path(self.destination) / name),
+                                                    None, 0o644)})
+            yield self.runCommand(upload)
+            if upload.didFail():
+                self.descriptionDone = f"upload of {name} failed"
+                return FAILURE
+            if self.url:
+                yield self.addURL(name, self.url + name)
+        return SUCCESS
 
     def outcome(self, failed, stdout, stderr):
         sizes = {name: int(size) for name, size in

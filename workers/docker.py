@@ -4,7 +4,9 @@ Each worker name runs one container at a time (N names, N parallel builds).
 The image comes from the builder's ``image`` property, so one pool serves every
 target. A named volume per (farm, project, target) keeps cargo's target
 directory and the unpacked sources between containers, so only changed crates
-recompile.
+recompile. Another per (farm, toolchain, target), shared by every project's
+builds, is sccache's cache of compiled dependency crates: a crate one project
+compiled is not compiled again by another (uploaded projects read it only).
 
 Builds run other people's code, so on the local engine a container has no
 network (it reaches the master through the worker socket mounted into it), no
@@ -34,6 +36,8 @@ from rustfarm.targets import image_toolchain
 # owned by rustbuild, so a new volume inherits that owner), of the worker
 # socket's directory and of the container's own password file.
 CACHE_DIR = "/home/rustbuild/cache"
+# The shared compile cache's mount point (sccache's directory, made by the image).
+COMPILE_CACHE_DIR = "/home/rustbuild/.cache/sccache"
 SOCKET_DIR = "/run/rustfarm"
 SECRET_DIR = "/run/rustfarm-worker"
 RUSTBUILD_UID = 1000
@@ -69,6 +73,27 @@ def cache_volume(props) -> str:
         return upload_volume_name(props.getProperty("farm"), job, props.getProperty("target"))
     return cache_volume_name(props.getProperty("farm"), props.getProperty("project"),
                              props.getProperty("target"))
+
+
+def compile_cache_volume_name(farm: str, image: str, target: str) -> str:
+    """The (farm, toolchain, target) compile cache that all projects' builds share: the
+    toolchain as the image tag names it, or the whole image where the tag names none
+    (a compiler the farm did not build is not mixed with another's)."""
+    toolchain = image_toolchain(image)
+    compiler = toolchain or image
+    digest = hashlib.sha256("\0".join((farm, compiler, target)).encode()).hexdigest()[:10]
+    readable = f"rustfarm-{farm}-sccache-{toolchain or 'image'}-{target}"[:VOLUME_NAME_MAX - 11]
+    return f"{readable}-{digest}"
+
+
+@util.renderer
+def compile_cache_mount(props) -> str:
+    """The compile cache as the build's container mounts it: read-only for an uploaded
+    project (anyone's code), which uses the cache but cannot put crates in it."""
+    volume = compile_cache_volume_name(props.getProperty("farm"), props.getProperty("image"),
+                                       props.getProperty("target"))
+    mode = ":ro" if props.getProperty("compile_job") else ""
+    return f"{volume}:{COMPILE_CACHE_DIR}{mode}"
 
 
 def latent_container_name(worker: str, master_dir: Path) -> str:
@@ -236,6 +261,8 @@ def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> li
     for name in pool.worker_names():
         volumes = [util.Interpolate("%(kw:volume)s:%(kw:path)s", volume=cache_volume,
                                     path=CACHE_DIR)]
+        if pool.compile_cache:
+            volumes.append(compile_cache_mount)
         local = {}
         if not pool.remote:
             local = {"worker_socket": str(state.worker_socket),

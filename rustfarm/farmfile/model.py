@@ -105,6 +105,7 @@ class DockerPool:
     docker_host: str
     cpus: float | None
     memory: str | None
+    compile_cache: str | None = "10g"   # sccache's size per (toolchain, target); None: off
     kind: str = "docker"
 
     @property

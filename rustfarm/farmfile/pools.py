@@ -52,7 +52,26 @@ def docker_pool(name: str, s: Section) -> DockerPool:
                     why="Docker allows 0.01 up to the machine's CPU count")
     return DockerPool(name=name, count=s.integer("count", 2, minimum=1, maximum=MAX_WORKERS,
                                                  why=_TOO_MANY_WORKERS),
-                      docker_host=docker_host, cpus=cpus, memory=memory)
+                      docker_host=docker_host, cpus=cpus, memory=memory,
+                      compile_cache=_compile_cache(name, s))
+
+
+# sccache's own default size for a cache.
+DEFAULT_COMPILE_CACHE = "10g"
+
+
+def _compile_cache(name: str, s: Section) -> str | None:
+    """The size of the pool's shared compile cache per toolchain and target; None: off."""
+    value = s.raw("compile_cache") if s.has("compile_cache") else DEFAULT_COMPILE_CACHE
+    if value is False:
+        return None
+    text = str(value)
+    size = size_bytes(text) if isinstance(value, (str, int)) and value is not True else None
+    if size is None or size < 2**20:
+        s.error(s.key_line("compile_cache"), f"workers.{name}.compile_cache",
+                f"must be a size of at least 1m such as 10g, or false, not '{text}'")
+        return None
+    return text
 
 
 def ec2_pool(name: str, s: Section) -> Ec2Pool:
@@ -109,7 +128,7 @@ def _endpoint_problem(value: str) -> str:
 
 POOL_KEYS = {
     "local": ("kind", "count"),
-    "docker": ("kind", "count", "docker_host", "cpus", "memory"),
+    "docker": ("kind", "count", "docker_host", "cpus", "memory", "compile_cache"),
     "ec2": ("kind", "max_instances", "region", "ami", "ami_name", "ami_owner", "instance_type",
             "spot", "max_spot_price", "spot_fallback", "subnet_id", "security_group_ids",
             "instance_profile", "keypair_name", "volume_size_gb", "tags", "idle_timeout",

@@ -132,6 +132,20 @@ def test_docker_memory_of_at_least_dockers_minimum(tmp_path):
               tmp_path / "farm.yaml")
 
 
+def test_docker_compile_cache_is_a_size_or_false(tmp_path):
+    for value in ("'lots'", "true", "'512k'", "[1]"):
+        [problem] = pool_problems(tmp_path, f"{{kind: docker, compile_cache: {value}}}")
+        assert problem.startswith(f"{tmp_path / 'farm.yaml'}:5: workers.box.compile_cache: "
+                                  "must be a size of at least 1m such as 10g, or false, not ")
+    for value, expected in (("20g", "20g"), ("false", None), ("'1m'", "1m")):
+        farm = loads(BASE.replace("count: 1}", "count: 1}\n  box: {kind: docker, "
+                                  f"compile_cache: {value}}}"), tmp_path / "farm.yaml")
+        assert farm.pools["box"].compile_cache == expected
+    farm = loads(BASE.replace("count: 1}", "count: 1}\n  box: {kind: docker}"),
+                 tmp_path / "farm.yaml")
+    assert farm.pools["box"].compile_cache == "10g"
+
+
 @pytest.mark.parametrize("kind", ["local", "docker"])
 def test_too_many_workers_in_a_pool(tmp_path, kind):
     assert pool_problems(tmp_path, f"{{kind: {kind}, count: 65}}") == [

@@ -77,7 +77,7 @@ def test_compile_error_fails_the_build_with_the_compiler_message(git_farm):
     steps = {s["name"]: s for s in git_farm.steps(build)}
     assert "package" not in steps
     assert steps["cargo build"]["state_string"] == "compile failed: 1 error"
-    assert steps["unpack source"]["state_string"] == "unpacked 2 changed files"
+    assert steps["fetch source"]["state_string"] == "unpacked 2 changed files"
 
 
 def test_build_wait_prints_the_compiler_error_where_the_developer_is(git_farm):

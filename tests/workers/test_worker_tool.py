@@ -68,3 +68,12 @@ def test_package_names_a_missing_binary(tmp_path):
     done = run("package", "out.tar.gz", tmp_path / "bin", "hello", cwd=tmp_path)
     assert done.returncode == 1
     assert "binary hello not found" in done.stderr and "other" in done.stderr
+
+
+def test_the_tool_runs_from_standard_input_as_the_master_sends_it(tmp_path):
+    snapshot(tmp_path / "s.tar.gz", {"src/main.rs": "fn main() {}"})
+    done = subprocess.run([sys.executable, "-", "unpack", "s.tar.gz", "src"], cwd=tmp_path,
+                          input=TOOL.read_text(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "1 written, 0 removed" in done.stdout
+    assert (tmp_path / "src/src/main.rs").read_text() == "fn main() {}"

@@ -1,4 +1,5 @@
-"""rustfarm's helper on workers, sent by the master at the start of each build.
+"""rustfarm's helper on workers, sent by the master on each command's standard
+input (``python3 - unpack ...``); the usage below runs it from a file.
 
     python3 farm_worker_tool.py unpack SNAPSHOT.tar.gz DEST
         Unpack a source snapshot, touching only files whose content changed:
@@ -15,7 +16,8 @@
         ".wasm" or "-") after each name.
 
     python3 farm_worker_tool.py toolchain CRATE_DIR PROJECT PINNED|-
-        Print the worker's Rust version, and fail with a message naming both
+        Print the worker's Rust version (and its sccache, where the pool gives
+        builds a shared compile cache), and fail with a message naming both
         when the crate needs a newer Rust (its rust-version or edition) or the
         worker's Rust is not the toolchain farm.yaml pins for the project.
 
@@ -182,6 +184,7 @@ def toolchain(crate_dir, project, pinned):
     elif edition is not None:
         needs.append(((99, 0), f"edition = \"{edition}\"", where))
     print(f"toolchain: {release}")
+    compile_cache()
     for need, why, where in needs:
         if need > have:
             shown = os.path.relpath(where, crate_dir) if where else "Cargo.toml"
@@ -190,6 +193,21 @@ def toolchain(crate_dir, project, pinned):
                   f" Rust {release}; pin a newer toolchain in farm.yaml"
                   f" (projects.{project}.toolchain)", file=sys.stderr)
             sys.exit(1)
+
+
+def compile_cache():
+    """Say whether builds here share compiled crates through sccache: where the pool
+    mounts a cache (SCCACHE_DIR) and the image has sccache."""
+    directory = os.environ.get("SCCACHE_DIR")
+    wrapper = shutil.which("sccache")
+    if not directory or not os.path.isdir(directory) or not wrapper:
+        return
+    try:
+        version = subprocess.run([wrapper, "--version"], capture_output=True, text=True,
+                                 check=True).stdout.split()[-1]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        return
+    print(f"compile cache: {wrapper} {version} {directory}")
 
 
 def crate_binaries(crate_dir, suffix):

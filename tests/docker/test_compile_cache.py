@@ -1,0 +1,159 @@
+"""The shared compile cache of a docker pool: sccache in every target image, one
+volume per (farm, toolchain, target) for every project's builds.
+
+A second project with the same dependencies compiles none of them (sccache's
+counts, in the build's log and its ``compile_cache`` property); two projects built
+at once on one cache both succeed and their binaries run; a dependency built with
+other features is compiled again, not taken from the cache."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from rustfarm.workers.docker import compile_cache_volume_name
+from tests.support.farm import RunningFarm
+
+from .conftest import FIXTURES, TARGETS, wait_until_no_containers
+from .test_container_builds import fetch_binary, run_in_image
+
+pytestmark = pytest.mark.docker
+
+POOL = "cc"
+HOST = "x86_64-unknown-linux-gnu"
+MIPSEL = "mipsel-unknown-linux-gnu"
+FARM = "cachetest"
+
+
+def copy_of_deps_demo(root, name: str, regex: str | None = None):
+    """deps-demo as the crate ``name`` (another project's crate, same dependencies);
+    with ``regex``, that dependency line instead (other features: no Cargo.lock)."""
+    crate = root / name
+    shutil.copytree(FIXTURES / "deps-demo", crate, ignore=shutil.ignore_patterns("target"))
+    manifest = (crate / "Cargo.toml").read_text().replace('name = "deps-demo"',
+                                                          f'name = "{name}"')
+    lock = crate / "Cargo.lock"
+    lock.write_text(lock.read_text().replace('name = "deps-demo"', f'name = "{name}"'))
+    if regex:
+        manifest = re.sub(r'^regex = .*$', f"regex = {regex}", manifest, flags=re.MULTILINE)
+        lock.unlink()
+    (crate / "Cargo.toml").write_text(manifest)
+    return crate
+
+
+def remove_compile_caches() -> None:
+    listed = subprocess.run(["docker", "volume", "ls", "-q", "--filter",
+                             f"name=rustfarm-{FARM}-"], capture_output=True, text=True)
+    if listed.stdout.split():
+        subprocess.run(["docker", "volume", "rm", "-f", *listed.stdout.split()],
+                       capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def cache_farm(built_chain, tmp_path_factory):
+    remove_compile_caches()
+    root = tmp_path_factory.mktemp("cachefarm")
+    projects = {"first": copy_of_deps_demo(root, "first"),
+                "second": copy_of_deps_demo(root, "second"),
+                "twin-a": copy_of_deps_demo(root, "twin-a"),
+                "twin-b": copy_of_deps_demo(root, "twin-b"),
+                "features": copy_of_deps_demo(
+                    root, "features",
+                    regex='{ version = "1", default-features = false, '
+                          'features = ["std", "unicode-perl"] }')}
+    targets = {"first": HOST, "second": HOST, "features": HOST, "twin-a": MIPSEL,
+               "twin-b": MIPSEL}
+    farm = RunningFarm(root, f"""\
+schedule: {{nightly: false}}
+workers:
+  {POOL}: {{kind: docker, count: 2, cpus: 2, memory: 3g}}
+targets:
+  {HOST}: {{pool: {POOL}, image: {built_chain.reference(HOST)}}}
+  {MIPSEL}: {{pool: {POOL}, image: {built_chain.reference(MIPSEL)}}}
+projects:
+""" + "".join(f"  {name}: {{source: {path}, targets: [{targets[name]}], binaries: [{name}],"
+              " test: false}\n" for name, path in projects.items()))
+    farm.config.write_text(farm.config.read_text().replace("name: test", f"name: {FARM}"))
+    try:
+        yield farm.up()
+    finally:
+        farm.down()
+        remove_compile_caches()
+    assert wait_until_no_containers() == []
+
+
+def force(farm, project: str) -> int:
+    farm.login()
+    [brid] = farm.force(f"force-{project}").values()
+    return brid
+
+
+def cache_counts(farm, build: dict) -> dict:
+    props = farm.api(f"builds/{build['buildid']}", property="compile_cache")["builds"][0]
+    return props["properties"]["compile_cache"][0]
+
+
+def compile_cache_log(farm, build: dict) -> str:
+    step = next(s for s in farm.steps(build) if s["name"] == "cargo build")
+    reply = farm.session.get(f"{farm.url}api/v2/builds/{build['buildid']}/steps/"
+                             f"{step['number']}/logs/compile_cache/raw", timeout=30)
+    reply.raise_for_status()
+    return reply.text
+
+
+def test_a_second_project_takes_every_dependency_from_the_cache(cache_farm, built_chain,
+                                                               tmp_path):
+    first = cache_farm.wait_for_build(force(cache_farm, "first"), timeout=600)
+    assert first["results"] == 0, cache_farm.step_log(first, "cargo build")[-3000:]
+    cold = cache_counts(cache_farm, first)
+    assert cold["hits"] == 0 and cold["misses"] >= 5, cold
+
+    second = cache_farm.wait_for_build(force(cache_farm, "second"), timeout=600)
+    assert second["results"] == 0, cache_farm.step_log(second, "cargo build")[-3000:]
+    warm = cache_counts(cache_farm, second)
+    # Every crate the first build stored, and none compiled: the project's own crate
+    # and the build scripts are binaries, which sccache never caches.
+    assert warm["misses"] == 0 and warm["errors"] == 0, warm
+    assert warm["hits"] == cold["misses"], (cold, warm)
+    log = compile_cache_log(cache_farm, second)
+    assert f"crates from the cache (hits):      {warm['hits']}" in log
+    steps = {s["name"]: s for s in cache_farm.steps(second)}
+    assert steps["toolchain"]["state_string"] == "Rust 1.96.0, sccache 0.16.0"
+    assert f"{warm['hits']} crates from the cache, 0 compiled" in \
+        steps["cargo build"]["state_string"]
+
+    binary = fetch_binary(cache_farm, second, "second", tmp_path)
+    assert run_in_image(built_chain.reference(HOST), tmp_path, binary.name,
+                        []).startswith("deps-demo on x86_64:")
+
+
+def test_other_features_of_a_dependency_miss_the_cache(cache_farm):
+    # After the first project's build (above): regex with other features is another crate.
+    build = cache_farm.wait_for_build(force(cache_farm, "features"), timeout=600)
+    assert build["results"] == 0, cache_farm.step_log(build, "cargo build")[-3000:]
+    counts = cache_counts(cache_farm, build)
+    assert counts["misses"] >= 1, counts     # regex (and regex-syntax) compiled again
+    assert counts["hits"] >= 1, counts       # serde_json and the rest were not
+
+
+def test_two_projects_built_at_once_share_one_cache(cache_farm, built_chain, tmp_path):
+    volume = compile_cache_volume_name(FARM, built_chain.reference(MIPSEL), MIPSEL)
+    brids = [force(cache_farm, "twin-a"), force(cache_farm, "twin-b")]
+    builds = [cache_farm.wait_for_build(brid, timeout=900) for brid in brids]
+    for build in builds:
+        assert build["results"] == 0, cache_farm.step_log(build, "cargo build")[-3000:]
+        assert cache_counts(cache_farm, build)["errors"] == 0
+    # They ran side by side (a pool of two), on the one cache of their toolchain and target.
+    (a_start, a_end), (b_start, b_end) = ((b["started_at"], b["complete_at"]) for b in builds)
+    assert a_start < b_end and b_start < a_end, "the two builds did not overlap"
+    assert subprocess.run(["docker", "volume", "inspect", volume],
+                          capture_output=True).returncode == 0
+    for build, name in zip(builds, ("twin-a", "twin-b")):
+        out = tmp_path / name
+        out.mkdir()
+        binary = fetch_binary(cache_farm, build, name, out)
+        assert run_in_image(built_chain.reference(MIPSEL), out, binary.name,
+                            [TARGETS[MIPSEL].qemu]).startswith("deps-demo on mips:")

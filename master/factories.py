@@ -16,7 +16,7 @@ from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR
 
 from .builds import FarmBuild
 from .steps import TARBALL, Cargo, FetchSource, Package, PruneArtifacts, SnapshotSource, \
-    ToolchainCheck
+    ToolchainCheck, WorkerToolSource
 
 # Where sources are unpacked and cargo builds: in the builder's directory on a
 # local worker; in the (project, target) cache volume inside a container, where
@@ -28,8 +28,9 @@ UPLOAD_ARCHIVE_NAME = Interpolate("%(prop:crate_name)s-%(prop:target)s.tar.gz")
 
 
 @functools.cache
-def _worker_tool() -> str:
-    return resources.files("rustfarm.workers").joinpath("scripts", "farm_worker_tool.py").read_text()
+def _worker_tool() -> WorkerToolSource:
+    return WorkerToolSource(resources.files("rustfarm.workers").joinpath(
+        "scripts", "farm_worker_tool.py").read_text())
 
 
 @renderer

@@ -243,6 +243,14 @@ class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, builds
         return False
 
 
+class WorkerToolSource(str):
+    """The worker tool's source, shown by its name where Buildbot prints a step's
+    arguments (its log lines), not as its 9 KB of code."""
+
+    def __repr__(self) -> str:
+        return "<farm_worker_tool.py>"
+
+
 class WorkerToolStep(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
     """A command of the worker tool whose output makes the step's summary: subclasses
     read it in ``outcome`` and return the step's result.
@@ -251,8 +259,9 @@ class WorkerToolStep(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
     so no step sends it to the worker first."""
 
     def __init__(self, tool: str, arguments: list, **kwargs):
+        # A plain str: Perspective Broker sends no subclass of it.
         kwargs = self.setupShellMixin({**kwargs, "command": ["python3", "-", *arguments],
-                                       "initialStdin": tool})
+                                       "initialStdin": str(tool)})
         super().__init__(**kwargs)
         self.output = logobserver.BufferLogObserver(wantStdout=True, wantStderr=True)
         self.addLogObserver("stdio", self.output)
@@ -267,8 +276,9 @@ class WorkerToolStep(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
         raise NotImplementedError
 
 
-# Blocks of a file moved between master and worker: each one is a round trip.
-TRANSFER_BLOCK = 1 << 20
+# Blocks of a file moved between master and worker: each one is a round trip, and
+# Perspective Broker refuses a string over 640 KB.
+TRANSFER_BLOCK = 512 * 1024
 # Where the source tarball lands in the worker's build directory.
 TARBALL = "source.tar.gz"
 

@@ -29,6 +29,10 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support.crates import renamed_copy  # noqa: E402
+
 FIXTURES = REPO / "tests" / "fixtures" / "crates"
 FARM = str(Path(sys.executable).parent / "farm")
 MIPSEL = "mipsel-unknown-linux-gnu"
@@ -127,16 +131,6 @@ def compile_cache_volume(farm: str, triple: str) -> str:
     return compile_cache_volume_name(farm, image_of(triple), triple)
 
 
-def second_project(deps: Path, root: Path) -> Path:
-    """deps-demo as another crate (``deps-two``): the same dependencies, its own name."""
-    two = root / "deps-two"
-    shutil.copytree(deps, two, ignore=shutil.ignore_patterns("target"))
-    for name in ("Cargo.toml", "Cargo.lock"):
-        path = two / name
-        path.write_text(path.read_text().replace('name = "deps-demo"', 'name = "deps-two"'))
-    return two
-
-
 def image_of(triple: str) -> str:
     from rustfarm.images.recipes import current_reference
     return current_reference(triple)
@@ -166,7 +160,7 @@ def main() -> None:
         deps = root / "deps-demo"
         shutil.copytree(FIXTURES / "deps-demo", deps, ignore=shutil.ignore_patterns("target"))
         subprocess.run(["chmod", "-R", "a+rwX", str(deps)], check=True)
-        two = second_project(deps, root)
+        two = renamed_copy("deps-demo", root, "deps-two")    # same dependencies
         caches = [cache_volume_name("bench", name, MIPSEL) for name in ("deps", "deps-two")] \
             + [compile_cache_volume("bench", MIPSEL)]
         subprocess.run(["docker", "volume", "rm", "-f", *caches], capture_output=True)

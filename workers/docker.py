@@ -45,12 +45,16 @@ PIDS_LIMIT = 4096
 VOLUME_NAME_MAX = 200
 
 
+def _volume_name(readable: str, *identity: str) -> str:
+    """A volume name: readable, and unambiguous even when names contain '-' (farm a-b
+    project c is not farm a project b-c), by a digest of what identifies it."""
+    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:10]
+    return f"{readable[:VOLUME_NAME_MAX - 11]}-{digest}"
+
+
 def cache_volume_name(farm: str, project: str, target: str) -> str:
-    """The (farm, project, target) cache volume: readable, and unambiguous even
-    when names contain '-' (farm a-b project c is not farm a project b-c)."""
-    digest = hashlib.sha256("\0".join((farm, project, target)).encode()).hexdigest()[:10]
-    readable = f"rustfarm-{farm}-{project}-{target}"[:VOLUME_NAME_MAX - 11]
-    return f"{readable}-{digest}"
+    """The (farm, project, target) cache volume."""
+    return _volume_name(f"rustfarm-{farm}-{project}-{target}", farm, project, target)
 
 
 def upload_volume_name(farm: str, job: str, target: str) -> str:
@@ -80,10 +84,8 @@ def compile_cache_volume_name(farm: str, image: str, target: str) -> str:
     toolchain as the image tag names it, or the whole image where the tag names none
     (a compiler the farm did not build is not mixed with another's)."""
     toolchain = image_toolchain(image)
-    compiler = toolchain or image
-    digest = hashlib.sha256("\0".join((farm, compiler, target)).encode()).hexdigest()[:10]
-    readable = f"rustfarm-{farm}-sccache-{toolchain or 'image'}-{target}"[:VOLUME_NAME_MAX - 11]
-    return f"{readable}-{digest}"
+    return _volume_name(f"rustfarm-{farm}-sccache-{toolchain or 'image'}-{target}",
+                        farm, toolchain or image, target)
 
 
 @util.renderer

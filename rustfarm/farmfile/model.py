@@ -98,6 +98,10 @@ class LocalPool:
         return numbered_workers(self.name, self.count)
 
 
+# sccache's own default size for a cache: a docker pool's shared compile cache.
+DEFAULT_COMPILE_CACHE = "10g"
+
+
 @dataclass(frozen=True)
 class DockerPool:
     name: str
@@ -105,7 +109,7 @@ class DockerPool:
     docker_host: str
     cpus: float | None
     memory: str | None
-    compile_cache: str | None = "10g"   # sccache's size per (toolchain, target); None: off
+    compile_cache: str | None = DEFAULT_COMPILE_CACHE   # per (toolchain, target); None: off
     kind: str = "docker"
 
     @property

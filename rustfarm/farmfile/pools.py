@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from rustfarm.userdata import value_problem
 
-from .model import DockerPool, Ec2Pool, LocalPool
+from .model import DEFAULT_COMPILE_CACHE, DockerPool, Ec2Pool, LocalPool
 from .reader import Section
 
 POOL_KINDS = ("local", "docker", "ec2")
@@ -54,10 +54,6 @@ def docker_pool(name: str, s: Section) -> DockerPool:
                                                  why=_TOO_MANY_WORKERS),
                       docker_host=docker_host, cpus=cpus, memory=memory,
                       compile_cache=_compile_cache(name, s))
-
-
-# sccache's own default size for a cache.
-DEFAULT_COMPILE_CACHE = "10g"
 
 
 def _compile_cache(name: str, s: Section) -> str | None:

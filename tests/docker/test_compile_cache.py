@@ -9,15 +9,15 @@ other features is compiled again, not taken from the cache."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
 
 from rustfarm.workers.docker import compile_cache_volume_name
+from tests.support.crates import renamed_copy
 from tests.support.farm import RunningFarm
 
-from .conftest import FIXTURES, TARGETS, wait_until_no_containers
+from .conftest import TARGETS, remove_cache_volumes, wait_until_no_containers
 from .test_container_builds import fetch_binary, run_in_image
 
 pytestmark = pytest.mark.docker
@@ -31,30 +31,18 @@ FARM = "cachetest"
 def copy_of_deps_demo(root, name: str, regex: str | None = None):
     """deps-demo as the crate ``name`` (another project's crate, same dependencies);
     with ``regex``, that dependency line instead (other features: no Cargo.lock)."""
-    crate = root / name
-    shutil.copytree(FIXTURES / "deps-demo", crate, ignore=shutil.ignore_patterns("target"))
-    manifest = (crate / "Cargo.toml").read_text().replace('name = "deps-demo"',
-                                                          f'name = "{name}"')
-    lock = crate / "Cargo.lock"
-    lock.write_text(lock.read_text().replace('name = "deps-demo"', f'name = "{name}"'))
+    crate = renamed_copy("deps-demo", root, name)
     if regex:
-        manifest = re.sub(r'^regex = .*$', f"regex = {regex}", manifest, flags=re.MULTILINE)
-        lock.unlink()
-    (crate / "Cargo.toml").write_text(manifest)
+        manifest = crate / "Cargo.toml"
+        manifest.write_text(re.sub(r'^regex = .*$', f"regex = {regex}", manifest.read_text(),
+                                   flags=re.MULTILINE))
+        (crate / "Cargo.lock").unlink()
     return crate
-
-
-def remove_compile_caches() -> None:
-    listed = subprocess.run(["docker", "volume", "ls", "-q", "--filter",
-                             f"name=rustfarm-{FARM}-"], capture_output=True, text=True)
-    if listed.stdout.split():
-        subprocess.run(["docker", "volume", "rm", "-f", *listed.stdout.split()],
-                       capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def cache_farm(built_chain, tmp_path_factory):
-    remove_compile_caches()
+    remove_cache_volumes(FARM)
     root = tmp_path_factory.mktemp("cachefarm")
     projects = {"first": copy_of_deps_demo(root, "first"),
                 "second": copy_of_deps_demo(root, "second"),
@@ -81,7 +69,7 @@ projects:
         yield farm.up()
     finally:
         farm.down()
-        remove_compile_caches()
+        remove_cache_volumes(FARM)
     assert wait_until_no_containers() == []
 
 

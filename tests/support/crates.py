@@ -1,8 +1,23 @@
-"""Small crates written by tests: ones that fail in a known way."""
+"""Small crates written by tests: ones that fail in a known way, and copies of the
+fixture crates under another name."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "crates"
+
+
+def renamed_copy(fixture: str, directory: Path, name: str) -> Path:
+    """The fixture crate ``fixture`` as the crate ``name`` in ``directory``: another
+    project's crate with the same dependencies (and the same Cargo.lock)."""
+    crate = directory / name
+    shutil.copytree(FIXTURES / fixture, crate, ignore=shutil.ignore_patterns("target"))
+    for file in ("Cargo.toml", "Cargo.lock"):
+        path = crate / file
+        path.write_text(path.read_text().replace(f'name = "{fixture}"', f'name = "{name}"'))
+    return crate
 
 
 def write_crate(directory: Path, name: str, main_rs: str) -> Path:

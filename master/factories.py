@@ -15,8 +15,8 @@ from rustfarm.state import StateDir
 from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR
 
 from .builds import FarmBuild
-from .steps import TARBALL, Cargo, FetchSource, Package, PruneArtifacts, SnapshotSource, \
-    ToolchainCheck, WorkerToolSource
+from .steps import READ_ONLY_COMPILE_CACHE, TARBALL, Cargo, FetchSource, Package, \
+    PruneArtifacts, SnapshotSource, ToolchainCheck, WorkerToolSource
 
 # Where sources are unpacked and cargo builds: in the builder's directory on a
 # local worker; in the (project, target) cache volume inside a container, where
@@ -48,7 +48,7 @@ def compile_cache_env(size: str, read_only: bool) -> dict:
            "SCCACHE_DIR": COMPILE_CACHE_DIR, "SCCACHE_CACHE_SIZE": size.upper(),
            "SCCACHE_IDLE_TIMEOUT": "0"}
     if read_only:
-        env["SCCACHE_LOCAL_RW_MODE"] = "READ_ONLY"
+        env.update(READ_ONLY_COMPILE_CACHE)
     return env
 
 

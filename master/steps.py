@@ -115,30 +115,38 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+# sccache's setting for a cache a build may read but not add to (an upload's: its
+# volume is mounted read-only too, which is what keeps it out).
+READ_ONLY_COMPILE_CACHE = {"SCCACHE_LOCAL_RW_MODE": "READ_ONLY"}
+
+
 @dataclass(frozen=True)
 class CompileCacheStats:
     """What sccache did for a build's rustc calls: crates from the shared cache (hits),
-    compiled and stored (misses), compiled and never cached (binaries, build scripts,
-    proc-macros, incremental crates), and cache errors."""
+    compiled (misses: stored, unless the cache is read-only for the build), compiled and
+    never cached (binaries, build scripts, proc-macros, incremental crates), and cache
+    errors (a read-only cache's refused writes are not errors)."""
 
     hits: int
     misses: int
     not_cacheable: int
     errors: int
     location: str
+    read_only: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> "CompileCacheStats | None":
+    def parse(cls, text: str, read_only: bool = False) -> "CompileCacheStats | None":
         try:
             found = json.loads(text)
             stats = found["stats"]
+            write_errors = 0 if read_only else stats["cache_write_errors"]
             return cls(hits=sum(stats["cache_hits"]["counts"].values()),
                        misses=sum(stats["cache_misses"]["counts"].values()),
                        not_cacheable=stats["requests_not_cacheable"]
                        + stats["non_cacheable_compilations"],
-                       errors=stats["cache_read_errors"] + stats["cache_write_errors"]
+                       errors=stats["cache_read_errors"] + write_errors
                        + sum(stats["cache_errors"]["counts"].values()),
-                       location=found.get("cache_location", ""))
+                       location=found.get("cache_location", ""), read_only=read_only)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
@@ -147,12 +155,13 @@ class CompileCacheStats:
 
     def as_property(self) -> dict:
         return {"hits": self.hits, "misses": self.misses, "not_cacheable": self.not_cacheable,
-                "errors": self.errors}
+                "errors": self.errors, "read_only": self.read_only}
 
     def report(self) -> str:
+        stored = "not stored: read-only for this build" if self.read_only else "and stored"
         return (f"shared compile cache: {self.location}\n"
                 f"crates from the cache (hits):      {self.hits}\n"
-                f"crates compiled and stored (misses): {self.misses}\n"
+                f"crates compiled (misses):          {self.misses} ({stored})\n"
                 f"compiled, not cacheable:           {self.not_cacheable}\n"
                 f"cache errors:                      {self.errors}\n")
 
@@ -220,7 +229,10 @@ class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, builds
                            "--stats-format", "json"],
             env=self.env, collectStdout=True, logEnviron=False)
         yield self.runCommand(stats)
-        counts = CompileCacheStats.parse(stats.stdout) if not stats.didFail() else None
+        read_only = all(self.env.get(name) == value
+                        for name, value in READ_ONLY_COMPILE_CACHE.items())
+        counts = CompileCacheStats.parse(stats.stdout, read_only) if not stats.didFail() \
+            else None
         if counts is None:
             return None
         self.setProperty("compile_cache", counts.as_property(), "Cargo")

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from rustfarm.workers.docker import upload_volume_prefix
+from rustfarm.workers.docker import (COMPILE_CACHE_DIR, compile_cache_volume_name,
+                                     upload_volume_prefix)
 from tests.support.binaries import check_artifact
-from tests.support.crates import broken_crate
+from tests.support.crates import broken_crate, renamed_copy
 from tests.support.farm import EXAMPLE, RunningFarm
 from tests.support.registry import free_port
 
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.docker
 POOL = "cp"
 MIPSEL = "mipsel-unknown-linux-musl"
 AARCH64 = "aarch64-unknown-linux-musl"
+MIPSEL_GNU = "mipsel-unknown-linux-gnu"
 MAX_UPLOAD = 2 * 1024 * 1024
 
 
@@ -43,7 +45,7 @@ workers:
 targets:
 {targets_yaml(built_chain, POOL)}
 compile:
-  targets: [{MIPSEL}, {AARCH64}, mipsel-unknown-linux-gnu]
+  targets: [{MIPSEL}, {AARCH64}, {MIPSEL_GNU}]
   max_upload: {MAX_UPLOAD}
   queue: 1
   keep: 600
@@ -140,6 +142,55 @@ def test_a_plain_client_gets_the_binary_for_one_target(compile_farm, built_chain
                                      "Accept": "application/gzip"})
     assert archive.status_code == 200
     assert f'filename="hello-{MIPSEL}.tar.gz"' in archive.headers["content-disposition"]
+
+
+# An uploaded crate's build script that tries to put a file into the shared compile
+# cache: it fails the build (and so the upload) if the write goes through.
+CACHE_PROBE_BUILD_RS = f"""\
+fn main() {{
+    let probe = "{COMPILE_CACHE_DIR}/probe-from-an-upload";
+    match std::fs::write(probe, b"poisoned") {{
+        Ok(()) => panic!("an upload wrote into the shared compile cache: {{probe}}"),
+        Err(err) => println!("cargo:warning=the compile cache refused a write: {{err}}"),
+    }}
+}}
+"""
+
+
+def compile_cache_files(image: str, triple: str) -> set[str]:
+    volume = compile_cache_volume_name("test", image, triple)
+    listed = subprocess.run(["docker", "run", "--rm", "--network", "none", "--user", "0",
+                             "-v", f"{volume}:/cache:ro", image, "find", "/cache", "-type", "f"],
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    return set(listed.stdout.split())
+
+
+def test_an_upload_reads_the_compile_cache_but_cannot_add_to_it(compile_farm, built_chain,
+                                                                tmp_path):
+    """Anyone's code: its build script cannot write into the cache, and the dependencies
+    it compiles are not stored for the farm's projects."""
+    image = built_chain.reference(MIPSEL_GNU)
+    before = compile_cache_files(image, MIPSEL_GNU)
+    crate = renamed_copy("deps-demo", tmp_path, "cacheprobe")
+    (crate / "build.rs").write_text(CACHE_PROBE_BUILD_RS)
+    reply = post(compile_farm, tar_of(crate), target=MIPSEL_GNU)
+    assert reply.status_code == 200, reply.text[-3000:]
+    binary = tmp_path / "out" / "cacheprobe"
+    binary.parent.mkdir()
+    binary.write_bytes(reply.content)
+    binary.chmod(0o755)
+    check_artifact(binary, **TARGETS[MIPSEL_GNU].binary.__dict__)
+    assert run_in_image(image, binary.parent, binary.name, [TARGETS[MIPSEL_GNU].qemu]) \
+        .startswith("deps-demo on mips:")
+    # sccache compiled regex and serde_json and was not allowed to store them.
+    builders = {b["name"]: b for b in compile_farm.api("builders")["builders"]}
+    [build] = compile_farm.api("builds", builderid=builders[f"compile:{MIPSEL_GNU}"]["builderid"],
+                               order="-number", limit=1, property="compile_cache")["builds"]
+    counts = build["properties"]["compile_cache"][0]
+    assert counts["read_only"] and counts["misses"] + counts["hits"] >= 2 \
+        and counts["errors"] == 0, counts
+    assert compile_cache_files(image, MIPSEL_GNU) == before
 
 
 def test_a_compile_error_is_a_400_with_the_compiler_message(compile_farm, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rustfarm.failures import error_lines
-from rustfarm.master.steps import Cargo
+from rustfarm.master.steps import Cargo, CompileCacheStats
 
 COMPILE_LOG = """\
  argv: ['cargo', 'build', '--release']
@@ -107,3 +107,22 @@ def cargo_step_after(subcommand: str, output: str) -> Cargo:
 ])
 def test_cargo_summaries_say_what_happened(subcommand, output, failed, summary):
     assert cargo_step_after(subcommand, output).summary(subcommand, failed, 12.2) == summary
+
+
+# sccache 0.16's --show-stats for an upload's build on a read-only cache: every
+# compiled crate's store was refused.
+READ_ONLY_STATS = """{"stats":{"requests_not_cacheable":9,"cache_errors":{"counts":{}},
+"cache_hits":{"counts":{"Rust":1}},"cache_misses":{"counts":{"Rust":8}},
+"cache_read_errors":0,"non_cacheable_compilations":1,"cache_write_errors":8},
+"cache_location":"Local disk: \\"/home/rustbuild/.cache/sccache\\""}"""
+
+
+def test_a_read_only_caches_refused_stores_are_not_errors():
+    read_only = CompileCacheStats.parse(READ_ONLY_STATS, read_only=True)
+    assert (read_only.hits, read_only.misses, read_only.not_cacheable, read_only.errors) \
+        == (1, 8, 10, 0)
+    assert "8 (not stored: read-only for this build)" in read_only.report()
+    assert read_only.as_property()["read_only"] is True
+    # The same counts where the build may write: the refused stores were errors.
+    assert CompileCacheStats.parse(READ_ONLY_STATS).errors == 8
+    assert CompileCacheStats.parse("sccache: error: no server") is None

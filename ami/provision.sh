@@ -2,20 +2,24 @@
 # Turn a fresh Debian or Ubuntu instance into a rustfarm worker base image.
 # Run as root (packer does, through sudo); running it again changes nothing.
 #
-#   provision.sh [PATH-TO-rustfarm-boot [PATH-TO-userdata.py]]
-#       defaults: /tmp/rustfarm-boot and /tmp/rustfarm-userdata.py
+#   provision.sh [PATH-TO-rustfarm-boot [PATH-TO-userdata.py [PATH-TO-rustfarm-cache-relay]]]
+#       defaults: /tmp/rustfarm-boot, /tmp/rustfarm-userdata.py and
+#       /tmp/rustfarm-cache-relay
 #
-# Installs the Docker engine from the distribution, curl, cron, socat and
-# python3; makes the user "rustbuild" (and the cloud image's login user, when
-# there is one) able to run docker without sudo; installs rustfarm-boot, the
-# user-data parser it shares with the master (rustfarm/userdata.py) and the
-# cron line that starts it at every boot.
+# Installs the Docker engine from the distribution, curl, cron, socat,
+# python3 and python3-botocore; makes the user "rustbuild" (and the cloud
+# image's login user, when there is one) able to run docker without sudo;
+# installs rustfarm-boot, the user-data parser it shares with the master
+# (rustfarm/userdata.py), the compile cache relay and the cron line that starts
+# rustfarm-boot at every boot.
 
 set -euo pipefail
 
 BOOT_SCRIPT_SOURCE=${1:-/tmp/rustfarm-boot}
 PARSER_SOURCE=${2:-/tmp/rustfarm-userdata.py}
+RELAY_SOURCE=${3:-/tmp/rustfarm-cache-relay}
 readonly PARSER=/usr/local/lib/rustfarm/userdata.py
+readonly RELAY=/usr/local/sbin/rustfarm-cache-relay
 readonly WORKER_USER=rustbuild
 # Login users of Debian's and Ubuntu's cloud images, added to group docker
 # when they exist so that an operator can look at the worker without sudo.
@@ -38,6 +42,10 @@ if [[ ! -f $PARSER_SOURCE ]]; then
     say "no user-data parser (rustfarm/userdata.py) at $PARSER_SOURCE" >&2
     exit 1
 fi
+if [[ ! -f $RELAY_SOURCE ]]; then
+    say "no compile cache relay (ami/rustfarm-cache-relay) at $RELAY_SOURCE" >&2
+    exit 1
+fi
 
 export DEBIAN_FRONTEND=noninteractive
 # On first boot cloud-init (and Ubuntu's unattended-upgrades) may hold apt's lock.
@@ -49,10 +57,10 @@ apt_get() {
     apt-get -q -o DPkg::Lock::Timeout=600 "$@"
 }
 
-say "installing docker.io, curl, cron, socat and python3"
+say "installing docker.io, curl, cron, socat, python3 and python3-botocore"
 apt_get update
 apt_get install -y --no-install-recommends \
-    ca-certificates coreutils cron curl docker.io python3 socat
+    ca-certificates coreutils cron curl docker.io python3 python3-botocore socat
 
 say "making $WORKER_USER a docker user"
 if ! id -u "$WORKER_USER" >/dev/null 2>&1; then
@@ -65,9 +73,10 @@ for login_user in "${LOGIN_USERS[@]}"; do
     fi
 done
 
-say "installing rustfarm-boot, $PARSER and $CRON_FILE"
+say "installing rustfarm-boot, $PARSER, $RELAY and $CRON_FILE"
 install -D -m 0755 -o root -g root "$BOOT_SCRIPT_SOURCE" /usr/local/sbin/rustfarm-boot
 install -D -m 0644 -o root -g root "$PARSER_SOURCE" "$PARSER"
+install -D -m 0755 -o root -g root "$RELAY_SOURCE" "$RELAY"
 # Runs as root: it powers the instance off. Its own log lines go to syslog
 # under the tag rustfarm-boot; everything it prints (the same lines and the
 # worker's output) goes to syslog under rustfarm-worker.

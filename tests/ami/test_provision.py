@@ -34,16 +34,19 @@ printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
 chmod +x /usr/sbin/policy-rc.d
 useradd --create-home admin
 state() {
-    sha256sum /usr/local/sbin/rustfarm-boot /usr/local/lib/rustfarm/userdata.py /etc/cron.d/rustfarm
+    sha256sum /usr/local/sbin/rustfarm-boot /usr/local/lib/rustfarm/userdata.py /etc/cron.d/rustfarm \
+        /usr/local/sbin/rustfarm-cache-relay
     stat -c '%n %a %U:%G' /usr/local/sbin/rustfarm-boot /usr/local/lib/rustfarm/userdata.py \
-        /etc/cron.d/rustfarm
+        /etc/cron.d/rustfarm /usr/local/sbin/rustfarm-cache-relay
     id rustbuild; id admin
     ls /etc/systemd/system/multi-user.target.wants/
-    dpkg-query -W -f '${Package} ${Status}\n' docker.io curl cron socat python3
+    dpkg-query -W -f '${Package} ${Status}\n' docker.io curl cron socat python3 python3-botocore
 }
-/ami/provision.sh /ami/rustfarm-boot /parser/userdata.py > /tmp/first.log 2>&1; echo "first run: $?"
+/ami/provision.sh /ami/rustfarm-boot /parser/userdata.py /ami/rustfarm-cache-relay > /tmp/first.log 2>&1
+echo "first run: $?"
 state > /tmp/first.state
-/ami/provision.sh /ami/rustfarm-boot /parser/userdata.py > /tmp/second.log 2>&1
+/ami/provision.sh /ami/rustfarm-boot /parser/userdata.py /ami/rustfarm-cache-relay \
+    > /tmp/second.log 2>&1
 echo "second run: $?"
 state > /tmp/second.state
 if cmp -s /tmp/first.state /tmp/second.state; then echo "same state"; fi
@@ -52,6 +55,7 @@ echo "--- cron"; cat /etc/cron.d/rustfarm
 printf '#rustfarm-worker v1\nimage=r.example.com/w:1\nmaster=m\nport=1\nname=n\npassword=p\n' \
     | RUSTFARM_POWEROFF=true /usr/local/sbin/rustfarm-boot --check-user-data - >/dev/null
 echo "installed script parses user-data: $?"
+/usr/local/sbin/rustfarm-cache-relay --help >/dev/null; echo "installed relay starts: $?"
 echo "--- logs"; tail -n 20 /tmp/first.log /tmp/second.log
 """
 
@@ -106,6 +110,11 @@ def test_provision_is_complete_and_idempotent(docker_engine):
     assert len(id_lines) == 2 and all("(docker)" in line for line in id_lines), id_lines
     for unit in ("docker.service", "containerd.service", "cron.service"):
         assert f"\n{unit}\n" in report, unit
-    for package in ("docker.io", "curl", "cron", "socat", "python3"):
+    for package in ("docker.io", "curl", "cron", "socat", "python3", "python3-botocore"):
         assert f"{package} install ok installed" in report
     assert "installed script parses user-data: 0" in report
+    relay_sha = hashlib.sha256((harness.REPO_ROOT / "ami" / "rustfarm-cache-relay").read_bytes())
+    assert f"{relay_sha.hexdigest()}  /usr/local/sbin/rustfarm-cache-relay" in report
+    assert "/usr/local/sbin/rustfarm-cache-relay 755 root:root" in report
+    # Its imports (botocore, urllib3) are the distribution's.
+    assert "installed relay starts: 0" in report

@@ -21,6 +21,13 @@ input (``python3 - unpack ...``); the usage below runs it from a file.
         when the crate needs a newer Rust (its rust-version or edition) or the
         worker's Rust is not the toolchain farm.yaml pins for the project.
 
+    python3 farm_worker_tool.py cache-forward SOCKET PORT
+        Forward 127.0.0.1:PORT to the Unix socket SOCKET, in the background for
+        as long as the container lives: the way sccache, in a container with
+        no network, reaches the compile cache relay of an EC2 instance
+        (ami/rustfarm-cache-relay). Returns once it listens; a second call
+        finds the port taken and leaves the first forwarder be.
+
 Only the standard library: it runs on whatever Python the worker has.
 """
 
@@ -30,9 +37,11 @@ import io
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
+import threading
 
 # The first Rust release of each edition.
 EDITION_RUST = {"2015": (1, 0), "2018": (1, 31), "2021": (1, 56), "2024": (1, 85)}
@@ -232,6 +241,57 @@ def crate_binaries(crate_dir, suffix):
     return names
 
 
+def _pipe(source, sink):
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _forward(connection, socket_path):
+    with connection, socket.socket(socket.AF_UNIX) as relay:
+        try:
+            relay.connect(socket_path)
+        except OSError:
+            return
+        back = threading.Thread(target=_pipe, args=(relay, connection), daemon=True)
+        back.start()
+        _pipe(connection, relay)
+        back.join()
+
+
+def cache_forward(socket_path, port):
+    if not os.path.exists(socket_path):
+        print(f"error: no compile cache relay at {socket_path}", file=sys.stderr)
+        sys.exit(1)
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", int(port)))
+    except OSError:
+        print(f"compile cache relay: already forwarded on 127.0.0.1:{port}")
+        return
+    listener.listen(64)
+    sys.stdout.flush()
+    if os.fork():
+        print(f"compile cache relay: 127.0.0.1:{port} -> {socket_path}")
+        return
+    # The forwarder: out of the step's session and output, so the step ends now.
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    while True:
+        connection, _ = listener.accept()
+        threading.Thread(target=_forward, args=(connection, socket_path), daemon=True).start()
+
+
 def main(argv):
     if len(argv) >= 3 and argv[0] == "unpack":
         unpack(argv[1], argv[2])
@@ -241,6 +301,8 @@ def main(argv):
         package(argv[1], argv[2], argv[3:])
     elif len(argv) == 4 and argv[0] == "toolchain":
         toolchain(argv[1], argv[2], argv[3])
+    elif len(argv) == 3 and argv[0] == "cache-forward":
+        cache_forward(argv[1], argv[2])
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

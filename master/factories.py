@@ -10,13 +10,13 @@ from buildbot.process.factory import BuildFactory
 from buildbot.process.properties import Interpolate, Property, renderer
 
 from rustfarm.farmfile import Farm, Project, Target
-from rustfarm.farmfile.model import COMPILE_PROJECT
+from rustfarm.farmfile.model import COMPILE_PROJECT, S3CompileCache
 from rustfarm.state import StateDir
 from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR
 
 from .builds import FarmBuild
-from .steps import READ_ONLY_COMPILE_CACHE, TARBALL, Cargo, FetchSource, Package, \
-    PruneArtifacts, SnapshotSource, ToolchainCheck, WorkerToolSource
+from .steps import TARBALL, Cargo, FetchSource, Package, PruneArtifacts, SnapshotSource, \
+    ToolchainCheck, WorkerToolSource
 
 # Where sources are unpacked and cargo builds: in the builder's directory on a
 # local worker; in the (project, target) cache volume inside a container, where
@@ -40,6 +40,11 @@ def profile_dir(props) -> str:
     return "debug" if profile in ("dev", "test") else profile
 
 
+# sccache's setting for a cache a build may read but not add to (an upload's: its
+# volume is mounted read-only too, which is what keeps it out).
+READ_ONLY_COMPILE_CACHE = {"SCCACHE_LOCAL_RW_MODE": "READ_ONLY"}
+
+
 def compile_cache_env(size: str, read_only: bool) -> dict:
     """sccache for the cargo steps, on the pool's shared cache: the wrapper is the one
     the toolchain step found (none where the image has no sccache); the server lives
@@ -50,6 +55,22 @@ def compile_cache_env(size: str, read_only: bool) -> dict:
     if read_only:
         env.update(READ_ONLY_COMPILE_CACHE)
     return env
+
+
+# The port on a build container's loopback where the worker tool forwards sccache's S3
+# requests to the instance's cache relay (the container has no other network).
+CACHE_RELAY_PORT = 4227
+
+
+def s3_compile_cache_env(cache: S3CompileCache) -> dict:
+    """sccache for the cargo steps of an ec2 pool, on S3 through the instance's relay:
+    unsigned requests to the loopback, which the relay signs (no credential in the
+    build); an upload's instance relays reads only."""
+    return {"RUSTC_WRAPPER": Property("rustc_wrapper", default=""),
+            "SCCACHE_BUCKET": cache.bucket, "SCCACHE_S3_KEY_PREFIX": cache.prefix,
+            "SCCACHE_REGION": cache.region, "SCCACHE_S3_NO_CREDENTIALS": "true",
+            "SCCACHE_ENDPOINT": f"http://127.0.0.1:{CACHE_RELAY_PORT}",
+            "SCCACHE_S3_USE_SSL": "false", "SCCACHE_IDLE_TIMEOUT": "0"}
 
 
 def _cargo_args(farm: Farm, project: Project, target: Target) -> list:
@@ -91,6 +112,8 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
     memory_limit = pool.memory if docker else None
     if docker and pool.compile_cache:
         env.update(compile_cache_env(pool.compile_cache, read_only=upload))
+    elif in_container and pool is not None and pool.kind == "ec2" and pool.compile_cache:
+        env.update(s3_compile_cache_env(pool.compile_cache))
 
     def cargo(subcommand: str, doing: str, done: str) -> Cargo:
         return Cargo(name=f"cargo {subcommand}", memory_limit=memory_limit,

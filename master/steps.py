@@ -115,11 +115,6 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-# sccache's setting for a cache a build may read but not add to (an upload's: its
-# volume is mounted read-only too, which is what keeps it out).
-READ_ONLY_COMPILE_CACHE = {"SCCACHE_LOCAL_RW_MODE": "READ_ONLY"}
-
-
 @dataclass(frozen=True)
 class CompileCacheStats:
     """What sccache did for a build's rustc calls: crates from the shared cache (hits),
@@ -229,8 +224,8 @@ class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, builds
                            "--stats-format", "json"],
             env=self.env, collectStdout=True, logEnviron=False)
         yield self.runCommand(stats)
-        read_only = all(self.env.get(name) == value
-                        for name, value in READ_ONLY_COMPILE_CACHE.items())
+        # An upload's build reads the cache and may not add to it.
+        read_only = bool(self.getProperty("compile_job"))
         counts = CompileCacheStats.parse(stats.stdout, read_only) if not stats.didFail() \
             else None
         if counts is None:

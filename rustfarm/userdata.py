@@ -14,7 +14,11 @@ first ``=``, values taken literally. Blank lines and lines starting with ``#``
 are ignored. ``image``, ``master``, ``port``, ``name`` and ``password`` are
 required; ``memory``, ``cpus`` and ``pids_limit`` (Docker's limits for the
 worker container) and ``max_lifetime`` (seconds after which the instance stops
-its worker and powers off, a safety net against a lost master) are optional.
+its worker and powers off, a safety net against a lost master) are optional, as
+is the shared compile cache: ``cache_bucket``, ``cache_prefix`` and
+``cache_region`` together (the S3 bucket and key prefix the instance's cache
+relay serves to builds), with ``cache_endpoint`` (an S3 work-alike's URL) and
+``cache_read_only=yes`` (builds read the cache and add nothing).
 EC2 caps user-data at 16 KB; ours stays far below.
 
 One module reads and checks it on both sides: the master renders user-data with
@@ -37,7 +41,11 @@ from dataclasses import dataclass
 
 MARKER = "#rustfarm-worker v1"
 REQUIRED_KEYS = ("image", "master", "port", "name", "password")
-OPTIONAL_KEYS = ("memory", "cpus", "pids_limit", "max_lifetime")
+CACHE_KEYS = ("cache_bucket", "cache_prefix", "cache_region", "cache_endpoint",
+              "cache_read_only")
+# The keys a cache needs, given any cache key.
+CACHE_REQUIRED_KEYS = ("cache_bucket", "cache_prefix", "cache_region")
+OPTIONAL_KEYS = ("memory", "cpus", "pids_limit", "max_lifetime") + CACHE_KEYS
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _COMPONENT = r"[a-z0-9]+([._-]+[a-z0-9]+)*"
@@ -62,6 +70,11 @@ class WorkerUserData:
     cpus: str | None = None
     pids_limit: int | None = None
     max_lifetime: int | None = None
+    cache_bucket: str | None = None
+    cache_prefix: str | None = None
+    cache_region: str | None = None
+    cache_endpoint: str | None = None
+    cache_read_only: bool = False
 
     def __repr__(self) -> str:
         # Keeps the password out of tracebacks and log lines that print us.
@@ -114,6 +127,23 @@ def value_problem(key: str, value: str) -> str | None:
     if key == "max_lifetime":
         return None if re.fullmatch(r"[1-9][0-9]{0,6}", value) else (
             "must be a whole number of seconds, 1 to 9999999")
+    if key == "cache_bucket":
+        return None if re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value) \
+            and ".." not in value else "must be an S3 bucket name (3-63 of a-z 0-9 . -)"
+    if key == "cache_prefix":
+        parts = value.split("/")[:-1]
+        return None if (re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", value) and value.endswith("/")
+                        and all(part not in ("", ".", "..") for part in parts)) else (
+            "must be a key prefix such as farm/ (A-Z a-z 0-9 . _ - /, ending with /,"
+            " no empty, . or .. part)")
+    if key == "cache_region":
+        return None if re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", value) else (
+            "must be an AWS region such as eu-west-1")
+    if key == "cache_endpoint":
+        return None if re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?", value) else (
+            "must be http(s)://HOST[:PORT]")
+    if key == "cache_read_only":
+        return None if value in ("yes", "no") else "must be yes or no"
     return None
 
 
@@ -128,14 +158,20 @@ def _describe(key: str, value: str, problem: str) -> str:
 
 def render_user_data(*, image: str, master: str, port: int, name: str, password: str,
                      memory: str | None = None, cpus: str | float | None = None,
-                     pids_limit: int | None = None, max_lifetime: int | None = None) -> str:
+                     pids_limit: int | None = None, max_lifetime: int | None = None,
+                     cache_bucket: str | None = None, cache_prefix: str | None = None,
+                     cache_region: str | None = None, cache_endpoint: str | None = None,
+                     cache_read_only: bool = False) -> str:
     """The user-data text for one worker instance; raises UserDataError if invalid."""
     values = {"image": image, "master": master, "port": str(port), "name": name,
               "password": password}
     optional = {"memory": memory, "cpus": cpus, "pids_limit": pids_limit,
-                "max_lifetime": max_lifetime}
+                "max_lifetime": max_lifetime, "cache_bucket": cache_bucket,
+                "cache_prefix": cache_prefix, "cache_region": cache_region,
+                "cache_endpoint": cache_endpoint,
+                "cache_read_only": "yes" if cache_read_only else None}
     values.update({k: str(v) for k, v in optional.items() if v is not None})
-    problems = []
+    problems = _cache_problems(values)
     for key, value in values.items():
         if not isinstance(value, str) or "\n" in value or "\r" in value:
             problems.append(f"key '{key}' must be a single line of text")
@@ -183,12 +219,21 @@ def read_settings(text: str | bytes) -> tuple[dict[str, str], list[str]]:
         else:
             settings[key] = value
     problems += [f"missing key '{key}'" for key in REQUIRED_KEYS if key not in settings]
+    problems += _cache_problems(settings)
     for key in REQUIRED_KEYS + OPTIONAL_KEYS:
         if key in settings:
             problem = value_problem(key, settings[key])
             if problem:
                 problems.append(_describe(key, settings[key], problem))
     return settings, problems
+
+
+def _cache_problems(settings: dict[str, str]) -> list[str]:
+    given = [key for key in CACHE_KEYS if key in settings]
+    missing = [key for key in CACHE_REQUIRED_KEYS if key not in settings]
+    if given and missing:
+        return [f"key '{given[0]}' needs {', '.join(repr(k) for k in missing)} too"]
+    return []
 
 
 def parse_user_data(text: str | bytes) -> WorkerUserData:
@@ -201,7 +246,11 @@ def parse_user_data(text: str | bytes) -> WorkerUserData:
         name=settings["name"], password=settings["password"],
         memory=settings.get("memory"), cpus=settings.get("cpus"),
         pids_limit=int(settings["pids_limit"]) if "pids_limit" in settings else None,
-        max_lifetime=int(settings["max_lifetime"]) if "max_lifetime" in settings else None)
+        max_lifetime=int(settings["max_lifetime"]) if "max_lifetime" in settings else None,
+        cache_bucket=settings.get("cache_bucket"), cache_prefix=settings.get("cache_prefix"),
+        cache_region=settings.get("cache_region"),
+        cache_endpoint=settings.get("cache_endpoint"),
+        cache_read_only=settings.get("cache_read_only") == "yes")
 
 
 def main(argv: list[str]) -> int:

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from buildbot.process.properties import Interpolate
 
 from rustfarm.farmfile import Ec2Pool, Farm
+from rustfarm.farmfile.model import S3CompileCache
 from rustfarm.userdata import value_problem
 
 from .ec2_api import connection_problems, tag_problems
@@ -56,6 +57,8 @@ class Ec2Launch:
     aws_access_key_id: Any = None
     aws_secret_access_key: Any = None
     aws_session_token: Any = None
+    # The shared compile cache the instances' relay serves to builds; None: none.
+    compile_cache: S3CompileCache | None = None
 
     @classmethod
     def from_pool(cls, farm: Farm, pool: Ec2Pool) -> "Ec2Launch":
@@ -74,13 +77,19 @@ class Ec2Launch:
             keypair_name=pool.keypair_name or None, volume_size_gb=pool.volume_size_gb,
             tags=dict(pool.tags), container_memory=pool.memory, container_cpus=pool.cpus,
             container_pids_limit=pool.pids_limit, max_lifetime=pool.max_lifetime,
-            connect_timeout=pool.connect_timeout, endpoint_url=pool.endpoint_url or None)
+            connect_timeout=pool.connect_timeout, endpoint_url=pool.endpoint_url or None,
+            compile_cache=pool.compile_cache)
 
     @property
     def user_data_options(self) -> dict:
-        """The optional user-data settings given: the container's limits, the lifetime."""
+        """The optional user-data settings given: the container's limits, the lifetime,
+        the compile cache."""
         options = {"memory": self.container_memory, "cpus": self.container_cpus,
                    "pids_limit": self.container_pids_limit, "max_lifetime": self.max_lifetime}
+        cache = self.compile_cache
+        if cache is not None:
+            options.update(cache_bucket=cache.bucket, cache_prefix=cache.prefix,
+                           cache_region=cache.region, cache_endpoint=cache.endpoint_url or None)
         return {key: value for key, value in options.items() if value is not None}
 
     def problems(self) -> list[str]:

@@ -42,6 +42,7 @@ from twisted.python import log
 
 from buildbot import config
 from buildbot.interfaces import LatentWorkerCannotSubstantiate, LatentWorkerFailedToSubstantiate
+from buildbot.process.properties import renderer
 from buildbot.util.latent import CompatibleLatentWorkerMixin
 from buildbot.worker.latent import AbstractLatentWorker
 
@@ -51,6 +52,12 @@ from . import ec2_instances as ec2
 from .ec2_api import SPOT_UNAVAILABLE_CODES, Ec2Connector
 from .ec2_instances import InstanceEnded
 from .ec2_launch import Ec2Launch
+
+
+@renderer
+def is_upload(props) -> bool:
+    """Whether the build is an upload's (anyone's code, from the compile endpoint)."""
+    return bool(props.getProperty("compile_job"))
 
 
 @dataclass(frozen=True)
@@ -118,14 +125,15 @@ class FarmEC2LatentWorker(CompatibleLatentWorkerMixin, AbstractLatentWorker):
     # -- start -----------------------------------------------------------------
 
     def renderWorkerProps(self, build):
-        return build.render((self.launch.image, self.launch.instance_type))
+        # An upload's instance reads the compile cache only: it is not another build's.
+        return build.render((self.launch.image, self.launch.instance_type, is_upload))
 
     @defer.inlineCallbacks
     def start_instance(self, build):
         if self.instance is not None:
             raise ValueError("instance active")
         launch = self.launch
-        image, instance_type = yield self.renderWorkerPropsOnStart(build)
+        image, instance_type, upload = yield self.renderWorkerPropsOnStart(build)
         endpoint_url, key_id, secret_key, token = yield self.renderSecrets(
             launch.endpoint_url, launch.aws_access_key_id, launch.aws_secret_access_key,
             launch.aws_session_token)
@@ -139,7 +147,8 @@ class FarmEC2LatentWorker(CompatibleLatentWorkerMixin, AbstractLatentWorker):
         try:
             user_data = render_user_data(
                 image=image, master=launch.master_host, port=launch.master_port,
-                name=self.workername, password=self.password, **launch.user_data_options)
+                name=self.workername, password=self.password, **launch.user_data_options,
+                **({"cache_read_only": True} if upload and launch.compile_cache else {}))
         except UserDataError as e:
             raise LatentWorkerCannotSubstantiate(
                 f"{self.workername}: cannot write user-data: {e}") from None

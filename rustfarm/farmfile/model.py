@@ -126,6 +126,16 @@ class DockerPool:
 
 
 @dataclass(frozen=True)
+class S3CompileCache:
+    """An ec2 pool's shared compile cache: sccache's entries in an S3 bucket under a
+    key prefix, reached by builds through each instance's relay (ami/README.md)."""
+    bucket: str
+    prefix: str
+    region: str
+    endpoint_url: str = ""           # "" is AWS's own S3 for the region
+
+
+@dataclass(frozen=True)
 class Ec2Pool:
     name: str
     max_instances: int
@@ -152,6 +162,7 @@ class Ec2Pool:
     pids_limit: int | None = None
     max_lifetime: int | None = None
     endpoint_url: str = ""           # EC2's endpoint: "" is boto3's (region, environment)
+    compile_cache: S3CompileCache | None = None
     kind: str = "ec2"
 
     def worker_names(self) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from rustfarm.userdata import value_problem
 
-from .model import DEFAULT_COMPILE_CACHE, DockerPool, Ec2Pool, LocalPool
+from .model import DEFAULT_COMPILE_CACHE, DockerPool, Ec2Pool, LocalPool, S3CompileCache
 from .reader import Section
 
 POOL_KINDS = ("local", "docker", "ec2")
@@ -105,7 +105,26 @@ def ec2_pool(name: str, s: Section) -> Ec2Pool:
         max_lifetime=s.integer("max_lifetime", None, minimum=60, maximum=9_999_999,
                                why="seconds an instance may run its worker"),
         endpoint_url=s.text("endpoint_url", "", check=_endpoint_problem),
+        compile_cache=_s3_compile_cache(name, s),
     )
+
+
+S3_CACHE_KEYS = ("bucket", "prefix", "region", "endpoint_url")
+
+
+def _s3_compile_cache(name: str, s: Section) -> S3CompileCache | None:
+    """An ec2 pool's compile cache: off unless farm.yaml names a bucket."""
+    if not s.has("compile_cache") or s.raw("compile_cache") is False:
+        return None
+    cache = Section(s.problems, s.filename, s.raw("compile_cache"),
+                    f"workers.{name}.compile_cache", S3_CACHE_KEYS, s.key_line("compile_cache"))
+    region = s.raw("region") if isinstance(s.raw("region"), str) else ""
+    found = S3CompileCache(
+        bucket=cache.text("bucket", check=_user_data_rule("cache_bucket")),
+        prefix=cache.text("prefix", "rustfarm/", check=_user_data_rule("cache_prefix")),
+        region=cache.text("region", region, check=_user_data_rule("cache_region")),
+        endpoint_url=cache.text("endpoint_url", "", check=_user_data_rule("cache_endpoint")))
+    return found if found.bucket else None
 
 
 def _user_data_rule(key: str):
@@ -129,7 +148,7 @@ POOL_KEYS = {
             "spot", "max_spot_price", "spot_fallback", "subnet_id", "security_group_ids",
             "instance_profile", "keypair_name", "volume_size_gb", "tags", "idle_timeout",
             "connect_timeout", "image_registry", "memory", "cpus", "pids_limit",
-            "max_lifetime", "endpoint_url"),
+            "max_lifetime", "endpoint_url", "compile_cache"),
 }
 POOL_KEYS_ALL = tuple(sorted({k for keys in POOL_KEYS.values() for k in keys}))
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
+import boto3
 import pytest
 
 from rustfarm.cli.processes import process_alive
 from rustfarm.userdata import parse_user_data
+from tests.support.crates import renamed_copy
 from tests.support.farm import EXAMPLE, RunningFarm
 from tests.support.moto_server import MotoEc2, aws_env
 
@@ -58,11 +62,13 @@ def base_ami(moto) -> str:
     return moto.client(REGION).describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
 
 
-def ec2_farm(directory, moto, registry, image: str, **pool) -> RunningFarm:
+def ec2_farm(directory, moto, registry, image: str, projects: dict | None = None,
+             **pool) -> RunningFarm:
     settings = {"kind": "ec2", "region": "us-east-1", "ami": base_ami(moto),
                 "instance_type": "t3.micro", "max_instances": 1,
                 "image_registry": registry.address, "connect_timeout": 120, **pool}
     pool_yaml = ", ".join(f"{k}: {v}" for k, v in settings.items())
+    projects = projects or {"hello": f"{{source: {EXAMPLE}}}"}
     farm = RunningFarm(directory, f"""\
 schedule: {{nightly: false}}
 workers:
@@ -70,8 +76,7 @@ workers:
 targets:
   {HOST_TARGET}: {{pool: cloud, runner: native, image: "{image}"}}
 projects:
-  hello: {{source: {EXAMPLE}}}
-""")
+""" + "".join(f"  {name}: {body}\n" for name, body in projects.items()))
     text = farm.config.read_text().replace("  name: test\n",
                                            "  name: test\n  master_address: 127.0.0.1\n"
                                            "  worker_host: 127.0.0.1\n")
@@ -207,3 +212,50 @@ def test_orphan_left_by_a_crashed_master_is_reaped_at_start(
         assert f"terminating orphan instance {orphan}" in log
     finally:
         farm.down()
+
+
+CACHE_RELAY = Path(__file__).resolve().parents[2] / "ami" / "rustfarm-cache-relay"
+
+
+def test_instances_share_compiled_crates_through_s3_without_credentials_in_builds(
+        moto, registry, pushed_image, tmp_path):
+    """Two projects with the same dependencies, each built on a fresh instance: the
+    second takes every dependency crate from the pool's S3 compile cache, which the
+    instance's relay (with the instance's credentials, outside the container) serves."""
+    moto.reset()
+    s3 = boto3.client("s3", endpoint_url=moto.endpoint, region_name=REGION)
+    s3.create_bucket(Bucket="farm-cache")
+    crates = {name: renamed_copy("deps-demo", tmp_path, name) for name in ("first", "second")}
+    subprocess.run(["chmod", "-R", "a+rX", str(tmp_path)], check=True)
+    farm = ec2_farm(tmp_path / "farm", moto, registry, pushed_image, projects={
+        name: f"{{source: {path}, binaries: [{name}], test: false}}"
+        for name, path in crates.items()},
+        compile_cache=f"{{bucket: farm-cache, prefix: test/, endpoint_url: '{moto.endpoint}'}}")
+    # The relay needs botocore, which this Python has (an instance has Debian's).
+    relay = {"RUSTFARM_CACHE_RELAY": f"{sys.executable} {CACHE_RELAY}"}
+    with InstancePlayer(moto, "test", tmp_path / "instances", boot_env=relay) as player:
+        farm.up()
+        try:
+            farm.login()
+            counts = {}
+            for name in crates:
+                [brid] = farm.force(f"force-{name}").values()
+                build = farm.wait_for_build(brid, timeout=600)
+                assert build["results"] == 0, farm.step_log(build, "cargo build")[-3000:]
+                props = farm.api(f"builds/{build['buildid']}", property="*")["builds"][0]
+                counts[name] = props["properties"]["compile_cache"][0]
+                assert props["properties"]["rustc_wrapper"][0].endswith("sccache")
+                assert "AWS_" not in str(props["properties"]) and "testing" not in str(props)
+            assert counts["first"]["misses"] >= 8 and counts["first"]["errors"] == 0
+            assert counts["second"]["hits"] >= 8 and counts["second"]["misses"] == 0
+            stored = [o["Key"] for o in s3.list_objects_v2(Bucket="farm-cache")["Contents"]]
+            assert all(key.startswith("test/") for key in stored)
+            assert len(stored) >= 8
+            assert len(player.booted) == 2
+            for text in player.user_data.values():
+                fields = parse_user_data(text)
+                assert (fields.cache_bucket, fields.cache_prefix, fields.cache_region) \
+                    == ("farm-cache", "test/", REGION)
+                assert not fields.cache_read_only
+        finally:
+            farm.down()

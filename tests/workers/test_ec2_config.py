@@ -150,3 +150,30 @@ def test_errors_are_collected_while_a_config_file_loads():
         FarmEC2LatentWorker("ec2-mips-1", "pw", Ec2Launch(**{**WORKER_ARGS, "region": None,
                                                                "spot_fallback": "no"}))
     assert len(errors.errors) == 2
+
+
+class PropertiesOnly:
+    """What renderWorkerProps asks of a build: to render with its properties."""
+
+    def __init__(self, **properties):
+        from buildbot.process.properties import Properties
+        self.properties = Properties(**properties)
+
+    def render(self, value):
+        return self.properties.render(value)
+
+
+def test_an_uploads_instance_is_never_a_projects():
+    """Its relay is read-only: the worker props of an upload's build differ from a
+    project's, so Buildbot does not give one's instance to the other."""
+    from twisted.internet import defer
+    worker = FarmEC2LatentWorker("ec2-mips-1", "pw", Ec2Launch(**WORKER_ARGS))
+    worker.launch = Ec2Launch(**WORKER_ARGS)      # what reconfigService sets
+    rendered = []
+    for properties in ({"image": "rustfarm/x:1"}, {"image": "rustfarm/x:1", "compile_job": "j1"},
+                       {"image": "rustfarm/x:1", "compile_job": "j2"}):
+        defer.ensureDeferred(defer.maybeDeferred(
+            worker.renderWorkerProps, PropertiesOnly(**properties))).addCallback(rendered.append)
+    project, upload, other_upload = rendered
+    assert project != upload and upload == other_upload
+    assert upload[-1] is True and project[-1] is False

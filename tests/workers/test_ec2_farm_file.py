@@ -122,17 +122,22 @@ def test_container_limits_lifetime_and_endpoint_reach_workers_and_reaper(tmp_pat
         ("6g", "1.5", 2048, 21600)
 
 
-def test_limits_the_boot_script_would_refuse_are_refused_with_their_line(tmp_path):
+def refusals(tmp_path: Path, pool_lines: str) -> list[str]:
+    """What `farm check` says of the example ec2 pool with ``pool_lines`` added."""
     from rustfarm.farmfile import FarmFileError
-    bad = LIMITS.replace("6g", "lots").replace("21600", "10").replace(
-        "https://ec2.eu-west-1.example.com", "ftp://ec2")
     text = write_farm(tmp_path).read_text().replace("    tags: {team: embedded}\n",
-                                                    "    tags: {team: embedded}\n" + bad)
+                                                    "    tags: {team: embedded}\n" + pool_lines)
     try:
         loads(text, tmp_path / "farm.yaml")
-        raise AssertionError("loaded")
     except FarmFileError as err:
-        messages = [str(p).replace(f"{tmp_path}/", "") for p in err.problems]
+        return [str(p).replace(f"{tmp_path}/", "") for p in err.problems]
+    raise AssertionError("loaded")
+
+
+def test_limits_the_boot_script_would_refuse_are_refused_with_their_line(tmp_path):
+    bad = LIMITS.replace("6g", "lots").replace("21600", "10").replace(
+        "https://ec2.eu-west-1.example.com", "ftp://ec2")
+    messages = refusals(tmp_path, bad)
     assert messages == [
         "farm.yaml:14: workers.cloud.memory: must be a whole number with an optional unit "
         "b, k, m or g (Docker's --memory), not 'lots'",
@@ -140,3 +145,49 @@ def test_limits_the_boot_script_would_refuse_are_refused_with_their_line(tmp_pat
         "instance may run its worker)",
         "farm.yaml:18: workers.cloud.endpoint_url: must be an http:// or https:// URL, not "
         "'ftp://ec2'"]
+
+
+CACHE = """\
+    compile_cache:
+      bucket: farm-cache
+      prefix: rustfarm/cloud/
+      endpoint_url: http://127.0.0.1:9000
+"""
+
+
+def test_the_compile_cache_reaches_user_data_and_the_builds_environment(tmp_path):
+    text = write_farm(tmp_path).read_text().replace("    tags: {team: embedded}\n",
+                                                    "    tags: {team: embedded}\n" + CACHE)
+    farm = loads(text, tmp_path / "farm.yaml")
+    config = buildmaster_config(farm)
+    launch = config["workers"][0]._config_args[2]
+    assert launch.user_data_options == {
+        "cache_bucket": "farm-cache", "cache_prefix": "rustfarm/cloud/",
+        "cache_region": "eu-west-1", "cache_endpoint": "http://127.0.0.1:9000"}
+    # The cargo steps' sccache reaches the bucket through the relay, with no credential.
+    [builder] = [b for b in config["builders"] if b.name == "hello:mipsel-unknown-linux-gnu"]
+    [cargo] = [s for s in builder.factory.steps if s.kwargs.get("name") == "cargo build"]
+    env = cargo.kwargs["env"]
+    assert (env["SCCACHE_BUCKET"], env["SCCACHE_S3_KEY_PREFIX"], env["SCCACHE_REGION"]) \
+        == ("farm-cache", "rustfarm/cloud/", "eu-west-1")
+    assert env["SCCACHE_S3_NO_CREDENTIALS"] == "true"
+    assert env["SCCACHE_ENDPOINT"].startswith("http://127.0.0.1:")
+    assert not [k for k in env if k.startswith("AWS_")]
+    # Without compile_cache an ec2 pool's builds have none.
+    plain = buildmaster_config(loads(write_farm(tmp_path).read_text(), tmp_path / "farm.yaml"))
+    [builder] = [b for b in plain["builders"] if b.name == "hello:mipsel-unknown-linux-gnu"]
+    [cargo] = [s for s in builder.factory.steps if s.kwargs.get("name") == "cargo build"]
+    assert "SCCACHE_BUCKET" not in cargo.kwargs["env"]
+    assert "cache_bucket" not in plain["workers"][0]._config_args[2].user_data_options
+
+
+def test_a_compile_cache_the_boot_script_would_refuse_is_refused_with_its_line(tmp_path):
+    bad = CACHE.replace("farm-cache", "Farm_Cache").replace("rustfarm/cloud/", "no-slash") \
+        + "      colour: blue\n"
+    messages = refusals(tmp_path, bad)
+    assert messages == [
+        "farm.yaml:15: workers.cloud.compile_cache.bucket: must be an S3 bucket name "
+        "(3-63 of a-z 0-9 . -), not 'Farm_Cache'",
+        "farm.yaml:16: workers.cloud.compile_cache.prefix: must be a key prefix such as farm/ "
+        "(A-Z a-z 0-9 . _ - /, ending with /, no empty, . or .. part), not 'no-slash'",
+        "farm.yaml:18: workers.cloud.compile_cache.colour: unknown key"]

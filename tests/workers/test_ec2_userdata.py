@@ -34,6 +34,37 @@ def test_optional_keys_round_trip():
         == ("4g", "1.5", 4096, 21600)
 
 
+CACHE = dict(cache_bucket="farm-cache", cache_prefix="rustfarm/main/", cache_region="eu-west-1")
+
+
+def test_the_compile_cache_keys_round_trip():
+    parsed = parse_user_data(render_user_data(**VALID, **CACHE,
+                                              cache_endpoint="http://127.0.0.1:9000",
+                                              cache_read_only=True))
+    assert (parsed.cache_bucket, parsed.cache_prefix, parsed.cache_region,
+            parsed.cache_endpoint, parsed.cache_read_only) \
+        == ("farm-cache", "rustfarm/main/", "eu-west-1", "http://127.0.0.1:9000", True)
+    assert parse_user_data(render_user_data(**VALID, **CACHE)).cache_read_only is False
+    assert "cache_read_only" not in render_user_data(**VALID, **CACHE)
+
+
+@pytest.mark.parametrize("cache, problem", [
+    ({"cache_bucket": "farm-cache"}, "needs 'cache_prefix', 'cache_region' too"),
+    ({**CACHE, "cache_bucket": "Farm_Cache"}, "key 'cache_bucket' must be an S3 bucket name"),
+    ({**CACHE, "cache_prefix": "rustfarm"}, "key 'cache_prefix' must be a key prefix"),
+    ({**CACHE, "cache_prefix": "a/../b/"}, "key 'cache_prefix' must be a key prefix"),
+    ({**CACHE, "cache_prefix": "/abs/"}, "key 'cache_prefix' must be a key prefix"),
+    ({**CACHE, "cache_region": "europe"}, "key 'cache_region' must be an AWS region"),
+    ({**CACHE, "cache_endpoint": "ftp://x"}, "key 'cache_endpoint' must be http"),
+])
+def test_compile_cache_values_the_boot_script_refuses_are_refused(cache, problem):
+    with pytest.raises(UserDataError, match=re.escape(problem)):
+        render_user_data(**VALID, **cache)
+    text = MARKER + "\n" + "".join(f"{k}={v}\n" for k, v in {**VALID, **cache}.items())
+    with pytest.raises(UserDataError, match=re.escape(problem)):
+        parse_user_data(text)
+
+
 @pytest.mark.skipif(not README.exists(), reason="ami/README.md is not in this checkout")
 def test_the_readme_example_parses():
     example = re.search(r"```text\n(#rustfarm-worker v1\n.*?)```", README.read_text(), re.S)

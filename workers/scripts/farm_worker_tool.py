@@ -207,12 +207,25 @@ def toolchain(crate_dir, project, pinned):
 
 
 def compile_cache():
-    """Say whether builds here share compiled crates through sccache: where the pool
-    mounts a cache (SCCACHE_DIR) and the image has sccache."""
-    directory = os.environ.get("SCCACHE_DIR")
+    """Say whether builds here share compiled crates through sccache: where the image
+    has sccache and the pool mounts a cache (SCCACHE_DIR), or, on an EC2 instance, names
+    an S3 bucket and the instance's relay is there (its socket, forwarded here first)."""
     wrapper = shutil.which("sccache")
-    if not directory or not os.path.isdir(directory) or not wrapper:
+    if not wrapper:
         return
+    bucket = os.environ.get("SCCACHE_BUCKET")
+    if bucket:
+        relay = os.environ.get("RUSTFARM_CACHE_SOCKET", "")
+        port = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/?", os.environ.get("SCCACHE_ENDPOINT", ""))
+        if not port or not relay or not os.path.exists(relay):
+            print("compile cache relay: none on this instance; building without the cache")
+            return
+        cache_forward(relay, port.group(1))
+        directory = f"s3://{bucket}/{os.environ.get('SCCACHE_S3_KEY_PREFIX', '')}"
+    else:
+        directory = os.environ.get("SCCACHE_DIR")
+        if not directory or not os.path.isdir(directory):
+            return
     try:
         version = subprocess.run([wrapper, "--version"], capture_output=True, text=True,
                                  check=True).stdout.split()[-1]

@@ -210,6 +210,22 @@ projects:
           f"  ({second_cold[0] / farm_cold[0]:.2f}x the first project's cold build)")
     print(f"  {'farm: cargo build step':34}{second_cold[1]:8.2f}s")
     print(f"  compile cache: {second_counts}")
+    overhead = statistics.median(boxed) - statistics.median(local)
+    goals = [
+        ("fresh container: force to first step at most 0.5 s over a running local worker",
+         f"+{overhead:.2f} s", overhead <= 0.5),
+        ("warm rebuild: force to done at most the bare container's warm time + 1.0 s",
+         f"{farm_warm[0] - bare_warm:+.2f} s", farm_warm[0] <= bare_warm + 1.0),
+        ("cold build: at most 1.1 times the bare container's",
+         f"{farm_cold[0] / bare_cold:.2f}x", farm_cold[0] <= 1.1 * bare_cold),
+        ("second project, same dependencies: none compiled, at most half the first's cold time",
+         f"{second_cold[0] / farm_cold[0]:.2f}x, {second_counts and second_counts['misses']} "
+         "compiled", bool(second_counts) and second_counts["misses"] == 0
+         and second_cold[0] <= farm_cold[0] / 2),
+    ]
+    print("goals:")
+    for goal, figure, met in goals:
+        print(f"  {'met    ' if met else 'not met'}  {figure:>18}  {goal}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ package (and upload), prune. Each one's summary says what it did ("unpacked 3 ch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -368,10 +369,11 @@ class FetchSource(WorkerToolStep):
 
 
 class Package(WorkerToolStep):
-    """The shipped binaries into the archive and its SHA256SUMS on the worker, both
-    uploaded to ``destination`` on the master, in one step; the summary and the
-    ``binary_sizes`` property give each binary's size. With ``url``, the step links
-    the archive and its checksums."""
+    """The shipped binaries into the archive on the worker, uploaded to ``destination``
+    on the master, where its SHA256SUMS is written from the digest of what arrived
+    (checked against the worker's: a damaged transfer fails the step), in one step; the
+    summary and the ``binary_sizes`` property give each binary's size. With ``url``, the
+    step links the archive and its checksums."""
 
     name = "package"
     description = "packaging"
@@ -382,23 +384,28 @@ class Package(WorkerToolStep):
         self.archive = archive
         self.destination = destination
         self.url = url
+        self.packed_digest = None
 
     @defer.inlineCallbacks
     def run(self):
         packed = yield super().run()
         if packed != SUCCESS:
             return packed
-        for name in (self.archive, "SHA256SUMS"):
-            upload = remotecommand.RemoteCommand("uploadFile", {
-                "workersrc": name, "workdir": self.workdir, "maxsize": None,
-                "blocksize": TRANSFER_BLOCK, "keepstamp": False,
-                "writer": remotetransfer.FileWriter(str(Path(self.destination) / name),
-                                                    None, 0o644)})
-            yield self.runCommand(upload)
-            if upload.didFail():
-                self.descriptionDone = f"upload of {name} failed"
-                return FAILURE
-            if self.url:
+        archive = Path(self.destination) / self.archive
+        upload = remotecommand.RemoteCommand("uploadFile", {
+            "workersrc": self.archive, "workdir": self.workdir, "maxsize": None,
+            "blocksize": TRANSFER_BLOCK, "keepstamp": False,
+            "writer": remotetransfer.FileWriter(str(archive), None, 0o644)})
+        yield self.runCommand(upload)
+        if upload.didFail():
+            self.descriptionDone = f"upload of {self.archive} failed"
+            return FAILURE
+        digest = yield threads.deferToThread(write_checksums, archive)
+        if digest != self.packed_digest:
+            self.descriptionDone = f"{self.archive} arrived damaged (its SHA-256 differs)"
+            return FAILURE
+        if self.url:
+            for name in (self.archive, "SHA256SUMS"):
                 yield self.addURL(name, self.url + name)
         return SUCCESS
 
@@ -408,10 +415,23 @@ class Package(WorkerToolStep):
         if failed:
             self.descriptionDone = "no binaries to package"
             return FAILURE
+        digest = re.search(rf"^([0-9a-f]{{64}})  {re.escape(self.archive)}$", stdout,
+                           re.MULTILINE)
+        self.packed_digest = digest.group(1) if digest else None
         self.setProperty("binary_sizes", sizes, "Package")
         self.descriptionDone = "packaged " + ", ".join(
             f"{name} ({human_size(size)})" for name, size in sorted(sizes.items()))
         return SUCCESS
+
+
+def write_checksums(archive: Path) -> str:
+    """SHA256SUMS beside ``archive``, for it alone; returns its digest."""
+    digest = hashlib.sha256()
+    with archive.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    (archive.parent / "SHA256SUMS").write_text(f"{digest.hexdigest()}  {archive.name}\n")
+    return digest.hexdigest()
 
 
 class PruneArtifacts(buildstep.BuildStep):

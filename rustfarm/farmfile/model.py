@@ -34,6 +34,39 @@ class DbSettings:
 
 
 @dataclass(frozen=True)
+class MasterSettings:
+    """One of the farm's masters: every master serves the web UI and takes workers."""
+
+    name: str
+    www_port: int
+    worker_port: int
+    host: str = ""            # the machine it runs on ("" = this one)
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """The WAMP router Buildbot's multi-master mode passes its messages through."""
+
+    url: str                  # ws://host:port/path
+    realm: str
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        hostport = self.url.split("://", 1)[1].split("/", 1)[0]
+        tail = hostport.rsplit(":", 1)[1] if ":" in hostport.lstrip("[").split("]")[-1] else ""
+        return int(tail) if tail.isdigit() else (443 if self.url.startswith("wss:") else 80)
+
+    @property
+    def path(self) -> str:
+        rest = self.url.split("://", 1)[1]
+        return "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+
+
+@dataclass(frozen=True)
 class ScheduleSettings:
     nightly: tuple[int, int] | None     # (hour, minute), or None for no nightly build
 
@@ -243,6 +276,15 @@ class Farm:
     pools: Mapping[str, Pool]
     targets: Mapping[str, Target]
     projects: Mapping[str, Project]
+    masters: tuple[MasterSettings, ...] = ()
+    router: RouterSettings | None = None
+
+    @property
+    def multi_master(self) -> bool:
+        return len(self.masters) > 1
+
+    def master(self, name: str) -> MasterSettings:
+        return next(m for m in self.masters if m.name == name)
 
     def project_targets(self, project: Project) -> list[Target]:
         return [self.targets[t] for t in project.targets]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Union
 
@@ -285,6 +285,17 @@ class Farm:
 
     def master(self, name: str) -> MasterSettings:
         return next(m for m in self.masters if m.name == name)
+
+    def as_master(self, name: str) -> Farm:
+        """The farm as master ``name`` serves it: its own web UI and worker ports
+        (and its own URL where farm.url is left at the web UI's address)."""
+        master = self.master(name)
+        farm, www = self.farm, self.www
+        url = farm.url
+        if url == f"http://{www.host}:{www.port}/":
+            url = f"http://{master.host or www.host}:{master.www_port}/"
+        return replace(self, farm=replace(farm, worker_port=master.worker_port, url=url),
+                       www=replace(www, port=master.www_port))
 
     def project_targets(self, project: Project) -> list[Target]:
         return [self.targets[t] for t in project.targets]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -58,12 +59,13 @@ class Farmhouse:
 
     def master_homes(self) -> list[tuple[MasterSettings, Path]]:
         """The masters this machine runs, each with its directory: the state directory's
-        master/ for a farm of one, masters/<name> for each of several (those farm.yaml
-        puts on another host run there)."""
+        master/ for a farm of one, masters/<name> for each of several whose host is
+        empty or this machine's name (the others run on theirs)."""
         if not self.farm.multi_master:
             return [(self.farm.masters[0], self.state.master)]
+        here = ("", socket.gethostname(), socket.getfqdn())
         return [(m, self.state.root / "masters" / m.name) for m in self.farm.masters
-                if not m.host]
+                if m.host in here]
 
     @property
     def router(self) -> Router | None:
@@ -88,9 +90,9 @@ class Farmhouse:
         self.state.create()
         if self.router:
             self.router.start()
-        running = read_pid(self.master_homes()[0][1] / "twistd.pid")
-        if running:
-            say(f"master already running (pid {running})")
+        running = self.running_masters()
+        if len(running) == len(self.master_homes()):
+            say(f"master already running (pid {', '.join(map(str, running.values()))})")
             self.runs_with(Runtime.of(self.farm))
             self.ensure_secrets()
             self.finish_starting_local_workers(self.start_local_workers())
@@ -98,13 +100,14 @@ class Farmhouse:
             self.runs_with(probe(self.farm, dockerd_log=self.state.root / "dockerd.log"))
             self.report_runtime()
             self.ensure_secrets()
-            started = {name: self.launch_master(master, home)
-                       for master, home in self.master_homes()
-                       for name in [master.name]}
+            # Those of several masters that stopped (a lost router stops a master) start again.
+            stopped = [(m, home) for m, home in self.master_homes() if m.name not in running]
+            started = {master.name: self.launch_master(master, home)
+                       for master, home in stopped}
             # Started with the master: each waits for its port, then connects at once.
             starting = self.start_local_workers()
             try:
-                for master, home in self.master_homes():
+                for master, home in stopped:
                     self.wait_for_master(home, started[master.name])
             except BaseException:
                 for started in starting.values():

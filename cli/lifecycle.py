@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from rustfarm.errors import FarmError
 from rustfarm.farmfile import Farm
+from rustfarm.farmfile.model import MasterSettings
 from rustfarm.progress import say
 from rustfarm.runtime import Adjusted, Runtime, effective_farm
 from rustfarm.state import SecretStore, StateDir, ui_secret_name, worker_secret_name
@@ -20,8 +22,9 @@ from rustfarm.state import SecretStore, StateDir, ui_secret_name, worker_secret_
 from .api import FarmApi
 from .docker_probe import missing_images, probe
 from .master_log import failure_reason, wait_for_reconfig
-from .processes import (console_script, build_environment, port_in_use, read_pid, stop_processes,
-                        wait_for_exit)
+from .processes import (console_script, build_environment, port_in_use, read_pid, stop_pid,
+                        stop_processes, wait_for_exit)
+from .router import Router, is_local
 from .tacfiles import write_master_tac, write_worker_tac
 
 
@@ -52,7 +55,27 @@ class Farmhouse:
 
     @property
     def api(self) -> FarmApi:
-        return FarmApi.for_farm(self.farm)
+        return FarmApi.for_farm(self.farm.as_master(self.farm.masters[0].name))
+
+    def master_homes(self) -> list[tuple[MasterSettings, Path]]:
+        """The masters this machine runs, each with its directory: the state directory's
+        master/ for a farm of one, masters/<name> for each of several whose host is
+        empty or this machine's name (the others run on theirs)."""
+        if not self.farm.multi_master:
+            return [(self.farm.masters[0], self.state.master)]
+        here = ("", socket.gethostname(), socket.getfqdn())
+        return [(m, self.state.root / "masters" / m.name) for m in self.farm.masters
+                if m.host in here]
+
+    @property
+    def router(self) -> Router | None:
+        """The router `farm up` runs: farm.yaml's, when it is on this machine."""
+        router = self.farm.router
+        return Router(self.state.root, router) if router and is_local(router) else None
+
+    def running_masters(self) -> dict[str, int]:
+        return {m.name: pid for m, home in self.master_homes()
+                if (pid := read_pid(home / "twistd.pid"))}
 
     def local_workers(self) -> list[str]:
         return [name for pool in self.farm.pools.values() if pool.kind == "local"
@@ -65,9 +88,11 @@ class Farmhouse:
 
     def up(self, wait: float = 90, build_images: bool = True) -> bool:
         self.state.create()
-        running = read_pid(self.state.master_pidfile)
-        if running:
-            say(f"master already running (pid {running})")
+        if self.router:
+            self.router.start()
+        running = self.running_masters()
+        if len(running) == len(self.master_homes()):
+            say(f"master already running (pid {', '.join(map(str, running.values()))})")
             self.runs_with(Runtime.of(self.farm))
             self.ensure_secrets()
             self.finish_starting_local_workers(self.start_local_workers())
@@ -75,11 +100,15 @@ class Farmhouse:
             self.runs_with(probe(self.farm, dockerd_log=self.state.root / "dockerd.log"))
             self.report_runtime()
             self.ensure_secrets()
-            since = self.launch_master()
+            # Those of several masters that stopped (a lost router stops a master) start again.
+            stopped = [(m, home) for m, home in self.master_homes() if m.name not in running]
+            started = {master.name: self.launch_master(master, home)
+                       for master, home in stopped}
             # Started with the master: each waits for its port, then connects at once.
             starting = self.start_local_workers()
             try:
-                self.wait_for_master(since)
+                for master, home in stopped:
+                    self.wait_for_master(home, started[master.name])
             except BaseException:
                 for started in starting.values():
                     started.kill()
@@ -161,28 +190,31 @@ class Farmhouse:
         if adjusted.disabled:
             say(f"  not built until a Docker engine answers: {', '.join(adjusted.disabled)}")
 
-    def launch_master(self) -> int:
-        """Start the master's process; the offset of its log where this start's lines begin."""
+    def launch_master(self, master: MasterSettings, master_dir: Path) -> int:
+        """Start a master's process; the offset of its log where this start's lines begin."""
         farm = self.farm
-        for host, port, key in ((farm.www.host, farm.www.port, "www.port"),
-                                (self.runtime.worker_host(farm), farm.farm.worker_port,
-                                 "farm.worker_port")):
+        several = farm.multi_master
+        for host, port, key in ((farm.www.host, master.www_port,
+                                 "masters" if several else "www.port"),
+                                (self.runtime.worker_host(farm), master.worker_port,
+                                 "masters" if several else "farm.worker_port")):
             if port and port_in_use(host, port):
                 raise FarmError(f"cannot start the master: port {port} on {host} ({key} in "
                                 f"{farm.path.name}) is already in use by another program")
-        master_dir = self.state.master
+        master_dir.mkdir(parents=True, exist_ok=True)
+        pidfile = master_dir / "twistd.pid"
         # A master killed outright leaves its pid file, and maybe an unreaped
         # zombie that twistd would take for a running master.
-        if read_pid(self.state.master_pidfile) is None:
-            self.state.master_pidfile.unlink(missing_ok=True)
+        if read_pid(pidfile) is None:
+            pidfile.unlink(missing_ok=True)
         configfile = Path(str(resources.files("rustfarm.master").joinpath("master.cfg")))
-        write_master_tac(master_dir, configfile, farm.path)
+        write_master_tac(master_dir, configfile, farm.path, master.name)
         self.runtime.write(self.state.runtime_file)       # the master reads it from there
         # Left by farms whose database `buildbot upgrade-master` made; the master does it now.
         (master_dir / ".buildbot-version").unlink(missing_ok=True)
-        log = self.state.master_log
+        log = master_dir / "twistd.log"
         since = log.stat().st_size if log.exists() else 0
-        say(f"starting the master in {master_dir}")
+        say(f"starting {'master ' + master.name if several else 'the master'} in {master_dir}")
         # What `buildbot start` runs, without the second it takes to start itself and the
         # one its `tail -F` of the log may take to see the master's "running" line.
         launched = subprocess.run([sys.executable, "-c",
@@ -194,15 +226,17 @@ class Farmhouse:
                             f"({log}):\n{failure_reason(log, since) or launched.stderr}")
         return since
 
-    def wait_for_master(self, since: int) -> None:
-        log = self.state.master_log
-        if not self.master_started(log, since, timeout=120):
+    def wait_for_master(self, master_dir: Path, since: int) -> None:
+        log = master_dir / "twistd.log"
+        if not self.master_started(log, since, timeout=120, pidfile=master_dir / "twistd.pid"):
             raise FarmError("the master failed to start; from its log "
                             f"({log}):\n{failure_reason(log, since)}")
 
-    def master_started(self, log: Path, since: int, timeout: float) -> bool:
+    def master_started(self, log: Path, since: int, timeout: float,
+                       pidfile: Path | None = None) -> bool:
         """Wait for the master's log to say it runs: False when it failed or stopped; True
         also when it still starts after ``timeout`` (wait_until_ready waits on)."""
+        pidfile = pidfile or self.state.master_pidfile
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -215,10 +249,10 @@ class Farmhouse:
                 return True
             if "BuildMaster startup failed" in text:
                 return False
-            if self.state.master_pidfile.exists() and not read_pid(self.state.master_pidfile):
+            if pidfile.exists() and not read_pid(pidfile):
                 return False
             time.sleep(0.1)
-        return read_pid(self.state.master_pidfile) is not None
+        return read_pid(pidfile) is not None
 
     def start_local_workers(self) -> dict[str, subprocess.Popen]:
         """Start the local workers not running yet (all at once: each `buildbot-worker
@@ -228,12 +262,16 @@ class Farmhouse:
         store = SecretStore(self.state.secrets)
         host = self.runtime.worker_host(farm)
         starting = {}
-        for name in Farmhouse(farm).local_workers():
+        # Several masters share the workers out: each worker attaches to one of them.
+        ports = [m.worker_port for m, _ in self.master_homes()] if self.farm.multi_master \
+            else [farm.farm.worker_port]
+        for index, name in enumerate(Farmhouse(farm).local_workers()):
             basedir = self.state.worker(name)
             if read_pid(basedir / "twistd.pid"):
                 continue
             write_worker_tac(basedir, "127.0.0.1" if host == "0.0.0.0" else host,
-                             farm.farm.worker_port, name, store.path(worker_secret_name(name)))
+                             ports[index % len(ports)], name,
+                             store.path(worker_secret_name(name)))
             starting[name] = subprocess.Popen(
                 [console_script("buildbot-worker"), "start", "--quiet", str(basedir)],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -252,9 +290,10 @@ class Farmhouse:
         deadline = time.monotonic() + wait
         expected = set(Farmhouse(self.running).local_workers())
         while time.monotonic() < deadline:
-            if not read_pid(self.state.master_pidfile):
-                raise FarmError("the master stopped while starting; from its log:\n"
-                                + failure_reason(self.state.master_log, 0))
+            for master, home in self.master_homes():
+                if not read_pid(home / "twistd.pid"):
+                    raise FarmError(f"master {master.name} stopped while starting; from its "
+                                    "log:\n" + failure_reason(home / "twistd.log", 0))
             if api.answers():
                 connected = {w["name"] for w in api.workers()
                              if w["connected_to"] and not w["name"].startswith("__")}
@@ -314,7 +353,19 @@ class Farmhouse:
             self.state.master_pidfile.unlink(missing_ok=True)
             say("stopped the master")
             stopped = True
+        for master, home in self.master_homes()[1:]:
+            if stop_pid(home / "twistd.pid", f"master {master.name}", timeout=timeout or 60):
+                say(f"stopped master {master.name}")
+                stopped = True
+        if self.farm.multi_master:
+            master, home = self.master_homes()[0]
+            if stop_pid(home / "twistd.pid", f"master {master.name}", timeout=timeout or 60):
+                say(f"stopped master {master.name}")
+                stopped = True
         stopped |= stop_processes(self.state, timeout)
+        if self.router and self.router.stop():
+            say("stopped the WAMP router")
+            stopped = True
         removed = self.remove_containers()
         if removed:
             say(f"removed {len(removed)} container(s) left running: {', '.join(removed)}")
@@ -359,6 +410,8 @@ class Farmhouse:
     # -- status ---------------------------------------------------------
 
     def status(self) -> bool:
+        if self.farm.multi_master:
+            return self.status_of_masters()
         pid = read_pid(self.state.master_pidfile)
         if not pid:
             say(f"farm '{self.farm.farm.name}': master not running (farm up starts it)")
@@ -367,6 +420,32 @@ class Farmhouse:
         answers = api.answers()
         say(f"master: running (pid {pid}); web UI {self.farm.farm.url} "
             f"{'answers' if answers else 'does not answer'}")
+        return self.status_of_workers_and_builds(api, answers)
+
+    def status_of_masters(self) -> bool:
+        """Every master of the farm, each through its own web UI; then the workers and
+        builds, which every master sees alike (they share the database)."""
+        router = self.router
+        if router:
+            say(f"router: {'running (pid %d)' % router.pid if router.pid else 'not running'}"
+                f" at {self.farm.router.url}")
+        running = self.running_masters()
+        answering = None
+        for master in self.farm.masters:
+            farm = self.farm.as_master(master.name)
+            api = FarmApi.for_farm(farm)
+            answers = api.answers()
+            where = (f"pid {running[master.name]}" if master.name in running else
+                     f"on {master.host}" if master.host else "not running")
+            say(f"master {master.name}: {where}; web UI {farm.farm.url} "
+                f"{'answers' if answers else 'does not answer'}")
+            if answers and answering is None:
+                answering = api
+        if answering is None:
+            return False
+        return self.status_of_workers_and_builds(answering, True)
+
+    def status_of_workers_and_builds(self, api: FarmApi, answers: bool) -> bool:
         local = set(self.local_workers())
         connected = {w["name"]: w for w in api.workers()} if answers else {}
         connected.pop("__Janitor", None)

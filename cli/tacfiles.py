@@ -20,6 +20,7 @@ from rustfarm.master.buildmaster import FarmMaster
 basedir = {basedir!r}
 configfile = {configfile!r}
 os.environ["RUSTFARM_CONFIG"] = {farm_yaml!r}
+os.environ["RUSTFARM_MASTER"] = {master!r}
 
 # note: this line is matched against to check that this is a buildmaster
 # directory; do not edit it.
@@ -74,9 +75,12 @@ s.setServiceParent(application)
 """
 
 
-def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path) -> None:
+def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path,
+                     master: str = "") -> None:
+    """``master``: which of farm.yaml's masters this one is ("" = its first)."""
     (basedir / "buildbot.tac").write_text(MASTER_TAC.format(
-        basedir=str(basedir), configfile=str(configfile), farm_yaml=str(farm_yaml)))
+        basedir=str(basedir), configfile=str(configfile), farm_yaml=str(farm_yaml),
+        master=master))
 
 
 def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_file: Path) -> None:

@@ -16,6 +16,7 @@ from .builders import builder_configs
 from .compile_jobs import CompileJobs
 from .compile_www import TesselServer
 from .database import database_services, db_config
+from .multimaster import multi_master_config
 from .prioritizer import prioritize_builders
 from .secret_files import SecretFiles
 from .schedulers import all_schedulers, change_sources
@@ -79,4 +80,5 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
         "logCompressionMethod": "gz",
         "configurators": [util.JanitorConfigurator(logHorizon=datetime.timedelta(days=30),
                                                    hour=4, dayOfWeek=6)],
+        **multi_master_config(farm),
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 from rustfarm.farmfile import Farm, load
 
 CONFIG_ENV = "RUSTFARM_CONFIG"
+MASTER_ENV = "RUSTFARM_MASTER"   # which of farm.yaml's masters this process is
 
 
 def farm_path() -> Path:
@@ -18,4 +19,7 @@ def farm_path() -> Path:
 
 
 def load_farm() -> Farm:
-    return load(farm_path())
+    """The farm as this master serves it."""
+    farm = load(farm_path())
+    name = os.environ.get(MASTER_ENV) or farm.masters[0].name
+    return farm.as_master(name) if any(m.name == name for m in farm.masters) else farm

@@ -14,11 +14,12 @@ from .errors import FarmFileError, Problem, did_you_mean
 from .model import (COMPILE_PROJECT, ArtifactSettings, CompileSettings, CrateSource,
                     DbSettings, Farm, FarmSettings, Pool, Project, ScheduleSettings, Target,
                     WwwSettings)
+from .masters import check_masters, read_masters, read_router
 from .pools import POOL_KEYS, POOL_KEYS_ALL, POOL_KINDS, POOL_READERS, size_bytes
 from .reader import NAME_RE, Section, type_name
 from .yamlsource import load_yaml
 
-TOP_KEYS = ("farm", "www", "db", "schedule", "artifacts", "compile", "crates", "workers",
+TOP_KEYS = ("farm", "www", "db", "masters", "router", "schedule", "artifacts", "compile", "crates", "workers",
             "targets", "projects")
 PROFILES_BUILTIN = ("release", "dev")
 DEFAULT_STATE_DIR = ".farm"
@@ -204,18 +205,27 @@ class _Builder:
                 top.error(getattr(top.raw("projects"), "key_lines", {}).get(name, 0),
                           f"projects.{name}", f"names are at most {MAX_NAME} characters "
                           f"(Docker volume names are made from them), not {len(name)}")
+        db = self.db(top, farm)
+        compile_settings = self.compile(top, farm, www, pools, targets, projects)
+        masters = read_masters(self.section, top, farm, www)
+        router = read_router(self.section, top)
+        tessel = compile_settings.tessel_port
+        check_masters(top, masters, db, router,
+                      {tessel: "compile.tessel_port"} if tessel else {})
         return Farm(
             path=self.path,
             farm=farm,
             www=www,
-            db=self.db(top, farm),
+            db=db,
             schedule=self.schedule(top),
             artifacts=self.artifacts(top, farm),
-            compile=self.compile(top, farm, www, pools, targets, projects),
+            compile=compile_settings,
             crates=self.crates(top),
             pools=pools,
             targets=targets,
             projects=projects,
+            masters=masters,
+            router=router,
         )
 
     def farm_settings(self, top: Section, www: WwwSettings) -> FarmSettings:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Union
 
@@ -31,6 +31,39 @@ class WwwSettings:
 @dataclass(frozen=True)
 class DbSettings:
     url: str
+
+
+@dataclass(frozen=True)
+class MasterSettings:
+    """One of the farm's masters: every master serves the web UI and takes workers."""
+
+    name: str
+    www_port: int
+    worker_port: int
+    host: str = ""            # the machine it runs on ("" = this one)
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """The WAMP router Buildbot's multi-master mode passes its messages through."""
+
+    url: str                  # ws://host:port/path
+    realm: str
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        hostport = self.url.split("://", 1)[1].split("/", 1)[0]
+        tail = hostport.rsplit(":", 1)[1] if ":" in hostport.lstrip("[").split("]")[-1] else ""
+        return int(tail) if tail.isdigit() else (443 if self.url.startswith("wss:") else 80)
+
+    @property
+    def path(self) -> str:
+        rest = self.url.split("://", 1)[1]
+        return "/" + rest.split("/", 1)[1] if "/" in rest else "/"
 
 
 @dataclass(frozen=True)
@@ -254,6 +287,26 @@ class Farm:
     pools: Mapping[str, Pool]
     targets: Mapping[str, Target]
     projects: Mapping[str, Project]
+    masters: tuple[MasterSettings, ...] = ()
+    router: RouterSettings | None = None
+
+    @property
+    def multi_master(self) -> bool:
+        return len(self.masters) > 1
+
+    def master(self, name: str) -> MasterSettings:
+        return next(m for m in self.masters if m.name == name)
+
+    def as_master(self, name: str) -> Farm:
+        """The farm as master ``name`` serves it: its own web UI and worker ports
+        (and its own URL where farm.url is left at the web UI's address)."""
+        master = self.master(name)
+        farm, www = self.farm, self.www
+        url = farm.url
+        if url == f"http://{www.host}:{www.port}/":
+            url = f"http://{master.host or www.host}:{master.www_port}/"
+        return replace(self, farm=replace(farm, worker_port=master.worker_port, url=url),
+                       www=replace(www, port=master.www_port))
 
     def project_targets(self, project: Project) -> list[Target]:
         return [self.targets[t] for t in project.targets]

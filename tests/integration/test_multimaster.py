@@ -1,0 +1,168 @@
+"""Two masters in Buildbot's multi-master mode (a private PostgreSQL server, the farm's
+crossbar router, real masters and a real local worker): a build forced through one
+master runs on the worker attached to the other, its artifact is downloadable from
+both, and a pushed commit gives one build per builder, not one per master."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.support.docker_engine import unavailable
+from tests.support.farm import EXAMPLE, REPO, RunningFarm
+from tests.support.postgres import PrivateCluster, ensure_server
+from tests.support.registry import free_port
+
+from .conftest import HOST_TARGET, require_cargo
+
+pytestmark = pytest.mark.slow
+
+
+def git(cwd, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def postgresql():
+    reason = ensure_server()
+    if reason:
+        unavailable(reason)
+    try:
+        cluster = PrivateCluster().start()
+    except RuntimeError as err:
+        unavailable(f"a private PostgreSQL server did not start: {err}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def router_installed():
+    done = subprocess.run([str(REPO / "tools" / "bootstrap"), "--router"], capture_output=True,
+                          text=True, timeout=900)
+    if done.returncode != 0:
+        unavailable(f"crossbar could not be installed: {done.stderr[-500:]}")
+
+
+@pytest.fixture(scope="module")
+def project_repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("git")
+    bare = root / "hello.git"
+    git(root, "init", "-q", "--bare", "-b", "main", str(bare))
+    work = root / "work"
+    subprocess.run(["cp", "-r", str(EXAMPLE), str(work)], check=True)
+    git(work, "init", "-q", "-b", "main")
+    git(work, "config", "user.email", "dev@example.invalid")
+    git(work, "config", "user.name", "dev")
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "hello")
+    git(work, "remote", "add", "origin", str(bare))
+    git(work, "push", "-q", "origin", "main")
+    return bare, work
+
+
+@pytest.fixture(scope="module")
+def two_masters(tmp_path_factory, postgresql, router_installed, project_repo):
+    require_cargo()
+    bare, _ = project_repo
+    url = postgresql.create_database("multi")
+    directory = tmp_path_factory.mktemp("multi")
+    second_www, second_worker, router = free_port(), free_port(), free_port()
+    farm = RunningFarm(directory, "")
+    # The one local worker attaches to the first master; builds are forced via the second.
+    farm.config.write_text(farm.config.read_text() + f"""\
+db: {{url: "{url}"}}
+masters:
+  - {{name: first, www_port: {farm.www_port}, worker_port: {farm.worker_port}}}
+  - {{name: second, www_port: {second_www}, worker_port: {second_worker}}}
+router: {{url: "ws://127.0.0.1:{router}/ws"}}
+schedule: {{nightly: false}}
+workers: {{local: {{kind: local, count: 1}}}}
+targets:
+  {HOST_TARGET}: {{pool: local, runner: native}}
+projects:
+  hello: {{source: {EXAMPLE}, test: false}}
+  pushed: {{source: "file://{bare}", branches: [main], poll_interval: 1, test: false}}
+""")
+    farm.second_url = f"http://127.0.0.1:{second_www}/"
+    try:
+        yield farm.up()
+    finally:
+        farm.down()
+
+
+def masters_by_id(farm: RunningFarm) -> dict[int, str]:
+    return {m["masterid"]: m["name"] for m in farm.api("masters")["masters"]}
+
+
+def test_a_build_forced_via_one_master_runs_on_the_other_s_worker(two_masters):
+    farm = two_masters
+    masters = masters_by_id(farm)
+    assert len([m for m in farm.api("masters")["masters"] if m["active"]]) == 2
+    [worker] = [w for w in farm.api("workers")["workers"] if w["name"] == "local-1"]
+    [attached] = [masters[c["masterid"]] for c in worker["connected_to"]]
+    assert attached.endswith("masters/first")
+
+    second = requests.Session()
+    second.get(f"{farm.second_url}auth/login", auth=("admin", farm.password()),
+               timeout=30).raise_for_status()
+    builder = {b["name"]: b["builderid"] for b in farm.api("builders")["builders"]}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "force",
+            "params": {"builderid": str(builder[f"hello:{HOST_TARGET}"])}}
+    reply = second.post(f"{farm.second_url}api/v2/forceschedulers/force-hello-builder",
+                        json=body, timeout=30, headers={"Accept": "application/json"})
+    assert reply.status_code == 200, reply.text
+    [brid] = reply.json()["result"][1].values()
+    build = farm.wait_for_build(brid)
+    assert build["results"] == 0, farm.step_log(build, "cargo build")
+    assert masters[build["masterid"]].endswith("masters/first")
+
+    # Both masters show the build, and serve its artifact.
+    seen = second.get(f"{farm.second_url}api/v2/builds/{build['buildid']}", timeout=30,
+                      headers={"Accept": "application/json"}).json()["builds"]
+    assert seen[0]["results"] == 0
+    urls = [u for u in farm.artifact_urls(build) if "/plugins/artifacts/" in u]
+    assert urls, farm.steps(build)
+    path = urls[0].split("/plugins/artifacts/", 1)[1]
+    downloads = [requests.get(f"{base}plugins/artifacts/{path}", timeout=30)
+                 for base in (farm.url, farm.second_url)]
+    assert [d.status_code for d in downloads] == [200, 200]
+    assert downloads[0].content == downloads[1].content and downloads[0].content
+
+
+def test_a_pushed_commit_builds_once_not_once_per_master(two_masters, project_repo):
+    farm = two_masters
+    _, work = project_repo
+    builder = f"pushed:{HOST_TARGET}"
+    builderid = {b["name"]: b["builderid"] for b in farm.api("builders")["builders"]}[builder]
+
+    def builds() -> list[dict]:
+        return farm.api("builds", builderid=builderid)["builds"]
+
+    before = len(builds())
+    (work / "NOTES").write_text("a change\n")
+    git(work, "add", "NOTES")
+    git(work, "commit", "-qm", "a change")
+    git(work, "push", "-q", "origin", "main")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (
+            len(builds()) > before and all(b["complete"] for b in builds())):
+        time.sleep(1)
+    # Both masters poll the repository's head; the poller runs on one of them.
+    time.sleep(5)
+    found = builds()[before:]
+    assert len(found) == 1 and found[0]["complete"], found
+    assert len(farm.api("changes")["changes"]) >= 1
+    changes = [c for c in farm.api("changes")["changes"] if c["comments"] == "a change"]
+    assert len(changes) == 1
+
+
+def test_status_shows_every_master_and_the_router(two_masters):
+    out = two_masters.farm("status").stdout
+    assert "router: running (pid " in out
+    assert "master first: pid " in out and "master second: pid " in out
+    assert out.count("answers") >= 2 and "does not answer" not in out
+    assert "worker local-1: pid " in out and ", connected" in out

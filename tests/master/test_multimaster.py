@@ -1,0 +1,69 @@
+"""Each master of a multi-master farm: its own ports, Buildbot's multi-master mode and
+the WAMP message queue; a farm of one master keeps Buildbot's defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rustfarm.farmfile import loads
+from rustfarm.master.configuration import buildmaster_config
+from rustfarm.master.settings import CONFIG_ENV, MASTER_ENV, load_farm
+
+REPO = Path(__file__).resolve().parents[2]
+
+FARM = f"""\
+farm: {{name: multi, worker_port: 9300}}
+www: {{port: 8300}}
+db: {{url: 'postgresql://farm@127.0.0.1:5433/farm'}}
+masters: 2
+router: {{url: 'ws://127.0.0.1:8399/ws', realm: farm}}
+workers:
+  local: {{kind: local, count: 1}}
+targets:
+  x86_64-unknown-linux-gnu: {{pool: local}}
+projects:
+  hello: {{source: {REPO / 'examples' / 'hello'}}}
+"""
+
+
+def test_each_master_serves_its_own_ports_in_multi_master_mode(tmp_path, monkeypatch):
+    (tmp_path / "farm.yaml").write_text(FARM)
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "farm.yaml"))
+    monkeypatch.setenv(MASTER_ENV, "master-2")
+    farm = load_farm()
+    assert (farm.www.port, farm.farm.worker_port, farm.farm.url) == \
+        (8301, 9301, "http://127.0.0.1:8301/")
+    config = buildmaster_config(farm)
+    assert config["multiMaster"] is True
+    assert config["mq"] == {"type": "wamp", "router_url": "ws://127.0.0.1:8399/ws",
+                            "realm": "farm", "wamp_debug_level": "error"}
+    assert config["protocols"]["pb"]["port"].startswith("tcp:9301:")
+    assert config["www"]["port"].startswith("tcp:8301:")
+    assert config["buildbotURL"] == "http://127.0.0.1:8301/"
+    # The artifact store is the farm's, shared by its masters.
+    assert config["www"]["plugins"]["artifacts"]["directory"] == \
+        str(tmp_path / ".farm" / "artifacts")
+
+
+def test_the_first_master_when_none_is_named(tmp_path, monkeypatch):
+    (tmp_path / "farm.yaml").write_text(FARM)
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "farm.yaml"))
+    monkeypatch.delenv(MASTER_ENV, raising=False)
+    assert load_farm().www.port == 8300
+
+
+def test_one_master_keeps_buildbot_s_own_message_queue(tmp_path):
+    text = FARM.replace("masters: 2\n", "").replace("router: {url: 'ws://127.0.0.1:8399/ws', "
+                                                    "realm: farm}\n", "")
+    config = buildmaster_config(loads(text, tmp_path / "farm.yaml"))
+    assert "mq" not in config and "multiMaster" not in config
+
+
+def test_buildbot_accepts_the_multi_master_configuration(tmp_path, monkeypatch):
+    from buildbot.config.master import MasterConfig
+    (tmp_path / "farm.yaml").write_text(FARM)
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "farm.yaml"))
+    monkeypatch.setenv(MASTER_ENV, "master-1")
+    loaded = MasterConfig.loadFromDict(buildmaster_config(load_farm()), "master.cfg")
+    assert loaded.multiMaster and loaded.mq["type"] == "wamp"
+    assert loaded.db.db_url.startswith("postgresql")

@@ -28,6 +28,7 @@ from twisted.python import log
 from rustfarm.failures import error_lines
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import COMPILE_PROJECT
+from rustfarm.names import COMPILE_JOB_PROPERTY
 
 from .uploads import Limits, UploadRefused, repack, unpack
 
@@ -97,7 +98,7 @@ class CompileScheduler(BaseScheduler):
 
     def submit(self, job: Job, upload: Path, crate_dir: str):
         props = Properties()
-        for name, value in (("compile_job", job.id), ("upload", str(upload)),
+        for name, value in ((COMPILE_JOB_PROPERTY, job.id), ("upload", str(upload)),
                             ("crate_dir", crate_dir), ("crate_name", job.crate),
                             ("owner", job.user), ("profile", "release")):
             props.setProperty(name, value, "Compile")

@@ -17,6 +17,7 @@ from twisted.internet import defer, threads
 
 from rustfarm.failures import ERROR_START, SUMMARY
 from rustfarm.farmfile import Project
+from rustfarm.names import is_upload_build
 
 from .releases import read_release
 from .snapshots import GitCommands, SnapshotError, make_snapshot, prune_snapshots
@@ -226,7 +227,7 @@ class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, builds
             env=self.env, collectStdout=True, logEnviron=False)
         yield self.runCommand(stats)
         # An upload's build reads the cache and may not add to it.
-        read_only = bool(self.getProperty("compile_job"))
+        read_only = is_upload_build(self)
         counts = CompileCacheStats.parse(stats.stdout, read_only) if not stats.didFail() \
             else None
         if counts is None:

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+# The property the compile endpoint gives an upload's build (its job's id): anyone's
+# code, which reads the shared compile cache but may not add to it.
+COMPILE_JOB_PROPERTY = "compile_job"
+
+
+def is_upload_build(props) -> bool:
+    """Whether a build (its properties) is an upload's, from the compile endpoint."""
+    return bool(props.getProperty(COMPILE_JOB_PROPERTY))
+
+
 def builder_name(project: str, triple: str) -> str:
     """The builder of a (project, target): ``project:triple``."""
     return f"{project}:{triple}"

@@ -29,6 +29,7 @@ from twisted.internet import defer, threads
 from twisted.python import log
 
 from rustfarm.farmfile import DockerPool
+from rustfarm.names import COMPILE_JOB_PROPERTY, is_upload_build
 from rustfarm.state import StateDir, worker_secret_name
 from rustfarm.targets import image_toolchain
 
@@ -72,7 +73,7 @@ def upload_volume_prefix(farm: str) -> str:
 
 @util.renderer
 def cache_volume(props) -> str:
-    job = props.getProperty("compile_job")
+    job = props.getProperty(COMPILE_JOB_PROPERTY)
     if job:
         return upload_volume_name(props.getProperty("farm"), job, props.getProperty("target"))
     return cache_volume_name(props.getProperty("farm"), props.getProperty("project"),
@@ -94,7 +95,7 @@ def compile_cache_mount(props) -> str:
     project (anyone's code), which uses the cache but cannot put crates in it."""
     volume = compile_cache_volume_name(props.getProperty("farm"), props.getProperty("image"),
                                        props.getProperty("target"))
-    mode = ":ro" if props.getProperty("compile_job") else ""
+    mode = ":ro" if is_upload_build(props) else ""
     return f"{volume}:{COMPILE_CACHE_DIR}{mode}"
 
 
@@ -160,7 +161,7 @@ class FarmDockerLatentWorker(DockerLatentWorker):
 
     def start_instance(self, build):
         # An upload's build has a volume of its own, removed with its container.
-        job = build.getProperty("compile_job")
+        job = build.getProperty(COMPILE_JOB_PROPERTY)
         self._upload_volume = upload_volume_name(build.getProperty("farm"), job,
                                                  build.getProperty("target")) if job else None
         return super().start_instance(build)

@@ -46,6 +46,7 @@ from buildbot.process.properties import renderer
 from buildbot.util.latent import CompatibleLatentWorkerMixin
 from buildbot.worker.latent import AbstractLatentWorker
 
+from rustfarm.names import is_upload_build
 from rustfarm.userdata import UserDataError, render_user_data, value_problem
 
 from . import ec2_instances as ec2
@@ -57,7 +58,7 @@ from .ec2_launch import Ec2Launch
 @renderer
 def is_upload(props) -> bool:
     """Whether the build is an upload's (anyone's code, from the compile endpoint)."""
-    return bool(props.getProperty("compile_job"))
+    return is_upload_build(props)
 
 
 @dataclass(frozen=True)

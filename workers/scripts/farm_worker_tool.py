@@ -8,7 +8,8 @@ input (``python3 - unpack ...``); the usage below runs it from a file.
 
     python3 farm_worker_tool.py package ARCHIVE BINDIR BINARY...
         Pack built binaries into a reproducible .tar.gz (sorted names, zero
-        timestamps and owners) and write its SHA256SUMS line.
+        timestamps and owners), and print its SHA-256 digest (the master
+        checks the upload against it and writes the SHA256SUMS file).
 
     python3 farm_worker_tool.py package ARCHIVE BINDIR --bins-of CRATE_DIR SUFFIX
         The same for every binary the crate in CRATE_DIR declares (an uploaded
@@ -118,8 +119,6 @@ def package(archive, bindir, binaries):
             gz.write(buffer.getvalue())
     with open(archive, "rb") as handle:
         digest = hashlib.sha256(handle.read()).hexdigest()
-    with open("SHA256SUMS", "w") as sums:
-        sums.write(f"{digest}  {os.path.basename(archive)}\n")
     for binary in sorted(binaries):
         size = os.path.getsize(os.path.join(bindir, binary))
         print(f"packed {binary} ({size} bytes)")

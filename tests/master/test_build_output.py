@@ -126,3 +126,11 @@ def test_a_read_only_caches_refused_stores_are_not_errors():
     # The same counts where the build may write: the refused stores were errors.
     assert CompileCacheStats.parse(READ_ONLY_STATS).errors == 8
     assert CompileCacheStats.parse("sccache: error: no server") is None
+
+
+def test_calls_that_are_no_compilations_are_not_counted_as_not_cacheable():
+    # rustc -vV (cargo's, and the warm-up's that starts the server early) has no input.
+    stats = READ_ONLY_STATS.replace('"requests_not_cacheable":9,',
+                                    '"requests_not_cacheable":11,'
+                                    '"not_cached":{"missing input":2,"crate-type":9},')
+    assert CompileCacheStats.parse(stats).not_cacheable == 10

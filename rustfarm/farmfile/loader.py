@@ -14,6 +14,7 @@ from .errors import FarmFileError, Problem, did_you_mean
 from .model import (COMPILE_PROJECT, ArtifactSettings, CompileSettings, CrateSource,
                     DbSettings, Farm, FarmSettings, Pool, Project, ScheduleSettings, Target,
                     WwwSettings)
+from .database import DB_KEYS, read_db
 from .masters import check_masters, read_masters, read_router
 from .pools import POOL_KEYS, POOL_KEYS_ALL, POOL_KINDS, POOL_READERS, size_bytes
 from .reader import NAME_RE, Section, type_name
@@ -87,13 +88,6 @@ def _display_name(path: Path) -> str:
 
 def _url_check(value: str) -> str:
     return "" if re.match(r"^https?://[^/\s]+(/.*)?$", value) else "must be an http:// or https:// URL"
-
-
-def _db_check(value: str) -> str:
-    if value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://",
-                         "postgres://")):
-        return ""
-    return "must be a sqlite:/// or postgresql:// URL"
 
 
 def _time_check(value: str) -> str:
@@ -290,9 +284,8 @@ class _Builder:
                            users=users)
 
     def db(self, top: Section, farm: FarmSettings) -> DbSettings:
-        s = self.section(top.raw("db"), "db", ("url",), top.key_line("db"))
-        default = f"sqlite:///{farm.state_dir / 'master' / 'state.sqlite'}"
-        return DbSettings(url=s.text("url", default, check=_db_check))
+        return read_db(self.section(top.raw("db"), "db", DB_KEYS, top.key_line("db")),
+                       farm.state_dir)
 
     def schedule(self, top: Section) -> ScheduleSettings:
         s = self.section(top.raw("schedule"), "schedule", ("nightly",), top.key_line("schedule"))

@@ -81,6 +81,8 @@ class FarmMaster(BuildMaster):
                 # SQLAlchemy's "(psycopg.OperationalError) connection failed: ..." -> the reason
                 cause = (str(err).strip().splitlines() or [type(err).__name__])[0]
                 cause = re.sub(r"^\([\w.]+\) ", "", cause)
+                if "no password supplied" in cause or "password authentication failed" in cause:
+                    cause += " (`farm db-password` stores the database password)"
                 raise DatabaseUnavailableError(
                     f"cannot open or prepare the database {stripUrlPassword(db_config.db_url)}: "
                     f"{cause}") from err

@@ -48,7 +48,17 @@ def local_url(port: int) -> str:
     return f"postgresql://{LOCAL_ROLE}@127.0.0.1:{port}/{LOCAL_DATABASE}"
 
 
-def read_db(s: Section, state_dir: Path) -> DbSettings:
+def read_db(s: Section, state_dir: Path, taken: dict[int, str]) -> DbSettings:
+    """``taken``: the farm's other ports on this machine, which a local server may not use."""
+    db = _read_db(s, state_dir)
+    if db.runs_locally and db.port in taken:
+        key = "db.port" if s.has("port") else "db.url" if s.has("url") else "db.server"
+        s.error(s.key_line(key), key, f"the local database server's port {db.port} is "
+                                      f"already {taken[db.port]}")
+    return db
+
+
+def _read_db(s: Section, state_dir: Path) -> DbSettings:
     sqlite = f"sqlite:///{state_dir / 'master' / 'state.sqlite'}"
     server = s.text("server", "", check=_server_check)
     port_line, url_line = s.key_line("port"), s.key_line("url")

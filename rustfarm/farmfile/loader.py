@@ -199,13 +199,16 @@ class _Builder:
                 top.error(getattr(top.raw("projects"), "key_lines", {}).get(name, 0),
                           f"projects.{name}", f"names are at most {MAX_NAME} characters "
                           f"(Docker volume names are made from them), not {len(name)}")
-        db = self.db(top, farm)
+        db = self.db(top, farm, {www.port: "the web UI's (www.port)",
+                                 farm.worker_port: "the workers' (farm.worker_port)"})
         compile_settings = self.compile(top, farm, www, pools, targets, projects)
         masters = read_masters(self.section, top, farm, www)
         router = read_router(self.section, top)
         tessel = compile_settings.tessel_port
-        check_masters(top, masters, db, router,
-                      {tessel: "compile.tessel_port"} if tessel else {})
+        other_ports = {tessel: "compile.tessel_port"} if tessel else {}
+        if db.runs_locally:
+            other_ports[db.port] = "the local database server's (db)"
+        check_masters(top, masters, db, router, other_ports)
         return Farm(
             path=self.path,
             farm=farm,
@@ -283,9 +286,9 @@ class _Builder:
                            port=s.integer("port", 8010, minimum=1, maximum=65535),
                            users=users)
 
-    def db(self, top: Section, farm: FarmSettings) -> DbSettings:
+    def db(self, top: Section, farm: FarmSettings, taken: dict[int, str]) -> DbSettings:
         return read_db(self.section(top.raw("db"), "db", DB_KEYS, top.key_line("db")),
-                       farm.state_dir)
+                       farm.state_dir, taken)
 
     def schedule(self, top: Section) -> ScheduleSettings:
         s = self.section(top.raw("schedule"), "schedule", ("nightly",), top.key_line("schedule"))

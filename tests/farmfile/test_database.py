@@ -98,6 +98,15 @@ def test_what_farm_check_refuses(tmp_path, extra, message):
             if p.startswith(str(tmp_path))] == [message], found
 
 
+def test_the_local_server_s_port_is_its_own(tmp_path):
+    found = problems(tmp_path, "db: {server: local, port: 9000}\n")
+    assert found == [f"{tmp_path / 'farm.yaml'}:9: db.port: the local database server's port "
+                     "9000 is already the workers' (farm.worker_port)"]
+    found = problems(tmp_path, "db: {server: local, port: 8001}\nmasters: 2\n" + ROUTER)
+    assert found == [f"{tmp_path / 'farm.yaml'}:10: masters: master 'master-2''s web UI port "
+                     "8001 is already the local database server's (db)"]
+
+
 def test_a_master_on_another_machine_cannot_use_the_local_server(tmp_path):
     found = problems(tmp_path, "db: {server: local}\n" + ROUTER + textwrap.dedent("""\
         masters:

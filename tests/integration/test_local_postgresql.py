@@ -183,3 +183,25 @@ projects:
             farm_command(directory / "farm.yaml", "down", check=False)
         cluster.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_farm_up_names_the_directory_the_server_user_cannot_enter(tmp_path,
+                                                                  postgresql_installed):
+    if os.geteuid() != 0:
+        pytest.skip("only root's farm runs PostgreSQL as another user")
+    blocked = next(p for p in reversed(tmp_path.parents) if not p.stat().st_mode & 0o001)
+    farm = RunningFarm(tmp_path, f"""\
+db: {{server: local, port: {free_port()}}}
+workers: {{local: {{kind: local, count: 1}}}}
+targets:
+  {HOST_TARGET}: {{pool: local, runner: native}}
+projects:
+  hello: {{source: {EXAMPLE}}}
+""")
+    refused = farm.farm("up", check=False)
+    assert refused.returncode != 0
+    assert (f"PostgreSQL runs as user 'postgres' (it refuses root), who cannot enter "
+            f"{blocked}: let it (chmod o+x {blocked}) or put farm.state_dir where it can"
+            ) in refused.stderr, refused.stderr
+    assert not (farm.state / "postgres" / "data").exists()
+    assert not (farm.state / "master" / "twistd.pid").exists()

@@ -14,9 +14,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import grp
 import os
 import pwd
-import grp
 import shlex
 import shutil
 import stat

@@ -90,7 +90,7 @@ def _read_db(s: Section, state_dir: Path) -> DbSettings:
     if not is_loopback(db.host):
         s.error(url_line, "db.url", "farm up runs the local server on loopback only: the host "
                                     f"must be 127.0.0.1, not {db.host or 'a Unix socket'}")
-    elif db._part("port") is None:
+    elif not db.has_port:
         s.error(url_line, "db.url", "a local server needs its port in the URL, such as "
                                     f"{local_url(DEFAULT_LOCAL_PORT)}")
     if db.has_password:

@@ -73,6 +73,10 @@ class DbSettings:
         return (self._part("path") or "").lstrip("/")
 
     @property
+    def has_port(self) -> bool:
+        return self._part("port") is not None
+
+    @property
     def has_password(self) -> bool:
         return self._part("password") is not None
 

@@ -22,6 +22,7 @@ from rustfarm.state import SecretStore, StateDir, ui_secret_name, worker_secret_
 from .api import FarmApi
 from .docker_probe import missing_images, probe
 from .master_log import failure_reason, wait_for_reconfig
+from .postgres import LocalServer, stop_local_server
 from .processes import (console_script, build_environment, port_in_use, read_pid, stop_pid,
                         stop_processes, wait_for_exit)
 from .router import Router, is_local
@@ -68,6 +69,11 @@ class Farmhouse:
                 if m.host in here]
 
     @property
+    def database_server(self) -> LocalServer | None:
+        """The PostgreSQL server `farm up` runs: farm.yaml's, with ``server: local``."""
+        return LocalServer(self.state, self.farm.db) if self.farm.db.runs_locally else None
+
+    @property
     def router(self) -> Router | None:
         """The router `farm up` runs: farm.yaml's, when it is on this machine."""
         router = self.farm.router
@@ -88,6 +94,8 @@ class Farmhouse:
 
     def up(self, wait: float = 90, build_images: bool = True) -> bool:
         self.state.create()
+        if self.database_server:
+            self.database_server.start()
         if self.router:
             self.router.start()
         running = self.running_masters()
@@ -363,6 +371,10 @@ class Farmhouse:
                 say(f"stopped master {master.name}")
                 stopped = True
         stopped |= stop_processes(self.state, timeout)
+        # After the masters; whatever farm.yaml says now, the server of its state directory.
+        if stop_local_server(self.state):
+            say("stopped PostgreSQL")
+            stopped = True
         if self.router and self.router.stop():
             say("stopped the WAMP router")
             stopped = True
@@ -410,6 +422,8 @@ class Farmhouse:
     # -- status ---------------------------------------------------------
 
     def status(self) -> bool:
+        if self.database_server:
+            say(self.database_server.status_line())
         if self.farm.multi_master:
             return self.status_of_masters()
         pid = read_pid(self.state.master_pidfile)

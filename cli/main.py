@@ -1,5 +1,5 @@
 """The `farm` command: check, up, reload, down, status, build, logs, compile, token, passwd,
-targets, images."""
+db-password, targets, images."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ def _load(args) -> Farm:
     return load(args.config)
 
 
+def _warn_about(farm: Farm) -> None:
+    """What farm.yaml may say but should not (a password in db.url)."""
+    for warning in farm.db.warnings:
+        warn(f"warning: {warning}")
+
+
 def _check_listed_user(farm: Farm, user: str) -> None:
     """Tokens and UI passwords are for the users www.users lists."""
     if user not in farm.www.users:
@@ -33,6 +39,7 @@ def cmd_check(args) -> int:
     from rustfarm.builders import builder_defs
     farm = _load(args)
     builder_defs(farm)          # a pool too small for its builders is refused now
+    _warn_about(farm)
     pools = ", ".join(f"{p.name} ({p.kind})" for p in farm.pools.values())
     builders = sum(len(p.targets) for p in farm.projects.values())
     say(f"{args.config}: fine: {len(farm.projects)} projects, {len(farm.targets)} targets, "
@@ -42,7 +49,9 @@ def cmd_check(args) -> int:
 
 def cmd_up(args) -> int:
     from .lifecycle import Farmhouse
-    ready = Farmhouse(_load(args)).up(wait=args.wait_timeout, build_images=not args.no_images)
+    farm = _load(args)
+    _warn_about(farm)
+    ready = Farmhouse(farm).up(wait=args.wait_timeout, build_images=not args.no_images)
     return 0 if ready else 1
 
 
@@ -59,7 +68,9 @@ def cmd_down(args) -> int:
         for problem in err.problems:
             warn(str(problem))
         state = StateDir(Path(args.config).resolve().parent / DEFAULT_STATE_DIR)
-        if state.root.is_dir() and stop_processes(state, args.timeout):
+        from .postgres import stop_local_server
+        if state.root.is_dir() and (stop_processes(state, args.timeout)
+                                    | stop_local_server(state)):
             warn(f"{args.config} has the problems above: stopped the farm's processes in "
                  f"{state.root} (its containers go at the next `farm up`)")
         return 2
@@ -152,6 +163,33 @@ def cmd_passwd(args) -> int:
     return 0
 
 
+def cmd_db_password(args) -> int:
+    """The password of a PostgreSQL server of one's own, kept in the secret store so that
+    db.url (and farm.yaml) need not carry it."""
+    from rustfarm.state import DB_PASSWORD_SECRET, SecretStore, StateDir
+    farm = _load(args)
+    if farm.db.runs_locally:
+        raise FarmError("db.server is local: farm up made its password "
+                        f"({StateDir.of(farm).secrets / DB_PASSWORD_SECRET}); nothing changed")
+    if not farm.db.is_postgresql:
+        raise FarmError(f"db.url of {farm.path.name} is not a PostgreSQL URL; nothing changed")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password of {farm.db.user or 'the database user'} "
+                                   f"on {farm.db.host}: ")
+    if not password:
+        raise FarmError("an empty password; nothing changed")
+    state = StateDir.of(farm)
+    state.create()
+    SecretStore(state.secrets).write(DB_PASSWORD_SECRET, password)
+    say(f"database password stored in {state.secrets / DB_PASSWORD_SECRET} (masters use it "
+        "from their next start)")
+    if farm.db.has_password:
+        warn(f"db.url of {farm.path.name} still carries a password, which wins: remove it")
+    return 0
+
+
 def cmd_builders(args) -> int:
     from rustfarm.builders import builders_table
     sys.stdout.write(builders_table(_load(args)))
@@ -221,6 +259,8 @@ EXAMPLES = {
   farm compile ../blinky --target mipsel-unknown-linux-musl --target aarch64-unknown-linux-musl
   RUSTFARM_TOKEN=... farm compile --config remote-farm.yaml --out dist""",
     "token": "examples:\n  farm token admin\n  farm token admin --new",
+    "db-password": "examples:\n  farm db-password\n  pass show farm-db | farm db-password "
+                   "--password-stdin",
 }
 
 
@@ -323,6 +363,16 @@ def parser() -> argparse.ArgumentParser:
     passwd.add_argument("--password-stdin", action="store_true",
                         help="read the password from standard input")
     passwd.set_defaults(func=cmd_passwd)
+
+    db_password = _command(sub, "db-password", common,
+                           help="store the password of db.url's PostgreSQL server",
+                           description="Store the password of the PostgreSQL server db.url "
+                           "names in the state directory's secret store, so that db.url and "
+                           "farm.yaml need not carry it. The masters use it from their next "
+                           "start. (A local server's, db.server: local, is farm up's own.)")
+    db_password.add_argument("--password-stdin", action="store_true",
+                             help="read the password from standard input")
+    db_password.set_defaults(func=cmd_db_password)
 
     targets = _command(sub, "targets", common, help="list the farm's targets")
     targets.add_argument("--known", action="store_true", help="list every triple rustc knows")

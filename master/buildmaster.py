@@ -29,16 +29,17 @@ class DatabaseUnavailableError(Exception):
 
 
 @defer.inlineCallbacks
-def bring_schema_up_to_date(basedir: str, config) -> defer.Deferred:
+def bring_schema_up_to_date(basedir: str, config, db_config) -> defer.Deferred:
     """What ``buildbot upgrade-master`` does, in this process: a connector of its own
     (the master's keeps its caches), the schema checked and, unless current, migrated.
-    The farm's database URL is plain text (db_config), so no secrets provider is set up
-    here: they are the master's configured objects, and belong to its secrets manager."""
+    It connects with ``db_config`` as the master rendered it: the URL's password comes
+    from the master's secrets provider, which this connector's master has not set up."""
     upgrader = BuildMaster(basedir)
     upgrader.config = config
     db = DBConnector(basedir=basedir)
     try:
         yield db.set_master(upgrader)
+        db.configured_db_config = db_config
         yield db.setup(check_version=False, verbose=False)
         if (yield db.model.is_current()):
             return
@@ -75,11 +76,13 @@ class FarmMaster(BuildMaster):
         db_config = yield super().get_db_config(new_config)
         if not self._schema_checked and not self._schema_known_current(db_config.db_url):
             try:
-                yield bring_schema_up_to_date(self.basedir, new_config)
+                yield bring_schema_up_to_date(self.basedir, new_config, db_config)
             except Exception as err:
                 # SQLAlchemy's "(psycopg.OperationalError) connection failed: ..." -> the reason
                 cause = (str(err).strip().splitlines() or [type(err).__name__])[0]
                 cause = re.sub(r"^\([\w.]+\) ", "", cause)
+                if "no password supplied" in cause or "password authentication failed" in cause:
+                    cause += " (`farm db-password` stores the database password)"
                 raise DatabaseUnavailableError(
                     f"cannot open or prepare the database {stripUrlPassword(db_config.db_url)}: "
                     f"{cause}") from err

@@ -15,7 +15,7 @@ from rustfarm.workers.ec2 import ec2_reapers
 from .builders import builder_configs
 from .compile_jobs import CompileJobs
 from .compile_www import TesselServer
-from .database import database_services, db_config
+from .database import database_services, database_url, db_config
 from .multimaster import multi_master_config
 from .prioritizer import prioritize_builders
 from .secret_files import SecretFiles
@@ -59,7 +59,7 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
         "titleURL": farm.farm.url,
         "buildbotURL": farm.farm.url,
         "buildbotNetUsageData": None,
-        "db": db_config(farm.db.url),
+        "db": db_config(database_url(farm.db, paths.secrets)),
         "protocols": {"pb": {"port": f"tcp:{farm.farm.worker_port}"
                                      f":interface={runtime.worker_host(farm)}"}},
         "secretsProviders": [SecretFiles(dirname=str(paths.secrets))],

@@ -1,5 +1,5 @@
-"""The master's database: farm.yaml's URL, how SQLite connections are kept, and
-one repair PostgreSQL needs with psycopg 3.
+"""The master's database: farm.yaml's URL with its password from the secret store,
+how SQLite connections are kept, and one repair PostgreSQL needs with psycopg 3.
 
 SQLite: Buildbot opens a new connection for every query and closes it after (its
 NullPool, chosen for SQLAlchemy 0.6). Closing the only connection to a WAL
@@ -14,11 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from pathlib import Path
+from urllib.parse import quote
 
-from buildbot.util import service
+from buildbot.interfaces import IRenderable
+from buildbot.plugins import util
+from buildbot.util import ComparableMixin, service
 from twisted.internet import defer
 from sqlalchemy.pool import QueuePool
+from zope.interface import implementer
 
+from rustfarm.farmfile.model import DbSettings
+from rustfarm.state import DB_PASSWORD_SECRET
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +46,44 @@ class SqliteConnector:
         return connection
 
 
-def db_config(url: str) -> dict:
-    """Buildbot's ``db`` setting for farm.yaml's ``db.url``."""
+@implementer(IRenderable)
+class UrlWithSecretPassword(ComparableMixin):
+    """A database URL that gets its password from the master's secrets provider when
+    Buildbot renders it (DBConfig renders ``db_url`` before it connects): the password
+    is in no configuration, and Buildbot logs the URL without it."""
+
+    compare_attrs = ("url", "secret")
+
+    def __init__(self, url: str, secret: str = DB_PASSWORD_SECRET):
+        self.url, self.secret = url, secret
+
+    @defer.inlineCallbacks
+    def getRenderingFor(self, props):
+        password = yield props.render(util.Secret(self.secret))
+        scheme, rest = self.url.split("://", 1)
+        user, at_host = rest.split("@", 1)
+        return f"{scheme}://{user}:{quote(password, safe='')}@{at_host}"
+
+    def __repr__(self) -> str:
+        return f"UrlWithSecretPassword({self.url!r}, {self.secret!r})"
+
+
+def database_url(db: DbSettings, secrets: Path) -> str | UrlWithSecretPassword:
+    """Buildbot's ``db_url`` for farm.yaml's ``db``: a PostgreSQL URL with a user and
+    no password takes the secret store's ``db-password`` (always for a local server;
+    for another, when one is stored: a server may also let the user in without one)."""
+    if not db.is_postgresql or db.has_password or not db.user:
+        return db.url
+    if db.runs_locally or (secrets / DB_PASSWORD_SECRET).exists():
+        return UrlWithSecretPassword(db.url)
+    return db.url
+
+
+def db_config(url) -> dict:
+    """Buildbot's ``db`` setting for the URL database_url makes."""
     config: dict = {"db_url": url}
-    if url.startswith("sqlite:") and url.removeprefix("sqlite:") not in ("//", "///:memory:"):
+    if isinstance(url, str) and url.startswith("sqlite:") \
+            and url.removeprefix("sqlite:") not in ("//", "///:memory:"):
         path = url.removeprefix("sqlite:///")
         config["engine_kwargs"] = {"poolclass": QueuePool, "pool_size": 1,
                                    "creator": SqliteConnector(path)}

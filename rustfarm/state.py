@@ -82,6 +82,12 @@ class StateDir:
         return self.root / "container-secrets" / worker
 
     @property
+    def postgres(self) -> Path:
+        """The PostgreSQL server `farm up` runs for ``db.server: local``: its data,
+        log and socket."""
+        return self.root / "postgres"
+
+    @property
     def sources(self) -> Path:
         return self.root / "sources"
 
@@ -97,6 +103,10 @@ class StateDir:
         ignore = self.root / ".gitignore"
         if not ignore.exists():
             ignore.write_text("# farm state: never commit\n*\n")
+
+
+# The master's database password (a PostgreSQL URL without one takes it from here).
+DB_PASSWORD_SECRET = "db-password"
 
 
 def worker_secret_name(worker: str) -> str:

@@ -14,6 +14,7 @@ from .errors import FarmFileError, Problem, did_you_mean
 from .model import (COMPILE_PROJECT, ArtifactSettings, CompileSettings, CrateSource,
                     DbSettings, Farm, FarmSettings, Pool, Project, ScheduleSettings, Target,
                     WwwSettings)
+from .database import DB_KEYS, read_db
 from .masters import check_masters, read_masters, read_router
 from .pools import POOL_KEYS, POOL_KEYS_ALL, POOL_KINDS, POOL_READERS, size_bytes
 from .reader import NAME_RE, Section, type_name
@@ -87,13 +88,6 @@ def _display_name(path: Path) -> str:
 
 def _url_check(value: str) -> str:
     return "" if re.match(r"^https?://[^/\s]+(/.*)?$", value) else "must be an http:// or https:// URL"
-
-
-def _db_check(value: str) -> str:
-    if value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg2://",
-                         "postgres://")):
-        return ""
-    return "must be a sqlite:/// or postgresql:// URL"
 
 
 def _time_check(value: str) -> str:
@@ -205,13 +199,16 @@ class _Builder:
                 top.error(getattr(top.raw("projects"), "key_lines", {}).get(name, 0),
                           f"projects.{name}", f"names are at most {MAX_NAME} characters "
                           f"(Docker volume names are made from them), not {len(name)}")
-        db = self.db(top, farm)
+        db = self.db(top, farm, {www.port: "the web UI's (www.port)",
+                                 farm.worker_port: "the workers' (farm.worker_port)"})
         compile_settings = self.compile(top, farm, www, pools, targets, projects)
         masters = read_masters(self.section, top, farm, www)
         router = read_router(self.section, top)
         tessel = compile_settings.tessel_port
-        check_masters(top, masters, db, router,
-                      {tessel: "compile.tessel_port"} if tessel else {})
+        other_ports = {tessel: "compile.tessel_port"} if tessel else {}
+        if db.runs_locally:
+            other_ports[db.port] = "the local database server's (db)"
+        check_masters(top, masters, db, router, other_ports)
         return Farm(
             path=self.path,
             farm=farm,
@@ -289,10 +286,9 @@ class _Builder:
                            port=s.integer("port", 8010, minimum=1, maximum=65535),
                            users=users)
 
-    def db(self, top: Section, farm: FarmSettings) -> DbSettings:
-        s = self.section(top.raw("db"), "db", ("url",), top.key_line("db"))
-        default = f"sqlite:///{farm.state_dir / 'master' / 'state.sqlite'}"
-        return DbSettings(url=s.text("url", default, check=_db_check))
+    def db(self, top: Section, farm: FarmSettings, taken: dict[int, str]) -> DbSettings:
+        return read_db(self.section(top.raw("db"), "db", DB_KEYS, top.key_line("db")),
+                       farm.state_dir, taken)
 
     def schedule(self, top: Section) -> ScheduleSettings:
         s = self.section(top.raw("schedule"), "schedule", ("nightly",), top.key_line("schedule"))

@@ -93,6 +93,10 @@ def check_masters(top: Section, masters: tuple[MasterSettings, ...], db: DbSetti
                 top.error(item_line, where, f"master '{master.name}''s {what} port {port} "
                                             f"is already {owner}")
             seen_ports[key] = f"master '{master.name}''s {what} port"
+        if master.host and db.runs_locally:
+            top.error(item_line, f"{where}.host", "a master on another machine cannot reach "
+                                                  "the PostgreSQL server farm up runs on this "
+                                                  "one's loopback (db.server: local)")
     if len(masters) < 2:
         return
     if db.url.startswith("sqlite:"):

@@ -28,9 +28,57 @@ class WwwSettings:
     users: tuple[str, ...]
 
 
+LOCAL_SERVER = "local"
+
+
 @dataclass(frozen=True)
 class DbSettings:
+    """The master's database. ``url`` never needs its password: for PostgreSQL the
+    master takes it from the secret store (``db-password``) when the URL has none."""
+
     url: str
+    server: str = ""          # "local": `farm up` runs this PostgreSQL server itself
+    # Said by `farm check` and `farm up`, not refused (a password written in db.url).
+    warnings: tuple = field(default=(), compare=False)
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.url.startswith(("postgresql:", "postgresql+", "postgres:"))
+
+    @property
+    def runs_locally(self) -> bool:
+        return self.server == LOCAL_SERVER
+
+    def _part(self, name: str):
+        from urllib.parse import urlsplit
+        try:
+            return getattr(urlsplit(self.url), name)
+        except ValueError:      # a port that is not a number: refused by farm check
+            return None
+
+    @property
+    def host(self) -> str:
+        return self._part("hostname") or ""
+
+    @property
+    def port(self) -> int:
+        return self._part("port") or 5432
+
+    @property
+    def user(self) -> str:
+        return self._part("username") or ""
+
+    @property
+    def database(self) -> str:
+        return (self._part("path") or "").lstrip("/")
+
+    @property
+    def has_port(self) -> bool:
+        return self._part("port") is not None
+
+    @property
+    def has_password(self) -> bool:
+        return self._part("password") is not None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,50 @@
+"""Docker clients for a pool's engines: TLS for tcp://, the ssh client for ssh://.
+
+Kept free of Buildbot so that the `farm` command can use it without loading the master.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rustfarm.farmfile.model import DockerEngine
+
+PING_TIMEOUT = 5
+
+
+def client_args(url: str, tls: str = "") -> dict:
+    """Keyword arguments of docker's clients (APIClient, DockerClient) for an engine:
+    a tcp:// engine with a TLS directory is verified against its ca.pem and shown the
+    client's cert.pem and key.pem, as DOCKER_TLS_VERIFY with DOCKER_CERT_PATH does."""
+    args: dict = {"base_url": url}
+    if tls:
+        from docker.tls import TLSConfig
+        directory = Path(tls)
+        args["tls"] = TLSConfig(client_cert=(str(directory / "cert.pem"),
+                                             str(directory / "key.pem")),
+                                ca_cert=str(directory / "ca.pem"), verify=True)
+    if url.startswith("ssh://"):
+        args["use_ssh_client"] = True
+    return args
+
+
+def docker_client(engine: DockerEngine, timeout: int = 20):
+    """A docker.DockerClient for ``engine`` (it may not answer: nothing is asked yet)."""
+    import docker
+    return docker.DockerClient(timeout=timeout, **client_args(engine.url, engine.tls))
+
+
+def ping(url: str, tls: str = "", timeout: int = PING_TIMEOUT) -> str:
+    """Why the engine does not answer, or "" when it does."""
+    import docker
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+    try:
+        client = docker.APIClient(timeout=timeout, version="1.41", **client_args(url, tls))
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (DockerException, RequestException, OSError) as err:
+        return " ".join(str(err).split())[:300] or type(err).__name__
+    return ""

@@ -39,7 +39,7 @@ from rustfarm.names import COMPILE_JOB_PROPERTY, is_upload_build
 from rustfarm.state import StateDir, worker_secret_name
 from rustfarm.targets import image_toolchain
 
-from .engine_clients import client_args
+from .engine_clients import api_client, client_args
 from .engines import watch_of
 
 # Inside the image: the mount point of the build cache (the image makes it,
@@ -183,6 +183,9 @@ class FarmDockerLatentWorker(DockerLatentWorker):
         if watch is not None and not watch.answers(self.engine):
             return False
         return super().canStartBuild()
+
+    def _getDockerClient(self, client_args):
+        return api_client(**client_args)
 
     def getContainerName(self):
         return latent_container_name(self.workername, Path(self.master.basedir))

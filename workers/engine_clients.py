@@ -28,19 +28,37 @@ def client_args(url: str, tls: str = "") -> dict:
     return args
 
 
-def docker_client(engine: DockerEngine, timeout: int = 20):
-    """A docker.DockerClient for ``engine`` (it may not answer: nothing is asked yet)."""
+def api_client(**args):
+    """docker.APIClient(**args), verifying a TLS engine against its own CA: requests
+    would otherwise take REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE from the environment
+    instead (the public CAs, which never signed an engine's certificate)."""
     import docker
-    return docker.DockerClient(timeout=timeout, **client_args(engine.url, engine.tls))
+    if not args.get("tls"):
+        return docker.APIClient(**args)
+    version = args.pop("version", None)
+    negotiate = version in (None, "auto")
+    # A given version asks the engine nothing yet: the environment is off before it is.
+    client = docker.APIClient(version="1.41" if negotiate else version, **args)
+    client.trust_env = False
+    if negotiate:
+        client._version = client.version(api_version=False)["ApiVersion"]
+    return client
+
+
+def docker_client(engine: DockerEngine, timeout: int = 20):
+    """A docker.DockerClient for ``engine`` (through api_client)."""
+    import docker
+    client = docker.DockerClient(version="1.41", base_url=engine.url)  # asks nothing
+    client.api = api_client(timeout=timeout, **client_args(engine.url, engine.tls))
+    return client
 
 
 def ping(url: str, tls: str = "", timeout: int = PING_TIMEOUT) -> str:
     """Why the engine does not answer, or "" when it does."""
-    import docker
     from docker.errors import DockerException
     from requests.exceptions import RequestException
     try:
-        client = docker.APIClient(timeout=timeout, version="1.41", **client_args(url, tls))
+        client = api_client(timeout=timeout, version="1.41", **client_args(url, tls))
         try:
             client.ping()
         finally:

@@ -14,7 +14,7 @@ from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import LOCAL_DOCKER_ENGINE
 from rustfarm.progress import say
 from rustfarm.runtime import Runtime
-from rustfarm.workers.engine_clients import docker_client
+from rustfarm.workers.engine_clients import docker_client, engine_error
 
 DOCKERD_WAIT = 60
 
@@ -81,8 +81,7 @@ def probe(farm: Farm, dockerd_log: Path | None = None) -> Runtime:
                 client = docker_client(engine, timeout=10)
                 client.ping()
             except (DockerException, OSError) as err:
-                reason = " ".join(str(err).split())[:200] or type(err).__name__
-                why = f"no Docker engine answers at {host}: {reason}"
+                why = f"no Docker engine answers at {host}: {engine_error(err)}"
                 continue
             client.close()
             answering.append(engine)

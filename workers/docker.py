@@ -39,7 +39,7 @@ from rustfarm.names import COMPILE_JOB_PROPERTY, is_upload_build
 from rustfarm.state import StateDir, worker_secret_name
 from rustfarm.targets import image_toolchain
 
-from .engine_clients import api_client, client_args
+from .engine_clients import api_client, client_args, engine_error
 from .engines import watch_of
 
 # Inside the image: the mount point of the build cache (the image makes it,
@@ -264,7 +264,7 @@ class FarmDockerLatentWorker(DockerLatentWorker):
         except APIError:
             raise
         except (DockerException, RequestException, OSError) as err:
-            why = " ".join(str(err).split())[:300] or type(err).__name__
+            why = engine_error(err)
             self._engine_failed(docker_host, why)
             # Failed-to-substantiate: the build is queued again (Buildbot's RETRY) and
             # goes to a worker whose engine answers.

@@ -5,6 +5,7 @@ Kept free of Buildbot so that the `farm` command can use it without loading the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rustfarm.farmfile.model import DockerEngine
@@ -53,6 +54,16 @@ def docker_client(engine: DockerEngine, timeout: int = 20):
     return client
 
 
+def engine_error(err: BaseException) -> str:
+    """The part of a client's error that says why: "[Errno 111] Connection refused" rather
+    than requests' whole chain of wrapped exceptions."""
+    text = " ".join(str(err).split())
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    if errno:
+        return errno.group(0).strip()
+    return text[:300] or type(err).__name__
+
+
 def ping(url: str, tls: str = "", timeout: int = PING_TIMEOUT) -> str:
     """Why the engine does not answer, or "" when it does."""
     from docker.errors import DockerException
@@ -64,5 +75,5 @@ def ping(url: str, tls: str = "", timeout: int = PING_TIMEOUT) -> str:
         finally:
             client.close()
     except (DockerException, RequestException, OSError) as err:
-        return " ".join(str(err).split())[:300] or type(err).__name__
+        return engine_error(err)
     return ""

@@ -128,3 +128,30 @@ def test_an_engine_that_fails_is_skipped_until_it_answers_again():
             "(asked every 10 s)") in said
     assert "Docker engine tcp://127.0.0.1:2376 of pool dk answers again: its workers dk-2 " \
            "take builds" in said
+
+
+def test_an_engine_error_says_why_in_a_few_words():
+    import requests
+    from rustfarm.workers.engine_clients import engine_error
+    wrapped = requests.exceptions.ConnectionError(
+        "HTTPSConnectionPool(host='127.0.0.1', port=2376): Max retries exceeded with url: "
+        "/version (Caused by NewConnectionError(\"HTTPSConnection(host='127.0.0.1', "
+        "port=2376): Failed to establish a new connection: [Errno 111] Connection refused\"))")
+    assert engine_error(wrapped) == "[Errno 111] Connection refused"
+    assert engine_error(RuntimeError("certificate verify failed")) == "certificate verify failed"
+
+
+def test_farm_up_goes_on_while_one_engine_of_a_pool_answers(tmp_path, capsys):
+    from rustfarm.cli.docker_probe import probe
+    from tests.support.docker_engine import require_docker
+    from tests.support.registry import free_port
+    port = free_port()      # nothing listens there
+    down = farm(tmp_path, f'[unix://{tmp_path}/none.sock, "tcp://127.0.0.1:{port}"]')
+    runtime = probe(down)
+    assert not runtime.docker
+    assert runtime.docker_off_reason.startswith(f"no Docker engine answers at tcp://127.0.0.1:{port}")
+    require_docker()
+    half = farm(tmp_path, f'[unix:///var/run/docker.sock, "tcp://127.0.0.1:{port}"]')
+    assert probe(half).docker
+    assert (f"pool dk: no Docker engine answers at tcp://127.0.0.1:{port}: [Errno 111] "
+            "Connection refused; skipped until it answers") in capsys.readouterr().out

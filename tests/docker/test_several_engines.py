@@ -173,6 +173,10 @@ def test_a_pool_builds_on_both_engines_and_skips_one_that_stops(
     for project, build in builds.items():
         assert build["results"] == 0, build
         assert engine_of(build) == LOCAL_DOCKER_ENGINE
+    # A build that started once the farm knew names the engine it skipped (the other may
+    # have started before).
+    assert any(b["props"].get("docker_engines_skipped", [""])[0].startswith(
+        f"{second_engine.url} (does not answer since ") for b in builds.values()), builds
     wait_for_log(farm, f"Docker engine {second_engine.url} of pool {POOL} does not answer")
     assert f"its workers {POOL}-2 take no builds until it answers again" in master_log(farm)
 

@@ -14,6 +14,7 @@ from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import LOCAL_DOCKER_ENGINE
 from rustfarm.progress import say
 from rustfarm.runtime import Runtime
+from rustfarm.workers.engine_clients import docker_client, engine_error
 
 DOCKERD_WAIT = 60
 
@@ -61,34 +62,41 @@ def probe(farm: Farm, dockerd_log: Path | None = None) -> Runtime:
     if not pools:
         return Runtime()
     try:
-        import docker
         from docker.errors import DockerException
     except ImportError:
         return Runtime(docker=False, docker_off_reason="the docker Python package is missing")
     for pool in pools:
-        host = pool.engine
-        if host == LOCAL_DOCKER_ENGINE and socket_missing(host) and dockerd_log is not None:
-            why = start_local_engine(dockerd_log)
-            if why:
-                return Runtime(docker=False, docker_off_reason=why)
-        if socket_missing(host):
-            return Runtime(docker=False,
-                           docker_off_reason=f"no Docker engine answers at {host}: "
-                                             "nothing listens on that socket")
-        try:
-            client = docker.DockerClient(base_url=host, timeout=10)
-            client.ping()
-        except (DockerException, OSError) as err:
-            reason = " ".join(str(err).split())[:200] or type(err).__name__
-            return Runtime(docker=False,
-                           docker_off_reason=f"no Docker engine answers at {host}: {reason}")
-        client.close()
+        answering, why = [], ""
+        for engine in pool.engines:
+            host = engine.url
+            if host == LOCAL_DOCKER_ENGINE and socket_missing(host) and dockerd_log is not None:
+                started = start_local_engine(dockerd_log)
+                if started:
+                    why = started
+                    continue
+            if socket_missing(host):
+                why = f"no Docker engine answers at {host}: nothing listens on that socket"
+                continue
+            try:
+                client = docker_client(engine, timeout=10)
+                client.ping()
+            except (DockerException, OSError) as err:
+                why = f"no Docker engine answers at {host}: {engine_error(err)}"
+                continue
+            client.close()
+            answering.append(engine)
+        if not answering:
+            return Runtime(docker=False, docker_off_reason=why)
+        if len(answering) < len(pool.engines):
+            # The pool builds on the engines that answer; the master asks the others again.
+            say(f"pool {pool.name}: {why}; skipped until it answers (the farm asks again "
+                "every few seconds)")
     return Runtime(docker=True)
 
 
 def missing_images(farm: Farm) -> list[tuple[str, str]]:
-    """(target@toolchain, image) of the images docker builds use that the engine lacks."""
-    import docker
+    """(target@toolchain, image) of the images docker builds use that the engine lacks
+    (each pool's first engine: where `farm images build` makes them)."""
     from docker.errors import DockerException, ImageNotFound
 
     missing = []
@@ -96,7 +104,7 @@ def missing_images(farm: Farm) -> list[tuple[str, str]]:
         if pool.kind != "docker":
             continue
         try:
-            client = docker.DockerClient(base_url=pool.engine, timeout=10)
+            client = docker_client(pool.engines[0], timeout=10)
         except DockerException:
             continue
         try:
@@ -110,3 +118,35 @@ def missing_images(farm: Farm) -> list[tuple[str, str]]:
         finally:
             client.close()
     return missing
+
+
+def report_images_elsewhere(farm: Farm) -> None:
+    """Say which images the other engines of a pool lack, and how they get there."""
+    from docker.errors import DockerException
+
+    for pool in farm.pools.values():
+        if pool.kind != "docker" or len(pool.engines) < 2:
+            continue
+        images = sorted(set(farm.used_images(pool.name).values()))
+        for engine in pool.engines[1:]:
+            try:
+                client = docker_client(engine, timeout=10)
+                lacking = []
+                for image in images:
+                    try:
+                        client.images.get(image)
+                    except DockerException:
+                        lacking.append(image)
+                client.close()
+            except DockerException:
+                continue            # skipped: probe said so
+            if not lacking:
+                continue
+            if pool.image_registry:
+                say(f"pool {pool.name}: the engine at {engine.url} lacks {len(lacking)} of its "
+                    f"images; a build there pulls its image from {pool.image_registry} first")
+            else:
+                say(f"pool {pool.name}: the engine at {engine.url} lacks {len(lacking)} of its "
+                    "images and their builds fail there: set the pool's image_registry (and "
+                    "`farm images push --registry` to it), or run `farm images pull "
+                    f"--registry ...` with DOCKER_HOST={engine.url}")

@@ -20,7 +20,7 @@ from rustfarm.runtime import Adjusted, Runtime, effective_farm
 from rustfarm.state import SecretStore, StateDir, ui_secret_name, worker_secret_name
 
 from .api import FarmApi
-from .docker_probe import missing_images, probe
+from .docker_probe import missing_images, probe, report_images_elsewhere
 from .master_log import failure_reason, wait_for_reconfig
 from .postgres import LocalServer, stop_local_server
 from .processes import (console_script, build_environment, port_in_use, read_pid, stop_pid,
@@ -134,6 +134,7 @@ class Farmhouse:
         from rustfarm.errors import ImagesError
         from rustfarm.images.recipes import current_catalog
 
+        report_images_elsewhere(self.farm)
         missing = missing_images(self.farm)
         if not missing:
             return True
@@ -392,14 +393,14 @@ class Farmhouse:
         if not pools:
             return []
         try:
-            import docker
             from docker.errors import DockerException
         except ImportError:
             return []
+        from rustfarm.workers.engine_clients import docker_client
         removed = []
-        for pool in pools:
+        for pool, engine in ((p, e) for p in pools for e in p.engines):
             try:
-                client = docker.DockerClient(base_url=pool.engine, timeout=20)
+                client = docker_client(engine, timeout=20)
                 names = {latent_container_name(worker, self.state.master)
                          for worker in pool.worker_names()}
                 for container in client.containers.list(all=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -224,7 +225,10 @@ def cmd_images(args) -> int:
         args.config = None
         return args.handler(args, pins={}, docker_host=None)
     farm = _load(args)
-    return args.handler(args, pins=farm.pinned_images(), docker_host=farm.docker_engine())
+    # DOCKER_HOST (with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH) names another engine of
+    # the farm, e.g. to pull the images onto it; else the first docker pool's first.
+    engine = None if os.environ.get("DOCKER_HOST") else farm.docker_engine()
+    return args.handler(args, pins=farm.pinned_images(), docker_host=engine)
 
 
 EXAMPLES = {

@@ -11,6 +11,7 @@ from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.runtime import Runtime, effective_farm
 from rustfarm.state import StateDir
 from rustfarm.workers.ec2 import ec2_reapers
+from rustfarm.workers.engines import engine_watch
 
 from .builders import builder_configs
 from .compile_jobs import CompileJobs
@@ -34,9 +35,12 @@ def services(farm: Farm, runtime: Runtime, paths: StateDir) -> list:
             found.append(TesselServer(farm.compile.tessel_port, farm.www.host,
                                       farm.compile.tessel_target, farm.compile.tessel_anonymous,
                                       f"{farm.farm.url}plugins/compile/"))
-    if any(p.kind == "docker" and not p.remote for p in farm.pools.values()):
+    if any(p.kind == "docker" and p.local for p in farm.pools.values()):
         found.append(WorkerSocket(str(paths.worker_socket), farm.farm.worker_port,
                                   runtime.worker_host(farm)))
+    watch = engine_watch(farm.pools.values())
+    if watch is not None:
+        found.append(watch)
     return found
 
 

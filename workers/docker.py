@@ -8,10 +8,14 @@ recompile. Another per (farm, toolchain, target), shared by every project's
 builds, is sccache's cache of compiled dependency crates: a crate one project
 compiled is not compiled again by another (uploaded projects read it only).
 
-Builds run other people's code, so on the local engine a container has no
-network (it reaches the master through the worker socket mounted into it), no
+Builds run other people's code, so on an engine of this machine a container has
+no network (it reaches the master through the worker socket mounted into it), no
 capabilities, no way to gain privileges, a pids limit, and its worker password
 comes in a file the entrypoint deletes, not in its environment.
+
+A pool may list several engines: each worker name is bound to one of them, in
+turn, and an engine that does not answer is skipped (workers/engines.py). An
+engine that lacks a build's image pulls it from the pool's image_registry first.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from pathlib import Path
 
-from buildbot.interfaces import LatentWorkerCannotSubstantiate
+from buildbot.interfaces import LatentWorkerCannotSubstantiate, LatentWorkerFailedToSubstantiate
 from buildbot.plugins import util
 from buildbot.worker.docker import DockerLatentWorker
-from docker.errors import DockerException, NotFound
+from docker.errors import APIError, DockerException, NotFound
+from requests.exceptions import RequestException
 from twisted.internet import defer, threads
 from twisted.python import log
 
@@ -32,6 +38,9 @@ from rustfarm.farmfile import DockerPool
 from rustfarm.names import COMPILE_JOB_PROPERTY, is_upload_build
 from rustfarm.state import StateDir, worker_secret_name
 from rustfarm.targets import image_toolchain
+
+from .engine_clients import api_client, client_args, engine_error
+from .engines import watch_of
 
 # Inside the image: the mount point of the build cache (the image makes it,
 # owned by rustbuild, so a new volume inherits that owner), of the worker
@@ -132,19 +141,31 @@ class FarmDockerLatentWorker(DockerLatentWorker):
     isolation (see the module) and leftover containers removed at start."""
 
     def checkConfig(self, name, password, *args, worker_socket=None, secret_dir=None,
-                    **kwargs):
+                    engine_tls="", image_registry="", **kwargs):
         # The farm's own settings are not Buildbot's.
         super().checkConfig(name, password, *args, **kwargs)
 
     def reconfigService(self, name, password, docker_host, *args, worker_socket=None,
-                        secret_dir=None, **kwargs):
+                        secret_dir=None, engine_tls="", image_registry="", **kwargs):
         self.engine = docker_host
-        # On the local engine: the master's socket and this worker's password
+        self.engine_tls = engine_tls
+        self.image_registry = image_registry
+        # On an engine of this machine: the master's socket and this worker's password
         # file, both on this machine; None for a remote engine.
         self.worker_socket = worker_socket
         self.secret_dir = Path(secret_dir) if secret_dir else None
         configured = defer.maybeDeferred(super().reconfigService, name, password, docker_host,
                                          *args, **kwargs)
+
+        def engine_client_args(result):
+            # TLS for a tcp:// engine, the ssh client for ssh:// (both made here, not in
+            # the configuration: Buildbot compares a worker's arguments on reconfig).
+            extra = client_args(docker_host, engine_tls) if isinstance(docker_host, str) \
+                else {}
+            extra.pop("base_url", None)
+            self.client_args.update(extra)
+            return result
+        configured.addCallback(engine_client_args)
         if not getattr(self, "_looked_for_leftovers", False):
             # A master killed before it could stop its containers leaves them
             # running: remove this worker's now, not when it is next used.
@@ -156,6 +177,16 @@ class FarmDockerLatentWorker(DockerLatentWorker):
             configured.addCallback(remove_leftovers)
         return configured
 
+    def canStartBuild(self):
+        # An engine that does not answer is skipped: the pool's other engines build.
+        watch = watch_of(self.master)
+        if watch is not None and not watch.answers(self.engine):
+            return False
+        return super().canStartBuild()
+
+    def _getDockerClient(self, client_args):
+        return api_client(**client_args)
+
     def getContainerName(self):
         return latent_container_name(self.workername, Path(self.master.basedir))
 
@@ -164,6 +195,11 @@ class FarmDockerLatentWorker(DockerLatentWorker):
         job = build.getProperty(COMPILE_JOB_PROPERTY)
         self._upload_volume = upload_volume_name(build.getProperty("farm"), job,
                                                  build.getProperty("target")) if job else None
+        self._starting_build = build
+        watch = watch_of(self.master)
+        skipped = watch.skipped(build.getProperty("pool")) if watch is not None else []
+        if skipped:
+            build.setProperty("docker_engines_skipped", "; ".join(skipped), "docker pool")
         return super().start_instance(build)
 
     def stop_instance(self, fast=False):
@@ -217,19 +253,83 @@ class FarmDockerLatentWorker(DockerLatentWorker):
         return True
 
     def _thd_start_instance(self, docker_host, image, *args):
-        client = self._getDockerClient({**self.client_args, "base_url": docker_host})
         try:
-            present = self._image_exists(client, image)
-        finally:
-            client.close()
+            client = self._getDockerClient({**self.client_args, "base_url": docker_host})
+            try:
+                present = self._image_exists(client, image)
+                if not present and self.image_registry:
+                    present = self._thd_pull(client, image)
+            finally:
+                client.close()
+        except APIError:
+            raise
+        except (DockerException, RequestException, OSError) as err:
+            why = engine_error(err)
+            self._engine_failed(docker_host, why)
+            # Failed-to-substantiate: the build is queued again (Buildbot's RETRY) and
+            # goes to a worker whose engine answers.
+            raise LatentWorkerFailedToSubstantiate(
+                f"Docker engine {docker_host} does not answer ({why}): skipped until it "
+                f"answers again; the build is queued again for the other engines of pool "
+                f"{self.properties.getProperty('pool')}") from None
         if not present:
             # Cannot-substantiate fails the build at once instead of retrying forever.
+            where = f" nor in the registry {self.image_registry}" if self.image_registry else ""
             raise LatentWorkerCannotSubstantiate(
-                f"image {image} is not on the Docker engine at {docker_host}; "
-                f"build it with: {image_build_hint(image)}")
+                f"image {image} is not on the Docker engine at {docker_host}{where}; "
+                f"build it with: {image_build_hint(image)}"
+                + (f" and push it with: farm images push --registry {self.image_registry}"
+                   if self.image_registry else ""))
         if self.secret_dir is not None:
             self._write_password_file()
         return super()._thd_start_instance(docker_host, image, *args)
+
+    def _engine_failed(self, url: str, why: str) -> None:
+        watch = watch_of(self.master)
+        if watch is not None:
+            self.master.reactor.callFromThread(watch.engine_failed, url, why)
+
+    def _build_state(self, text: str) -> None:
+        build = getattr(self, "_starting_build", None)
+        if build is not None and getattr(build, "buildid", None) is not None:
+            self.master.reactor.callFromThread(
+                self.master.data.updates.setBuildStateString, build.buildid, text)
+
+    def _thd_pull(self, client, image: str) -> bool:
+        """Pull ``image`` onto this worker's engine from the pool's registry, with
+        progress in the master's log; False when the registry lacks it."""
+        remote = f"{self.image_registry}/{image}"
+        repository, _, tag = remote.rpartition(":")
+        log.msg(f"{self.name}: {image} is not on the Docker engine at {self.engine}; "
+                f"pulling it from {self.image_registry}")
+        self._build_state(f"pulling {image} onto {self.engine}")
+        started = last = time.monotonic()
+        layers: dict[str, str] = {}
+        try:
+            for chunk in client.pull(repository, tag=tag, stream=True, decode=True):
+                if chunk.get("error"):
+                    log.msg(f"{self.name}: pulling {remote} failed: {chunk['error']}")
+                    return False
+                if chunk.get("id"):
+                    layers[chunk["id"]] = chunk.get("status", "")
+                if time.monotonic() - last >= 10:
+                    last = time.monotonic()
+                    done = sum(1 for status in layers.values()
+                               if status in ("Pull complete", "Already exists"))
+                    log.msg(f"{self.name}: pulling {remote}: {done} of {len(layers)} layers "
+                            f"done ({time.monotonic() - started:.0f} s)")
+        except NotFound as err:
+            log.msg(f"{self.name}: {remote} is not in the registry: {err.explanation or err}")
+            return False
+        except APIError as err:
+            log.msg(f"{self.name}: pulling {remote} failed: {err.explanation or err}")
+            return False
+        name, _, tag = image.rpartition(":")
+        client.tag(remote, name, tag)
+        log.msg(f"{self.name}: pulled {image} onto {self.engine} from {self.image_registry} "
+                f"in {time.monotonic() - started:.1f} s")
+        self._build_state("starting worker")
+        return True
 
     def _remove_leftover_container(self) -> None:
         if not isinstance(self.engine, str):
@@ -254,8 +354,9 @@ class FarmDockerLatentWorker(DockerLatentWorker):
 
 
 def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> list:
-    """The pool's latent workers. ``master_address`` (HOST:PORT) is where a remote
-    engine's containers reach the master; local ones use the worker socket."""
+    """The pool's latent workers, each bound to one of its engines in turn.
+    ``master_address`` (HOST:PORT) is where a remote engine's containers reach the
+    master; those of an engine on this machine use the worker socket."""
     # No docker --init: the image's entrypoint starts tini itself, after removing the
     # worker password from the environment that process 1 (readable by builds) keeps.
     hostconfig: dict = {
@@ -269,16 +370,16 @@ def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> li
     if pool.memory:
         hostconfig["mem_limit"] = pool.memory
         hostconfig["memswap_limit"] = pool.memory       # no swap: over the limit is over
-    if not pool.remote:
-        hostconfig["network_mode"] = "none"
     workers = []
-    for name in pool.worker_names():
+    for name, engine in pool.worker_engines().items():
         volumes = [util.Interpolate("%(kw:volume)s:%(kw:path)s", volume=cache_volume,
                                     path=CACHE_DIR)]
         if pool.compile_cache:
             volumes.append(compile_cache_mount)
         local = {}
-        if not pool.remote:
+        config = dict(hostconfig)
+        if engine.on_this_machine:
+            config["network_mode"] = "none"
             local = {"worker_socket": str(state.worker_socket),
                      "secret_dir": str(state.container_secret_dir(name))}
             volumes += [f"{state.worker_socket.parent}:{SOCKET_DIR}:ro",
@@ -286,15 +387,17 @@ def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> li
         workers.append(FarmDockerLatentWorker(
             name,
             util.Secret(worker_secret_name(name)),
-            docker_host=pool.engine,
+            docker_host=engine.url,
+            engine_tls=engine.tls,
+            image_registry=pool.image_registry,
             image=util.Property("image"),
             masterFQDN=master_address,
             volumes=volumes,
-            hostconfig=hostconfig,
+            hostconfig=config,
             followStartupLogs=False,
             # One build per container: it is stopped and removed right after.
             build_wait_timeout=0,
             max_builds=1,
-            properties={"pool": pool.name},
+            properties={"pool": pool.name, "docker_engine": engine.url},
             **local))
     return workers

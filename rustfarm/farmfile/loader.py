@@ -180,7 +180,8 @@ class _Builder:
         pools = self.pools(top)
         for pool in pools.values():
             if pool.kind == "docker" and pool.remote and not farm.master_address:
-                top.error(top.key_line("workers"), f"workers.{pool.name}.docker_host",
+                key = "docker_hosts" if pool.docker_hosts else "docker_host"
+                top.error(top.key_line("workers"), f"workers.{pool.name}.{key}",
                           "a remote Docker engine needs farm.master_address: the address "
                           "its containers reach the master at")
             if pool.kind == "ec2" and not farm.master_address:

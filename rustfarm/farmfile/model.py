@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Union
@@ -183,6 +184,43 @@ class LocalPool:
 DEFAULT_COMPILE_CACHE = "10g"
 
 
+# The files a Docker client's TLS directory holds (as in DOCKER_CERT_PATH).
+DOCKER_TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
+
+
+def is_loopback_engine(url: str) -> bool:
+    """An engine on this machine: its Unix socket, or TCP on a loopback address."""
+    if url.startswith("unix://"):
+        return True
+    if not url.startswith("tcp://"):
+        return False
+    host = url[len("tcp://"):].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class DockerEngine:
+    """One Docker engine of a pool: its URL and, for tcp://, the directory of the
+    client's TLS files (ca.pem, cert.pem, key.pem), or "" for none."""
+    url: str
+    tls: str = ""
+
+    @property
+    def on_this_machine(self) -> bool:
+        """Its containers can mount the master's worker socket and run without network
+        (a loopback tcp:// engine is spoken to like a remote one, but runs here)."""
+        return is_loopback_engine(self.url)
+
+    @property
+    def remote(self) -> bool:
+        return not self.on_this_machine
+
+
 @dataclass(frozen=True)
 class DockerPool:
     name: str
@@ -192,18 +230,41 @@ class DockerPool:
     memory: str | None
     compile_cache: str | None = DEFAULT_COMPILE_CACHE   # per (toolchain, target); None: off
     kind: str = "docker"
+    # docker_hosts: several engines, the workers spread over them; () means docker_host.
+    docker_hosts: tuple[DockerEngine, ...] = ()
+    docker_tls: str = ""            # TLS directory of a single tcp:// docker_host
+    image_registry: str = ""        # HOST:PORT an engine lacking an image pulls it from
+
+    @property
+    def engines(self) -> tuple[DockerEngine, ...]:
+        """Every engine of the pool, in farm.yaml's order."""
+        return self.docker_hosts or (DockerEngine(self.engine, self.docker_tls),)
 
     @property
     def remote(self) -> bool:
-        return self.docker_host.startswith(("tcp://", "ssh://"))
+        """Some of its containers reach the master over the network (farm.master_address)."""
+        return any(e.remote for e in self.engines)
+
+    @property
+    def local(self) -> bool:
+        """Some of its containers run on this machine and use the worker socket."""
+        return any(e.on_this_machine for e in self.engines)
 
     @property
     def engine(self) -> str:
-        """The Docker engine's URL: docker_host, or the local socket."""
+        """The first Docker engine's URL: docker_host, or the local socket."""
+        if self.docker_hosts:
+            return self.docker_hosts[0].url
         return self.docker_host or LOCAL_DOCKER_ENGINE
 
     def worker_names(self) -> tuple[str, ...]:
         return numbered_workers(self.name, self.count)
+
+    def worker_engines(self) -> dict[str, DockerEngine]:
+        """Each worker's engine: round-robin, so the pool's builds use every engine."""
+        engines = self.engines
+        return {name: engines[index % len(engines)]
+                for index, name in enumerate(self.worker_names())}
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from rustfarm.userdata import value_problem
 
-from .model import DEFAULT_COMPILE_CACHE, DockerPool, Ec2Pool, LocalPool, S3CompileCache
+from .model import (DEFAULT_COMPILE_CACHE, DOCKER_TLS_FILES, DockerEngine, DockerPool,
+                    Ec2Pool, LocalPool, S3CompileCache)
 from .reader import Section
 
 POOL_KINDS = ("local", "docker", "ec2")
@@ -42,18 +45,121 @@ def docker_pool(name: str, s: Section) -> DockerPool:
         s.error(s.key_line("memory"), f"workers.{name}.memory",
                 f"must be at least 6m (Docker's smallest memory limit), not '{memory}'")
     docker_host = s.text("docker_host", "")
-    if docker_host and not docker_host.startswith(("unix://", "tcp://", "ssh://")):
-        s.error(s.key_line("docker_host"), f"workers.{name}.docker_host",
-                "must be a unix://, tcp:// or ssh:// URL")
+    if docker_host:
+        problem = _engine_url_problem(docker_host)
+        if problem:
+            s.error(s.key_line("docker_host"), f"workers.{name}.docker_host", problem)
+    docker_hosts = _docker_hosts(name, s)
+    if docker_host and s.has("docker_hosts"):
+        s.error(s.key_line("docker_hosts"), f"workers.{name}.docker_hosts",
+                "give docker_host (one engine) or docker_hosts (several), not both")
+    docker_tls = s.text("docker_tls", "")
+    if docker_tls:
+        if docker_hosts or not docker_host.startswith("tcp://"):
+            s.error(s.key_line("docker_tls"), f"workers.{name}.docker_tls",
+                    "goes with a tcp:// docker_host (under docker_hosts each engine takes "
+                    "its own tls)")
+        docker_tls = _tls_directory(s, "docker_tls", f"workers.{name}.docker_tls",
+                                    docker_tls, s.key_line("docker_tls"))
+    count = s.integer("count", 2, minimum=1, maximum=MAX_WORKERS, why=_TOO_MANY_WORKERS)
+    pool = DockerPool(name=name, count=count, docker_host=docker_host, cpus=None,
+                      memory=memory, compile_cache=_compile_cache(name, s),
+                      docker_hosts=docker_hosts, docker_tls=docker_tls,
+                      image_registry=s.text("image_registry", "", check=_registry_problem))
+    if isinstance(count, int) and len(docker_hosts) > count:
+        s.error(s.key_line("docker_hosts"), f"workers.{name}.docker_hosts",
+                f"{len(docker_hosts)} engines need a count of at least {len(docker_hosts)} "
+                f"(one worker per engine at least), not {count}")
     # Docker refuses more CPUs than its machine has; a remote engine's are unknown here.
-    local = not docker_host.startswith(("tcp://", "ssh://"))
     cpus = s.number("cpus", None, minimum=0.01,
-                    maximum=float(os.cpu_count() or 1) if local else None,
+                    maximum=None if pool.remote else float(os.cpu_count() or 1),
                     why="Docker allows 0.01 up to the machine's CPU count")
-    return DockerPool(name=name, count=s.integer("count", 2, minimum=1, maximum=MAX_WORKERS,
-                                                 why=_TOO_MANY_WORKERS),
-                      docker_host=docker_host, cpus=cpus, memory=memory,
-                      compile_cache=_compile_cache(name, s))
+    return replace(pool, cpus=cpus)
+
+
+ENGINE_KEYS = ("url", "tls")
+
+
+def _engine_url_problem(url: str) -> str:
+    if not url.startswith(("unix://", "tcp://", "ssh://")):
+        return f"must be a unix://, tcp:// or ssh:// URL, not '{url}'"
+    rest = url.split("://", 1)[1]
+    if not rest or (url.startswith("unix://") and not rest.startswith("/")):
+        return f"names no engine: '{url}'"
+    if url.startswith("tcp://"):
+        hostport = rest.split("/", 1)[0]
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            return f"must be tcp://HOST:PORT, not '{url}'"
+    return ""
+
+
+def _docker_hosts(name: str, s: Section) -> tuple[DockerEngine, ...]:
+    """``docker_hosts``: each engine a URL, or {url, tls} with the directory of its
+    client's TLS files (a tcp:// engine)."""
+    if not s.has("docker_hosts"):
+        return ()
+    value = s.raw("docker_hosts")
+    path = f"workers.{name}.docker_hosts"
+    if not isinstance(value, list) or not value:
+        s.error(s.key_line("docker_hosts"), path, "must be a list of one or more engines "
+                "(each a URL, or {url: tcp://..., tls: DIR})")
+        return ()
+    lines = getattr(value, "item_lines", [])
+    engines, seen = [], {}
+    for index, item in enumerate(value):
+        line = lines[index] if index < len(lines) else s.key_line("docker_hosts")
+        where = f"{path}[{index}]"
+        if isinstance(item, str):
+            url, tls = item, ""
+        elif isinstance(item, dict):
+            entry = Section(s.problems, s.filename, item, where, ENGINE_KEYS, line)
+            url, tls = entry.text("url"), entry.text("tls", "")
+            if isinstance(tls, str) and tls:
+                if isinstance(url, str) and not url.startswith("tcp://"):
+                    entry.error(entry.key_line("tls"), f"{where}.tls",
+                                "only a tcp:// engine is spoken to with TLS")
+                tls = _tls_directory(entry, "tls", f"{where}.tls", tls, entry.key_line("tls"))
+        else:
+            s.error(line, where, "must be a URL or {url: ..., tls: DIR}, not "
+                    f"{type(item).__name__}")
+            continue
+        if not isinstance(url, str):
+            continue
+        problem = _engine_url_problem(url)
+        if problem:
+            s.error(line, f"{where}.url" if isinstance(item, dict) else where, problem)
+            continue
+        if url in seen:
+            s.error(line, where, f"{url} is listed twice (also {path}[{seen[url]}])")
+            continue
+        seen[url] = index
+        engines.append(DockerEngine(url=url, tls=tls or ""))
+    return tuple(engines)
+
+
+def _tls_directory(s: Section, key: str, path: str, value: str, line: int) -> str:
+    """The absolute TLS directory (relative to farm.yaml), refused without its files."""
+    directory = Path(value).expanduser()
+    if not directory.is_absolute():
+        directory = Path(s.filename).resolve().parent / directory
+    if not directory.is_dir():
+        s.error(line, path, f"{value} is not a directory (it holds "
+                f"{', '.join(DOCKER_TLS_FILES)}, as DOCKER_CERT_PATH does)")
+        return ""
+    missing = [f for f in DOCKER_TLS_FILES if not (directory / f).is_file()]
+    if missing:
+        s.error(line, path, f"{value} lacks {', '.join(missing)} (a Docker client's TLS "
+                f"directory holds {', '.join(DOCKER_TLS_FILES)})")
+        return ""
+    return str(directory)
+
+
+def _registry_problem(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if "/" in value or "://" in value or not host or not port.isdigit():
+        return f"must be HOST:PORT of a container registry, not '{value}'"
+    return ""
 
 
 def _compile_cache(name: str, s: Section) -> str | None:
@@ -143,7 +249,8 @@ def _endpoint_problem(value: str) -> str:
 
 POOL_KEYS = {
     "local": ("kind", "count"),
-    "docker": ("kind", "count", "docker_host", "cpus", "memory", "compile_cache"),
+    "docker": ("kind", "count", "docker_host", "docker_hosts", "docker_tls", "cpus",
+               "memory", "compile_cache", "image_registry"),
     "ec2": ("kind", "max_instances", "region", "ami", "ami_name", "ami_owner", "instance_type",
             "spot", "max_spot_price", "spot_fallback", "subnet_id", "security_group_ids",
             "instance_profile", "keypair_name", "volume_size_gb", "tags", "idle_timeout",

@@ -1,0 +1,161 @@
+"""A second Docker engine for tests, beside the system's: its own dockerd with its own
+data root, exec root, pid file and Unix socket, and a TCP listener with TLS (client
+certificates required) on a loopback address.
+
+It never touches the system engine or the machine's network: no bridge
+(``--bridge=none``), no iptables or ip6tables rules, its own empty daemon.json. Its
+containers can therefore only run without network, which is how the farm runs
+containers on an engine of this machine anyway.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .docker_engine import unavailable
+from .registry import free_port
+
+START_WAIT = 60
+
+
+def write_tls_files(directory: Path) -> tuple[Path, Path]:
+    """A CA, a server certificate for 127.0.0.1 and localhost and a client certificate,
+    as dockerd --tlsverify and a Docker client (DOCKER_CERT_PATH) want them. Returns the
+    server's and the client's directories (each with ca.pem, cert.pem, key.pem)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def key():
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def name(common: str):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def certificate(subject, public_key, issuer, issuer_key, extensions):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+                   .public_key(public_key).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1)))
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical=critical)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key = key()
+    ca_name = name("rustfarm test engine CA")
+    ca = certificate(ca_name, ca_key.public_key(), ca_name, ca_key,
+                     [(x509.BasicConstraints(ca=True, path_length=None), True)])
+    server_key, client_key = key(), key()
+    server = certificate(name("127.0.0.1"), server_key.public_key(), ca_name, ca_key, [
+        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                      x509.DNSName("localhost")]), False),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)])
+    client = certificate(name("rustfarm"), client_key.public_key(), ca_name, ca_key,
+                         [(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)])
+
+    def write(where: Path, cert, private_key) -> Path:
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        (where / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (where / "key.pem").write_bytes(private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption()))
+        os.chmod(where / "key.pem", 0o600)
+        return where
+
+    return (write(directory / "server", server, server_key),
+            write(directory / "client", client, client_key))
+
+
+class SecondEngine:
+    """``start()`` a dockerd of its own; ``stop()`` it (``start()`` again keeps its
+    images); ``remove()`` stops it and deletes everything it had."""
+
+    def __init__(self):
+        # Short paths: containerd's sockets live under the exec root.
+        self.root = Path(tempfile.mkdtemp(prefix="rf-engine-"))
+        self.socket = self.root / "docker.sock"
+        self.pidfile = self.root / "dockerd.pid"
+        self.log = self.root / "dockerd.log"
+        self.port = free_port()
+        self.url = f"tcp://127.0.0.1:{self.port}"
+        self.unix_url = f"unix://{self.socket}"
+        self.server_tls, self.client_tls = write_tls_files(self.root / "tls")
+        self.config = self.root / "daemon.json"
+        self.config.write_text(json.dumps({}))
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        tls = self.server_tls
+        return ["dockerd", "--config-file", str(self.config),
+                "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                "--pidfile", str(self.pidfile),
+                "-H", self.unix_url, "-H", self.url,
+                "--tlsverify", "--tlscacert", str(tls / "ca.pem"),
+                "--tlscert", str(tls / "cert.pem"), "--tlskey", str(tls / "key.pem"),
+                "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"]
+
+    def start(self) -> "SecondEngine":
+        if os.geteuid() != 0 or not shutil.which("dockerd"):
+            unavailable("a second Docker engine needs root and dockerd")
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(self.command(), stdout=out, stderr=out,
+                                            start_new_session=True)
+        deadline = time.monotonic() + START_WAIT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            if self.docker("version", "--format", "{{.Server.Version}}").returncode == 0:
+                return self
+            time.sleep(0.3)
+        tail = self.log.read_text(errors="replace")[-1500:]
+        self.stop()
+        unavailable(f"a second dockerd did not start ({self.log}):\n{tail}")
+        return self
+
+    def docker(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """The docker command against this engine, through its Unix socket."""
+        return subprocess.run(["docker", "-H", self.unix_url, *args], capture_output=True,
+                              text=True, timeout=timeout)
+
+    def tls_docker_env(self) -> dict[str, str]:
+        """What a Docker client needs to reach the engine over TCP with TLS."""
+        return {"DOCKER_HOST": self.url, "DOCKER_TLS_VERIFY": "1",
+                "DOCKER_CERT_PATH": str(self.client_tls)}
+
+    def containers(self) -> list[str]:
+        listed = self.docker("ps", "-a", "--format", "{{.Names}}")
+        return listed.stdout.split()
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def remove(self) -> None:
+        self.stop()
+        # A stopped engine may leave the mounts of its containers' layers behind.
+        with open("/proc/self/mounts") as mounts:
+            points = [line.split()[1] for line in mounts if str(self.root) in line]
+        for point in sorted(points, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+

@@ -16,7 +16,7 @@ from .builders import builder_configs
 from .compile_jobs import CompileJobs
 from .compile_www import TesselServer
 from .database import database_services, db_config
-from .multimaster import multi_master_config
+from .multimaster import multi_master_config, multi_master_services
 from .prioritizer import prioritize_builders
 from .secret_files import SecretFiles
 from .schedulers import all_schedulers, change_sources
@@ -37,7 +37,7 @@ def services(farm: Farm, runtime: Runtime, paths: StateDir) -> list:
     if any(p.kind == "docker" and not p.remote for p in farm.pools.values()):
         found.append(WorkerSocket(str(paths.worker_socket), farm.farm.worker_port,
                                   runtime.worker_host(farm)))
-    return found
+    return found + multi_master_services(farm)
 
 
 def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None) -> dict:

@@ -269,9 +269,11 @@ class Farmhouse:
             basedir = self.state.worker(name)
             if read_pid(basedir / "twistd.pid"):
                 continue
+            # Its own master first, then the others in turn (the next one first).
+            own = index % len(ports)
             write_worker_tac(basedir, "127.0.0.1" if host == "0.0.0.0" else host,
-                             ports[index % len(ports)], name,
-                             store.path(worker_secret_name(name)))
+                             ports[own], name, store.path(worker_secret_name(name)),
+                             other_ports=tuple(ports[own + 1:] + ports[:own]))
             starting[name] = subprocess.Popen(
                 [console_script("buildbot-worker"), "start", "--quiet", str(basedir)],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

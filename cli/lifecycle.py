@@ -25,6 +25,7 @@ from .master_log import failure_reason, wait_for_reconfig
 from .processes import (console_script, build_environment, port_in_use, read_pid, stop_pid,
                         stop_processes, wait_for_exit)
 from .router import Router, is_local
+from .supervisor import Supervisor
 from .tacfiles import write_master_tac, write_worker_tac
 
 
@@ -115,9 +116,22 @@ class Farmhouse:
                 raise
             self.finish_starting_local_workers(starting)
         self.wait_until_ready(wait)
+        self.start_supervisor()
         if self.runtime.uses_docker(self.farm):
             return self.build_missing_images(build=build_images)
         return True
+
+    @property
+    def supervisor(self) -> Supervisor | None:
+        """With several masters, the process that restarts the router and the masters
+        that stopped with it (cli/supervisor.py)."""
+        return Supervisor(self.state.root) if self.farm.multi_master else None
+
+    def start_supervisor(self) -> None:
+        if self.supervisor and self.master_homes() and not self.supervisor.pid:
+            pid = self.supervisor.start(self.farm.path)
+            say(f"started the supervisor (pid {pid}): it restarts the router and the masters "
+                f"that stop with it; log {self.supervisor.log}")
 
     def build_missing_images(self, build: bool = True) -> bool:
         """List the pinned images the engine lacks; build those the recipes make exactly."""
@@ -344,6 +358,10 @@ class Farmhouse:
         shutdown), or with ``wait`` finish first (its clean shutdown). Then the
         local workers, then whatever container of this farm is left."""
         stopped = False
+        # First, so that it starts nothing this stops.
+        if self.supervisor and self.supervisor.stop():
+            say("stopped the supervisor")
+            stopped = True
         master = read_pid(self.state.master_pidfile)
         if master and wait:
             say("waiting for the running builds to finish; no new build starts "
@@ -431,6 +449,12 @@ class Farmhouse:
         if router:
             say(f"router: {'running (pid %d)' % router.pid if router.pid else 'not running'}"
                 f" at {self.farm.router.url}")
+        supervisor = self.supervisor
+        if supervisor and supervisor.pid:
+            say(f"supervisor: running (pid {supervisor.pid}); last: {supervisor.last_action()}")
+        elif supervisor and self.master_homes():
+            say("supervisor: not running (farm up starts it); the router and masters that "
+                "stop are not restarted")
         running = self.running_masters()
         answering = None
         for master in self.farm.masters:

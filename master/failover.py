@@ -7,9 +7,10 @@ shared database (``masterActive``, each minute) and ``expireMasters`` deactivate
 silent for ten minutes; ``masterStopped`` deactivates one and does its housekeeping
 (its unfinished builds end RETRY, its workers, schedulers and change sources are let
 go, its build requests are unclaimed). This service beats more often and calls
-``masterStopped`` sooner. The cost: a master that stalls longer than the timeout (a
-long pause, a database it cannot reach) is treated as dead, and what it was building
-is built again elsewhere.
+``masterStopped`` sooner, then finishes what that housekeeping leaves when it runs for
+another master: the dead one's claims and worker connections. The cost: a master that
+stalls longer than the timeout (a long pause, a database it cannot reach) is treated as
+dead, and what it was building is built again elsewhere.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ class MasterFailover(service.BuildbotService):
                                                                  claimed=peer.id)
         brids = [request.buildrequestid for request in claimed]
         yield master.data.updates.masterStopped(name=peer.name, masterid=peer.id)
+        # Nor does it let go of the workers still shown connected to the peer (those that
+        # moved to another master would show two masters).
+        for worker in (yield master.db.workers.getWorkers()):
+            if peer.id in worker.connected_to:
+                yield master.data.updates.workerDisconnected(workerid=worker.id,
+                                                             masterid=peer.id)
         if not brids:
             return
         # Buildbot's housekeeping unclaims with the calling master's id, which leaves a

@@ -102,21 +102,28 @@ def supervise(house, interval: float = CHECK_INTERVAL) -> None:
                 note("the router is not running: starting it")
                 router.start()
                 note(f"the router runs again (pid {router.pid})")
+            stopped = []
             for master, home in homes:
-                pidfile = home / "twistd.pid"
-                pid = read_pid(pidfile)
+                pid = read_pid(home / "twistd.pid")
                 if not (pid and master_stopped_running(home / "twistd.log")):
                     suspects.discard(master.name)
-                    continue
-                if master.name not in suspects:
+                elif master.name not in suspects:
                     suspects.add(master.name)
-                    continue
-                suspects.discard(master.name)
-                note(f"master {master.name} (pid {pid}) stopped its services (as when it "
-                     "loses the router): restarting it")
-                stop_pid(pidfile, f"master {master.name}", timeout=60)
-                house.wait_for_master(home, house.launch_master(master, home))
-                note(f"master {master.name} runs again (pid {read_pid(pidfile)})")
+                else:
+                    suspects.discard(master.name)
+                    note(f"master {master.name} (pid {pid}) stopped its services (as when "
+                         "it loses the router): restarting it")
+                    stopped.append((master, home))
+            for master, home in stopped:
+                # Nothing is left to stop in it, and such a process may not heed SIGTERM
+                # (a minute and more seen): it gets a few seconds before SIGKILL.
+                stop_pid(home / "twistd.pid", f"master {master.name}", timeout=5)
+            # All started at once, then waited for, as `farm up` does.
+            starting = [(master, home, house.launch_master(master, home))
+                        for master, home in stopped]
+            for master, home, since in starting:
+                house.wait_for_master(home, since)
+                note(f"master {master.name} runs again (pid {read_pid(home / 'twistd.pid')})")
         except FarmError as err:
             note(f"failed, tried again in {interval:.0f} s: {err}")
         time.sleep(interval)

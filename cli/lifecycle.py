@@ -26,6 +26,7 @@ from .postgres import LocalServer, stop_local_server
 from .processes import (console_script, build_environment, port_in_use, read_pid, stop_pid,
                         stop_processes, wait_for_exit)
 from .router import Router, is_local
+from .supervisor import Supervisor
 from .tacfiles import write_master_tac, write_worker_tac
 
 
@@ -123,9 +124,22 @@ class Farmhouse:
                 raise
             self.finish_starting_local_workers(starting)
         self.wait_until_ready(wait)
+        self.start_supervisor()
         if self.runtime.uses_docker(self.farm):
             return self.build_missing_images(build=build_images)
         return True
+
+    @property
+    def supervisor(self) -> Supervisor | None:
+        """With several masters, the process that restarts the router and the masters
+        that stopped with it (cli/supervisor.py)."""
+        return Supervisor(self.state.root) if self.farm.multi_master else None
+
+    def start_supervisor(self) -> None:
+        if self.supervisor and self.master_homes() and not self.supervisor.pid:
+            pid = self.supervisor.start(self.farm.path)
+            say(f"started the supervisor (pid {pid}): it restarts the router and the masters "
+                f"that stop with it; log {self.supervisor.log}")
 
     def build_missing_images(self, build: bool = True) -> bool:
         """List the pinned images the engine lacks; build those the recipes make exactly."""
@@ -278,9 +292,11 @@ class Farmhouse:
             basedir = self.state.worker(name)
             if read_pid(basedir / "twistd.pid"):
                 continue
+            # Its own master first, then the others in turn (the next one first).
+            own = index % len(ports)
             write_worker_tac(basedir, "127.0.0.1" if host == "0.0.0.0" else host,
-                             ports[index % len(ports)], name,
-                             store.path(worker_secret_name(name)))
+                             ports[own], name, store.path(worker_secret_name(name)),
+                             other_ports=tuple(ports[own + 1:] + ports[:own]))
             starting[name] = subprocess.Popen(
                 [console_script("buildbot-worker"), "start", "--quiet", str(basedir)],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -351,6 +367,10 @@ class Farmhouse:
         shutdown), or with ``wait`` finish first (its clean shutdown). Then the
         local workers, then whatever container of this farm is left."""
         stopped = False
+        # First, so that it starts nothing this stops.
+        if self.supervisor and self.supervisor.stop():
+            say("stopped the supervisor")
+            stopped = True
         master = read_pid(self.state.master_pidfile)
         if master and wait:
             say("waiting for the running builds to finish; no new build starts "
@@ -444,6 +464,12 @@ class Farmhouse:
         if router:
             say(f"router: {'running (pid %d)' % router.pid if router.pid else 'not running'}"
                 f" at {self.farm.router.url}")
+        supervisor = self.supervisor
+        if supervisor and supervisor.pid:
+            say(f"supervisor: running (pid {supervisor.pid}); last: {supervisor.last_action()}")
+        elif supervisor and self.master_homes():
+            say("supervisor: not running (farm up starts it); the router and masters that "
+                "stop are not restarted")
         running = self.running_masters()
         answering = None
         for master in self.farm.masters:

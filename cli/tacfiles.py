@@ -74,6 +74,17 @@ s = Worker({host!r}, {port!r}, {name!r}, passwd, basedir, 600, umask=0o022,
 s.setServiceParent(application)
 """
 
+# Several masters: the same tac, with a worker that moves to another master of the farm
+# when its own is lost (workers/failover_worker.py).
+FAILOVER_WORKER_TAC = WORKER_TAC.replace(
+    "from buildbot_worker.bot import Worker\n",
+    "from rustfarm.workers.failover_worker import FailoverWorker\n").replace(
+    "s = Worker({host!r}, {port!r}, {name!r},",
+    "# Its own master first, then the farm's others, tried in turn at every reconnection.\n"
+    "s = FailoverWorker({masters!r}, {name!r},")
+assert "FailoverWorker({masters!r}" in FAILOVER_WORKER_TAC and \
+    "import FailoverWorker" in FAILOVER_WORKER_TAC
+
 
 def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path,
                      master: str = "") -> None:
@@ -83,11 +94,16 @@ def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path,
         master=master))
 
 
-def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_file: Path) -> None:
+def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_file: Path,
+                     other_ports: tuple[int, ...] = ()) -> None:
+    """A worker attached to the master at ``host``:``port``; ``other_ports``, the worker
+    ports of the farm's other masters on ``host``, where it goes when that one is lost."""
     basedir.mkdir(parents=True, exist_ok=True)
     (basedir / "info").mkdir(exist_ok=True)
     (basedir / "info" / "admin").write_text("rustfarm local worker\n")
     (basedir / "info" / "host").write_text(f"local pool worker {name}\n")
-    (basedir / "buildbot.tac").write_text(WORKER_TAC.format(
-        basedir=str(basedir), host=host, port=port, name=name,
+    template = FAILOVER_WORKER_TAC if other_ports else WORKER_TAC
+    masters = [(host, p) for p in (port, *other_ports)]
+    (basedir / "buildbot.tac").write_text(template.format(
+        basedir=str(basedir), host=host, port=port, name=name, masters=masters,
         password_file=str(password_file)))

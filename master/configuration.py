@@ -17,7 +17,7 @@ from .builders import builder_configs
 from .compile_jobs import CompileJobs
 from .compile_www import TesselServer
 from .database import database_services, database_url, db_config
-from .multimaster import multi_master_config
+from .multimaster import multi_master_config, multi_master_services
 from .prioritizer import prioritize_builders
 from .secret_files import SecretFiles
 from .schedulers import all_schedulers, change_sources
@@ -41,7 +41,7 @@ def services(farm: Farm, runtime: Runtime, paths: StateDir) -> list:
     watch = engine_watch(farm.pools.values())
     if watch is not None:
         found.append(watch)
-    return found
+    return found + multi_master_services(farm)
 
 
 def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None) -> dict:

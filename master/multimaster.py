@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from rustfarm.farmfile import Farm
 
+from .failover import MasterFailover
+
 
 def multi_master_config(farm: Farm) -> dict:
     """The BuildmasterConfig keys of the farm's message queue and master mode."""
@@ -15,3 +17,11 @@ def multi_master_config(farm: Farm) -> dict:
     if farm.multi_master:
         config["multiMaster"] = True
     return config
+
+
+def multi_master_services(farm: Farm) -> list:
+    """With several masters, each declares a silent peer dead after failover.master_timeout
+    (master/failover.py); one master has no peer to watch."""
+    if not farm.multi_master:
+        return []
+    return [MasterFailover(master_timeout=farm.failover.master_timeout)]

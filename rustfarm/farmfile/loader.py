@@ -15,13 +15,13 @@ from .model import (COMPILE_PROJECT, ArtifactSettings, CompileSettings, CrateSou
                     DbSettings, Farm, FarmSettings, Pool, Project, ScheduleSettings, Target,
                     WwwSettings)
 from .database import DB_KEYS, read_db
-from .masters import check_masters, read_masters, read_router
+from .masters import check_masters, read_failover, read_masters, read_router
 from .pools import POOL_KEYS, POOL_KEYS_ALL, POOL_KINDS, POOL_READERS, size_bytes
 from .reader import NAME_RE, Section, type_name
 from .yamlsource import load_yaml
 
 TOP_KEYS = ("farm", "www", "db", "masters", "router", "schedule", "artifacts", "compile", "crates", "workers",
-            "targets", "projects")
+            "targets", "projects", "failover")
 PROFILES_BUILTIN = ("release", "dev")
 DEFAULT_STATE_DIR = ".farm"
 MAX_FILE_BYTES = 2**20
@@ -224,6 +224,7 @@ class _Builder:
             projects=projects,
             masters=masters,
             router=router,
+            failover=read_failover(self.section, top),
         )
 
     def farm_settings(self, top: Section, www: WwwSettings) -> FarmSettings:

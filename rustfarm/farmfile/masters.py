@@ -7,11 +7,13 @@ import ipaddress
 import re
 from typing import Callable
 
-from .model import DbSettings, FarmSettings, MasterSettings, RouterSettings, WwwSettings
+from .model import (DbSettings, FailoverSettings, FarmSettings, MasterSettings, RouterSettings,
+                    WwwSettings)
 from .reader import NAME_RE, Section, type_name
 
 MASTER_KEYS = ("name", "host", "www_port", "worker_port")
 ROUTER_KEYS = ("url", "realm")
+FAILOVER_KEYS = ("master_timeout",)
 DEFAULT_REALM = "buildbot"
 # Each master polls the database and holds its own connections: more would be a cluster.
 MAX_MASTERS = 16
@@ -123,3 +125,16 @@ def read_router(section: Callable[..., Section], top: Section) -> RouterSettings
     if problem:
         s.error(s.key_line("url"), "router.url", problem)
     return router
+
+
+def read_failover(section: Callable[..., Section], top: Section) -> FailoverSettings:
+    """``failover.master_timeout``: long enough for a busy master's heartbeat to arrive
+    (it beats three times per timeout), short enough that a dead master's builds do not
+    wait Buildbot's own ten minutes."""
+    default = FailoverSettings()
+    if not top.has("failover"):
+        return default
+    s = section(top.raw("failover"), "failover", FAILOVER_KEYS, top.key_line("failover"))
+    return FailoverSettings(master_timeout=s.integer(
+        "master_timeout", default.master_timeout, minimum=15, maximum=600,
+        why="seconds; Buildbot itself waits 600"))

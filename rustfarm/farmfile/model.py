@@ -116,6 +116,15 @@ class RouterSettings:
 
 
 @dataclass(frozen=True)
+class FailoverSettings:
+    """How soon the masters of a multi-master farm give up on one of them."""
+
+    # Seconds without a heartbeat after which the other masters declare a master dead:
+    # they end its running builds as RETRY and build its requests again themselves.
+    master_timeout: int = 45
+
+
+@dataclass(frozen=True)
 class ScheduleSettings:
     nightly: tuple[int, int] | None     # (hour, minute), or None for no nightly build
 
@@ -398,6 +407,7 @@ class Farm:
     projects: Mapping[str, Project]
     masters: tuple[MasterSettings, ...] = ()
     router: RouterSettings | None = None
+    failover: FailoverSettings = FailoverSettings()
 
     @property
     def multi_master(self) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rustfarm.farmfile import FarmFileError, loads
-from rustfarm.farmfile.model import MasterSettings, RouterSettings
+from rustfarm.farmfile.model import FailoverSettings, MasterSettings, RouterSettings
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "hello"
@@ -124,6 +124,30 @@ def test_bad_masters_values(tmp_path, value, message):
 def test_bad_router_values(tmp_path, router, message):
     found = problems(tmp_path, "masters: 2\n" + POSTGRES + f"router: {router}\n")
     assert [p.split(": ", 1)[1] for p in found if "router" in p] == [message]
+
+
+def test_a_dead_master_is_given_up_after_45_seconds_by_default(tmp_path):
+    farm = load_text(tmp_path, "masters: 2\n" + POSTGRES + ROUTER)
+    assert farm.failover == FailoverSettings(master_timeout=45)
+
+
+def test_failover_master_timeout_is_set_in_seconds(tmp_path):
+    farm = load_text(tmp_path, "masters: 2\n" + POSTGRES + ROUTER +
+                     "failover: {master_timeout: 20}\n")
+    assert farm.failover.master_timeout == 20
+
+
+@pytest.mark.parametrize("failover, message", [
+    ("{master_timeout: 5}", "failover.master_timeout: must be at least 15, not 5 "
+                            "(seconds; Buildbot itself waits 600)"),
+    ("{master_timeout: 900}", "failover.master_timeout: must be at most 600, not 900 "
+                              "(seconds; Buildbot itself waits 600)"),
+    ("{master_timeout: soon}", "failover.master_timeout: must be a whole number, not text"),
+    ("{timeout: 30}", "failover.timeout: unknown key"),
+])
+def test_bad_failover_values(tmp_path, failover, message):
+    found = problems(tmp_path, "masters: 2\n" + POSTGRES + ROUTER + f"failover: {failover}\n")
+    assert found == [f"{tmp_path / 'farm.yaml'}:12: {message}"]
 
 
 def test_farm_check_prints_the_refusal_without_a_traceback(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rustfarm.farmfile import loads
 from rustfarm.master.configuration import buildmaster_config
+from rustfarm.master.failover import MasterFailover
 from rustfarm.master.settings import CONFIG_ENV, MASTER_ENV, load_farm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,3 +68,18 @@ def test_buildbot_accepts_the_multi_master_configuration(tmp_path, monkeypatch):
     loaded = MasterConfig.loadFromDict(buildmaster_config(load_farm()), "master.cfg")
     assert loaded.multiMaster and loaded.mq["type"] == "wamp"
     assert loaded.db.db_url.startswith("postgresql")
+
+
+def test_each_of_several_masters_watches_its_peers_with_the_farm_s_timeout(tmp_path):
+    config = buildmaster_config(loads(FARM + "failover: {master_timeout: 20}\n",
+                                      tmp_path / "farm.yaml"))
+    [failover] = [s for s in config["services"] if isinstance(s, MasterFailover)]
+    assert failover.name == "master-failover"
+    assert failover.getConfigDict()["kwargs"] == {"master_timeout": 20}
+
+
+def test_one_master_has_no_peer_to_watch(tmp_path):
+    text = FARM.replace("masters: 2\n", "").replace("router: {url: 'ws://127.0.0.1:8399/ws', "
+                                                    "realm: farm}\n", "")
+    config = buildmaster_config(loads(text, tmp_path / "farm.yaml"))
+    assert not [s for s in config["services"] if isinstance(s, MasterFailover)]

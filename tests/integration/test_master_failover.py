@@ -1,0 +1,184 @@
+"""Losing a master, and the router, of a farm of two masters (a private PostgreSQL
+server, the farm's crossbar, real masters and a real local worker): a master killed
+mid-build has its build retried through the other master, its worker moves there, and
+both builds stay in the history; a killed router is started again by the farm, and so
+are the masters that stopped with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from buildbot.process.results import RETRY, SUCCESS
+
+from rustfarm.cli.processes import read_pid
+from tests.support.farm import RunningFarm
+from tests.support.registry import free_port
+
+from .conftest import HOST_TARGET, require_cargo
+from .test_multimaster import postgresql, router_installed  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.slow
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "crates"
+MASTER_TIMEOUT = 15
+
+
+@pytest.fixture(scope="module")
+def failover_farm(tmp_path_factory, postgresql, router_installed):  # noqa: F811
+    require_cargo()
+    url = postgresql.create_database("failover")
+    farm = RunningFarm(tmp_path_factory.mktemp("failover"), "")
+    second_www, second_worker, router = free_port(), free_port(), free_port()
+    # The one local worker attaches to the first master; the slow project's build script
+    # sleeps 15 s, long enough to kill the first master in the middle of its build.
+    farm.config.write_text(farm.config.read_text() + f"""\
+db: {{url: "{url}"}}
+masters:
+  - {{name: first, www_port: {farm.www_port}, worker_port: {farm.worker_port}}}
+  - {{name: second, www_port: {second_www}, worker_port: {second_worker}}}
+router: {{url: "ws://127.0.0.1:{router}/ws"}}
+failover: {{master_timeout: {MASTER_TIMEOUT}}}
+schedule: {{nightly: false}}
+workers: {{local: {{kind: local, count: 1}}}}
+targets:
+  {HOST_TARGET}: {{pool: local, runner: native}}
+projects:
+  slow: {{source: {FIXTURES / 'slow'}, test: false}}
+""")
+    farm.first_url = farm.url
+    farm.second_url = f"http://127.0.0.1:{second_www}/"
+    try:
+        yield farm.up()
+    finally:
+        farm.url = farm.first_url
+        farm.down()
+
+
+def master_pidfile(farm: RunningFarm, name: str) -> Path:
+    return farm.state / "masters" / name / "twistd.pid"
+
+
+def master_ids(farm: RunningFarm) -> dict[str, int]:
+    return {m["name"].rsplit("/", 1)[1]: m["masterid"] for m in farm.api("masters")["masters"]}
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}api/v2/masters", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{what} within {timeout:.0f} s")
+
+
+def worker_masters(farm: RunningFarm) -> list[int]:
+    [worker] = [w for w in farm.api("workers")["workers"] if w["name"] == "local-1"]
+    return [c["masterid"] for c in worker["connected_to"]]
+
+
+def test_a_master_killed_mid_build_has_its_build_retried_through_the_other(failover_farm):
+    farm = failover_farm
+    ids = master_ids(farm)
+    assert worker_masters(farm) == [ids["first"]]
+    farm.login()
+    [brid] = farm.force("force-slow", targets=[HOST_TARGET]).values()
+
+    def building() -> dict | None:
+        builds = farm.api("builds", buildrequestid=brid)["builds"]
+        steps = farm.steps(builds[-1]) if builds else []
+        running = [s for s in steps if s["name"] == "cargo build" and s["started_at"]
+                   and not s["complete"]]
+        return builds[-1] if running else None
+
+    killed = wait_until(building, 120, "the build did not reach cargo build")
+    assert killed["masterid"] == ids["first"]
+    os.kill(read_pid(master_pidfile(farm, "first")), signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    # From now on the farm is seen through the second master.
+    farm.url = farm.second_url
+    farm.session = requests.Session()
+    wait_until(lambda: worker_masters(farm) == [ids["second"]], 60,
+               "the worker did not attach to the second master")
+    rebuilt = farm.wait_for_build(brid, timeout=MASTER_TIMEOUT * 2 + 120)
+    assert rebuilt["results"] == SUCCESS, farm.step_log(rebuilt, "cargo build")
+    assert rebuilt["masterid"] == ids["second"]
+    # Declared dead after failover.master_timeout, not Buildbot's ten minutes.
+    assert time.monotonic() - killed_at < MASTER_TIMEOUT * 2 + 90
+
+    request = farm.api(f"buildrequests/{brid}")["buildrequests"][0]
+    assert request["complete"] and request["results"] == SUCCESS
+    assert request["claimed_by_masterid"] == ids["second"]
+    # Both builds stay in the history: the killed one ends RETRY, with its steps.
+    builds = farm.api("builds", buildrequestid=brid)["builds"]
+    assert [(b["buildid"], b["masterid"], b["results"]) for b in builds] == [
+        (killed["buildid"], ids["first"], RETRY), (rebuilt["buildid"], ids["second"], SUCCESS)]
+    steps = {s["name"]: s["results"] for s in farm.steps(builds[0])}
+    assert steps["cargo build"] == RETRY and steps["fetch source"] == SUCCESS
+    assert farm.step_log(builds[0], "fetch source")
+    masters = {m["masterid"]: m["active"] for m in farm.api("masters")["masters"]}
+    assert masters == {ids["first"]: False, ids["second"]: True}
+
+    # `farm up` starts the killed master again; it joins the farm and sees the history.
+    farm.up()
+    assert answers(farm.first_url)
+    seen = requests.get(f"{farm.first_url}api/v2/builds", params={"buildrequestid": brid},
+                        timeout=30).json()["builds"]
+    assert [b["results"] for b in seen] == [RETRY, SUCCESS]
+
+
+def test_a_killed_router_is_started_again_with_the_masters_it_stopped(failover_farm):
+    farm = failover_farm
+    farm.url = farm.second_url
+    state = farm.state
+    assert "supervisor: running (pid " in farm.farm("status").stdout
+    router = read_pid(state / "router" / "crossbar.pid")
+    masters = {name: read_pid(master_pidfile(farm, name)) for name in ("first", "second")}
+    assert router and all(masters.values())
+    os.killpg(router, signal.SIGKILL)
+
+    def restarted() -> bool:
+        pids = {name: read_pid(master_pidfile(farm, name)) for name in masters}
+        now = read_pid(state / "router" / "crossbar.pid")
+        return (now not in (None, router) and all(pids.values())
+                and all(pids[n] != masters[n] for n in masters)
+                and answers(farm.first_url) and answers(farm.second_url))
+
+    wait_until(restarted, 180, "the router and both masters did not run again")
+
+    def supervisor_log() -> str:
+        return (state / "supervisor.log").read_text()
+
+    # It notes a master once that master's log says it runs, a moment after it answers.
+    wait_until(lambda: "master second runs again" in supervisor_log(), 30,
+               "the supervisor did not note the second master running")
+    log = supervisor_log()
+    assert "the router is not running: starting it" in log
+    assert "master first runs again" in log
+    active = wait_until(lambda: [m for m in farm.api("masters")["masters"] if m["active"]]
+                        if len([m for m in farm.api("masters")["masters"]
+                                if m["active"]]) == 2 else None,
+                        60, "both masters were not active again")
+    assert len(active) == 2
+    wait_until(lambda: worker_masters(farm), 120, "the worker did not attach again")
+
+    # The farm builds again.
+    farm.session = requests.Session()
+    farm.login()
+    [brid] = farm.force("force-slow", targets=[HOST_TARGET]).values()
+    assert farm.wait_for_build(brid, timeout=180)["results"] == SUCCESS
+    status = farm.farm("status").stdout
+    assert "router: running (pid " in status and "does not answer" not in status

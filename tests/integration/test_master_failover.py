@@ -7,7 +7,9 @@ are the masters that stopped with it."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,15 +31,18 @@ MASTER_TIMEOUT = 15
 
 
 @pytest.fixture(scope="module")
-def failover_farm(tmp_path_factory, postgresql, router_installed):  # noqa: F811
+def failover_farm(postgresql, router_installed):  # noqa: F811
     require_cargo()
-    url = postgresql.create_database("failover")
-    farm = RunningFarm(tmp_path_factory.mktemp("failover"), "")
+    # The farm runs its PostgreSQL, as postgres when we are root: not in pytest's
+    # directories, which are root's alone.
+    directory = Path(tempfile.mkdtemp(prefix="rustfarm-failover-"))
+    directory.chmod(0o755)
+    farm = RunningFarm(directory, "")
     second_www, second_worker, router = free_port(), free_port(), free_port()
     # The one local worker attaches to the first master; the slow project's build script
     # sleeps 15 s, long enough to kill the first master in the middle of its build.
     farm.config.write_text(farm.config.read_text() + f"""\
-db: {{url: "{url}"}}
+db: {{server: local, port: {free_port()}}}
 masters:
   - {{name: first, www_port: {farm.www_port}, worker_port: {farm.worker_port}}}
   - {{name: second, www_port: {second_www}, worker_port: {second_worker}}}
@@ -57,6 +62,7 @@ projects:
     finally:
         farm.url = farm.first_url
         farm.down()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def master_pidfile(farm: RunningFarm, name: str) -> Path:

@@ -8,12 +8,11 @@ directory's secret store, where the master reads it.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 
 from .errors import Problem
-from .model import LOCAL_SERVER, DbSettings
+from .model import LOCAL_SERVER, DbSettings, is_loopback
 from .reader import Section
 
 DB_KEYS = ("url", "server", "port")
@@ -33,15 +32,6 @@ def _url_check(value: str) -> str:
 def _server_check(value: str) -> str:
     return "" if value == LOCAL_SERVER else \
         "must be 'local' (farm up runs PostgreSQL itself), or left out for a server of your own"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def local_url(port: int) -> str:

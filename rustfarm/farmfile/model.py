@@ -203,7 +203,11 @@ def is_loopback_engine(url: str) -> bool:
         return True
     if not url.startswith("tcp://"):
         return False
-    host = url[len("tcp://"):].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    return is_loopback(url[len("tcp://"):].split("/", 1)[0].rsplit(":", 1)[0].strip("[]"))
+
+
+def is_loopback(host: str) -> bool:
+    """A host name or address of this machine's loopback."""
     if host == "localhost":
         return True
     try:

@@ -8,36 +8,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from rustfarm.cli.postgres import ensure_installed
 from rustfarm.cli.processes import process_alive
-from tests.support.docker_engine import unavailable
 from tests.support.farm import EXAMPLE, RunningFarm, farm_command
 from tests.support.postgres import PrivateCluster
 from tests.support.registry import free_port
 
-from .conftest import HOST_TARGET, require_cargo
+from .conftest import HOST_TARGET, reachable_directory, require_cargo
 
 pytestmark = pytest.mark.slow
-
-
-def reachable_directory(prefix: str) -> Path:
-    """A directory under /tmp that the postgres user may enter (pytest's own are root's
-    alone, and PostgreSQL runs as postgres when the farm runs as root)."""
-    directory = Path(tempfile.mkdtemp(prefix=prefix))
-    directory.chmod(0o755)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def postgresql_installed():
-    reason = ensure_installed()
-    if reason:
-        unavailable(reason)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,8 +20,7 @@ from rustfarm.cli.processes import read_pid
 from tests.support.farm import RunningFarm
 from tests.support.registry import free_port
 
-from .conftest import HOST_TARGET, require_cargo
-from .test_multimaster import postgresql, router_installed  # noqa: F401 - fixtures
+from .conftest import HOST_TARGET, reachable_directory, require_cargo
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +29,9 @@ MASTER_TIMEOUT = 15
 
 
 @pytest.fixture(scope="module")
-def failover_farm(postgresql, router_installed):  # noqa: F811
+def failover_farm(postgresql_installed, router_installed):
     require_cargo()
-    # The farm runs its PostgreSQL, as postgres when we are root: not in pytest's
-    # directories, which are root's alone.
-    directory = Path(tempfile.mkdtemp(prefix="rustfarm-failover-"))
-    directory.chmod(0o755)
+    directory = reachable_directory("rustfarm-failover-")
     farm = RunningFarm(directory, "")
     second_www, second_worker, router = free_port(), free_port(), free_port()
     # The one local worker attaches to the first master; the slow project's build script

@@ -7,19 +7,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.docker_engine import unavailable
-from tests.support.farm import EXAMPLE, REPO, RunningFarm
-from tests.support.postgres import ensure_server
+from tests.support.farm import EXAMPLE, RunningFarm
 from tests.support.registry import free_port
 
-from .conftest import HOST_TARGET, require_cargo
+from .conftest import HOST_TARGET, reachable_directory, require_cargo
 
 pytestmark = pytest.mark.slow
 
@@ -28,20 +24,6 @@ def git(cwd, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
                           text=True).stdout.strip()
 
-
-@pytest.fixture(scope="module")
-def postgresql():
-    reason = ensure_server()
-    if reason:
-        unavailable(reason)
-
-
-@pytest.fixture(scope="module")
-def router_installed():
-    done = subprocess.run([str(REPO / "tools" / "bootstrap"), "--router"], capture_output=True,
-                          text=True, timeout=900)
-    if done.returncode != 0:
-        unavailable(f"crossbar could not be installed: {done.stderr[-500:]}")
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +44,10 @@ def project_repo(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def two_masters(postgresql, router_installed, project_repo):
+def two_masters(postgresql_installed, router_installed, project_repo):
     require_cargo()
     bare, _ = project_repo
-    # PostgreSQL runs as postgres when we are root: not in pytest's directories, root's alone.
-    directory = Path(tempfile.mkdtemp(prefix="rustfarm-multi-"))
-    directory.chmod(0o755)
+    directory = reachable_directory("rustfarm-multi-")
     second_www, second_worker, router = free_port(), free_port(), free_port()
     farm = RunningFarm(directory, "")
     # The one local worker attaches to the first master; builds are forced via the second.

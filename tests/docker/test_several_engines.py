@@ -47,9 +47,9 @@ def image() -> str:
 
 
 @pytest.fixture(scope="module")
-def second_engine():
+def second_engine(registry):
     require_docker()
-    engine = SecondEngine().start()
+    engine = SecondEngine(reaches=(registry.port,)).start()
     try:
         yield engine
     finally:

@@ -2,10 +2,12 @@
 data root, exec root, pid file and Unix socket, and a TCP listener with TLS (client
 certificates required) on a loopback address.
 
-It never touches the system engine or the machine's network: no bridge
-(``--bridge=none``), no iptables or ip6tables rules, its own empty daemon.json. Its
-containers can therefore only run without network, which is how the farm runs
-containers on an engine of this machine anyway.
+It never touches the system engine or the machine's network: it runs in a network
+namespace of its own (socat carries its TLS port and the ports it must reach, such as
+the farm's registry, across), with no bridge (``--bridge=none``), no iptables or
+ip6tables rules and its own empty daemon.json. Its containers can therefore only run
+without network, which is how the farm runs containers on an engine of this machine
+anyway.
 """
 
 from __future__ import annotations
@@ -79,11 +81,17 @@ def write_tls_files(directory: Path) -> tuple[Path, Path]:
             write(directory / "client", client, client_key))
 
 
+# dockerd's TLS port inside its own network namespace.
+ENGINE_PORT = 2376
+
+
 class SecondEngine:
     """``start()`` a dockerd of its own; ``stop()`` it (``start()`` again keeps its
     images); ``remove()`` stops it and deletes everything it had."""
 
-    def __init__(self):
+    def __init__(self, reaches: tuple[int, ...] = ()):
+        # Ports of this machine's loopback the engine reaches (the farm's registry).
+        self.reaches = tuple(reaches)
         # Short paths: containerd's sockets live under the exec root.
         self.root = Path(tempfile.mkdtemp(prefix="rf-engine-"))
         self.socket = self.root / "docker.sock"
@@ -98,19 +106,41 @@ class SecondEngine:
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
+        """dockerd in a network namespace of its own, whose loopback is not this
+        machine's: a dockerd without a bridge removes the default bridge interface
+        (docker0) of the namespace it starts in, which would cut the system engine's
+        containers off. socat carries its TLS port out to this machine's loopback, and
+        the ports it reaches (the registry) in, each through a Unix socket."""
         tls = self.server_tls
-        return ["dockerd", "--config-file", str(self.config),
-                "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-                "--pidfile", str(self.pidfile),
-                "-H", self.unix_url, "-H", self.url,
-                "--tlsverify", "--tlscacert", str(tls / "ca.pem"),
-                "--tlscert", str(tls / "cert.pem"), "--tlskey", str(tls / "key.pem"),
-                "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"]
+        inside = [f"socat UNIX-LISTEN:{self.root}/tls.sock,fork TCP:127.0.0.1:{ENGINE_PORT} &"]
+        inside += [f"socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr "
+                   f"UNIX-CONNECT:{self.root}/in-{port}.sock &" for port in self.reaches]
+        dockerd = ["dockerd", "--config-file", str(self.config),
+                   "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                   "--pidfile", str(self.pidfile),
+                   "-H", self.unix_url, "-H", f"tcp://127.0.0.1:{ENGINE_PORT}",
+                   "--tlsverify", "--tlscacert", str(tls / "ca.pem"),
+                   "--tlscert", str(tls / "cert.pem"), "--tlskey", str(tls / "key.pem"),
+                   "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"]
+        script = "ip link set lo up\n" + "\n".join(inside) + "\nexec " + " ".join(dockerd)
+        return ["unshare", "--net", "--", "sh", "-c", script]
+
+    def forwarders(self) -> list[list[str]]:
+        """The socat processes on this machine's side of the engine's namespace."""
+        return [["socat", f"TCP-LISTEN:{self.port},bind=127.0.0.1,fork,reuseaddr",
+                 f"UNIX-CONNECT:{self.root}/tls.sock"]] + [
+            ["socat", f"UNIX-LISTEN:{self.root}/in-{port}.sock,fork", f"TCP:127.0.0.1:{port}"]
+            for port in self.reaches]
 
     def start(self) -> "SecondEngine":
-        if os.geteuid() != 0 or not shutil.which("dockerd"):
-            unavailable("a second Docker engine needs root and dockerd")
+        if os.geteuid() != 0 or not all(shutil.which(c) for c in ("dockerd", "unshare", "socat")):
+            unavailable("a second Docker engine needs root, dockerd, unshare and socat")
+        for stale in self.root.glob("*.sock"):
+            if stale != self.socket:
+                stale.unlink()
         with self.log.open("ab") as out:
+            self.helpers = [subprocess.Popen(c, stdout=out, stderr=out, start_new_session=True)
+                            for c in self.forwarders()]
             self.process = subprocess.Popen(self.command(), stdout=out, stderr=out,
                                             start_new_session=True)
         deadline = time.monotonic() + START_WAIT
@@ -141,14 +171,23 @@ class SecondEngine:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        helpers, self.helpers = getattr(self, "helpers", []), []
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        if process is not None:
+            # The socat processes inside the engine's namespace share its process group.
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for helper in helpers:
+            helper.kill()
+            helper.wait(timeout=10)
 
     def remove(self) -> None:
         self.stop()

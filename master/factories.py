@@ -145,9 +145,7 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
     factory.addSteps([
         FetchSource(Property("upload" if upload else "snapshot"), tool=tool,
                     arguments=["unpack", TARBALL, source_dir], workdir="build",
-                    # The cargo steps' environment: the compile cache's server, which
-                    # the tool starts meanwhile, is theirs.
-                    haltOnFailure=True, logEnviron=False, env=env),
+                    haltOnFailure=True, logEnviron=False),
         ToolchainCheck(tool=tool, arguments=["toolchain", Interpolate(crate_dir), project.name,
                                              project.toolchain if project.toolchain_pinned
                                              else "-"],

@@ -139,7 +139,7 @@ class CompileCacheStats:
             write_errors = 0 if read_only else stats["cache_write_errors"]
             return cls(hits=sum(stats["cache_hits"]["counts"].values()),
                        misses=sum(stats["cache_misses"]["counts"].values()),
-                       # Calls with no input ("rustc -vV": cargo's, the warm-up's)
+                       # Calls with no input (cargo's "rustc -vV")
                        # are no compilations.
                        not_cacheable=stats["requests_not_cacheable"]
                        - stats.get("not_cached", {}).get("missing input", 0)

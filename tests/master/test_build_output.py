@@ -129,7 +129,7 @@ def test_a_read_only_caches_refused_stores_are_not_errors():
 
 
 def test_calls_that_are_no_compilations_are_not_counted_as_not_cacheable():
-    # rustc -vV (cargo's, and the warm-up's that starts the server early) has no input.
+    # cargo's rustc -vV has no input: it is no compilation.
     stats = READ_ONLY_STATS.replace('"requests_not_cacheable":9,',
                                     '"requests_not_cacheable":11,'
                                     '"not_cached":{"missing input":2,"crate-type":9},')

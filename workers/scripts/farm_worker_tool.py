@@ -5,8 +5,6 @@ input (``python3 - unpack ...``); the usage below runs it from a file.
         Unpack a source snapshot, touching only files whose content changed:
         unchanged files keep their modification time, so cargo recompiles only
         the crates that changed; files the snapshot no longer has are removed.
-        Where the build has a compile cache, sccache's server is started in the
-        background meanwhile (see warm-up below).
 
     python3 farm_worker_tool.py package ARCHIVE BINDIR BINARY...
         Pack built binaries into a reproducible .tar.gz (sorted names, zero
@@ -31,13 +29,6 @@ input (``python3 - unpack ...``); the usage below runs it from a file.
         (ami/rustfarm-cache-relay). Returns once it listens; a second call
         finds the port taken and leaves the first forwarder be.
 
-Warm-up: a new sccache server spends about half a second working out which
-compiler it serves, on its first call. A build's container starts a new server,
-so `unpack`, the first command of a build, makes that first call (`rustc -vV`,
-which sccache counts as a call that is not a compilation) in the background with
-the cargo steps' environment: the cargo step's first compile finds the server
-ready.
-
 Only the standard library: it runs on whatever Python the worker has.
 """
 
@@ -58,7 +49,6 @@ EDITION_RUST = {"2015": (1, 0), "2018": (1, 31), "2021": (1, 56), "2024": (1, 85
 
 
 def unpack(archive, dest):
-    warm_up_compile_cache()
     os.makedirs(dest, exist_ok=True)
     wanted = set()
     changed = 0
@@ -241,31 +231,6 @@ def compile_cache():
     except (OSError, subprocess.CalledProcessError, IndexError):
         return
     print(f"compile cache: {wrapper} {version} {directory}")
-
-
-def warm_up_compile_cache():
-    """Start sccache's server, and its compiler detection, in the background: where
-    the environment names a cache (the cargo steps'), on a local directory or, on an
-    EC2 instance, through the relay, forwarded first (the server checks its storage
-    when it starts)."""
-    wrapper = shutil.which("sccache")
-    if not wrapper:
-        return
-    if os.environ.get("SCCACHE_BUCKET"):
-        relay = os.environ.get("RUSTFARM_CACHE_SOCKET", "")
-        port = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/?",
-                            os.environ.get("SCCACHE_ENDPOINT", ""))
-        if not port or not relay or not os.path.exists(relay):
-            return
-        cache_forward(relay, port.group(1))
-    elif not os.path.isdir(os.environ.get("SCCACHE_DIR") or "/nonexistent"):
-        return
-    try:
-        subprocess.Popen([wrapper, "rustc", "-vV"], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
-    except OSError:
-        pass     # the cargo step's first compile starts the server instead
 
 
 def crate_binaries(crate_dir, suffix):

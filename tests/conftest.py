@@ -16,6 +16,7 @@ from rustfarm.images.build import BuildOutcome, build_images
 from rustfarm.images.engine import connect
 from rustfarm.progress import Progress
 from rustfarm.images.recipes import Catalog, current_catalog
+from tests.support.containers import left_before
 from tests.support.docker_engine import require_docker
 from tests.support.registry import LocalRegistry, ensure_registry_binary
 
@@ -64,3 +65,12 @@ def registry(tmp_path_factory):
     started = LocalRegistry(tmp_path_factory.mktemp("registry")).start()
     yield started
     started.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the containers an earlier, interrupted run left: not this run's to remove."""
+    left = left_before()
+    if left:
+        terminalreporter.write_line(
+            f"containers an earlier run left on the engine (not counted, not removed): "
+            f"{', '.join(left)}; remove them with: docker rm -f {' '.join(left)}", yellow=True)

@@ -11,6 +11,7 @@ import pytest
 
 from rustfarm.targets import target_table
 from rustfarm.workers.docker import cache_volume_name
+from tests.support.containers import pool_containers
 from tests.support.farm import RunningFarm
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "crates"
@@ -21,18 +22,16 @@ POOL = "dk"
 OLD_RUST = "x86_64-unknown-linux-gnu"     # the target the tests build with Rust 1.63
 
 
-def farm_containers() -> list[str]:
-    """Names of the containers this module's pool runs (buildbot-<worker>-<master>)."""
-    listed = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"],
-                            capture_output=True, text=True, check=True).stdout.split()
-    return [name for name in listed if name.startswith(f"buildbot-{POOL}-")]
+def farm_containers(pool: str = POOL) -> list[str]:
+    """Names of the containers this run made for a pool (buildbot-<worker>-<master>)."""
+    return pool_containers(pool)
 
 
-def wait_until_no_containers(timeout: float = 60) -> list[str]:
+def wait_until_no_containers(timeout: float = 60, pool: str = POOL) -> list[str]:
     deadline = time.monotonic() + timeout
-    while farm_containers() and time.monotonic() < deadline:
+    while farm_containers(pool) and time.monotonic() < deadline:
         time.sleep(0.5)
-    return farm_containers()
+    return farm_containers(pool)
 
 
 def targets_yaml(built_chain, pool: str = POOL) -> str:

@@ -70,7 +70,7 @@ projects:
     finally:
         farm.down()
         remove_cache_volumes(FARM)
-    assert wait_until_no_containers() == []
+    assert wait_until_no_containers(pool=POOL) == []
 
 
 def force(farm, project: str) -> int:

@@ -19,6 +19,7 @@ from rustfarm.images.engine import connect, local_image
 from rustfarm.images.recipes import current_catalog
 from rustfarm.images.registry import push_images
 from tests.support.binaries import check_artifact
+from tests.support.containers import pool_containers
 from tests.support.docker_engine import require_docker, unavailable
 from tests.support.farm import EXAMPLE, RunningFarm
 from tests.support.second_engine import SecondEngine
@@ -92,9 +93,7 @@ projects:
 
 
 def system_containers() -> list[str]:
-    listed = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"],
-                            capture_output=True, text=True, check=True).stdout.split()
-    return [name for name in listed if name.startswith(f"buildbot-{POOL}-")]
+    return pool_containers(POOL)
 
 
 def build_both(farm) -> dict[str, dict]:
@@ -179,6 +178,9 @@ def test_a_pool_builds_on_both_engines_and_skips_one_that_stops(
         f"{second_engine.url} (does not answer since ") for b in builds.values()), builds
     wait_for_log(farm, f"Docker engine {second_engine.url} of pool {POOL} does not answer")
     assert f"its workers {POOL}-2 take no builds until it answers again" in master_log(farm)
+    status = farm.farm("status").stdout
+    assert f"engine {second_engine.url} (pool {POOL}, 1 worker(s)): does not answer: " in status
+    assert f"engine {LOCAL_DOCKER_ENGINE} (pool {POOL}, 1 worker(s)): answers; " in status
 
     # 3. It answers again: the farm uses it again.
     second_engine.start()
@@ -187,6 +189,8 @@ def test_a_pool_builds_on_both_engines_and_skips_one_that_stops(
     assert all(b["results"] == 0 for b in builds.values())
     assert sorted(engine_of(b) for b in builds.values()) == sorted(
         [LOCAL_DOCKER_ENGINE, second_engine.url])
+    assert (f"engine {second_engine.url} (pool {POOL}, 1 worker(s)): answers; "
+            in farm.farm("status").stdout)
 
     # 4. After farm down no container is left on either engine.
     farm.down()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from .containers import note_existing
+
 SOCKET = Path("/var/run/docker.sock")
 DOCKERD_LOG = Path("/tmp/rustfarm-dockerd.log")
 
@@ -71,3 +73,4 @@ def require_docker() -> None:
     reason = ensure_engine()
     if reason:
         unavailable(reason)
+    note_existing()

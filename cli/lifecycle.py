@@ -406,10 +406,20 @@ class Farmhouse:
         if not stopped:
             say(f"farm '{self.farm.farm.name}' was not running")
 
+    def docker_pools(self) -> list:
+        return [p for p in self.farm.pools.values() if p.kind == "docker"]
+
+    def container_names(self, pool) -> dict[str, str]:
+        """The containers this machine's masters name for a docker pool's workers:
+        container name to worker name."""
+        from rustfarm.workers.docker import latent_container_name
+        return {latent_container_name(worker, home): worker
+                for _, home in self.master_homes() for worker in pool.worker_names()}
+
     def remove_containers(self) -> list[str]:
         """Remove the containers of this farm's docker workers that still exist."""
-        from rustfarm.workers.docker import latent_container_name, upload_volume_prefix
-        pools = [p for p in self.farm.pools.values() if p.kind == "docker"]
+        from rustfarm.workers.docker import upload_volume_prefix
+        pools = self.docker_pools()
         if not pools:
             return []
         try:
@@ -421,8 +431,7 @@ class Farmhouse:
         for pool, engine in ((p, e) for p in pools for e in p.engines):
             try:
                 client = docker_client(engine, timeout=20)
-                names = {latent_container_name(worker, self.state.master)
-                         for worker in pool.worker_names()}
+                names = self.container_names(pool)
                 for container in client.containers.list(all=True):
                     if container.name in names:
                         container.remove(force=True, v=True)
@@ -440,6 +449,43 @@ class Farmhouse:
                     client.close()
         return removed
 
+    def status_of_engines(self) -> None:
+        """Each docker pool's engines: whether they answer, and the farm's containers on
+        each (a build's container lives as long as its build)."""
+        pools = self.docker_pools()
+        if not pools:
+            return
+        try:
+            from docker.errors import DockerException
+            from requests.exceptions import RequestException
+        except ImportError:
+            return
+        from rustfarm.workers.engine_clients import docker_client, engine_error, ping
+        for pool in pools:
+            names = self.container_names(pool)
+            placed = pool.worker_engines()
+            for engine in pool.engines:
+                workers = [w for w, e in placed.items() if e == engine]
+                head = f"engine {engine.url} (pool {pool.name}, {len(workers)} worker(s))"
+                why = ping(engine.url, engine.tls)
+                if why:
+                    say(f"{head}: does not answer: {why}; its workers start no build until "
+                        "it does")
+                    continue
+                try:
+                    client = docker_client(engine, timeout=10)
+                    try:
+                        ours = sorted(c.name for c in client.containers.list(all=True)
+                                      if c.name in names)
+                    finally:
+                        client.close()
+                except (DockerException, RequestException, OSError) as err:
+                    say(f"{head}: answers, but listing its containers failed: "
+                        f"{engine_error(err)}")
+                    continue
+                say(f"{head}: answers; " + (f"{len(ours)} build container(s): {', '.join(ours)}"
+                                            if ours else "no build container"))
+
     # -- status ---------------------------------------------------------
 
     def status(self) -> bool:
@@ -455,6 +501,7 @@ class Farmhouse:
         answers = api.answers()
         say(f"master: running (pid {pid}); web UI {self.farm.farm.url} "
             f"{'answers' if answers else 'does not answer'}")
+        self.status_of_engines()
         return self.status_of_workers_and_builds(api, answers)
 
     def status_of_masters(self) -> bool:
@@ -482,6 +529,7 @@ class Farmhouse:
                 f"{'answers' if answers else 'does not answer'}")
             if answers and answering is None:
                 answering = api
+        self.status_of_engines()
         if answering is None:
             return False
         return self.status_of_workers_and_builds(answering, True)

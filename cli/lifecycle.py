@@ -460,28 +460,23 @@ class Farmhouse:
             from requests.exceptions import RequestException
         except ImportError:
             return
-        from rustfarm.workers.engine_clients import docker_client, engine_error, ping
+        from rustfarm.workers.engine_clients import PING_TIMEOUT, docker_client, engine_error
         for pool in pools:
             names = self.container_names(pool)
             placed = pool.worker_engines()
             for engine in pool.engines:
                 workers = [w for w, e in placed.items() if e == engine]
                 head = f"engine {engine.url} (pool {pool.name}, {len(workers)} worker(s))"
-                why = ping(engine.url, engine.tls)
-                if why:
-                    say(f"{head}: does not answer: {why}; its workers start no build until "
-                        "it does")
-                    continue
                 try:
-                    client = docker_client(engine, timeout=10)
+                    client = docker_client(engine, timeout=PING_TIMEOUT)
                     try:
                         ours = sorted(c.name for c in client.containers.list(all=True)
                                       if c.name in names)
                     finally:
                         client.close()
                 except (DockerException, RequestException, OSError) as err:
-                    say(f"{head}: answers, but listing its containers failed: "
-                        f"{engine_error(err)}")
+                    say(f"{head}: does not answer: {engine_error(err)}; its workers start no "
+                        "build until it does")
                     continue
                 say(f"{head}: answers; " + (f"{len(ours)} build container(s): {', '.join(ours)}"
                                             if ours else "no build container"))

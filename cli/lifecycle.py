@@ -204,8 +204,10 @@ class Farmhouse:
         runtime, adjusted = self.runtime, self.adjusted
         if runtime.docker:
             if runtime.uses_docker(self.farm):
+                through = ("its master's socket in " + str(self.state.root / "run")
+                           if self.farm.multi_master else str(self.state.worker_socket))
                 say("Docker engine answers: builds run in containers without network,"
-                    f" reaching the master through {self.state.worker_socket}")
+                    f" reaching the master through {through}")
             return
         say(f"{runtime.docker_off_reason}; falling back to local workers")
         for triple in adjusted.moved:

@@ -20,10 +20,12 @@ class StateDir:
     root: Path
     # farm.yaml's artifacts.directory: in the state directory unless set elsewhere.
     artifacts_dir: Path | None = None
+    # With several masters on one machine, the one whose worker socket this is.
+    master_name: str = ""
 
     @classmethod
     def of(cls, farm: Farm) -> "StateDir":
-        return cls(farm.farm.state_dir, farm.artifacts.directory)
+        return cls(farm.farm.state_dir, farm.artifacts.directory, farm.serving)
 
     @property
     def artifacts(self) -> Path:
@@ -67,19 +69,25 @@ class StateDir:
         """The master's worker port as a Unix socket, for containers without network.
 
         Its directory is mounted into every container, so it holds nothing else.
-        A socket's path is limited to about 100 bytes: a deep state directory
-        gets a short one under /tmp instead, named by the state directory's hash.
+        Each of several masters has its own (``run/<master>/``): a container
+        reaches the master that started it. A socket's path is limited to about
+        100 bytes: a deep state directory gets a short one under /tmp instead,
+        named by the hash of the state directory and the master.
         """
-        path = self.root / "run" / "worker.sock"
+        run = self.root / "run"
+        path = (run / self.master_name if self.master_name else run) / "worker.sock"
         if len(str(path)) > 100:
-            digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+            key = str(self.root) + (f"\0{self.master_name}" if self.master_name else "")
+            digest = hashlib.sha256(key.encode()).hexdigest()[:12]
             path = Path(f"/tmp/rustfarm-{digest}") / "worker.sock"
         return path
 
     def container_secret_dir(self, worker: str) -> Path:
         """Where the master leaves a container's worker password for its entrypoint,
-        which deletes it once read; mounted into that worker's container only."""
-        return self.root / "container-secrets" / worker
+        which deletes it once read; mounted into that worker's container only (and,
+        with several masters, only by the master that starts it)."""
+        secrets = self.root / "container-secrets"
+        return (secrets / self.master_name if self.master_name else secrets) / worker
 
     @property
     def postgres(self) -> Path:

@@ -412,6 +412,8 @@ class Farm:
     masters: tuple[MasterSettings, ...] = ()
     router: RouterSettings | None = None
     failover: FailoverSettings = FailoverSettings()
+    # The master this farm is seen from (as_master), with several; "" otherwise.
+    serving: str = ""
 
     @property
     def multi_master(self) -> bool:
@@ -429,7 +431,8 @@ class Farm:
         if url == f"http://{www.host}:{www.port}/":
             url = f"http://{master.host or www.host}:{master.www_port}/"
         return replace(self, farm=replace(farm, worker_port=master.worker_port, url=url),
-                       www=replace(www, port=master.www_port))
+                       www=replace(www, port=master.www_port),
+                       serving=name if self.multi_master else "")
 
     def project_targets(self, project: Project) -> list[Target]:
         return [self.targets[t] for t in project.targets]

@@ -83,3 +83,27 @@ def test_one_master_has_no_peer_to_watch(tmp_path):
                                                     "realm: farm}\n", "")
     config = buildmaster_config(loads(text, tmp_path / "farm.yaml"))
     assert not [s for s in config["services"] if isinstance(s, MasterFailover)]
+
+
+def test_each_master_on_one_machine_has_its_own_worker_socket(tmp_path, monkeypatch):
+    """A container reaches the master that started it: two masters listening on one
+    socket path would hand each other's containers to the wrong master."""
+    text = FARM.replace("  local: {kind: local, count: 1}\n",
+                        "  dk: {kind: docker, count: 1}\n").replace(
+        "x86_64-unknown-linux-gnu: {pool: local}",
+        'x86_64-unknown-linux-gnu: {pool: dk, image: "rustfarm/x86_64-unknown-linux-gnu:1.96-x"}')
+    (tmp_path / "farm.yaml").write_text(text)
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "farm.yaml"))
+    seen = {}
+    for name in ("master-1", "master-2"):
+        monkeypatch.setenv(MASTER_ENV, name)
+        config = buildmaster_config(load_farm())
+        [socket] = [s for s in config["services"] if s.name == "worker-socket"]
+        [worker] = [w._config_kwargs for w in config["workers"]]
+        path = socket._config_args[0]
+        assert path == str(tmp_path / ".farm" / "run" / name / "worker.sock")
+        assert worker["worker_socket"] == path
+        assert worker["secret_dir"] == str(tmp_path / ".farm" / "container-secrets" / name / "dk-1")
+        assert f"{Path(path).parent}:/run/rustfarm:ro" in worker["volumes"]
+        seen[name] = path
+    assert seen["master-1"] != seen["master-2"]

@@ -1,0 +1,169 @@
+"""A docker pool of a farm of two masters (a private PostgreSQL server, the farm's
+crossbar, real masters, containers of the real worker image on the system engine):
+each master's containers reach that master, and a master killed mid-build has its
+build retried in a container of the other master; the container it left is removed
+once it runs again, and none is left after farm down."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from buildbot.process.results import RETRY, SUCCESS
+
+from rustfarm.cli.processes import read_pid
+from tests.integration.conftest import (  # noqa: F401 (fixtures)
+    postgresql_installed,
+    reachable_directory,
+    router_installed,
+)
+from tests.support.binaries import check_artifact
+from tests.support.containers import pool_containers
+from tests.support.farm import RunningFarm
+from tests.support.registry import free_port
+
+from .conftest import FIXTURES, TARGETS
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+TRIPLE = "mipsel-unknown-linux-musl"
+POOL = "fo"
+MASTER_TIMEOUT = 15
+
+
+@pytest.fixture(scope="module")
+def failover_farm(built_chain, postgresql_installed, router_installed):  # noqa: F811
+    directory = reachable_directory("rustfarm-dkfailover-")
+    slow = directory / "slow"
+    shutil.copytree(FIXTURES / "slow", slow, ignore=shutil.ignore_patterns("target"))
+    farm = RunningFarm(directory / "farm", "")
+    second_www, second_worker, router = free_port(), free_port(), free_port()
+    # One container worker, defined on both masters; the build script waits 15 s, long
+    # enough to kill the master running the build in the middle of it.
+    farm.config.write_text(farm.config.read_text() + f"""\
+db: {{server: local, port: {free_port()}}}
+masters:
+  - {{name: first, www_port: {farm.www_port}, worker_port: {farm.worker_port}}}
+  - {{name: second, www_port: {second_www}, worker_port: {second_worker}}}
+router: {{url: "ws://127.0.0.1:{router}/ws"}}
+failover: {{master_timeout: {MASTER_TIMEOUT}}}
+schedule: {{nightly: false}}
+workers:
+  {POOL}: {{kind: docker, count: 1, memory: 2g}}
+targets:
+  {TRIPLE}: {{pool: {POOL}, image: "{built_chain.reference(TRIPLE)}"}}
+projects:
+  slow: {{source: {slow}, binaries: [slow], test: false}}
+""")
+    farm.urls = {"first": farm.url, "second": f"http://127.0.0.1:{second_www}/"}
+    try:
+        yield farm.up()
+    finally:
+        farm.url = farm.urls["first"]
+        farm.down()
+        deadline = time.monotonic() + 60
+        while pool_containers(POOL) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = pool_containers(POOL)
+        shutil.rmtree(directory, ignore_errors=True)
+    assert not left, f"containers left after farm down: {left}"
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{what} within {timeout:.0f} s")
+
+
+def running(name: str) -> bool:
+    state = subprocess.run(["docker", "inspect", "--format", "{{.State.Running}}", name],
+                           capture_output=True, text=True)
+    return state.stdout.strip() == "true"
+
+
+def check_binary(url: str, dest: Path) -> None:
+    reply = requests.get(url, timeout=60)
+    reply.raise_for_status()
+    with tarfile.open(fileobj=io.BytesIO(reply.content)) as tar:
+        tar.extractall(dest, filter="data")
+    binary = dest / "slow"
+    check_artifact(binary, **TARGETS[TRIPLE].binary.__dict__)
+    ran = subprocess.run([TARGETS[TRIPLE].qemu, str(binary)], capture_output=True, text=True,
+                         timeout=60)
+    assert ran.returncode == 0 and "slow, but done" in ran.stdout, ran
+
+
+def test_a_master_killed_mid_build_has_its_container_build_retried_by_the_other(
+        failover_farm, tmp_path):
+    farm = failover_farm
+    ids = {m["name"].rsplit("/", 1)[1]: m["masterid"] for m in farm.api("masters")["masters"]}
+    name_of = {masterid: name for name, masterid in ids.items()}
+    before = set(pool_containers(POOL))
+    farm.login()
+    [brid] = farm.force("force-slow", targets=[TRIPLE]).values()
+
+    def building() -> dict | None:
+        builds = farm.api("builds", buildrequestid=brid)["builds"]
+        steps = farm.steps(builds[-1]) if builds else []
+        busy = [s for s in steps if s["name"] == "cargo build" and s["started_at"]
+                and not s["complete"]]
+        return builds[-1] if busy else None
+
+    killed = wait_until(building, 300, "the build did not reach cargo build")
+    # Either master may have claimed the request: the one running it is killed.
+    victim = name_of[killed["masterid"]]
+    survivor = "second" if victim == "first" else "first"
+    # The build runs in a container the victim started, which reached the victim.
+    [orphan] = set(pool_containers(POOL)) - before
+    assert running(orphan)
+    os.kill(read_pid(farm.state / "masters" / victim / "twistd.pid"), signal.SIGKILL)
+
+    # From now on the farm is seen through the survivor.
+    farm.url = farm.urls[survivor]
+    farm.session = requests.Session()
+    farm.login()
+    rebuilt = farm.wait_for_build(brid, timeout=MASTER_TIMEOUT * 2 + 300)
+    assert rebuilt["results"] == SUCCESS, farm.step_log(rebuilt, "cargo build")
+    assert rebuilt["masterid"] == ids[survivor]
+    builds = farm.api("builds", buildrequestid=brid)["builds"]
+    assert [(b["masterid"], b["results"]) for b in builds] == [
+        (ids[victim], RETRY), (ids[survivor], SUCCESS)]
+    props = farm.api(f"builds/{rebuilt['buildid']}", property="*")["builds"][0]["properties"]
+    assert props["workername"][0] == f"{POOL}-1"
+    # The artifact is served by the survivor and, once it runs again, by the victim.
+    [archive] = [u for u in farm.artifact_urls(rebuilt) if u.endswith(".tar.gz")]
+    assert archive.startswith(farm.urls[survivor])
+    check_binary(archive, tmp_path / "from-survivor")
+
+    # The victim's container outlived it; `farm up` starts the victim again, which
+    # removes that container and serves the same artifact and history.
+    farm.up()
+    wait_until(lambda: orphan not in pool_containers(POOL), 60,
+               f"the killed master's container {orphan} was not removed")
+    victim_archive = archive.replace(farm.urls[survivor], farm.urls[victim], 1)
+    check_binary(victim_archive, tmp_path / "from-victim")
+    seen = requests.get(f"{farm.urls[victim]}api/v2/builds", params={"buildrequestid": brid},
+                        timeout=30).json()["builds"]
+    assert [b["results"] for b in seen] == [RETRY, SUCCESS]
+
+    # The farm builds in containers again, forced through either master.
+    for name in ("first", "second"):
+        farm.url = farm.urls[name]
+        farm.session = requests.Session()
+        farm.login()
+        [again] = farm.force("force-slow", targets=[TRIPLE]).values()
+        done = farm.wait_for_build(again, timeout=300)
+        assert done["results"] == SUCCESS, farm.step_log(done, "cargo build")
+    farm.url = farm.urls["first"]

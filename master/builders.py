@@ -9,6 +9,7 @@ from rustfarm.builders import BuilderDef, TooFewWorkers, builder_defs
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.state import StateDir
+from rustfarm.workers.engines import warm_engine_first
 
 from .factories import build_factory
 
@@ -36,11 +37,15 @@ def builder_configs(farm: Farm, paths: StateDir) -> list[util.BuilderConfig]:
         error(str(err))
         return []
     tagged = len(defs) <= MAX_TAGGED_BUILDERS
+    # A pool over several engines sends a builder's builds where its caches are.
+    several = {name for name, pool in farm.pools.items() if pool.kind == "docker"
+               and len(set(pool.worker_engines().values())) > 1}
     return [util.BuilderConfig(
                 name=d.name,
                 workernames=list(d.workernames),
                 factory=build_factory(farm, d.project, d.target, paths, d.in_container),
                 locks=locks(d),
+                nextWorker=warm_engine_first if d.target.pool in several else None,
                 tags=d.tags if tagged else None,
                 properties=d.properties,
                 defaultProperties={"profile": d.project.profile},

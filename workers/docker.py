@@ -197,6 +197,8 @@ class FarmDockerLatentWorker(DockerLatentWorker):
                                                  build.getProperty("target")) if job else None
         self._starting_build = build
         watch = watch_of(self.master)
+        if watch is not None:
+            watch.built_on(build.builder.name, self.engine)
         skipped = watch.skipped(build.getProperty("pool")) if watch is not None else []
         if skipped:
             build.setProperty("docker_engines_skipped", "; ".join(skipped), "docker pool")

@@ -6,10 +6,16 @@ one of them. ``EngineWatch`` asks every engine for a ping every few seconds and
 after every failed container start: while an engine does not answer, its workers
 take no builds (``FarmDockerLatentWorker.canStartBuild``), so the pool's builds go
 to the engines that answer; once it answers again its workers are used again.
+
+A builder's cache volumes live on the engine that ran its builds: the watch also
+remembers, per builder, the engine of its last build, and ``warm_engine_first``
+(the builders' ``nextWorker``) gives a request a free worker on that engine when
+there is one, instead of Buildbot's random free worker.
 """
 
 from __future__ import annotations
 
+import random
 import time
 
 from buildbot.util import service
@@ -41,6 +47,8 @@ class EngineWatch(service.BuildbotService):
         self.interval = interval
         if not hasattr(self, "down"):
             self.down: dict[str, tuple[str, float]] = {}     # url -> (why, since)
+        if not hasattr(self, "warm"):
+            self.warm: dict[str, str] = {}                  # builder -> engine url
         for url in list(self.down):
             if url not in self.engines:
                 del self.down[url]
@@ -80,6 +88,15 @@ class EngineWatch(service.BuildbotService):
         return [f"{url} (does not answer since {time.strftime('%H:%M:%S', time.localtime(since))}:"
                 f" {why})" for url, (why, since) in sorted(self.down.items())
                 if pool in self.engines.get(url, ("", (), ()))[1]]
+
+    def built_on(self, builder: str, url: str) -> None:
+        """A build of ``builder`` starts on the engine at ``url``: its caches are there."""
+        self.warm[builder] = url
+
+    def warm_engine(self, builder: str) -> str | None:
+        """The engine of the builder's last build here, while it answers."""
+        url = self.warm.get(builder)
+        return url if url is not None and self.answers(url) else None
 
     def engine_failed(self, url: str, why: str) -> None:
         """A worker could not reach its engine: skip the engine from now on."""
@@ -124,6 +141,18 @@ class EngineWatch(service.BuildbotService):
                 worker.stopQuarantineTimer()     # its failed start was the engine's fault
             else:
                 self.master.botmaster.maybeStartBuildsForWorker(name)
+
+
+def warm_engine_first(builder, workers, request):
+    """Buildbot's ``nextWorker`` for a pool over several engines: a free worker on the
+    engine of the builder's last build (its cache volumes are there), else any free
+    worker, at random as Buildbot's default does."""
+    if not workers:
+        return None
+    watch = watch_of(builder.master)
+    warm = watch.warm_engine(builder.name) if watch is not None else None
+    on_warm = [w for w in workers if getattr(w.worker, "engine", None) == warm]
+    return random.choice(on_warm or workers)
 
 
 def engine_watch(pools) -> EngineWatch | None:

@@ -192,9 +192,9 @@ def test_a_pool_builds_on_both_engines_and_skips_one_that_stops(
     # 3. It answers again: the farm uses it again.
     second_engine.start()
     wait_for_log(farm, f"Docker engine {second_engine.url} of pool {POOL} answers again")
-    # Buildbot picks among free workers at random, and a round has put both builds on
-    # the first engine while the second's worker stayed idle: the second engine must
-    # take a build again within three rounds.
+    # Both builders last built on the first engine: one takes its worker, the other the
+    # second engine's, free again. A round has once put both on the first engine while
+    # the second's worker stayed idle: it must take a build within three rounds.
     rounds = []
     while len(rounds) < 3 and second_engine.url not in (rounds[-1] if rounds else ()):
         builds = build_both(farm)

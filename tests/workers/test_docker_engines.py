@@ -155,3 +155,43 @@ def test_farm_up_goes_on_while_one_engine_of_a_pool_answers(tmp_path, capsys):
     assert probe(half).docker
     assert (f"pool dk: no Docker engine answers at tcp://127.0.0.1:{port}: [Errno 111] "
             "Connection refused; skipped until it answers") in capsys.readouterr().out
+
+
+def test_a_builder_goes_back_to_the_engine_of_its_last_build_when_a_worker_there_is_free(
+        tmp_path):
+    from rustfarm.workers.engines import warm_engine_first
+
+    local, remote = "unix:///a.sock", "tcp://127.0.0.1:2376"
+    engines = [(local, "", "dk", ("dk-1",)), (remote, "", "dk", ("dk-2",))]
+    watch = EngineWatch(engines)
+    master = FakeMaster({})
+    master.service_manager = type("Manager", (), {"namedServices": {watch.name: watch}})()
+    watch.parent = type("Parent", (), {"master": master})()
+    watch.reconfigService(engines)
+
+    def free(name, url):
+        return type("WorkerForBuilder", (), {"worker": type("W", (), {"engine": url,
+                                                                      "name": name})()})()
+
+    dk1, dk2 = free("dk-1", local), free("dk-2", remote)
+    builder = type("Builder", (), {"master": master, "name": "hello:mips"})()
+    assert warm_engine_first(builder, [], None) is None
+    # No build yet: any free worker.
+    assert {warm_engine_first(builder, [dk1, dk2], None) for _ in range(200)} == {dk1, dk2}
+    watch.built_on("hello:mips", remote)
+    assert {warm_engine_first(builder, [dk1, dk2], None) for _ in range(50)} == {dk2}
+    # Its engine's worker is busy: another free worker takes it rather than wait.
+    assert warm_engine_first(builder, [dk1], None) is dk1
+    # Its engine does not answer: any free worker.
+    watch.engine_failed(remote, "connection refused")
+    assert {warm_engine_first(builder, [dk1, dk2], None) for _ in range(200)} == {dk1, dk2}
+
+
+def test_only_a_pool_over_several_engines_chooses_workers_by_engine(tmp_path):
+    from rustfarm.workers.engines import warm_engine_first
+
+    several = buildmaster_config(farm(
+        tmp_path, '[unix:///var/run/docker.sock, {url: "tcp://127.0.0.1:2376", tls: tls}]'))
+    assert {b.nextWorker for b in several["builders"]} == {warm_engine_first}
+    one = buildmaster_config(farm(tmp_path, "[unix:///var/run/docker.sock]"))
+    assert {b.nextWorker for b in one["builders"]} == {None}

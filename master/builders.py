@@ -9,7 +9,7 @@ from rustfarm.builders import BuilderDef, TooFewWorkers, builder_defs
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.state import StateDir
-from rustfarm.workers.engines import warm_engine_first
+from rustfarm.workers.engines import WarmEngineFirst
 
 from .factories import build_factory
 
@@ -38,14 +38,15 @@ def builder_configs(farm: Farm, paths: StateDir) -> list[util.BuilderConfig]:
         return []
     tagged = len(defs) <= MAX_TAGGED_BUILDERS
     # A pool over several engines sends a builder's builds where its caches are.
-    several = {name for name, pool in farm.pools.items() if pool.kind == "docker"
+    several = {name: WarmEngineFirst(pool.warm_engine_wait)
+               for name, pool in farm.pools.items() if pool.kind == "docker"
                and len(set(pool.worker_engines().values())) > 1}
     return [util.BuilderConfig(
                 name=d.name,
                 workernames=list(d.workernames),
                 factory=build_factory(farm, d.project, d.target, paths, d.in_container),
                 locks=locks(d),
-                nextWorker=warm_engine_first if d.target.pool in several else None,
+                nextWorker=several.get(d.target.pool),
                 tags=d.tags if tagged else None,
                 properties=d.properties,
                 defaultProperties={"profile": d.project.profile},

@@ -8,15 +8,20 @@ take no builds (``FarmDockerLatentWorker.canStartBuild``), so the pool's builds 
 to the engines that answer; once it answers again its workers are used again.
 
 A builder's cache volumes live on the engine that ran its builds: the watch also
-remembers, per builder, the engine of its last build, and ``warm_engine_first``
-(the builders' ``nextWorker``) gives a request a free worker on that engine when
-there is one, instead of Buildbot's random free worker.
+remembers, per builder, the engine of its last build, and ``WarmEngineFirst``
+(the builders' ``nextWorker``) gives a request a free worker on that engine. When
+none is free but one there is building, the request waits for it (a warm build
+takes seconds where a cold one rebuilds std and every dependency) for at most
+the pool's ``warm_engine_wait`` after it was submitted, and is offered again then;
+after that, or without a warm engine, any free worker takes it, at random as with
+Buildbot's default.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 
 from buildbot.util import service
 from twisted.internet import defer, task, threads
@@ -49,6 +54,7 @@ class EngineWatch(service.BuildbotService):
             self.down: dict[str, tuple[str, float]] = {}     # url -> (why, since)
         if not hasattr(self, "warm"):
             self.warm: dict[str, str] = {}                  # builder -> engine url
+            self.offers: dict[str, object] = {}             # builder -> its DelayedCall
         for url in list(self.down):
             if url not in self.engines:
                 del self.down[url]
@@ -98,6 +104,15 @@ class EngineWatch(service.BuildbotService):
         url = self.warm.get(builder)
         return url if url is not None and self.answers(url) else None
 
+    def offer_again(self, builder: str, delay: float) -> None:
+        """Offer the builder's waiting requests to the free workers again in ``delay`` s."""
+        pending = self.offers.get(builder)
+        if pending is not None and pending.active():
+            return
+        botmaster = self.master.botmaster
+        self.offers[builder] = self.master.reactor.callLater(
+            max(delay, 0.1), botmaster.maybeStartBuildsOn, [builder])
+
     def engine_failed(self, url: str, why: str) -> None:
         """A worker could not reach its engine: skip the engine from now on."""
         self._mark(url, why)
@@ -143,16 +158,34 @@ class EngineWatch(service.BuildbotService):
                 self.master.botmaster.maybeStartBuildsForWorker(name)
 
 
-def warm_engine_first(builder, workers, request):
-    """Buildbot's ``nextWorker`` for a pool over several engines: a free worker on the
-    engine of the builder's last build (its cache volumes are there), else any free
-    worker, at random as Buildbot's default does."""
-    if not workers:
-        return None
-    watch = watch_of(builder.master)
-    warm = watch.warm_engine(builder.name) if watch is not None else None
-    on_warm = [w for w in workers if getattr(w.worker, "engine", None) == warm]
-    return random.choice(on_warm or workers)
+def _engine(worker_for_builder) -> str | None:
+    return getattr(worker_for_builder.worker, "engine", None)
+
+
+@dataclass(frozen=True)
+class WarmEngineFirst:
+    """Buildbot's ``nextWorker`` for the builders of a pool over several engines (see
+    the module): ``wait`` is the pool's warm_engine_wait, in seconds."""
+
+    wait: int
+
+    def __call__(self, builder, workers, request):
+        if not workers:
+            return None
+        watch = watch_of(builder.master)
+        warm = watch.warm_engine(builder.name) if watch is not None else None
+        if warm is None:
+            return random.choice(workers)
+        on_warm = [w for w in workers if _engine(w) == warm]
+        if on_warm:
+            return random.choice(on_warm)
+        waited = builder.master.reactor.seconds() - (getattr(request, "submittedAt", 0) or 0)
+        busy = any(_engine(w) == warm and w.worker is not None and w.worker.building
+                   for w in builder.workers)
+        if busy and waited < self.wait:
+            watch.offer_again(builder.name, self.wait - waited)
+            return None
+        return random.choice(workers)
 
 
 def engine_watch(pools) -> EngineWatch | None:

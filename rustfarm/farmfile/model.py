@@ -234,6 +234,9 @@ class DockerEngine:
         return not self.on_this_machine
 
 
+DEFAULT_WARM_ENGINE_WAIT = 30
+
+
 @dataclass(frozen=True)
 class DockerPool:
     name: str
@@ -247,6 +250,9 @@ class DockerPool:
     docker_hosts: tuple[DockerEngine, ...] = ()
     docker_tls: str = ""            # TLS directory of a single tcp:// docker_host
     image_registry: str = ""        # HOST:PORT an engine lacking an image pulls it from
+    # Several engines: seconds a request waits for a busy worker on the engine of its
+    # builder's last build (its caches) before a free worker elsewhere takes it.
+    warm_engine_wait: int = DEFAULT_WARM_ENGINE_WAIT
 
     @property
     def engines(self) -> tuple[DockerEngine, ...]:

@@ -78,6 +78,7 @@ workers:
     count: 2
     memory: 2g
     image_registry: {registry.address}
+    warm_engine_wait: 0       # where builds can go; waiting for a warm engine: unit tests
     docker_hosts:
       - {LOCAL_DOCKER_ENGINE}
       - {{url: "{second_engine.url}", tls: {second_engine.client_tls}}}

@@ -178,3 +178,14 @@ def test_cpus_on_loopback_engines_are_this_machines(tmp_path):
         docker_hosts: [unix:///var/run/docker.sock, "tcp://127.0.0.1:2375"]
         """))
     assert "workers.dk.cpus: must be at most" in problem
+
+
+def test_warm_engine_wait_is_whole_seconds_up_to_an_hour(tmp_path):
+    config = tmp_path / "farm.yaml"
+    assert loads(farm_yaml("{kind: docker}"), config).pools["dk"].warm_engine_wait == 30
+    assert loads(farm_yaml("{kind: docker, warm_engine_wait: 0}"),
+                 config).pools["dk"].warm_engine_wait == 0
+    assert problems(config, farm_yaml("{kind: docker, warm_engine_wait: -1}")) == [
+        f"{config}:4: workers.dk.warm_engine_wait: must be at least 0, not -1"]
+    [problem] = problems(config, farm_yaml("{kind: docker, warm_engine_wait: soon}"))
+    assert problem.startswith(f"{config}:4: workers.dk.warm_engine_wait: must be a whole number")

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "hello"
 
 
-def farm(tmp_path: Path, engines: str, extra: str = ""):
+def farm(tmp_path: Path, engines: str, extra: str = "", pool_extra: str = ""):
     tls = tmp_path / "tls"
     tls.mkdir(exist_ok=True)
     for name in ("ca.pem", "cert.pem", "key.pem"):
@@ -29,7 +29,7 @@ workers:
     count: 3
     image_registry: 127.0.0.1:5000
     docker_hosts: {engines}
-targets:
+{pool_extra}targets:
   x86_64-unknown-linux-gnu: {{pool: dk, image: "rustfarm/x86_64-unknown-linux-gnu:1.96-x"}}
 projects:
   hello: {{source: {EXAMPLE}}}
@@ -157,41 +157,87 @@ def test_farm_up_goes_on_while_one_engine_of_a_pool_answers(tmp_path, capsys):
             "Connection refused; skipped until it answers") in capsys.readouterr().out
 
 
-def test_a_builder_goes_back_to_the_engine_of_its_last_build_when_a_worker_there_is_free(
-        tmp_path):
-    from rustfarm.workers.engines import warm_engine_first
+class Clock:
+    def __init__(self, now: float):
+        self.now = now
+        self.calls = []
 
-    local, remote = "unix:///a.sock", "tcp://127.0.0.1:2376"
-    engines = [(local, "", "dk", ("dk-1",)), (remote, "", "dk", ("dk-2",))]
+    def seconds(self) -> float:
+        return self.now
+
+    def callLater(self, delay, function, *args):
+        call = type("Call", (), {"active": lambda _: True, "delay": delay,
+                                 "args": (function, args)})()
+        self.calls.append(call)
+        return call
+
+
+def engine_farm(engines):
+    """A watch over ``engines`` and a builder of its pool, at time 1000."""
     watch = EngineWatch(engines)
     master = FakeMaster({})
+    master.reactor = Clock(1000.0)
+    master.botmaster.maybeStartBuildsOn = lambda names: None
     master.service_manager = type("Manager", (), {"namedServices": {watch.name: watch}})()
     watch.parent = type("Parent", (), {"master": master})()
     watch.reconfigService(engines)
+    return watch, master
 
-    def free(name, url):
-        return type("WorkerForBuilder", (), {"worker": type("W", (), {"engine": url,
-                                                                      "name": name})()})()
 
-    dk1, dk2 = free("dk-1", local), free("dk-2", remote)
-    builder = type("Builder", (), {"master": master, "name": "hello:mips"})()
-    assert warm_engine_first(builder, [], None) is None
+def worker_for_builder(name: str, url: str, building=()):
+    worker = type("Worker", (), {"engine": url, "name": name, "building": set(building)})()
+    return type("WorkerForBuilder", (), {"worker": worker})()
+
+
+def request(submitted: float):
+    return type("BuildRequest", (), {"submittedAt": submitted})()
+
+
+def test_a_builder_goes_back_to_the_engine_of_its_last_build():
+    from rustfarm.workers.engines import WarmEngineFirst
+
+    local, remote = "unix:///a.sock", "tcp://127.0.0.1:2376"
+    watch, master = engine_farm([(local, "", "dk", ("dk-1",)), (remote, "", "dk", ("dk-2",))])
+    dk1, dk2 = worker_for_builder("dk-1", local), worker_for_builder("dk-2", remote)
+    builder = type("Builder", (), {"master": master, "name": "hello:mips",
+                                   "workers": [dk1, dk2]})()
+    choose = WarmEngineFirst(wait=30)
+    fresh = request(1000)
+    assert choose(builder, [], fresh) is None
     # No build yet: any free worker.
-    assert {warm_engine_first(builder, [dk1, dk2], None) for _ in range(200)} == {dk1, dk2}
+    assert {choose(builder, [dk1, dk2], fresh) for _ in range(200)} == {dk1, dk2}
     watch.built_on("hello:mips", remote)
-    assert {warm_engine_first(builder, [dk1, dk2], None) for _ in range(50)} == {dk2}
-    # Its engine's worker is busy: another free worker takes it rather than wait.
-    assert warm_engine_first(builder, [dk1], None) is dk1
+    assert {choose(builder, [dk1, dk2], fresh) for _ in range(50)} == {dk2}
+    # Its engine's worker is free but taken by another builder's build meanwhile: the
+    # request waits for it, and is offered again when the wait is over.
+    dk2.worker.building = {"other:mips"}
+    assert choose(builder, [dk1], request(990)) is None
+    [call] = master.reactor.calls
+    assert call.delay == 20 and call.args[1] == (["hello:mips"],)
+    assert choose(builder, [dk1], request(990)) is None
+    assert len(master.reactor.calls) == 1           # one pending offer per builder
+    # Waited long enough: another free worker takes it.
+    assert choose(builder, [dk1], request(970)) is dk1
+    # Its engine's worker is not building (quarantined, or gone): no wait.
+    dk2.worker.building = set()
+    assert choose(builder, [dk1], fresh) is dk1
+    # A pool that never waits.
+    dk2.worker.building = {"other:mips"}
+    assert WarmEngineFirst(wait=0)(builder, [dk1], fresh) is dk1
     # Its engine does not answer: any free worker.
     watch.engine_failed(remote, "connection refused")
-    assert {warm_engine_first(builder, [dk1, dk2], None) for _ in range(200)} == {dk1, dk2}
+    assert {choose(builder, [dk1, dk2], fresh) for _ in range(200)} == {dk1, dk2}
 
 
 def test_only_a_pool_over_several_engines_chooses_workers_by_engine(tmp_path):
-    from rustfarm.workers.engines import warm_engine_first
+    from rustfarm.workers.engines import WarmEngineFirst
 
     several = buildmaster_config(farm(
         tmp_path, '[unix:///var/run/docker.sock, {url: "tcp://127.0.0.1:2376", tls: tls}]'))
-    assert {b.nextWorker for b in several["builders"]} == {warm_engine_first}
+    assert {b.nextWorker for b in several["builders"]} == {WarmEngineFirst(30)}
+    waits = buildmaster_config(farm(
+        tmp_path, '[unix:///var/run/docker.sock, {url: "tcp://127.0.0.1:2376", tls: tls}]',
+        pool_extra="    warm_engine_wait: 0\n"))
+    assert {b.nextWorker for b in waits["builders"]} == {WarmEngineFirst(0)}
     one = buildmaster_config(farm(tmp_path, "[unix:///var/run/docker.sock]"))
     assert {b.nextWorker for b in one["builders"]} == {None}

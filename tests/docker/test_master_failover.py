@@ -6,12 +6,10 @@ once it runs again, and none is left after farm down."""
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 
@@ -25,9 +23,9 @@ from tests.integration.conftest import (  # noqa: F401 (fixtures)
     reachable_directory,
     router_installed,
 )
-from tests.support.binaries import check_artifact
+from tests.support.binaries import run_downloaded
 from tests.support.containers import pool_containers
-from tests.support.farm import RunningFarm
+from tests.support.farm import RunningFarm, wait_until
 from tests.support.registry import free_port
 
 from .conftest import FIXTURES, TARGETS
@@ -77,16 +75,6 @@ projects:
     assert not left, f"containers left after farm down: {left}"
 
 
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
-
-
 def running(name: str) -> bool:
     state = subprocess.run(["docker", "inspect", "--format", "{{.State.Running}}", name],
                            capture_output=True, text=True)
@@ -94,15 +82,7 @@ def running(name: str) -> bool:
 
 
 def check_binary(url: str, dest: Path) -> None:
-    reply = requests.get(url, timeout=60)
-    reply.raise_for_status()
-    with tarfile.open(fileobj=io.BytesIO(reply.content)) as tar:
-        tar.extractall(dest, filter="data")
-    binary = dest / "slow"
-    check_artifact(binary, **TARGETS[TRIPLE].binary.__dict__)
-    ran = subprocess.run([TARGETS[TRIPLE].qemu, str(binary)], capture_output=True, text=True,
-                         timeout=60)
-    assert ran.returncode == 0 and "slow, but done" in ran.stdout, ran
+    assert "slow, but done" in run_downloaded(url, dest, "slow", TARGETS[TRIPLE])
 
 
 def test_a_master_killed_mid_build_has_its_container_build_retried_by_the_other(

@@ -5,20 +5,16 @@ once it answers, and no container is left on either."""
 
 from __future__ import annotations
 
-import io
-import subprocess
-import tarfile
 import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from rustfarm.farmfile.model import LOCAL_DOCKER_ENGINE
 from rustfarm.images.engine import connect, local_image
 from rustfarm.images.recipes import current_catalog
 from rustfarm.images.registry import push_images
-from tests.support.binaries import check_artifact
+from tests.support.binaries import run_downloaded
 from tests.support.containers import pool_containers
 from tests.support.docker_engine import require_docker, unavailable
 from tests.support.farm import EXAMPLE, RunningFarm
@@ -136,17 +132,8 @@ def wait_for_log(farm, text: str, timeout: float = 60) -> None:
 
 
 def check_binary(farm, build: dict, dest: Path) -> None:
-    [archive] = [u["url"] for s in farm.steps(build) for u in s.get("urls", [])
-                 if u["url"].endswith(".tar.gz")]
-    reply = requests.get(archive, timeout=60)
-    reply.raise_for_status()
-    with tarfile.open(fileobj=io.BytesIO(reply.content)) as tar:
-        tar.extractall(dest, filter="data")
-    binary = dest / "hello"
-    check_artifact(binary, **TARGETS[TRIPLE].binary.__dict__)
-    ran = subprocess.run([TARGETS[TRIPLE].qemu, str(binary)], capture_output=True, text=True,
-                         timeout=60)
-    assert ran.returncode == 0 and "mips" in ran.stdout, ran
+    [archive] = [u for u in farm.artifact_urls(build) if u.endswith(".tar.gz")]
+    assert "mips" in run_downloaded(archive, dest, "hello", TARGETS[TRIPLE])
 
 
 def test_a_pool_builds_on_both_engines_and_skips_one_that_stops(

@@ -17,7 +17,7 @@ import requests
 from buildbot.process.results import RETRY, SUCCESS
 
 from rustfarm.cli.processes import read_pid
-from tests.support.farm import RunningFarm
+from tests.support.farm import RunningFarm, wait_until
 from tests.support.registry import free_port
 
 from .conftest import HOST_TARGET, reachable_directory, require_cargo
@@ -73,16 +73,6 @@ def answers(url: str) -> bool:
         return requests.get(f"{url}api/v2/masters", timeout=5).status_code == 200
     except requests.RequestException:
         return False
-
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
 
 
 def worker_masters(farm: RunningFarm) -> list[int]:

@@ -100,3 +100,25 @@ def check_artifact(path: Path, format: str, machine: str | None = None,
     assert not wrong, (f"{Path(path).name}: header is {header.describe()}; mismatched "
                        + ", ".join(f"{k} expected {e!r} got {g!r}" for k, (e, g) in wrong.items()))
     return header
+
+
+def run_downloaded(url: str, dest: Path, binary: str, target) -> str:
+    """Download a build's .tar.gz artifact, unpack it into ``dest``, check ``binary``'s
+    header against the target's row and run it (under the target's qemu-user, or
+    natively): its standard output. Raises AssertionError when any of that fails."""
+    import io
+    import subprocess
+    import tarfile
+
+    import requests
+
+    reply = requests.get(url, timeout=60)
+    reply.raise_for_status()
+    with tarfile.open(fileobj=io.BytesIO(reply.content)) as tar:
+        tar.extractall(dest, filter="data")
+    path = dest / binary
+    check_artifact(path, **target.binary.__dict__)
+    ran = subprocess.run(([target.qemu] if target.qemu else []) + [str(path)],
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran
+    return ran.stdout

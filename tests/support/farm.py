@@ -117,6 +117,18 @@ class RunningFarm:
         return [u["url"] for s in self.steps(build) for u in s.get("urls", [])]
 
 
+def wait_until(condition, timeout: float, what: str):
+    """``condition()``'s first true value, asked every half second; AssertionError
+    saying ``what`` did not happen once ``timeout`` seconds are over."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{what} within {timeout:.0f} s")
+
+
 def pids_alive(pidfiles: list[Path]) -> list[int]:
     from rustfarm.cli.processes import read_pid
     return [pid for pid in map(read_pid, pidfiles) if pid]

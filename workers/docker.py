@@ -205,6 +205,12 @@ class FarmDockerLatentWorker(DockerLatentWorker):
         return super().start_instance(build)
 
     def stop_instance(self, fast=False):
+        if self.instance is None:
+            # A start that failed before its container existed (an engine that does not
+            # answer, an image it cannot get): upstream returns early and keeps that
+            # build's worker properties, so isCompatibleWithBuild refuses every other
+            # builder's build on this worker until that builder builds here again.
+            self.resetWorkerPropsOnStop()
         volume, self._upload_volume = getattr(self, "_upload_volume", None), None
         stopped = super().stop_instance(fast)
         if volume:

@@ -181,14 +181,12 @@ def test_a_pool_builds_on_both_engines_and_skips_one_that_stops(
     second_engine.start()
     wait_for_log(farm, f"Docker engine {second_engine.url} of pool {POOL} answers again")
     # Both builders last built on the first engine: one takes its worker, the other the
-    # second engine's, free again. A round has once put both on the first engine while
-    # the second's worker stayed idle: it must take a build within three rounds.
-    rounds = []
-    while len(rounds) < 3 and second_engine.url not in (rounds[-1] if rounds else ()):
-        builds = build_both(farm)
-        assert all(b["results"] == 0 for b in builds.values()), builds
-        rounds.append(sorted(engine_of(b) for b in builds.values()))
-    assert second_engine.url in rounds[-1], (rounds, scheduling_log(farm))
+    # second engine's, free again (also the worker whose container never started when
+    # the engine was down: it takes any builder's build again).
+    builds = build_both(farm)
+    assert all(b["results"] == 0 for b in builds.values()), builds
+    assert sorted(engine_of(b) for b in builds.values()) == sorted(
+        [LOCAL_DOCKER_ENGINE, second_engine.url]), scheduling_log(farm)
     assert (f"engine {second_engine.url} (pool {POOL}, 1 worker(s)): answers; "
             in farm.farm("status").stdout)
 

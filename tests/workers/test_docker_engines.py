@@ -241,3 +241,22 @@ def test_only_a_pool_over_several_engines_chooses_workers_by_engine(tmp_path):
     assert {b.nextWorker for b in waits["builders"]} == {WarmEngineFirst(0)}
     one = buildmaster_config(farm(tmp_path, "[unix:///var/run/docker.sock]"))
     assert {b.nextWorker for b in one["builders"]} == {None}
+
+
+def test_a_worker_whose_container_never_started_takes_any_builder_s_build_again(tmp_path):
+    """A start that fails before its container exists leaves no container to stop;
+    the worker must not stay bound to that build's properties (its project's cache
+    volume), or it refuses every other builder's build."""
+    from rustfarm.workers.docker import FarmDockerLatentWorker
+
+    config = buildmaster_config(farm(
+        tmp_path, '[unix:///var/run/docker.sock, {url: "tcp://127.0.0.1:2376", tls: tls}]'))
+    [kwargs] = [w._config_kwargs for w in config["workers"] if w.name == "dk-2"]
+    worker = FarmDockerLatentWorker("dk-2", "password", **{
+        k: v for k, v in kwargs.items() if k != "password"})
+    worker._actual_build_props = {"volumes": ["rustfarm-demo-hello-again:/cache"]}
+    assert worker.instance is None
+    done = []
+    worker.stop_instance().addCallback(done.append)
+    assert done == [None]
+    assert worker._actual_build_props is None

@@ -23,9 +23,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.farm import EXAMPLE, HOST_TARGET, RunningFarm  # noqa: E402
+from tests.support.farm import EXAMPLE, HOST_TARGET, RunningFarm, two_masters_yaml  # noqa: E402
 from tests.support.postgres import PrivateCluster, ensure_server  # noqa: E402
-from tests.support.registry import free_port  # noqa: E402
 
 
 def force_to_first_step(url: str, session: requests.Session, builderid: int) -> float:
@@ -86,19 +85,13 @@ def main() -> None:
             finally:
                 one.down()
             two = RunningFarm(Path(tmp) / "two", "")
-            second_www = free_port()
-            two.config.write_text(two.config.read_text() + f"""\
-db: {{url: "{cluster.create_database('two')}"}}
-masters:
-  - {{name: first, www_port: {two.www_port}, worker_port: {two.worker_port}}}
-  - {{name: second, www_port: {second_www}, worker_port: {free_port()}}}
-router: {{url: "ws://127.0.0.1:{free_port()}/ws"}}
-""" + body)
+            two.config.write_text(two.config.read_text() + two_masters_yaml(
+                two, db=f'{{url: "{cluster.create_database("two")}"}}') + body)
             try:
                 two.up()
                 figures |= measure(two, {
                     "two masters, via the worker's master": two.url,
-                    "two masters, via the other master": f"http://127.0.0.1:{second_www}/"},
+                    "two masters, via the other master": two.second_url},
                     args.runs)
             finally:
                 two.down()

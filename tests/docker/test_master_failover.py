@@ -25,8 +25,7 @@ from tests.integration.conftest import (  # noqa: F401 (fixtures)
 )
 from tests.support.binaries import run_downloaded
 from tests.support.containers import pool_containers
-from tests.support.farm import RunningFarm, wait_until
-from tests.support.registry import free_port
+from tests.support.farm import RunningFarm, two_masters_yaml, wait_until
 
 from .conftest import FIXTURES, TARGETS
 
@@ -43,16 +42,10 @@ def failover_farm(built_chain, postgresql_installed, router_installed):  # noqa:
     slow = directory / "slow"
     shutil.copytree(FIXTURES / "slow", slow, ignore=shutil.ignore_patterns("target"))
     farm = RunningFarm(directory / "farm", "")
-    second_www, second_worker, router = free_port(), free_port(), free_port()
     # One container worker, defined on both masters; the build script waits 15 s, long
     # enough to kill the master running the build in the middle of it.
-    farm.config.write_text(farm.config.read_text() + f"""\
-db: {{server: local, port: {free_port()}}}
-masters:
-  - {{name: first, www_port: {farm.www_port}, worker_port: {farm.worker_port}}}
-  - {{name: second, www_port: {second_www}, worker_port: {second_worker}}}
-router: {{url: "ws://127.0.0.1:{router}/ws"}}
-failover: {{master_timeout: {MASTER_TIMEOUT}}}
+    farm.config.write_text(farm.config.read_text() + two_masters_yaml(
+        farm, master_timeout=MASTER_TIMEOUT) + f"""\
 schedule: {{nightly: false}}
 workers:
   {POOL}: {{kind: docker, count: 1, memory: 2g}}
@@ -61,7 +54,7 @@ targets:
 projects:
   slow: {{source: {slow}, binaries: [slow], test: false}}
 """)
-    farm.urls = {"first": farm.url, "second": f"http://127.0.0.1:{second_www}/"}
+    farm.urls = {"first": farm.first_url, "second": farm.second_url}
     try:
         yield farm.up()
     finally:

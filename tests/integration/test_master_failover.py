@@ -17,8 +17,7 @@ import requests
 from buildbot.process.results import RETRY, SUCCESS
 
 from rustfarm.cli.processes import read_pid
-from tests.support.farm import RunningFarm, wait_until
-from tests.support.registry import free_port
+from tests.support.farm import RunningFarm, two_masters_yaml, wait_until
 
 from .conftest import HOST_TARGET, reachable_directory, require_cargo
 
@@ -33,16 +32,10 @@ def failover_farm(postgresql_installed, router_installed):
     require_cargo()
     directory = reachable_directory("rustfarm-failover-")
     farm = RunningFarm(directory, "")
-    second_www, second_worker, router = free_port(), free_port(), free_port()
     # The one local worker attaches to the first master; the slow project's build script
     # sleeps 15 s, long enough to kill the first master in the middle of its build.
-    farm.config.write_text(farm.config.read_text() + f"""\
-db: {{server: local, port: {free_port()}}}
-masters:
-  - {{name: first, www_port: {farm.www_port}, worker_port: {farm.worker_port}}}
-  - {{name: second, www_port: {second_www}, worker_port: {second_worker}}}
-router: {{url: "ws://127.0.0.1:{router}/ws"}}
-failover: {{master_timeout: {MASTER_TIMEOUT}}}
+    farm.config.write_text(farm.config.read_text() + two_masters_yaml(
+        farm, master_timeout=MASTER_TIMEOUT) + f"""\
 schedule: {{nightly: false}}
 workers: {{local: {{kind: local, count: 1}}}}
 targets:
@@ -50,8 +43,6 @@ targets:
 projects:
   slow: {{source: {FIXTURES / 'slow'}, test: false}}
 """)
-    farm.first_url = farm.url
-    farm.second_url = f"http://127.0.0.1:{second_www}/"
     try:
         yield farm.up()
     finally:

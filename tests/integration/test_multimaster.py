@@ -12,8 +12,7 @@ import time
 import pytest
 import requests
 
-from tests.support.farm import EXAMPLE, RunningFarm
-from tests.support.registry import free_port
+from tests.support.farm import EXAMPLE, RunningFarm, two_masters_yaml
 
 from .conftest import HOST_TARGET, reachable_directory, require_cargo
 
@@ -48,15 +47,9 @@ def two_masters(postgresql_installed, router_installed, project_repo):
     require_cargo()
     bare, _ = project_repo
     directory = reachable_directory("rustfarm-multi-")
-    second_www, second_worker, router = free_port(), free_port(), free_port()
     farm = RunningFarm(directory, "")
     # The one local worker attaches to the first master; builds are forced via the second.
-    farm.config.write_text(farm.config.read_text() + f"""\
-db: {{server: local, port: {free_port()}}}
-masters:
-  - {{name: first, www_port: {farm.www_port}, worker_port: {farm.worker_port}}}
-  - {{name: second, www_port: {second_www}, worker_port: {second_worker}}}
-router: {{url: "ws://127.0.0.1:{router}/ws"}}
+    farm.config.write_text(farm.config.read_text() + two_masters_yaml(farm) + f"""\
 schedule: {{nightly: false}}
 workers: {{local: {{kind: local, count: 1}}}}
 targets:
@@ -65,7 +58,6 @@ projects:
   hello: {{source: {EXAMPLE}, test: false}}
   pushed: {{source: "file://{bare}", branches: [main], poll_interval: 1, test: false}}
 """)
-    farm.second_url = f"http://127.0.0.1:{second_www}/"
     try:
         yield farm.up()
     finally:

@@ -117,6 +117,22 @@ class RunningFarm:
         return [u["url"] for s in self.steps(build) for u in s.get("urls", [])]
 
 
+def two_masters_yaml(farm: RunningFarm, db: str = "", master_timeout: int | None = None) -> str:
+    """farm.yaml's lines for a farm of two masters on this machine: ``first`` on the
+    farm's ports, ``second`` on free ones, the farm's own router, and ``db`` (a YAML
+    flow mapping; default: the farm's own PostgreSQL server on a free port). Leaves
+    each master's web UI address in ``farm.first_url`` and ``farm.second_url``."""
+    second_www = free_port()
+    farm.first_url, farm.second_url = farm.url, f"http://127.0.0.1:{second_www}/"
+    failover = (f"failover: {{master_timeout: {master_timeout}}}\n"
+                if master_timeout is not None else "")
+    return (f"db: {db or f'{{server: local, port: {free_port()}}}'}\n"
+            "masters:\n"
+            f"  - {{name: first, www_port: {farm.www_port}, worker_port: {farm.worker_port}}}\n"
+            f"  - {{name: second, www_port: {second_www}, worker_port: {free_port()}}}\n"
+            f'router: {{url: "ws://127.0.0.1:{free_port()}/ws"}}\n' + failover)
+
+
 def wait_until(condition, timeout: float, what: str):
     """``condition()``'s first true value, asked every half second; AssertionError
     saying ``what`` did not happen once ``timeout`` seconds are over."""

@@ -27,7 +27,10 @@ os.environ["RUSTFARM_MASTER"] = {master!r}
 application = service.Application('buildmaster')
 logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"),
                                rotateLength=10000000, maxRotatedFiles=10)
-application.setComponent(ILogObserver, FileLogObserver(logfile).emit)
+observer = FileLogObserver(logfile)
+# To the microsecond: where a build's time goes shows in the log.
+observer.timeFormat = "%Y-%m-%d %H:%M:%S.%f"
+application.setComponent(ILogObserver, observer.emit)
 
 m = FarmMaster(basedir, configfile, None)
 m.setServiceParent(application)
@@ -52,7 +55,10 @@ basedir = {basedir!r}
 application = service.Application('buildbot-worker')
 logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"),
                                rotateLength=10000000, maxRotatedFiles=10)
-application.setComponent(ILogObserver, FileLogObserver(logfile).emit)
+observer = FileLogObserver(logfile)
+# To the microsecond: where a build's time goes shows in the log.
+observer.timeFormat = "%Y-%m-%d %H:%M:%S.%f"
+application.setComponent(ILogObserver, observer.emit)
 
 with open({password_file!r}) as secret:
     passwd = secret.read().strip()

@@ -9,6 +9,7 @@ Buildbot secrets (``util.Secret``) rendered when the connection is needed.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import datetime, timezone
 from typing import Mapping
@@ -16,6 +17,10 @@ from typing import Mapping
 TAG_FARM = "rustfarm:farm"
 TAG_POOL = "rustfarm:pool"
 TAG_WORKER = "rustfarm:worker"
+# The Buildbot master (its name, host:basedir) whose worker launched the instance: in a
+# farm of several masters, each one's reaper leaves the instances of the others be.
+TAG_MASTER = "rustfarm:master"
+TAG_VALUE_MAX = 256
 RESERVED_TAG_PREFIXES = ("rustfarm:", "aws:")
 
 # Instance states in which an instance costs money or may still start costing.
@@ -51,6 +56,14 @@ def tag_problems(tags) -> list[str]:
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+def master_tag(name: str) -> str:
+    """A master's name as its instances' ``rustfarm:master`` tag: the name itself, or,
+    past EC2's 256 characters for a tag value, a digest of it."""
+    if len(name) <= TAG_VALUE_MAX:
+        return name
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
 
 
 def tags_of(description: dict) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Callable
 
 from buildbot.interfaces import LatentWorkerCannotSubstantiate, LatentWorkerFailedToSubstantiate
 
-from .ec2_api import TAG_FARM, TAG_POOL, TAG_WORKER, tag_list
+from .ec2_api import TAG_FARM, TAG_MASTER, TAG_POOL, TAG_WORKER, master_tag, tag_list
 from .ec2_launch import Ec2Launch
 
 # An instance in one of these states has left pending/running for good.
@@ -46,11 +46,13 @@ def find_image(client, launch: Ec2Launch, worker: str) -> dict:
 
 
 def launch_params(launch: Ec2Launch, worker: str, image: dict, instance_type: str,
-                  user_data: str) -> dict:
-    """RunInstances' parameters: tagged at launch (so nothing untagged ever exists),
-    IMDSv2 only, terminated when it powers off."""
+                  user_data: str, master: str | None = None) -> dict:
+    """RunInstances' parameters: tagged at launch (so nothing untagged ever exists), with
+    the launching master where it is known, IMDSv2 only, terminated when it powers off."""
     tags = {"Name": f"{launch.farm}/{worker}", **launch.tags,
             TAG_FARM: launch.farm, TAG_POOL: launch.pool, TAG_WORKER: worker}
+    if master:
+        tags[TAG_MASTER] = master_tag(master)
     params = {
         "ImageId": image["ImageId"],
         "InstanceType": instance_type,

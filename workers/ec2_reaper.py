@@ -10,8 +10,12 @@ launched by one right now. Each termination is logged with the instance id, its
 worker tag and its age.
 
 Instances of other farms (another ``rustfarm:farm`` value, or no tag) are never
-touched. One master per farm is assumed: a second master of the same farm would
-see the first one's instances as orphans.
+touched. In a farm of several masters each instance also carries the
+``rustfarm:master`` tag of the master that launched it: a master leaves the
+instances of every other master the database says is active alone, and reaps
+those of a master that is not (one killed, whose heartbeat stopped, or no longer
+in the database), so a dead master's instances do not outlive it. An instance
+without that tag counts as this master's.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from twisted.python import log
 from buildbot import config
 from buildbot.util import service
 
-from .ec2_api import (LIVE_STATES, TAG_FARM, TAG_POOL, TAG_WORKER, Ec2Connector, age_text,
-                      connection_problems, tags_of)
+from .ec2_api import (LIVE_STATES, TAG_FARM, TAG_MASTER, TAG_POOL, TAG_WORKER, Ec2Connector,
+                      age_text, connection_problems, master_tag, tags_of)
 
 
 class FarmEC2Reaper(service.BuildbotService):
@@ -155,6 +159,8 @@ class FarmEC2Reaper(service.BuildbotService):
                 self._warned_no_region = True
         reaped = []
         self._spared = 0
+        mine = master_tag(self.master.name)
+        others = None
         for region in regions:
             connection = {"region": region, "endpoint_url": endpoint_url,
                           "access_key_id": key_id, "secret_access_key": secret_key,
@@ -163,13 +169,28 @@ class FarmEC2Reaper(service.BuildbotService):
             # Ownership is read on the reactor thread, after listing: an instance
             # launched meanwhile is either owned or its worker is still launching.
             owned, launching = self._owned()
-            unowned = [c for c in candidates if c["InstanceId"] not in owned]
-            orphans = [c for c in unowned if tags_of(c).get(TAG_WORKER) not in launching]
-            self._spared += len(unowned) - len(orphans)
+            if others is None and any(launched_by(c, mine) != mine for c in candidates):
+                # Asked only when another master's instance is there to judge.
+                others = (yield self.active_masters()) - {mine}
+            orphans = []
+            for candidate in candidates:
+                by = launched_by(candidate, mine)
+                if candidate["InstanceId"] in owned or (by != mine and by in others):
+                    continue
+                if by == mine and tags_of(candidate).get(TAG_WORKER) in launching:
+                    self._spared += 1       # maybe the one being launched right now
+                    continue
+                orphans.append(candidate)
             if orphans:
                 yield threads.deferToThread(self._thd_terminate, connection, region, orphans)
                 reaped += [o["InstanceId"] for o in orphans]
         return reaped
+
+    @defer.inlineCallbacks
+    def active_masters(self):
+        """The ``rustfarm:master`` tags of the masters the database says are active."""
+        masters = yield self.master.data.get(("masters",))
+        return {master_tag(m["name"]) for m in masters if m["active"]}
 
     def _thd_list(self, connection: dict) -> list[dict]:
         client = self._connector.client(**connection)
@@ -185,10 +206,19 @@ class FarmEC2Reaper(service.BuildbotService):
     def _thd_terminate(self, connection: dict, region: str, orphans: list[dict]) -> None:
         client = self._connector.client(**connection)
         now = datetime.now(timezone.utc)
+        mine = master_tag(self.master.name)
         for orphan in orphans:
             tags = tags_of(orphan)
+            by = launched_by(orphan, mine)
+            whose = "" if by == mine else f", launched by master {by}, which is not active"
             log.msg(f"{self.name}: terminating orphan instance {orphan['InstanceId']} in "
                     f"{region} (worker {tags.get(TAG_WORKER, '?')}, pool "
                     f"{tags.get(TAG_POOL, '?')}, {orphan['State']['Name']}, age "
-                    f"{age_text(orphan.get('LaunchTime'), now)})")
+                    f"{age_text(orphan.get('LaunchTime'), now)}{whose})")
         client.terminate_instances(InstanceIds=[o["InstanceId"] for o in orphans])
+
+
+def launched_by(description: dict, mine: str) -> str:
+    """The ``rustfarm:master`` tag of an instance; ``mine`` where it has none (launched
+    before instances named their master)."""
+    return tags_of(description).get(TAG_MASTER, mine)

@@ -7,8 +7,9 @@ inside it:
 
 * nothing talks to AWS while the configuration loads; the AMI is looked up, and
   endpoint, credentials and user-data are rendered, when an instance starts;
-* instance and root volume are tagged at launch (farm, pool, worker, user tags),
-  so that nothing untagged ever exists; the reaper relies on these tags;
+* instance and root volume are tagged at launch (farm, pool, worker, launching
+  master, user tags), so that nothing untagged ever exists; the reaper relies on
+  these tags;
 * IMDSv2 is required (hop limit 2, for the worker container), and powering off
   terminates the instance, so the AMI's boot script ending never leaves a
   stopped instance behind;
@@ -174,7 +175,8 @@ class FarmEC2LatentWorker(CompatibleLatentWorkerMixin, AbstractLatentWorker):
 
         client = self._client()
         image = ec2.find_image(client, launch, self.workername)
-        params = ec2.launch_params(launch, self.workername, image, instance_type, user_data)
+        params = ec2.launch_params(launch, self.workername, image, instance_type, user_data,
+                                   master=self.master.name)
         if launch.spot:
             try:
                 self._thd_launch(client, launch, ec2.with_spot(params, launch.max_spot_price),

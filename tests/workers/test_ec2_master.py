@@ -17,9 +17,11 @@ answers chosen RunInstances calls with EC2's own error response
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -366,9 +368,10 @@ def test_a_build_launches_a_tagged_imdsv2_instance_and_terminates_it(pool_master
     assert instance.get("InstanceLifecycle") != "spot"
     assert instance["KeyName"] == "ops"
     tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    [master_name] = [m["name"] for m in master.get("/masters")["masters"]]
     assert tags == {"rustfarm:farm": FARM, "rustfarm:pool": "launch",
-                    "rustfarm:worker": "ec2-launch-1", "team": "compilers",
-                    "Name": f"{FARM}/ec2-launch-1"}
+                    "rustfarm:worker": "ec2-launch-1", "rustfarm:master": master_name,
+                    "team": "compilers", "Name": f"{FARM}/ec2-launch-1"}
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     assert instance["MetadataOptions"]["HttpEndpoint"] == "enabled"
     assert instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
@@ -630,5 +633,50 @@ def test_reaper_passes_spare_the_instances_workers_own(moto, amis, master_templa
         assert f"terminating orphan instance {owned}" not in master.log
         master.cancel(brid)
         assert master.state(owned) in ("shutting-down", "terminated")
+    finally:
+        master.stop()
+
+
+def add_master_row(database: Path, name: str) -> None:
+    """Another master of the farm, as the shared database shows it: active, just seen."""
+    with sqlite3.connect(database, timeout=30) as db:
+        db.execute("INSERT INTO masters (name, name_hash, active, last_active) "
+                   "VALUES (?, ?, 1, ?)",
+                   (name, hashlib.sha1(name.encode()).hexdigest(), int(time.time())))
+
+
+def test_reaper_spares_an_active_masters_instances_and_reaps_a_dead_ones(
+        moto, amis, master_template, tmp_path):
+    master = reaper_master(moto, amis, master_template, tmp_path / "master", interval=1)
+    master.start()
+    try:
+        [mine] = [m["name"] for m in master.get("/masters")["masters"]]
+        other, gone = "build2:/srv/farm/masters/b", "build3:/srv/farm/masters/c"
+        add_master_row(master.basedir / "state.sqlite", other)
+        assert other in [m["name"] for m in master.get("/masters")["masters"] if m["active"]]
+
+        def launched_by(name: str, worker: str) -> str:
+            return launch_tagged(moto, amis["new"], {
+                "rustfarm:farm": REAPER_FARM, "rustfarm:worker": worker,
+                "rustfarm:master": name})
+
+        others = launched_by(other, "ec2-hold-1")      # same worker name, another master
+        dead = launched_by(gone, "ec2-hold-1")         # a master the database never had
+        own_orphan = launched_by(mine, "ec2-gone-3")   # this master's, no worker owns it
+        wait_for("the orphans to be terminated", lambda: all(
+            master.state(i) in ("shutting-down", "terminated") for i in (dead, own_orphan)), 20)
+        assert (f"terminating orphan instance {dead} in {REGION} (worker ec2-hold-1, pool ?, "
+                "running, age ") in master.log
+        assert f"launched by master {gone}, which is not active)" in master.log
+        time.sleep(2.5)  # two more passes
+        assert master.state(others) == "running"
+
+        # The other master stops answering: once the database has it inactive (the
+        # others' heartbeat check), its instances are orphans too.
+        with sqlite3.connect(master.basedir / "state.sqlite", timeout=30) as db:
+            db.execute("UPDATE masters SET active = 0 WHERE name = ?", (other,))
+        wait_for("the inactive master's instance to be terminated",
+                 lambda: master.state(others) in ("shutting-down", "terminated"), 20)
+        assert f"launched by master {other}, which is not active)" in master.log
     finally:
         master.stop()

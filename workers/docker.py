@@ -2,9 +2,9 @@
 
 Each worker name runs one container at a time (N names, N parallel builds).
 The image comes from the builder's ``image`` property, so one pool serves every
-target. A named volume per (farm, project, target) keeps cargo's target
-directory and the unpacked sources between containers, so only changed crates
-recompile. Another per (farm, toolchain, target), shared by every project's
+target. A named volume per (farm, project, target), and per master in a farm of
+several, keeps cargo's target directory and the unpacked sources between
+containers, so only changed crates recompile. Another per (farm, toolchain, target), shared by every project's
 builds, is sccache's cache of compiled dependency crates: a crate one project
 compiled is not compiled again by another (uploaded projects read it only).
 
@@ -24,15 +24,18 @@ import hashlib
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from buildbot.interfaces import LatentWorkerCannotSubstantiate, LatentWorkerFailedToSubstantiate
+from buildbot.interfaces import (IRenderable, LatentWorkerCannotSubstantiate,
+                                 LatentWorkerFailedToSubstantiate)
 from buildbot.plugins import util
 from buildbot.worker.docker import DockerLatentWorker
 from docker.errors import APIError, DockerException, NotFound
 from requests.exceptions import RequestException
 from twisted.internet import defer, threads
 from twisted.python import log
+from zope.interface import implementer
 
 from rustfarm.farmfile import DockerPool
 from rustfarm.names import COMPILE_JOB_PROPERTY, is_upload_build
@@ -62,8 +65,14 @@ def _volume_name(readable: str, *identity: str) -> str:
     return f"{readable[:VOLUME_NAME_MAX - 11]}-{digest}"
 
 
-def cache_volume_name(farm: str, project: str, target: str) -> str:
-    """The (farm, project, target) cache volume."""
+def cache_volume_name(farm: str, project: str, target: str, master: str = "") -> str:
+    """The (farm, project, target) cache volume; in a farm of several masters, each
+    master's own: the lock that makes a builder's builds take turns on its volume is a
+    master's (Buildbot has no lock across masters), and two builds unpacking different
+    revisions into one directory could ship one's binaries as the other's."""
+    if master:
+        return _volume_name(f"rustfarm-{farm}-{master}-{project}-{target}",
+                            farm, project, target, master)
     return _volume_name(f"rustfarm-{farm}-{project}-{target}", farm, project, target)
 
 
@@ -80,13 +89,21 @@ def upload_volume_prefix(farm: str) -> str:
     return f"rustfarm-upload-{digest}-"
 
 
-@util.renderer
-def cache_volume(props) -> str:
-    job = props.getProperty(COMPILE_JOB_PROPERTY)
-    if job:
-        return upload_volume_name(props.getProperty("farm"), job, props.getProperty("target"))
-    return cache_volume_name(props.getProperty("farm"), props.getProperty("project"),
-                             props.getProperty("target"))
+@implementer(IRenderable)
+@dataclass(frozen=True)
+class CacheVolume:
+    """A build's volume: its upload's own, or its (project, target) cache volume on the
+    master ``master`` ("" in a farm of one master)."""
+
+    master: str = ""
+
+    def getRenderingFor(self, props) -> str:
+        job = props.getProperty(COMPILE_JOB_PROPERTY)
+        if job:
+            return upload_volume_name(props.getProperty("farm"), job,
+                                      props.getProperty("target"))
+        return cache_volume_name(props.getProperty("farm"), props.getProperty("project"),
+                                 props.getProperty("target"), self.master)
 
 
 def compile_cache_volume_name(farm: str, image: str, target: str) -> str:
@@ -380,8 +397,8 @@ def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> li
         hostconfig["memswap_limit"] = pool.memory       # no swap: over the limit is over
     workers = []
     for name, engine in pool.worker_engines().items():
-        volumes = [util.Interpolate("%(kw:volume)s:%(kw:path)s", volume=cache_volume,
-                                    path=CACHE_DIR)]
+        volumes = [util.Interpolate("%(kw:volume)s:%(kw:path)s",
+                                    volume=CacheVolume(state.master_name), path=CACHE_DIR)]
         if pool.compile_cache:
             volumes.append(compile_cache_mount)
         local = {}

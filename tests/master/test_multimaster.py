@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from buildbot.process.properties import Properties
+
 from rustfarm.farmfile import loads
 from rustfarm.master.configuration import buildmaster_config
 from rustfarm.master.failover import MasterFailover
 from rustfarm.master.settings import CONFIG_ENV, MASTER_ENV, load_farm
+from rustfarm.workers.docker import CACHE_DIR, cache_volume_name
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,3 +110,39 @@ def test_each_master_on_one_machine_has_its_own_worker_socket(tmp_path, monkeypa
         assert f"{Path(path).parent}:/run/rustfarm:ro" in worker["volumes"]
         seen[name] = path
     assert seen["master-1"] != seen["master-2"]
+
+
+def rendered_cache_mount(worker: dict) -> str:
+    props = Properties(farm="multi", project="hello", target="x86_64-unknown-linux-gnu")
+    rendered = []
+    props.render(worker["volumes"][0]).addCallback(rendered.append)
+    return rendered[0]
+
+
+def test_each_master_builds_in_cache_volumes_of_its_own(tmp_path, monkeypatch):
+    """A builder's builds take turns on its cache volume by a master's lock, which no
+    other master sees: two masters building one builder at once must not unpack two
+    revisions into one volume. A farm of one master keeps the volume's name."""
+    text = FARM.replace("  local: {kind: local, count: 1}\n",
+                        "  dk: {kind: docker, count: 1}\n").replace(
+        "x86_64-unknown-linux-gnu: {pool: local}",
+        'x86_64-unknown-linux-gnu: {pool: dk, image: "rustfarm/x86_64-unknown-linux-gnu:1.96-x"}')
+    (tmp_path / "farm.yaml").write_text(text)
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "farm.yaml"))
+    mounts = {}
+    for name in ("master-1", "master-2"):
+        monkeypatch.setenv(MASTER_ENV, name)
+        [worker] = [w._config_kwargs for w in buildmaster_config(load_farm())["workers"]]
+        mounts[name] = rendered_cache_mount(worker)
+        assert mounts[name] == cache_volume_name("multi", "hello", "x86_64-unknown-linux-gnu",
+                                                 name) + ":" + CACHE_DIR
+    assert mounts["master-1"] != mounts["master-2"]
+
+    one = (text.replace("masters: 2\n", "").replace(
+        "router: {url: 'ws://127.0.0.1:8399/ws', realm: farm}\n", ""))
+    (tmp_path / "farm.yaml").write_text(one)
+    monkeypatch.delenv(MASTER_ENV)
+    [worker] = [w._config_kwargs for w in buildmaster_config(load_farm())["workers"]]
+    assert rendered_cache_mount(worker) == \
+        "rustfarm-multi-hello-x86_64-unknown-linux-gnu-" \
+        + cache_volume_name("multi", "hello", "x86_64-unknown-linux-gnu")[-10:] + ":" + CACHE_DIR

@@ -6,7 +6,9 @@
    per build (docker pool) against an already-running local worker.
 2. The crate with dependencies (tests/fixtures/crates/deps-demo) built for mipsel
    through the farm, cold (empty cache volume) and warm (after a one-line change),
-   against a bare `docker run ... cargo build` in the same image, cold and warm.
+   against a bare `docker run ... cargo build` in the same image, cold and warm,
+   and the same bare build through sccache on an empty cache (what the shared
+   compile cache costs by itself).
 3. A second project with the same dependencies built cold for the same target,
    after the first: its dependencies come from the pool's shared compile cache
    (sccache's hits and misses are printed with it).
@@ -141,12 +143,16 @@ def touch_main(source: Path) -> None:
     main.write_text(main.read_text() + f"\n// edited {time.time()}\n")
 
 
-def bare_docker_build(source: Path, volume: str) -> float:
+def bare_docker_build(source: Path, volume: str, sccache: bool = False) -> float:
+    """``docker run ... cargo build`` in the target's image; with ``sccache``, through
+    sccache on a cache in the same volume (empty when the volume is new)."""
+    wrapper = ["-e", "RUSTC_WRAPPER=sccache", "-e", "SCCACHE_DIR=/home/rustbuild/cache/sccache",
+               "-e", "SCCACHE_IDLE_TIMEOUT=0"] if sccache else []
     start = time.monotonic()
     subprocess.run(["docker", "run", "--rm", "--network", "none",
                     "-v", f"{source}:/src", "-v", f"{volume}:/home/rustbuild/cache",
                     "-w", "/src", "-e", "CARGO_TARGET_DIR=/home/rustbuild/cache/target",
-                    image_of(MIPSEL), "cargo", "build", "--release", "--locked",
+                    *wrapper, image_of(MIPSEL), "cargo", "build", "--release", "--locked",
                     "--target", MIPSEL], check=True, capture_output=True)
     return time.monotonic() - start
 
@@ -189,6 +195,11 @@ projects:
         bare_cold = bare_docker_build(deps, volume)
         touch_main(deps)
         bare_warm = bare_docker_build(deps, volume)
+        # What sccache itself costs a cold build, outside the farm.
+        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
+        sccache_cold = bare_docker_build(deps, volume, sccache=True)
+        touch_main(deps)
+        sccache_warm = bare_docker_build(deps, volume, sccache=True)
         subprocess.run(["docker", "volume", "rm", "-f", volume, *caches], capture_output=True)
 
     print(f"force request -> first step, median of {args.runs}:")
@@ -203,6 +214,10 @@ projects:
           f"{farm_warm[1] / farm_cold[1]:10.2f}x")
     print(f"  {'bare docker run cargo build':34}{bare_cold:8.2f}s{bare_warm:8.2f}s"
           f"{bare_warm / bare_cold:10.2f}x")
+    print(f"  {'bare, through sccache (empty)':34}{sccache_cold:8.2f}s{sccache_warm:8.2f}s"
+          f"{sccache_warm / sccache_cold:10.2f}x")
+    print(f"  sccache alone, outside the farm: cold {sccache_cold / bare_cold:.2f}x bare, "
+          f"warm {sccache_warm - bare_warm:+.2f} s")
     print(f"  farm / bare: cold {farm_cold[0] / bare_cold:.2f}x, warm {farm_warm[0] / bare_warm:.2f}x"
           f" (warm: {farm_warm[0] - bare_warm:+.2f} s)")
     print("a second project with the same dependencies, cold, same target:")

@@ -2,7 +2,8 @@
 crossbar, real masters, containers of the real worker image on the system engine):
 each master's containers reach that master, and a master killed mid-build has its
 build retried in a container of the other master; the container it left is removed
-once it runs again, and none is left after farm down."""
+once it runs again, and none is left after farm down. Each master runs the pool's
+workers, in cache volumes of its own."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import requests
 from buildbot.process.results import RETRY, SUCCESS
 
 from rustfarm.cli.processes import read_pid
+from rustfarm.workers.docker import CACHE_DIR
 from tests.integration.conftest import (  # noqa: F401 (fixtures)
     postgresql_installed,
     reachable_directory,
@@ -140,3 +142,37 @@ def test_a_master_killed_mid_build_has_its_container_build_retried_by_the_other(
         done = farm.wait_for_build(again, timeout=300)
         assert done["results"] == SUCCESS, farm.step_log(done, "cargo build")
     farm.url = farm.urls["first"]
+
+
+def cache_volume_of(container: str) -> str:
+    mounts = subprocess.run(["docker", "inspect", "--format",
+                             "{{range .Mounts}}{{.Name}}={{.Destination}} {{end}}", container],
+                            capture_output=True, text=True, check=True).stdout.split()
+    [volume] = [m.split("=")[0] for m in mounts if m.endswith(f"={CACHE_DIR}")]
+    return volume
+
+
+def test_each_master_runs_the_pool_s_workers_with_cache_volumes_of_its_own(failover_farm):
+    """Every master defines the pool's workers, so with one worker each master runs a
+    container: two builds of one builder run at once, one per master, each in that
+    master's own cache volume (Buildbot's lock on a volume holds within one master)."""
+    farm = failover_farm
+    farm.url = farm.urls["first"]
+    farm.session = requests.Session()
+    farm.login()
+    ids = {m["masterid"]: m["name"].rsplit("/", 1)[1] for m in farm.api("masters")["masters"]}
+    before = set(pool_containers(POOL))
+    brids = [brid for _ in range(2) for brid in farm.force("force-slow", targets=[TRIPLE]).values()]
+
+    def both_running() -> set | None:
+        started = {c for c in set(pool_containers(POOL)) - before if running(c)}
+        return started if len(started) == 2 else None
+
+    containers = wait_until(both_running, 300, "two containers never ran at once")
+    volumes = {cache_volume_of(c) for c in containers}
+    assert len(volumes) == 2, volumes
+    assert all(any(f"-{name}-slow-" in v for v in volumes) for name in ("first", "second"))
+    done = [farm.wait_for_build(brid, timeout=300) for brid in brids]
+    assert [b["results"] for b in done] == [SUCCESS, SUCCESS], \
+        [farm.step_log(b, "cargo build") for b in done]
+    assert {ids[b["masterid"]] for b in done} == {"first", "second"}

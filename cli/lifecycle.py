@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import socket
@@ -28,6 +29,16 @@ from .processes import (console_script, build_environment, port_in_use, read_pid
 from .router import Router, is_local
 from .supervisor import Supervisor
 from .tacfiles import write_master_tac, write_worker_tac
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a port bound to ``host`` is reachable from this machine only."""
+    if host in ("", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False       # a host name: the network's business
 
 
 @dataclass
@@ -94,6 +105,12 @@ class Farmhouse:
     # -- up -------------------------------------------------------------
 
     def up(self, wait: float = 90, build_images: bool = True) -> bool:
+        if not self.master_homes():
+            hosts = ", ".join(sorted({m.host for m in self.farm.masters}))
+            raise FarmError(
+                f"no master of {self.farm.path.name} runs on this machine "
+                f"({socket.gethostname()}): its masters' hosts are {hosts}. Run farm up "
+                "on those machines, or give a master this machine's name as its host")
         self.state.create()
         if self.database_server:
             self.database_server.start()
@@ -290,20 +307,32 @@ class Farmhouse:
         # Several masters share the workers out: each worker attaches to one of them.
         ports = [m.worker_port for m, _ in self.master_homes()] if self.farm.multi_master \
             else [farm.farm.worker_port]
+        elsewhere = self.masters_elsewhere(host)
         for index, name in enumerate(Farmhouse(farm).local_workers()):
             basedir = self.state.worker(name)
             if read_pid(basedir / "twistd.pid"):
                 continue
-            # Its own master first, then the others in turn (the next one first).
+            # Its own master first, then the others of this machine in turn (the next one
+            # first), then those of other machines.
             own = index % len(ports)
             write_worker_tac(basedir, "127.0.0.1" if host == "0.0.0.0" else host,
                              ports[own], name, store.path(worker_secret_name(name)),
-                             other_ports=tuple(ports[own + 1:] + ports[:own]))
+                             other_ports=tuple(ports[own + 1:] + ports[:own]),
+                             elsewhere=elsewhere)
             starting[name] = subprocess.Popen(
                 [console_script("buildbot-worker"), "start", "--quiet", str(basedir)],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 env=build_environment())
         return starting
+
+    def masters_elsewhere(self, worker_host: str) -> tuple[tuple[str, int], ...]:
+        """The worker ports of the farm's masters on other machines, where a local worker
+        goes when this machine's masters are lost: only where masters listen for workers
+        beyond loopback (``farm.worker_host``), as those on other machines then do."""
+        if not self.farm.multi_master or is_loopback(worker_host):
+            return ()
+        here = {m.name for m, _ in self.master_homes()}
+        return tuple((m.host, m.worker_port) for m in self.farm.masters if m.name not in here)
 
     def finish_starting_local_workers(self, starting: dict[str, subprocess.Popen]) -> None:
         for name, started in starting.items():

@@ -101,15 +101,17 @@ def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path,
 
 
 def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_file: Path,
-                     other_ports: tuple[int, ...] = ()) -> None:
+                     other_ports: tuple[int, ...] = (),
+                     elsewhere: tuple[tuple[str, int], ...] = ()) -> None:
     """A worker attached to the master at ``host``:``port``; ``other_ports``, the worker
-    ports of the farm's other masters on ``host``, where it goes when that one is lost."""
+    ports of the farm's other masters on ``host``, and ``elsewhere``, those (host, port)
+    of masters on other machines: where it goes, in that order, when that one is lost."""
     basedir.mkdir(parents=True, exist_ok=True)
     (basedir / "info").mkdir(exist_ok=True)
     (basedir / "info" / "admin").write_text("rustfarm local worker\n")
     (basedir / "info" / "host").write_text(f"local pool worker {name}\n")
-    template = FAILOVER_WORKER_TAC if other_ports else WORKER_TAC
-    masters = [(host, p) for p in (port, *other_ports)]
+    template = FAILOVER_WORKER_TAC if other_ports or elsewhere else WORKER_TAC
+    masters = [(host, p) for p in (port, *other_ports)] + list(elsewhere)
     (basedir / "buildbot.tac").write_text(template.format(
         basedir=str(basedir), host=host, port=port, name=name, masters=masters,
         password_file=str(password_file)))

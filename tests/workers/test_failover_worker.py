@@ -91,3 +91,12 @@ def test_the_worker_connects_through_one_service_to_every_master(tmp_path):
 def test_the_worker_refuses_what_it_cannot_fail_over(tmp_path):
     with pytest.raises(ValueError, match="pb protocol over TCP"):
         FailoverWorker([("127.0.0.1", 9001)], "w", "p", str(tmp_path), 600, useTls=1)
+
+
+def test_after_this_machine_s_masters_the_worker_tries_other_machines(tmp_path):
+    write_worker_tac(tmp_path / "w", "127.0.0.1", 9002, "local-2", tmp_path / "secret",
+                     other_ports=(9001,), elsewhere=(("build2.internal", 9002),))
+    text = (tmp_path / "w" / "buildbot.tac").read_text()
+    compile(text, "buildbot.tac", "exec")
+    assert ("s = FailoverWorker([('127.0.0.1', 9002), ('127.0.0.1', 9001), "
+            "('build2.internal', 9002)], 'local-2', passwd, basedir, 600,") in text

@@ -29,6 +29,12 @@ projects:
   hello: {{source: {REPO / 'examples' / 'hello'}}}
 """
 
+# The same farm with a docker pool instead of the local one.
+DOCKER_FARM = FARM.replace("  local: {kind: local, count: 1}\n",
+                           "  dk: {kind: docker, count: 1}\n").replace(
+    "x86_64-unknown-linux-gnu: {pool: local}",
+    'x86_64-unknown-linux-gnu: {pool: dk, image: "rustfarm/x86_64-unknown-linux-gnu:1.96-x"}')
+
 
 def test_each_master_serves_its_own_ports_in_multi_master_mode(tmp_path, monkeypatch):
     (tmp_path / "farm.yaml").write_text(FARM)
@@ -88,19 +94,22 @@ def test_one_master_has_no_peer_to_watch(tmp_path):
     assert not [s for s in config["services"] if isinstance(s, MasterFailover)]
 
 
+def configs_of_each_master(tmp_path, monkeypatch, text: str) -> dict:
+    """Buildbot's configuration of each of the farm's two masters."""
+    (tmp_path / "farm.yaml").write_text(text)
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "farm.yaml"))
+    configs = {}
+    for name in ("master-1", "master-2"):
+        monkeypatch.setenv(MASTER_ENV, name)
+        configs[name] = buildmaster_config(load_farm())
+    return configs
+
+
 def test_each_master_on_one_machine_has_its_own_worker_socket(tmp_path, monkeypatch):
     """A container reaches the master that started it: two masters listening on one
     socket path would hand each other's containers to the wrong master."""
-    text = FARM.replace("  local: {kind: local, count: 1}\n",
-                        "  dk: {kind: docker, count: 1}\n").replace(
-        "x86_64-unknown-linux-gnu: {pool: local}",
-        'x86_64-unknown-linux-gnu: {pool: dk, image: "rustfarm/x86_64-unknown-linux-gnu:1.96-x"}')
-    (tmp_path / "farm.yaml").write_text(text)
-    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "farm.yaml"))
     seen = {}
-    for name in ("master-1", "master-2"):
-        monkeypatch.setenv(MASTER_ENV, name)
-        config = buildmaster_config(load_farm())
+    for name, config in configs_of_each_master(tmp_path, monkeypatch, DOCKER_FARM).items():
         [socket] = [s for s in config["services"] if s.name == "worker-socket"]
         [worker] = [w._config_kwargs for w in config["workers"]]
         path = socket._config_args[0]
@@ -123,22 +132,15 @@ def test_each_master_builds_in_cache_volumes_of_its_own(tmp_path, monkeypatch):
     """A builder's builds take turns on its cache volume by a master's lock, which no
     other master sees: two masters building one builder at once must not unpack two
     revisions into one volume. A farm of one master keeps the volume's name."""
-    text = FARM.replace("  local: {kind: local, count: 1}\n",
-                        "  dk: {kind: docker, count: 1}\n").replace(
-        "x86_64-unknown-linux-gnu: {pool: local}",
-        'x86_64-unknown-linux-gnu: {pool: dk, image: "rustfarm/x86_64-unknown-linux-gnu:1.96-x"}')
-    (tmp_path / "farm.yaml").write_text(text)
-    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "farm.yaml"))
     mounts = {}
-    for name in ("master-1", "master-2"):
-        monkeypatch.setenv(MASTER_ENV, name)
-        [worker] = [w._config_kwargs for w in buildmaster_config(load_farm())["workers"]]
+    for name, config in configs_of_each_master(tmp_path, monkeypatch, DOCKER_FARM).items():
+        [worker] = [w._config_kwargs for w in config["workers"]]
         mounts[name] = rendered_cache_mount(worker)
         assert mounts[name] == cache_volume_name("multi", "hello", "x86_64-unknown-linux-gnu",
                                                  name) + ":" + CACHE_DIR
     assert mounts["master-1"] != mounts["master-2"]
 
-    one = (text.replace("masters: 2\n", "").replace(
+    one = (DOCKER_FARM.replace("masters: 2\n", "").replace(
         "router: {url: 'ws://127.0.0.1:8399/ws', realm: farm}\n", ""))
     (tmp_path / "farm.yaml").write_text(one)
     monkeypatch.delenv(MASTER_ENV)

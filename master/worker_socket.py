@@ -4,7 +4,8 @@ Docker pools on the local engine start every build's container with no network
 at all (``network_mode: none``) and mount this socket's directory: the worker
 inside connects through it, and nothing else on the host or any network is
 reachable from the build. The service forwards each connection to the worker
-(PB) port, where Buildbot authenticates the worker as usual.
+(PB) port, where Buildbot authenticates the worker as usual, without Nagle's
+algorithm on the forwarded TCP side.
 """
 
 from __future__ import annotations
@@ -17,9 +18,33 @@ from twisted.internet import defer, endpoints, reactor
 from twisted.protocols import portforward
 from twisted.python import log
 
+from rustfarm.workers.connection import send_promptly
+
 # The socket is mounted read-only into the containers, whose worker runs as an
 # unprivileged user (uid 1000): connecting needs write permission on the socket.
 SOCKET_MODE = 0o666
+
+
+class PromptProxyClient(portforward.ProxyClient):
+    """The forwarded connection's TCP side, without Nagle's algorithm: the worker's
+    small messages go on at once, not held for the master's delayed acknowledgement
+    (see rustfarm.workers.connection)."""
+
+    def connectionMade(self) -> None:
+        send_promptly(self.transport)
+        super().connectionMade()
+
+
+class PromptProxyClientFactory(portforward.ProxyClientFactory):
+    protocol = PromptProxyClient
+
+
+class WorkerProxy(portforward.ProxyServer):
+    clientProtocolFactory = PromptProxyClientFactory
+
+
+class WorkerProxyFactory(portforward.ProxyFactory):
+    protocol = WorkerProxy
 
 
 class WorkerSocket(service.BuildbotService):
@@ -61,7 +86,7 @@ class WorkerSocket(service.BuildbotService):
             socket.unlink()         # left by a master that did not stop cleanly
         endpoint = endpoints.UNIXServerEndpoint(reactor, str(socket), mode=SOCKET_MODE,
                                                 wantPID=False)
-        self._listening = yield endpoint.listen(portforward.ProxyFactory(host, port))
+        self._listening = yield endpoint.listen(WorkerProxyFactory(host, port))
         log.msg(f"worker socket {socket} forwards to {host}:{port}")
 
     @defer.inlineCallbacks

@@ -42,6 +42,7 @@ from rustfarm.names import COMPILE_JOB_PROPERTY, is_upload_build
 from rustfarm.state import StateDir, worker_secret_name
 from rustfarm.targets import image_toolchain
 
+from .connection import PromptConnectionMixin
 from .engine_clients import api_client, client_args, engine_error
 from .engines import watch_of
 
@@ -153,7 +154,7 @@ def memory_bytes(size: str) -> int:
         else int(float(number))
 
 
-class FarmDockerLatentWorker(DockerLatentWorker):
+class FarmDockerLatentWorker(PromptConnectionMixin, DockerLatentWorker):
     """Upstream's Docker latent worker, with the farm's image check, its
     isolation (see the module) and leftover containers removed at start."""
 

@@ -51,6 +51,7 @@ from rustfarm.names import is_upload_build
 from rustfarm.userdata import UserDataError, render_user_data, value_problem
 
 from . import ec2_instances as ec2
+from .connection import PromptConnectionMixin
 from .ec2_api import SPOT_UNAVAILABLE_CODES, Ec2Connector
 from .ec2_instances import InstanceEnded
 from .ec2_launch import Ec2Launch
@@ -70,7 +71,8 @@ class LaunchedInstance:
     market: str
 
 
-class FarmEC2LatentWorker(CompatibleLatentWorkerMixin, AbstractLatentWorker):
+class FarmEC2LatentWorker(PromptConnectionMixin, CompatibleLatentWorkerMixin,
+                          AbstractLatentWorker):
     """One worker name of an EC2 pool; each substantiation launches a fresh instance.
 
     ``FarmEC2LatentWorker(name, password, Ec2Launch(...), **latent_worker_options)``:

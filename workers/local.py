@@ -7,8 +7,14 @@ from buildbot.plugins import util, worker
 from rustfarm.farmfile import LocalPool
 from rustfarm.state import worker_secret_name
 
+from .connection import PromptConnectionMixin
+
+
+class LocalWorker(PromptConnectionMixin, worker.Worker):
+    """Buildbot's worker, its connection sending without delay."""
+
 
 def local_workers(pool: LocalPool) -> list[worker.Worker]:
-    return [worker.Worker(name, util.Secret(worker_secret_name(name)), max_builds=1,
-                          properties={"pool": pool.name})
+    return [LocalWorker(name, util.Secret(worker_secret_name(name)), max_builds=1,
+                        properties={"pool": pool.name})
             for name in pool.worker_names()]

@@ -118,6 +118,25 @@ def test_a_second_project_takes_every_dependency_from_the_cache(cache_farm, buil
                         []).startswith("deps-demo on x86_64:")
 
 
+def test_the_project_s_own_crates_go_to_rustc_not_through_the_cache(cache_farm, built_chain,
+                                                                    tmp_path):
+    # After the second project's first build (above), it gains a library: the project's
+    # own crates are built in its target directory (its project's volume) and sccache
+    # sees none of them, so the shared cache holds nothing of one project's own code.
+    # (Through sccache, the library would be a miss, stored.)
+    crate = cache_farm.directory / "second" / "src"
+    (crate / "lib.rs").write_text("pub fn answer() -> u32 {\n    42\n}\n")
+    (crate / "main.rs").write_text((crate / "main.rs").read_text() + "\n// changed\n")
+    build = cache_farm.wait_for_build(force(cache_farm, "second"), timeout=600)
+    assert build["results"] == 0, cache_farm.step_log(build, "cargo build")[-3000:]
+    assert "Compiling second v0.1.0" in cache_farm.step_log(build, "cargo build")
+    counts = cache_counts(cache_farm, build)
+    assert (counts["hits"], counts["misses"], counts["errors"]) == (0, 0, 0), counts
+    binary = fetch_binary(cache_farm, build, "second", tmp_path)
+    assert run_in_image(built_chain.reference(HOST), tmp_path, binary.name,
+                        []).startswith("deps-demo on x86_64:")
+
+
 def test_other_features_of_a_dependency_miss_the_cache(cache_farm):
     # After the first project's build (above): regex with other features is another crate.
     build = cache_farm.wait_for_build(force(cache_farm, "features"), timeout=600)

@@ -18,7 +18,8 @@ input (``python3 - unpack ...``); the usage below runs it from a file.
 
     python3 farm_worker_tool.py toolchain CRATE_DIR PROJECT PINNED|-
         Print the worker's Rust version (and its sccache, where the pool gives
-        builds a shared compile cache), and fail with a message naming both
+        builds a shared compile cache: on a docker pool, through a wrapper that
+        leaves the project's own crates to rustc), and fail with a message naming both
         when the crate needs a newer Rust (its rust-version or edition) or the
         worker's Rust is not the toolchain farm.yaml pins for the project.
 
@@ -37,6 +38,7 @@ import hashlib
 import io
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -208,7 +210,10 @@ def toolchain(crate_dir, project, pinned):
 def compile_cache():
     """Say whether builds here share compiled crates through sccache: where the image
     has sccache and the pool mounts a cache (SCCACHE_DIR), or, on an EC2 instance, names
-    an S3 bucket and the instance's relay is there (its socket, forwarded here first)."""
+    an S3 bucket and the instance's relay is there (its socket, forwarded here first).
+    The wrapper it names for a pool's own cache sends only dependencies through sccache
+    (the pool keeps each project's target directory); on EC2, whose containers keep
+    none, every crate goes through it."""
     wrapper = shutil.which("sccache")
     if not wrapper:
         return
@@ -230,7 +235,40 @@ def compile_cache():
                                  check=True).stdout.split()[-1]
     except (OSError, subprocess.CalledProcessError, IndexError):
         return
+    if not bucket:
+        wrapper = dependencies_only(wrapper)
     print(f"compile cache: {wrapper} {version} {directory}")
+
+
+# Cargo's RUSTC_WRAPPER for a pool that keeps each project's target directory: cargo
+# sets CARGO_PRIMARY_PACKAGE for the crates it was asked to build (the project's own),
+# which that directory rebuilds incrementally; through sccache they would only cost
+# its hashing and fill the shared cache with entries no other build reads. Cargo's
+# questions to rustc (its version, what a target's files are called), which sccache
+# cannot cache, go straight to rustc too: a build that compiles no dependency never
+# starts sccache.
+DEPENDENCIES_ONLY = """#!/bin/sh
+# rustc through sccache for dependencies only (see farm_worker_tool.py).
+if [ -n "${{CARGO_PRIMARY_PACKAGE:-}}" ]; then
+    exec "$@"
+fi
+case " $* " in
+    *" - --crate-name ___ "* | *" -vV "*) exec "$@" ;;
+esac
+exec {sccache} "$@"
+"""
+
+
+def dependencies_only(sccache):
+    """Write the wrapper that sends only dependencies through ``sccache``; its path.
+    It passes any other command (``--show-stats``) to sccache too."""
+    path = os.path.join(os.path.expanduser("~"), ".rustfarm", "sccache-for-dependencies")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".new", "w") as script:
+        script.write(DEPENDENCIES_ONLY.format(sccache=shlex.quote(sccache)))
+    os.chmod(path + ".new", 0o755)
+    os.replace(path + ".new", path)
+    return path
 
 
 def crate_binaries(crate_dir, suffix):

@@ -43,7 +43,7 @@ import os
 import socket
 import time
 
-from buildbot_worker.bot import Worker
+from rustfarm.workers.failover_worker import FailoverWorker
 from twisted.application import service
 from twisted.python.log import FileLogObserver, ILogObserver
 from twisted.python.logfile import LogFile
@@ -74,22 +74,13 @@ while time.monotonic() < deadline:
     except OSError:
         time.sleep(0.05)
 
-s = Worker({host!r}, {port!r}, {name!r}, passwd, basedir, 600, umask=0o022,
-           maxdelay=30, numcpus=None, allow_shutdown=None, maxRetries=None,
-           protocol="pb", useTls=0, delete_leftover_dirs=0)
+# Its own master first, then the farm's others (if any), tried in turn at every
+# reconnection; its connections send without delay (rustfarm.workers.connection).
+s = FailoverWorker({masters!r}, {name!r}, passwd, basedir, 600, umask=0o022,
+                   maxdelay=30, numcpus=None, allow_shutdown=None, maxRetries=None,
+                   protocol="pb", useTls=0, delete_leftover_dirs=0)
 s.setServiceParent(application)
 """
-
-# Several masters: the same tac, with a worker that moves to another master of the farm
-# when its own is lost (workers/failover_worker.py).
-FAILOVER_WORKER_TAC = WORKER_TAC.replace(
-    "from buildbot_worker.bot import Worker\n",
-    "from rustfarm.workers.failover_worker import FailoverWorker\n").replace(
-    "s = Worker({host!r}, {port!r}, {name!r},",
-    "# Its own master first, then the farm's others, tried in turn at every reconnection.\n"
-    "s = FailoverWorker({masters!r}, {name!r},")
-assert "FailoverWorker({masters!r}" in FAILOVER_WORKER_TAC and \
-    "import FailoverWorker" in FAILOVER_WORKER_TAC
 
 
 def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path,
@@ -110,8 +101,7 @@ def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_fi
     (basedir / "info").mkdir(exist_ok=True)
     (basedir / "info" / "admin").write_text("rustfarm local worker\n")
     (basedir / "info" / "host").write_text(f"local pool worker {name}\n")
-    template = FAILOVER_WORKER_TAC if other_ports or elsewhere else WORKER_TAC
     masters = [(host, p) for p in (port, *other_ports)] + list(elsewhere)
-    (basedir / "buildbot.tac").write_text(template.format(
+    (basedir / "buildbot.tac").write_text(WORKER_TAC.format(
         basedir=str(basedir), host=host, port=port, name=name, masters=masters,
         password_file=str(password_file)))

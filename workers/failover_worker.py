@@ -1,5 +1,6 @@
-"""A local worker of a farm of several masters, which outlives the master it is attached
-to: when that connection is lost, it connects to the next master of the farm that answers.
+"""A local worker, which outlives the master it is attached to in a farm of several
+masters: when that connection is lost, it connects to the next master of the farm that
+answers. Its connections send without Nagle's algorithm (connection.py).
 
 buildbot_worker's Worker connects through one ClientService to one endpoint and retries
 that endpoint for ever. FailoverWorker is that Worker with the endpoint replaced by one
@@ -21,6 +22,8 @@ from twisted.python import log
 from zope.interface import implementer
 
 from buildbot_worker.bot import Worker
+
+from .connection import send_promptly
 
 # A master that does not answer within this is skipped for the next one.
 CONNECT_TIMEOUT = 10
@@ -45,6 +48,8 @@ class FailoverEndpoint:
             except Exception as err:  # noqa: BLE001 - any failure: try the next master
                 failures.append(f"{label}: {err}")
                 continue
+            # The worker's side sends without delay too (see connection.py).
+            send_promptly(getattr(protocol, "transport", None))
             if label != self.connected_to:
                 log.msg(f"connected to the master at {label}"
                         + (f" (not answering: {'; '.join(failures)})" if failures else ""))

@@ -1,5 +1,6 @@
 """Worker connections without Nagle's algorithm, checked on real sockets: the master's
-side as a worker attaches, and the TCP side of the local worker socket's forwarder."""
+side as a worker attaches, the TCP side of the local worker socket's forwarder, and a
+local worker's side."""
 
 from __future__ import annotations
 
@@ -83,6 +84,40 @@ def test_the_master_and_the_worker_socket_send_without_delay(tmp_path):
         "master side after attaching": True,
         "forwarder's TCP side": True,
     }
+
+
+# A local worker's side: FailoverEndpoint (what every local worker connects through)
+# connects to a real TCP port and turns the algorithm off on its connection.
+LOCAL_WORKER_SIDE = r"""
+import json, socket
+from twisted.internet import endpoints, protocol, reactor
+from rustfarm.workers.failover_worker import FailoverEndpoint
+
+seen = {}
+
+def report(connected):
+    handle = connected.transport.getHandle()
+    seen["worker side"] = handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    reactor.stop()
+
+def connect(port):
+    target = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+    FailoverEndpoint([("master", target)]).connect(
+        protocol.Factory.forProtocol(protocol.Protocol)).addCallback(report)
+
+endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
+    protocol.Factory.forProtocol(protocol.Protocol)).addCallback(connect)
+reactor.callLater(20, reactor.stop)
+reactor.run()
+print(json.dumps(seen))
+"""
+
+
+def test_a_local_worker_sends_without_delay():
+    done = subprocess.run([sys.executable, "-c", LOCAL_WORKER_SIDE], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"worker side": True}
 
 
 def test_every_worker_class_of_the_farm_attaches_without_delay():

@@ -33,13 +33,15 @@ def outcome(deferred: defer.Deferred):
     return result
 
 
-def test_one_master_keeps_buildbot_s_own_worker(tmp_path):
+def test_one_master_is_the_worker_s_only_master(tmp_path):
     secret = tmp_path / "secret"
     write_worker_tac(tmp_path / "w", "127.0.0.1", 9001, "local-1", secret)
     text = (tmp_path / "w" / "buildbot.tac").read_text()
     assert text == WORKER_TAC.format(basedir=str(tmp_path / "w"), host="127.0.0.1",
-                                     port=9001, name="local-1", password_file=str(secret))
-    assert "from buildbot_worker.bot import Worker\n" in text and "Failover" not in text
+                                     port=9001, name="local-1", password_file=str(secret),
+                                     masters=[("127.0.0.1", 9001)])
+    compile(text, "buildbot.tac", "exec")
+    assert "s = FailoverWorker([('127.0.0.1', 9001)], 'local-1', passwd," in text
 
 
 def test_with_several_masters_the_worker_tries_its_own_then_the_others(tmp_path):

@@ -13,6 +13,9 @@
 3. A second project with the same dependencies built cold for the same target,
    after the first: its dependencies come from the pool's shared compile cache
    (sccache's hits and misses are printed with it).
+4. A crate over a chain of two slow path dependencies, cold, through the farm and
+   bare, and bare through sccache alone, which hides from cargo that a library's
+   metadata is written (its pipelining) until the library is compiled.
 
 The worker images must be built (`farm images build`). Prints figures only.
 """
@@ -34,7 +37,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.crates import renamed_copy  # noqa: E402
+from tests.support.crates import chain_crate, renamed_copy  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "crates"
 FARM = str(Path(sys.executable).parent / "farm")
@@ -155,15 +158,17 @@ def median_warm(build, source: Path, runs: int):
 
 
 def bare_docker_build(source: Path, volume: str, sccache: bool = False) -> float:
-    """``docker run ... cargo build`` in the target's image; with ``sccache``, through
-    sccache on a cache in the same volume (empty when the volume is new)."""
+    """``docker run ... cargo build`` in the target's image (``--locked`` where the
+    crate has a Cargo.lock); with ``sccache``, through sccache on a cache in the same
+    volume (empty when the volume is new)."""
     wrapper = ["-e", "RUSTC_WRAPPER=sccache", "-e", "SCCACHE_DIR=/home/rustbuild/cache/sccache",
                "-e", "SCCACHE_IDLE_TIMEOUT=0"] if sccache else []
     start = time.monotonic()
     subprocess.run(["docker", "run", "--rm", "--network", "none",
                     "-v", f"{source}:/src", "-v", f"{volume}:/home/rustbuild/cache",
                     "-w", "/src", "-e", "CARGO_TARGET_DIR=/home/rustbuild/cache/target",
-                    *wrapper, image_of(MIPSEL), "cargo", "build", "--release", "--locked",
+                    *wrapper, image_of(MIPSEL), "cargo", "build", "--release",
+                    *(["--locked"] if (source / "Cargo.lock").exists() else []),
                     "--target", MIPSEL], check=True, capture_output=True)
     return time.monotonic() - start
 
@@ -178,7 +183,10 @@ def main() -> None:
         shutil.copytree(FIXTURES / "deps-demo", deps, ignore=shutil.ignore_patterns("target"))
         subprocess.run(["chmod", "-R", "a+rwX", str(deps)], check=True)
         two = renamed_copy("deps-demo", root, "deps-two")    # same dependencies
-        caches = [cache_volume_name("bench", name, MIPSEL) for name in ("deps", "deps-two")] \
+        chain = chain_crate(root / "chain", "chain")
+        subprocess.run(["chmod", "-R", "a+rwX", str(chain)], check=True)
+        caches = [cache_volume_name("bench", name, MIPSEL)
+                  for name in ("deps", "deps-two", "chain")] \
             + [compile_cache_volume("bench", MIPSEL)]
         subprocess.run(["docker", "volume", "rm", "-f", *caches], capture_output=True)
         with Farm(root, f"""\
@@ -193,6 +201,7 @@ projects:
   box: {{source: {FIXTURES / 'hello-arch'}, targets: [{MIPSEL}], binaries: [hello-arch], test: false}}
   deps: {{source: {deps}, targets: [{MIPSEL}], binaries: [deps-demo], test: false}}
   deps-two: {{source: {two}, targets: [{MIPSEL}], binaries: [deps-two], test: false}}
+  chain: {{source: {chain}, targets: [{MIPSEL}], binaries: [chain], test: false}}
 """) as farm:
             local = [farm.first_step_latency("local", HOST) for _ in range(args.runs)]
             boxed = [farm.first_step_latency("box", MIPSEL) for _ in range(args.runs)]
@@ -200,6 +209,7 @@ projects:
             farm_warm = median_warm(lambda: farm.build_time("deps", MIPSEL), deps, args.runs)
             second_cold = farm.build_time("deps-two", MIPSEL)
             second_counts = farm.compile_cache_counts("deps-two")
+            chain_farm = farm.build_time("chain", MIPSEL)
         volume = "rustfarm-bench-bare"
         subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
         bare_cold = bare_docker_build(deps, volume)
@@ -209,6 +219,10 @@ projects:
         sccache_cold = bare_docker_build(deps, volume, sccache=True)
         sccache_warm = median_warm(lambda: bare_docker_build(deps, volume, sccache=True), deps,
                                    args.runs)
+        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
+        chain_bare = bare_docker_build(chain, volume)
+        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
+        chain_sccache = bare_docker_build(chain, volume, sccache=True)
         subprocess.run(["docker", "volume", "rm", "-f", volume, *caches], capture_output=True)
 
     print(f"force request -> first step, median of {args.runs}:")
@@ -234,6 +248,12 @@ projects:
           f"  ({second_cold[0] / farm_cold[0]:.2f}x the first project's cold build)")
     print(f"  {'farm: cargo build step':34}{second_cold[1]:8.2f}s")
     print(f"  compile cache: {second_counts}")
+    print("a crate over a chain of two slow libraries (cargo's pipelining), cold:")
+    print(f"  {'bare docker run cargo build':34}{chain_bare:8.2f}s")
+    print(f"  {'bare, through sccache (empty)':34}{chain_sccache:8.2f}s"
+          f"  ({chain_sccache / chain_bare:.2f}x bare)")
+    print(f"  {'farm: force -> build done':34}{chain_farm[0]:8.2f}s"
+          f"  ({chain_farm[0] / chain_bare:.2f}x bare)")
     overhead = statistics.median(boxed) - statistics.median(local)
     goals = [
         ("fresh container: force to first step at most 0.5 s over a running local worker",

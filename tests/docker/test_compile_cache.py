@@ -4,20 +4,22 @@ volume per (farm, toolchain, target) for every project's builds.
 A second project with the same dependencies compiles none of them (sccache's
 counts, in the build's log and its ``compile_cache`` property); two projects built
 at once on one cache both succeed and their binaries run; a dependency built with
-other features is compiled again, not taken from the cache."""
+other features is compiled again, not taken from the cache; a library's dependents
+start on its metadata through sccache as without it (cargo's pipelining)."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from rustfarm.workers.docker import compile_cache_volume_name
-from tests.support.crates import renamed_copy
+from tests.support.crates import chain_crate, renamed_copy
 from tests.support.farm import RunningFarm
 
-from .conftest import TARGETS, remove_cache_volumes, wait_until_no_containers
+from .conftest import TARGETS, cache_volume, remove_cache_volumes, wait_until_no_containers
 from .test_container_builds import fetch_binary, run_in_image
 
 pytestmark = pytest.mark.docker
@@ -51,9 +53,10 @@ def cache_farm(built_chain, tmp_path_factory):
                 "features": copy_of_deps_demo(
                     root, "features",
                     regex='{ version = "1", default-features = false, '
-                          'features = ["std", "unicode-perl"] }')}
+                          'features = ["std", "unicode-perl"] }'),
+                "chain": chain_crate(root / "chain", "chain")}
     targets = {"first": HOST, "second": HOST, "features": HOST, "twin-a": MIPSEL,
-               "twin-b": MIPSEL}
+               "twin-b": MIPSEL, "chain": HOST}
     farm = RunningFarm(root, f"""\
 schedule: {{nightly: false}}
 workers:
@@ -164,3 +167,31 @@ def test_two_projects_built_at_once_share_one_cache(cache_farm, built_chain, tmp
         binary = fetch_binary(cache_farm, build, name, out)
         assert run_in_image(built_chain.reference(MIPSEL), out, binary.name,
                             [TARGETS[MIPSEL].qemu]).startswith("deps-demo on mips:")
+
+
+def test_a_library_s_dependents_start_on_its_metadata_through_the_cache(cache_farm, built_chain,
+                                                                       tmp_path):
+    # chain -> middle -> bottom, two path dependencies (not the project's own crates:
+    # both go through sccache). Cargo starts middle as soon as rustc says bottom's
+    # metadata is written; sccache says it only once bottom is compiled, so through
+    # sccache alone middle would start after bottom's code generation, and its
+    # metadata be written after bottom's rlib. The farm's wrapper says it as the file
+    # appears.
+    build = cache_farm.wait_for_build(force(cache_farm, "chain"), timeout=600)
+    assert build["results"] == 0, cache_farm.step_log(build, "cargo build")[-3000:]
+    counts = cache_counts(cache_farm, build)
+    assert counts["misses"] == 2 and counts["errors"] == 0, counts
+    deps = f"/cache/target/{HOST}/release/deps"
+    listed = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "--user", "0",
+         "-v", f"{cache_volume('chain', HOST, FARM)}:/cache:ro", "--entrypoint", "sh",
+         built_chain.reference(HOST), "-c",
+         f"stat -c '%.9Y %n' {deps}/libbottom-*.rlib {deps}/libmiddle-*.rmeta"],
+        capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    written = {Path(name).name.split("-")[0]: float(when)
+               for when, name in (line.split() for line in listed.stdout.splitlines())}
+    assert written["libmiddle"] < written["libbottom"], written
+    binary = fetch_binary(cache_farm, build, "chain", tmp_path)
+    assert run_in_image(built_chain.reference(HOST), tmp_path, binary.name,
+                        []).startswith("chain: ")

@@ -40,3 +40,41 @@ def failing_test_crate(directory: Path) -> Path:
         'fn main() {}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds_up() {\n'
         '        assert_eq!(1 + 1, 3, "arithmetic is broken");\n    }\n\n'
         '    #[test]\n    fn fine() {}\n}\n'))
+
+
+def _busy_library(prefix: str, count: int, below: str | None) -> str:
+    """``count`` functions whose code generation takes a while in release, each
+    calling the one of the same number in the library ``below``, if any."""
+    lines = [f"pub use {below}::mix;" if below else
+             "#[inline(never)]\npub fn mix(x: u64, k: u32) -> u64 {\n"
+             "    x.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(k) ^ (x >> 7)\n}"]
+    for i in range(count):
+        call = f" ^ {below}::{below[0]}{i}(x)" if below else ""
+        lines.append(
+            f"pub fn {prefix}{i}(x: u64) -> u64 {{\n"
+            f"    let mut h = mix(x ^ {i}, {i % 31 + 1}){call};\n"
+            f"    for k in 0..(x as u32 % 5 + {i % 7}) {{\n"
+            f"        h = mix(h, k) ^ h.count_ones() as u64;\n"
+            f"        if h % {i + 3} == 1 {{\n            h = h.wrapping_add({i});\n        }}\n"
+            "    }\n    h\n}")
+    return "\n".join(lines) + "\n"
+
+
+def chain_crate(directory: Path, name: str, functions: int = 800) -> Path:
+    """A crate ``name`` over a chain of two path dependencies, ``middle`` on ``bottom``,
+    each ``functions`` functions long: a library whose dependent can start compiling
+    on its metadata (cargo's pipelining) long before its own code is generated. The
+    binary prints ``chain: N``."""
+    for library, below in (("bottom", None), ("middle", "bottom")):
+        (directory / library / "src").mkdir(parents=True, exist_ok=True)
+        dependency = f'\n[dependencies]\n{below} = {{ path = "../{below}" }}\n' if below else ""
+        (directory / library / "Cargo.toml").write_text(
+            f'[package]\nname = "{library}"\nversion = "0.1.0"\nedition = "2021"\n'
+            + dependency)
+        (directory / library / "src" / "lib.rs").write_text(
+            _busy_library(library[0], functions, below))
+    write_crate(directory, name, 'fn main() {\n'
+                '    println!("chain: {}", middle::m7(std::env::args().count() as u64));\n}\n')
+    manifest = directory / "Cargo.toml"
+    manifest.write_text(manifest.read_text() + '\n[dependencies]\nmiddle = { path = "middle" }\n')
+    return directory

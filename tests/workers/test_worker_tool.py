@@ -79,3 +79,72 @@ def test_the_tool_runs_from_standard_input_as_the_master_sends_it(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "1 written, 0 removed" in done.stdout
     assert (tmp_path / "src/src/main.rs").read_text() == "fn main() {}"
+
+
+def write_pipelined(home: Path, compiler: Path) -> Path:
+    """The tool's sccache wrapper that keeps cargo's pipelining, written as the
+    toolchain step writes it (under ``home``), around ``compiler`` instead of sccache."""
+    done = subprocess.run([sys.executable, "-c", "import runpy; tool = runpy.run_path("
+                           f"{str(TOOL)!r}, run_name='tool'); "
+                           f"print(tool['pipelined']({str(compiler)!r}))"],
+                          env={**os.environ, "HOME": str(home)}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip())
+
+
+# A compiler as sccache runs one: the metadata renamed into place at once, the rest
+# later, and rustc's notices of both printed only at the end (as sccache replays them).
+SLOW_COMPILER = """#!/bin/sh
+out=$1
+printf meta > "$out/libdep-1a2b.rmeta.tmp" && mv "$out/libdep-1a2b.rmeta.tmp" "$out/libdep-1a2b.rmeta"
+sleep 2
+printf code > "$out/libdep-1a2b.rlib"
+echo '{"$message_type":"artifact","artifact":"'"$out"'/libdep-1a2b.rmeta","emit":"metadata"}' >&2
+echo '{"$message_type":"artifact","artifact":"'"$out"'/libdep-1a2b.rlib","emit":"link"}' >&2
+echo 'warning: replayed' >&2
+exit 3
+"""
+
+
+def test_the_sccache_wrapper_says_a_library_s_metadata_is_written_as_it_appears(tmp_path):
+    compiler = tmp_path / "compiler"
+    compiler.write_text(SLOW_COMPILER)
+    compiler.chmod(0o755)
+    wrapper = write_pipelined(tmp_path, compiler)
+    out = tmp_path / "deps"
+    out.mkdir()
+    (out / "libdep-1a2b.rmeta").write_text("stale, from an earlier build")
+    # The first argument is the one cargo gives: rustc's path (here, the out dir the
+    # stand-in writes to, which the wrapper passes on as it is).
+    started = time.monotonic()
+    compile = subprocess.Popen(
+        [str(wrapper), str(out), "--crate-name", "dep", "--edition=2021", "src/lib.rs",
+         "--error-format=json", "--json=diagnostic-rendered-ansi,artifacts,future-incompat",
+         "--crate-type", "lib", "--emit=dep-info,metadata,link", "-C", "opt-level=3",
+         "-C", "extra-filename=-1a2b", "--out-dir", str(out)],
+        stderr=subprocess.PIPE, text=True)
+    first = compile.stderr.readline()
+    said_at = time.monotonic() - started
+    rest = compile.stderr.read()
+    assert compile.wait() == 3
+    # Said before the compile ended (2 s), about the new file, not the stale one.
+    assert said_at < 1.5, said_at
+    assert first.strip() == ('{"$message_type":"artifact","artifact":"'
+                             f'{out}/libdep-1a2b.rmeta","emit":"metadata"}}')
+    # The replayed notice of the metadata is dropped (cargo takes it once); the rest stays.
+    assert "libdep-1a2b.rmeta" not in rest
+    assert "libdep-1a2b.rlib" in rest and "warning: replayed" in rest
+
+
+def test_the_sccache_wrapper_passes_any_other_command_as_it_is(tmp_path):
+    compiler = tmp_path / "compiler"
+    compiler.write_text('#!/bin/sh\necho "args: $*"\necho "to stderr" >&2\nexit 4\n')
+    compiler.chmod(0o755)
+    wrapper = write_pipelined(tmp_path, compiler)
+    for args in (["--show-stats", "--stats-format", "json"],
+                 ["rustc", "--crate-name", "build_script_build", "build.rs",
+                  "--emit=dep-info,link", "--json=artifacts", "--out-dir", str(tmp_path)]):
+        done = subprocess.run([str(wrapper), *args], capture_output=True, text=True)
+        assert done.returncode == 4
+        assert done.stdout == f"args: {' '.join(args)}\n"
+        assert done.stderr == "to stderr\n"

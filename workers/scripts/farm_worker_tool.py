@@ -18,8 +18,9 @@ input (``python3 - unpack ...``); the usage below runs it from a file.
 
     python3 farm_worker_tool.py toolchain CRATE_DIR PROJECT PINNED|-
         Print the worker's Rust version (and its sccache, where the pool gives
-        builds a shared compile cache: on a docker pool, through a wrapper that
-        leaves the project's own crates to rustc), and fail with a message naming both
+        builds a shared compile cache, through a wrapper that keeps cargo's
+        pipelining and, on a docker pool, leaves the project's own crates to
+        rustc), and fail with a message naming both
         when the crate needs a newer Rust (its rust-version or edition) or the
         worker's Rust is not the toolchain farm.yaml pins for the project.
 
@@ -213,7 +214,7 @@ def compile_cache():
     an S3 bucket and the instance's relay is there (its socket, forwarded here first).
     The wrapper it names for a pool's own cache sends only dependencies through sccache
     (the pool keeps each project's target directory); on EC2, whose containers keep
-    none, every crate goes through it."""
+    none, every crate goes through it. Both keep cargo's pipelining (PIPELINED)."""
     wrapper = shutil.which("sccache")
     if not wrapper:
         return
@@ -235,8 +236,7 @@ def compile_cache():
                                  check=True).stdout.split()[-1]
     except (OSError, subprocess.CalledProcessError, IndexError):
         return
-    if not bucket:
-        wrapper = dependencies_only(wrapper)
+    wrapper = pipelined(wrapper) if bucket else dependencies_only(wrapper)
     print(f"compile cache: {wrapper} {version} {directory}")
 
 
@@ -246,7 +246,8 @@ def compile_cache():
 # its hashing and fill the shared cache with entries no other build reads. Cargo's
 # questions to rustc (its version, what a target's files are called), which sccache
 # cannot cache, go straight to rustc too: a build that compiles no dependency never
-# starts sccache.
+# starts sccache. A library's compile goes through PIPELINED (below), any other
+# (build scripts, proc-macros) to sccache itself.
 DEPENDENCIES_ONLY = """#!/bin/sh
 # rustc through sccache for dependencies only (see farm_worker_tool.py).
 if [ -n "${{CARGO_PRIMARY_PACKAGE:-}}" ]; then
@@ -254,21 +255,134 @@ if [ -n "${{CARGO_PRIMARY_PACKAGE:-}}" ]; then
 fi
 case " $* " in
     *" - --crate-name ___ "* | *" -vV "*) exec "$@" ;;
+    *" --emit=dep-info,metadata,link "*) exec {pipelined} "$@" ;;
 esac
 exec {sccache} "$@"
 """
 
+# sccache hands rustc's output back only once a crate is compiled, so cargo, which
+# starts a library's dependents as soon as rustc says its metadata (.rmeta) is
+# written, would start none of them before the library's code generation is done:
+# on a cold build, the crates of a dependency chain one after another. This wrapper
+# runs sccache and says it for rustc, as the file appears (rustc, and sccache taking
+# a crate from the cache, both rename a finished file into place), and drops the
+# same notice from sccache's output. Any other command goes to sccache as it is.
+PIPELINED = r"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 
-def dependencies_only(sccache):
-    """Write the wrapper that sends only dependencies through ``sccache``; its path.
-    It passes any other command (``--show-stats``) to sccache too."""
-    path = os.path.join(os.path.expanduser("~"), ".rustfarm", "sccache-for-dependencies")
+
+# Where rustc writes the library's .rmeta in a pipelined compile (cargo asks for
+# metadata and link, and for notices of artifacts); None for any other command.
+def metadata_file(args):
+    found = {}
+    words = iter(args)
+    for arg in words:
+        for flag in ("--emit", "--json", "--crate-name", "--out-dir", "--codegen", "-C"):
+            if arg == flag:
+                value = next(words, "")
+            elif arg.startswith(flag + "="):
+                value = arg[len(flag) + 1:]
+            elif flag == "-C" and arg.startswith("-C"):
+                value = arg[2:]
+            else:
+                continue
+            if flag in ("--codegen", "-C"):
+                key, _, value = value.partition("=")
+                flag = key
+            found[flag] = value
+            break
+    emit = found.get("--emit", "").split(",")
+    if not ("metadata" in emit and "link" in emit
+            and "artifacts" in found.get("--json", "").split(",")
+            and found.get("--crate-name") and found.get("--out-dir")):
+        return None
+    name = f"lib{found['--crate-name']}{found.get('extra-filename', '')}.rmeta"
+    return os.path.join(found["--out-dir"], name)
+
+
+def state(path):
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def is_metadata_notice(line):
+    if b'"artifact"' not in line:
+        return False
+    try:
+        notice = json.loads(line)
+    except ValueError:
+        return False
+    return (isinstance(notice, dict) and notice.get("$message_type") == "artifact"
+            and str(notice.get("artifact", "")).endswith(".rmeta"))
+
+
+def main(args):
+    rmeta = metadata_file(args[1:])
+    if rmeta is None:
+        os.execv(SCCACHE, [SCCACHE, *args])
+    before = state(rmeta)
+    compile = subprocess.Popen([SCCACHE, *args], stderr=subprocess.PIPE)
+    output = []
+    reader = threading.Thread(target=lambda: output.append(compile.stderr.read()))
+    reader.start()
+    announced = False
+    while compile.poll() is None:
+        now = state(rmeta)
+        if now is not None and now != before:
+            notice = {"$message_type": "artifact", "artifact": rmeta, "emit": "metadata"}
+            os.write(2, (json.dumps(notice, separators=(",", ":")) + "\n").encode())
+            announced = True
+            break
+        time.sleep(0.005)
+    code = compile.wait()
+    reader.join()
+    replay = output[0] if output else b""
+    if announced:
+        replay = b"".join(line for line in replay.splitlines(keepends=True)
+                          if not is_metadata_notice(line))
+    sys.stderr.buffer.write(replay)
+    sys.stderr.flush()
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
+
+
+main(sys.argv[1:])
+"""
+
+
+def _write_script(name, text):
+    path = os.path.join(os.path.expanduser("~"), ".rustfarm", name)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".new", "w") as script:
-        script.write(DEPENDENCIES_ONLY.format(sccache=shlex.quote(sccache)))
+        script.write(text)
     os.chmod(path + ".new", 0o755)
     os.replace(path + ".new", path)
     return path
+
+
+def pipelined(sccache):
+    """Write the wrapper that keeps cargo's pipelining through ``sccache``; its path."""
+    return _write_script("sccache-pipelined", f"#!{sys.executable} -S\n"
+                         f"SCCACHE = {sccache!r}\n" + PIPELINED)
+
+
+def dependencies_only(sccache):
+    """Write the wrapper that sends only dependencies through ``sccache``, libraries
+    with cargo's pipelining kept; its path. It passes any other command
+    (``--show-stats``) to sccache too."""
+    return _write_script("sccache-for-dependencies", DEPENDENCIES_ONLY.format(
+        sccache=shlex.quote(sccache), pipelined=shlex.quote(pipelined(sccache))))
 
 
 def crate_binaries(crate_dir, suffix):

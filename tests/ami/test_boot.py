@@ -5,10 +5,12 @@ Every boot gets a recorder in place of poweroff; each case ends within seconds.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -263,3 +265,62 @@ def test_sigterm_stops_the_boot_without_power_off(tiny_worker_images, tmp_path):
         assert harness.container_exists(instance.container_name)
         assert harness.wait_for(lambda: "tiny-worker: exiting" in instance.output, 30)
         assert not instance.powered_off
+
+
+# pidfd_getfd(2): a copy of another process's descriptor (root may take any).
+SYS_PIDFD_GETFD = 438
+
+
+def process_socket(local_port: int) -> tuple[int, int]:
+    """(pid, fd) of the process whose TCP socket on loopback has ``local_port``."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{local_port:04X}":
+            inode = fields[9]
+    assert inode, f"no TCP socket on 127.0.0.1:{local_port}"
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return int(fd_dir.parent.name), int(fd.name)
+        except OSError:
+            continue
+    raise AssertionError(f"no process holds the socket of 127.0.0.1:{local_port}")
+
+
+def sends_without_delay(pid: int, fd: int) -> bool:
+    """Whether Nagle's algorithm is off on process ``pid``'s TCP socket ``fd``, as the
+    kernel says of a copy of it."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        copy = libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+        assert copy >= 0, os.strerror(ctypes.get_errno())
+    finally:
+        os.close(pidfd)
+    with socket.socket(fileno=copy) as connection:
+        return connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's socket needs root")
+def test_the_worker_socket_reaches_the_master_without_nagle(tiny_worker_images, tmp_path):
+    # socat forwards the container's worker socket to the master's worker port: its TCP
+    # side sends each of the worker's small messages at once, where Nagle's algorithm
+    # would hold one back until the master's delayed acknowledgement (up to 40 ms, on
+    # every round trip of a build). The master is a plain listener here.
+    with socket.create_server(("127.0.0.1", 0)) as master:
+        master.settimeout(30)
+        user_data = harness.user_data_text(tiny_worker_images(hold_seconds=20), "127.0.0.1",
+                                           master.getsockname()[1], "ec2-tiny-9", "secret-9")
+        with harness.boot_instance(user_data, workdir=tmp_path) as instance:
+            assert harness.wait_for(lambda: "tiny-worker: started" in instance.output, 60), \
+                instance.output
+            # As the worker in the container connects: through the instance's socket.
+            with socket.socket(socket.AF_UNIX) as worker:
+                worker.connect(str(instance.run_dir / "socket" / "worker.sock"))
+                connection, (_, port) = master.accept()
+                with connection:
+                    assert sends_without_delay(*process_socket(port))
+                    # What the kernel says by default (the master's side, as accepted).
+                    assert not sends_without_delay(os.getpid(), connection.fileno())

@@ -5,7 +5,6 @@ Every boot gets a recorder in place of poweroff; each case ends within seconds.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import secrets
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.registry import free_port
+from tests.support.sockets import sends_without_delay, socket_holder
 
 from . import harness
 
@@ -267,42 +267,6 @@ def test_sigterm_stops_the_boot_without_power_off(tiny_worker_images, tmp_path):
         assert not instance.powered_off
 
 
-# pidfd_getfd(2): a copy of another process's descriptor (root may take any).
-SYS_PIDFD_GETFD = 438
-
-
-def process_socket(local_port: int) -> tuple[int, int]:
-    """(pid, fd) of the process whose TCP socket on loopback has ``local_port``."""
-    inode = None
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1] == f"0100007F:{local_port:04X}":
-            inode = fields[9]
-    assert inode, f"no TCP socket on 127.0.0.1:{local_port}"
-    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
-        try:
-            for fd in fd_dir.iterdir():
-                if os.readlink(fd) == f"socket:[{inode}]":
-                    return int(fd_dir.parent.name), int(fd.name)
-        except OSError:
-            continue
-    raise AssertionError(f"no process holds the socket of 127.0.0.1:{local_port}")
-
-
-def sends_without_delay(pid: int, fd: int) -> bool:
-    """Whether Nagle's algorithm is off on process ``pid``'s TCP socket ``fd``, as the
-    kernel says of a copy of it."""
-    pidfd = os.pidfd_open(pid)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        copy = libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
-        assert copy >= 0, os.strerror(ctypes.get_errno())
-    finally:
-        os.close(pidfd)
-    with socket.socket(fileno=copy) as connection:
-        return connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's socket needs root")
 def test_the_worker_socket_reaches_the_master_without_nagle(tiny_worker_images, tmp_path):
     # socat forwards the container's worker socket to the master's worker port: its TCP
@@ -321,6 +285,6 @@ def test_the_worker_socket_reaches_the_master_without_nagle(tiny_worker_images, 
                 worker.connect(str(instance.run_dir / "socket" / "worker.sock"))
                 connection, (_, port) = master.accept()
                 with connection:
-                    assert sends_without_delay(*process_socket(port))
+                    assert sends_without_delay(*socket_holder(local_port=port))
                     # What the kernel says by default (the master's side, as accepted).
                     assert not sends_without_delay(os.getpid(), connection.fileno())

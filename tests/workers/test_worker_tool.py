@@ -12,6 +12,8 @@ import tarfile
 import time
 from pathlib import Path
 
+import pytest
+
 TOOL = Path(__file__).resolve().parents[2] / "workers" / "scripts" / "farm_worker_tool.py"
 
 
@@ -93,22 +95,26 @@ def write_pipelined(home: Path, compiler: Path) -> Path:
 
 
 # A compiler as sccache runs one: the metadata renamed into place at once, the rest
-# later, and rustc's notices of both printed only at the end (as sccache replays them).
+# later, and rustc's notices of both printed only at the end (as sccache replays them;
+# TYPE is the "$message_type" field, which Rust 1.63's notices do not have).
 SLOW_COMPILER = """#!/bin/sh
 out=$1
 printf meta > "$out/libdep-1a2b.rmeta.tmp" && mv "$out/libdep-1a2b.rmeta.tmp" "$out/libdep-1a2b.rmeta"
 sleep 2
 printf code > "$out/libdep-1a2b.rlib"
-echo '{"$message_type":"artifact","artifact":"'"$out"'/libdep-1a2b.rmeta","emit":"metadata"}' >&2
-echo '{"$message_type":"artifact","artifact":"'"$out"'/libdep-1a2b.rlib","emit":"link"}' >&2
+echo '{TYPE"artifact":"'"$out"'/libdep-1a2b.rmeta","emit":"metadata"}' >&2
+echo '{TYPE"artifact":"'"$out"'/libdep-1a2b.rlib","emit":"link"}' >&2
 echo 'warning: replayed' >&2
 exit 3
 """
 
 
-def test_the_sccache_wrapper_says_a_library_s_metadata_is_written_as_it_appears(tmp_path):
+@pytest.mark.parametrize("message_type", ['"$message_type":"artifact",', ""],
+                         ids=["rust-1.96", "rust-1.63"])
+def test_the_sccache_wrapper_says_a_library_s_metadata_is_written_as_it_appears(
+        tmp_path, message_type):
     compiler = tmp_path / "compiler"
-    compiler.write_text(SLOW_COMPILER)
+    compiler.write_text(SLOW_COMPILER.replace("TYPE", message_type))
     compiler.chmod(0o755)
     wrapper = write_pipelined(tmp_path, compiler)
     out = tmp_path / "deps"
@@ -131,7 +137,8 @@ def test_the_sccache_wrapper_says_a_library_s_metadata_is_written_as_it_appears(
     assert said_at < 1.5, said_at
     assert first.strip() == ('{"$message_type":"artifact","artifact":"'
                              f'{out}/libdep-1a2b.rmeta","emit":"metadata"}}')
-    # The replayed notice of the metadata is dropped (cargo takes it once); the rest stays.
+    # The replayed notice of the metadata is dropped (cargo takes it once, and
+    # panics on a second); the rest stays.
     assert "libdep-1a2b.rmeta" not in rest
     assert "libdep-1a2b.rlib" in rest and "warning: replayed" in rest
 

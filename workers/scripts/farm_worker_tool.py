@@ -321,7 +321,8 @@ def is_metadata_notice(line):
         notice = json.loads(line)
     except ValueError:
         return False
-    return (isinstance(notice, dict) and notice.get("$message_type") == "artifact"
+    # Rust 1.63's notices have no "$message_type".
+    return (isinstance(notice, dict) and notice.get("$message_type", "artifact") == "artifact"
             and str(notice.get("artifact", "")).endswith(".rmeta"))
 
 

@@ -16,8 +16,8 @@ def _hex_port(address: str) -> int:
 
 
 def socket_holder(local_port: int | None = None, remote_port: int | None = None) -> tuple[int, int]:
-    """(pid, fd) of a process's TCP socket on this machine's loopback with
-    ``local_port`` and/or connected to ``remote_port``."""
+    """(pid, fd) of a process's IPv4 TCP connection (this network namespace's) from
+    ``local_port`` and/or to ``remote_port``, whatever the addresses."""
     inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rustfarm.workers.tool import INFO_KEY, worker_tool_info
+
 MASTER_TAC = """\
 import os
 
@@ -101,6 +103,7 @@ def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_fi
     (basedir / "info").mkdir(exist_ok=True)
     (basedir / "info" / "admin").write_text("rustfarm local worker\n")
     (basedir / "info" / "host").write_text(f"local pool worker {name}\n")
+    (basedir / "info" / INFO_KEY).write_text(worker_tool_info())
     masters = [(host, p) for p in (port, *other_ports)] + list(elsewhere)
     (basedir / "buildbot.tac").write_text(WORKER_TAC.format(
         basedir=str(basedir), host=host, port=port, name=name, masters=masters,

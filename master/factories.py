@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from importlib import resources
 
 from buildbot.locks import MasterLock
 from buildbot.process.factory import BuildFactory
@@ -13,10 +12,11 @@ from rustfarm.farmfile import Farm, Project, Target
 from rustfarm.farmfile.model import COMPILE_PROJECT, S3CompileCache
 from rustfarm.state import StateDir
 from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR
+from rustfarm.workers.tool import worker_tool_path
 
 from .builds import FarmBuild
-from .steps import TARBALL, Cargo, FetchSource, Package, PruneArtifacts, SnapshotSource, \
-    ToolchainCheck, WorkerToolSource
+from .steps import Cargo, FetchSource, Package, PruneArtifacts, SnapshotSource, \
+    ToolchainCheck, WorkerTool
 
 # Where sources are unpacked and cargo builds: in the builder's directory on a
 # local worker; in the (project, target) cache volume inside a container, where
@@ -28,9 +28,8 @@ UPLOAD_ARCHIVE_NAME = Interpolate("%(prop:crate_name)s-%(prop:target)s.tar.gz")
 
 
 @functools.cache
-def _worker_tool() -> WorkerToolSource:
-    return WorkerToolSource(resources.files("rustfarm.workers").joinpath(
-        "scripts", "farm_worker_tool.py").read_text())
+def _worker_tool() -> WorkerTool:
+    return WorkerTool(worker_tool_path().read_bytes())
 
 
 @renderer
@@ -143,8 +142,8 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                                               .access("exclusive")]))
     tool = _worker_tool()
     factory.addSteps([
-        FetchSource(Property("upload" if upload else "snapshot"), tool=tool,
-                    arguments=["unpack", TARBALL, source_dir], workdir="build",
+        FetchSource(Property("upload" if upload else "snapshot"), source_dir, tool=tool,
+                    workdir="build",
                     haltOnFailure=True, logEnviron=False),
         ToolchainCheck(tool=tool, arguments=["toolchain", Interpolate(crate_dir), project.name,
                                              project.toolchain if project.toolchain_pinned

@@ -4,6 +4,7 @@ package (and upload), prune. Each one's summary says what it did ("unpacked 3 ch
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -18,6 +19,7 @@ from twisted.internet import defer, threads
 from rustfarm.failures import ERROR_START, SUMMARY
 from rustfarm.farmfile import Project
 from rustfarm.names import is_upload_build
+from rustfarm.workers.tool import INFO_KEY
 
 from .releases import read_release
 from .snapshots import GitCommands, SnapshotError, make_snapshot, prune_snapshots
@@ -255,31 +257,55 @@ class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, builds
         return False
 
 
-class WorkerToolSource(str):
-    """The worker tool's source, shown by its name where Buildbot prints a step's
-    arguments (its log lines), not as its 9 KB of code."""
+class WorkerTool:
+    """The worker tool (rustfarm.workers.tool): its source, and the digest by which a
+    worker's info says it has a copy of this very version."""
+
+    def __init__(self, source: bytes):
+        # A plain str: Perspective Broker sends no subclass of it.
+        self.source = source.decode()
+        self.digest = hashlib.sha256(source).hexdigest()
 
     def __repr__(self) -> str:
         return "<farm_worker_tool.py>"
+
+    def copy_on(self, worker_info) -> str | None:
+        """The path of the worker's own copy of this version, if it has one."""
+        advertised = str(worker_info.getProperty(INFO_KEY) or "").split()
+        if len(advertised) == 2 and advertised[0] == self.digest:
+            return advertised[1]
+        return None
 
 
 class WorkerToolStep(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
     """A command of the worker tool whose output makes the step's summary: subclasses
     read it in ``outcome`` and return the step's result.
 
-    The tool's source goes on the command's standard input (``python3 - COMMAND ...``),
-    so no step sends it to the worker first."""
+    The worker runs its own copy of the tool where it has this version (the target
+    images carry it); to any other worker the tool's source goes on the command's
+    standard input (``python3 - COMMAND ...``), in the same message as the command."""
 
-    def __init__(self, tool: str, arguments: list, **kwargs):
-        # A plain str: Perspective Broker sends no subclass of it.
-        kwargs = self.setupShellMixin({**kwargs, "command": ["python3", "-", *arguments],
-                                       "initialStdin": str(tool)})
+    def __init__(self, tool: WorkerTool, arguments: list, **kwargs):
+        kwargs = self.setupShellMixin({**kwargs, "command": arguments})
         super().__init__(**kwargs)
+        self.tool = tool
         self.output = logobserver.BufferLogObserver(wantStdout=True, wantStderr=True)
         self.addLogObserver("stdio", self.output)
 
-    @defer.inlineCallbacks
+    def tool_in_place(self) -> str | None:
+        return self.tool.copy_on(self.build.getWorkerInfo())
+
     def run(self):
+        return self.run_tool(self.command)
+
+    @defer.inlineCallbacks
+    def run_tool(self, arguments: list, stdin: str | None = None):
+        """The tool with ``arguments`` (rendered); ``stdin`` only for a worker's own copy."""
+        in_place = self.tool_in_place()
+        if in_place:
+            self.command, self.initialStdin = ["python3", in_place, *arguments], stdin
+        else:
+            self.command, self.initialStdin = ["python3", "-", *arguments], self.tool.source
         cmd = yield self.makeRemoteShellCommand()
         yield self.runCommand(cmd)
         return self.outcome(cmd.didFail(), self.output.getStdout(), self.output.getStderr())
@@ -293,6 +319,8 @@ class WorkerToolStep(SaysHowItEnded, buildstep.ShellMixin, buildstep.BuildStep):
 TRANSFER_BLOCK = 512 * 1024
 # Where the source tarball lands in the worker's build directory.
 TARBALL = "source.tar.gz"
+# The largest tarball sent with the unpack command itself: base64 makes it TRANSFER_BLOCK.
+INLINE_SNAPSHOT = TRANSFER_BLOCK * 3 // 4
 
 class ToolchainCheck(WorkerToolStep):
     """On the worker: which Rust builds this (the ``toolchain`` property and the
@@ -328,35 +356,42 @@ def human_size(size: int) -> str:
 
 
 class FetchSource(WorkerToolStep):
-    """The source tarball to the worker and over the build's source directory, in one
-    step: only changed files are written (so cargo rebuilds only what changed), and the
-    summary counts them."""
+    """The source tarball to the worker and over the build's source directory ``dest``,
+    in one step: only changed files are written (so cargo rebuilds only what changed),
+    and the summary counts them. To a worker with its own copy of the tool, a tarball of
+    up to INLINE_SNAPSHOT goes along with the unpack command, in one round trip; a larger
+    one, or to another worker, is downloaded first."""
 
     name = "fetch source"
     description = "fetching source"
-    renderables = ["tarball"]
+    renderables = ["tarball", "dest"]
 
-    def __init__(self, tarball, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, tarball, dest, **kwargs):
+        super().__init__(arguments=["unpack", TARBALL, dest], **kwargs)
         self.tarball = tarball
+        self.dest = dest
 
     @defer.inlineCallbacks
     def run(self):
         try:
-            source = open(self.tarball, "rb")    # closed by the transfer
+            with open(self.tarball, "rb") as source:
+                inline = source.read(INLINE_SNAPSHOT + 1)
         except OSError as err:
             yield self.addCompleteLog("stderr", f"no source tarball on the master: {err}\n")
             self.descriptionDone = "no source"
             return FAILURE
+        if len(inline) <= INLINE_SNAPSHOT and self.tool_in_place():
+            return (yield self.run_tool(["unpack", "-", self.dest],
+                                        stdin=base64.b64encode(inline).decode()))
         download = remotecommand.RemoteCommand("downloadFile", {
-            "reader": remotetransfer.FileReader(source), "workerdest": TARBALL,
-            "workdir": self.workdir, "maxsize": None, "blocksize": TRANSFER_BLOCK,
-            "mode": None})
+            "reader": remotetransfer.FileReader(open(self.tarball, "rb")),
+            "workerdest": TARBALL, "workdir": self.workdir, "maxsize": None,
+            "blocksize": TRANSFER_BLOCK, "mode": None})
         yield self.runCommand(download)
         if download.didFail():
             self.descriptionDone = "source download failed"
             return FAILURE
-        return (yield super().run())
+        return (yield self.run_tool(["unpack", TARBALL, self.dest]))
 
     def outcome(self, failed, stdout, stderr):
         if failed:

@@ -59,6 +59,15 @@ echo "rustfarm build farm" >"$basedir/info/admin"
     echo "target: ${RUSTFARM_TARGET:-none}"
     if command -v rustc >/dev/null; then rustc --version; fi
 } >"$basedir/info/host"
+# A target image carries the farm's worker tool: its digest and path, which the
+# master reads from the worker's info to run it in place of sending it along.
+tool=/usr/local/lib/rustfarm/farm_worker_tool.py
+if [ -f "$tool" ]; then
+    digest=$(sha256sum "$tool")
+    echo "${digest%% *} $tool" >"$basedir/info/rustfarm_tool"
+else
+    rm -f "$basedir/info/rustfarm_tool"
+fi
 
 # The password leaves the environment here, so neither twistd nor any build
 # step inherits it; buildbot.tac reads the file and deletes it.

@@ -62,6 +62,9 @@ def test_target_builds_in_its_container_with_rust_196(docker_farm, built_chain, 
     assert properties["properties"]["toolchain"][0] == "1.96.0"
     steps = {step["name"]: step for step in docker_farm.steps(result)}
     assert steps["toolchain"]["state_string"] == "Rust 1.96.0, sccache 0.16.0"
+    # The image's own copy of the worker tool runs, the source sent along with it.
+    fetch = docker_farm.step_log(result, "fetch source")
+    assert "python3 /usr/local/lib/rustfarm/farm_worker_tool.py unpack - " in fetch, fetch
     # std comes from the image's sysroot: the project's build compiles only itself.
     log = docker_farm.step_log(result, "cargo build")
     assert "Compiling hello-arch" in log

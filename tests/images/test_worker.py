@@ -4,6 +4,7 @@ builds run as rustbuild without the worker's password in their environment."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from tests.images.containers import container_name
 from tests.support.registry import free_port
+from tests.support.sockets import sends_without_delay, socket_holder
 
 pytestmark = pytest.mark.docker
 PASSWORD = "pw-4f1d9c-not-for-builds"
@@ -168,5 +170,31 @@ def test_worker_connects_and_builds_never_see_the_password(built_chain, docker_c
         logs = container.logs().decode(errors="replace")
         assert "Connected to buildmaster; worker is ready" in logs  # twistd logs to stdout
         assert PASSWORD not in logs
+    finally:
+        container.remove(force=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's socket needs root")
+def test_the_worker_sends_to_its_master_without_nagle(built_chain, docker_client, master):
+    """Over TCP (a container of a remote engine's), the worker's side of its connection
+    sends each small message at once, as the master's side does."""
+    container = docker_client.containers.run(
+        built_chain.reference("worker"), detach=True, name=container_name("worker"),
+        network_mode="host",
+        environment={"BUILDMASTER": "127.0.0.1", "BUILDMASTER_PORT": str(master.pb_port),
+                     "WORKERNAME": "imgtest", "WORKERPASS": PASSWORD})
+    try:
+        master.wait_for(lambda: [w for w in master.api("workers")["workers"]
+                                 if w["name"] == "imgtest" and w["connected_to"]],
+                        "the worker to connect")
+        pid, fd = socket_holder(remote_port=master.pb_port)
+        assert container.id in Path(f"/proc/{pid}/cgroup").read_text()  # the worker's socket
+        assert sends_without_delay(pid, fd)
+        # The worker is the same: it builds.
+        master.api("forceschedulers/force", {"jsonrpc": "2.0", "id": 1, "method": "force",
+                                             "params": {"builderid": "1"}})
+        build = master.wait_for(lambda: [b for b in master.api("builds")["builds"]
+                                         if b["complete"]], "the build")[0]
+        assert build["results"] == 0
     finally:
         container.remove(force=True)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 import io
 import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import requests
 from elftools.elf.elffile import ELFFile
 
 from rustfarm.cli.processes import process_alive
-from tests.support.farm import pids_alive
+from rustfarm.workers.tool import INFO_KEY, worker_tool_path
+from tests.support.farm import RunningFarm, local_farm_yaml, pids_alive, wait_until
 
-from .conftest import HOST_TARGET
+from .conftest import EXAMPLE, HOST_TARGET, require_cargo
 
 
 def test_forced_build_over_rest_gives_a_working_artifact(example_farm, tmp_path):
@@ -27,6 +30,9 @@ def test_forced_build_over_rest_gives_a_working_artifact(example_farm, tmp_path)
     names = [s["name"] for s in farm.steps(build)]
     assert names.index("cargo build") < names.index("cargo test") < names.index("package")
     assert "test result: ok" in farm.step_log(build, "cargo test")
+    # The worker runs the farm's own copy of the tool, the snapshot on its standard input.
+    fetch = farm.step_log(build, "fetch source")
+    assert f"python3 {worker_tool_path()} unpack - " in fetch and "bytes to stdin" in fetch
 
     archive_url, sums_url, release_url = farm.artifact_urls(build)
     assert release_url.endswith(f"/plugins/artifacts/hello/{archive_url.split('/')[-3]}/")
@@ -142,3 +148,37 @@ projects:
     for pid in pids:
         assert not process_alive(pid)
     assert "was not running" in farm.farm("down").stdout
+
+
+def test_a_worker_with_another_version_of_the_tool_is_sent_this_one(tmp_path):
+    """As a worker started from an image built before the tool last changed: its info
+    names another digest, so each tool step sends the tool along (and the source
+    tarball by a download of its own), and the build works all the same."""
+    require_cargo()
+    farm = RunningFarm(tmp_path / "farm", local_farm_yaml(f"""\
+  hello:
+    source: {EXAMPLE}
+    binaries: [hello]
+""", workers=1))
+    try:
+        farm.up()
+        farm.login()
+        [basedir] = [d for d in (farm.state / "workers").iterdir() if (d / "info").is_dir()]
+        (basedir / "info" / INFO_KEY).write_text(f"{'0' * 64} {worker_tool_path()}\n")
+        restart = subprocess.run([str(Path(sys.executable).with_name("buildbot-worker")),
+                                  "restart", "--quiet", str(basedir)],
+                                 capture_output=True, text=True, timeout=120)
+        assert restart.returncode == 0, restart.stdout + restart.stderr
+        # The master reads a worker's info as it attaches (its REST API shows only some).
+        wait_until(lambda: (basedir / "twistd.log").read_text().count(
+            "Connected to buildmaster; worker is ready") == 2, 60, "the worker to reconnect")
+        [brid] = farm.force("force-hello", targets=[HOST_TARGET]).values()
+        build = farm.wait_for_build(brid)
+        assert build["results"] == 0, farm.step_log(build, "cargo build")
+        fetch = farm.step_log(build, "fetch source")
+        assert "python3 - unpack source.tar.gz " in fetch and "unpacked" in fetch
+        assert "python3 - toolchain " in farm.step_log(build, "toolchain")
+        assert "python3 - package " in farm.step_log(build, "package")
+        assert farm.artifact_urls(build)
+    finally:
+        farm.down()

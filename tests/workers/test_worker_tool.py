@@ -1,7 +1,9 @@
-"""The helper the master sends to workers: unpacking sources and packing binaries."""
+"""The worker tool: unpacking sources and packing binaries, run in place or sent on
+standard input."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -81,6 +83,17 @@ def test_the_tool_runs_from_standard_input_as_the_master_sends_it(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "1 written, 0 removed" in done.stdout
     assert (tmp_path / "src/src/main.rs").read_text() == "fn main() {}"
+
+
+def test_a_snapshot_comes_base64_encoded_on_standard_input_with_the_tool_in_place(tmp_path):
+    snapshot(tmp_path / "s.tar.gz", {"src/main.rs": "fn main() {}", "Cargo.toml": "[package]"})
+    done = subprocess.run([sys.executable, str(TOOL), "unpack", "-", "src"], cwd=tmp_path,
+                          input=base64.b64encode((tmp_path / "s.tar.gz").read_bytes()),
+                          capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert b"2 written, 0 removed" in done.stdout
+    assert (tmp_path / "src/src/main.rs").read_text() == "fn main() {}"
+    assert not (tmp_path / "-").exists()
 
 
 def write_pipelined(home: Path, compiler: Path) -> Path:

@@ -1,10 +1,13 @@
-"""rustfarm's helper on workers, sent by the master on each command's standard
-input (``python3 - unpack ...``); the usage below runs it from a file.
+"""rustfarm's helper on workers. The target images carry it (and their workers
+say so, with its digest, in their worker info); to a worker without this very
+version the master sends it on each command's standard input (``python3 -
+unpack ...``).
 
-    python3 farm_worker_tool.py unpack SNAPSHOT.tar.gz DEST
+    python3 farm_worker_tool.py unpack SNAPSHOT.tar.gz|- DEST
         Unpack a source snapshot, touching only files whose content changed:
         unchanged files keep their modification time, so cargo recompiles only
         the crates that changed; files the snapshot no longer has are removed.
+        With -, the snapshot comes base64-encoded on standard input.
 
     python3 farm_worker_tool.py package ARCHIVE BINDIR BINARY...
         Pack built binaries into a reproducible .tar.gz (sorted names, zero
@@ -34,6 +37,7 @@ input (``python3 - unpack ...``); the usage below runs it from a file.
 Only the standard library: it runs on whatever Python the worker has.
 """
 
+import base64
 import gzip
 import hashlib
 import io
@@ -55,7 +59,9 @@ def unpack(archive, dest):
     os.makedirs(dest, exist_ok=True)
     wanted = set()
     changed = 0
-    with tarfile.open(archive, "r:gz") as tar:
+    source = ({"fileobj": io.BytesIO(base64.b64decode(sys.stdin.buffer.read()))}
+              if archive == "-" else {"name": archive})
+    with tarfile.open(mode="r:gz", **source) as tar:
         for member in tar:
             name = os.path.normpath(member.name)
             if name.startswith(("..", "/")) or name == ".":

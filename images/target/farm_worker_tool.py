@@ -1,0 +1,1 @@
+../../workers/scripts/farm_worker_tool.py

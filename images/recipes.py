@@ -207,12 +207,22 @@ def copied_sources(dockerfile: str) -> list[str]:
     return sources
 
 
+# Build-context files from outside images/: the worker tool, which the master reads
+# too (rustfarm.workers), is every target image's last layer.
+OUTSIDE_FILES = {
+    "tool/farm_worker_tool.py": IMAGES_DIR.parent / "workers" / "scripts" / "farm_worker_tool.py",
+}
+
+
 def _context_files(name: str, dockerfile: str, root: Path) -> tuple[tuple[str, Path], ...]:
     files: dict[str, Path] = {}
     for source in copied_sources(dockerfile):
         relative = source.rstrip("/")
         if relative == "wheels":
             continue  # filled from the wheel cache; the pins are inputs already
+        if relative in OUTSIDE_FILES:
+            files[relative] = OUTSIDE_FILES[relative]
+            continue
         path = root / relative
         if path.is_dir():
             for item in sorted(path.rglob("*")):

@@ -189,7 +189,7 @@ def test_an_upload_reads_the_compile_cache_but_cannot_add_to_it(compile_farm, bu
                                order="-number", limit=1, property="compile_cache")["builds"]
     counts = build["properties"]["compile_cache"][0]
     assert counts["read_only"] and counts["misses"] + counts["hits"] >= 2 \
-        and counts["errors"] == 0, counts
+        and counts["errors"] == 0, (counts, compile_farm.step_log(build, "cargo build")[-3000:])
     assert compile_cache_files(image, MIPSEL_GNU) == before
 
 

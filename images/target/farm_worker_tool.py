@@ -1,1 +1,0 @@
-../../workers/scripts/farm_worker_tool.py

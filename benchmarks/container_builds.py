@@ -5,14 +5,14 @@
 1. Container overhead: force request to first build step, with a fresh container
    per build (docker pool) against an already-running local worker.
 2. The crate with dependencies (tests/fixtures/crates/deps-demo) built for mipsel
-   through the farm, cold (empty cache volume) and warm (the median of N rebuilds,
-   each after a one-line change),
+   through the farm, cold (empty volumes: the project's and the compile cache) and
+   warm (after a one-line change), each the median of N,
    against a bare `docker run ... cargo build` in the same image, cold and warm,
-   and the same bare build through sccache on an empty cache (what the shared
-   compile cache costs by itself).
+   and the same bare build through sccache on an empty cache (what sccache, the
+   alternative to the farm's crate cache, costs by itself).
 3. A second project with the same dependencies built cold for the same target,
    after the first: its dependencies come from the pool's shared compile cache
-   (sccache's hits and misses are printed with it).
+   (its hits and misses are printed with it).
 4. A crate over a chain of two slow path dependencies, cold, through the farm and
    bare, and bare through sccache alone, which hides from cargo that a library's
    metadata is written (its pipelining) until the library is compiled.
@@ -23,6 +23,7 @@ The worker images must be built (`farm images build`). Prints figures only.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import socket
 import statistics
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -78,7 +80,7 @@ class Farm:
     def force(self, project: str, target: str) -> tuple[float, int]:
         body = {"jsonrpc": "2.0", "id": 1, "method": "force",
                 "params": {"targets": [target]}}
-        start = time.monotonic()
+        start = time.time()
         reply = self.session.post(f"{self.url}api/v2/forceschedulers/force-{project}",
                                   json=body, timeout=30)
         reply.raise_for_status()
@@ -94,19 +96,24 @@ class Farm:
                 steps = self.api(f"builds/{builds[-1]['buildid']}/steps")["steps"]
                 snapshot = [s for s in steps if s["name"] == "snapshot" and s["started_at"]]
                 if snapshot:
-                    first = time.monotonic() - start
+                    first = time.time() - start
                     self.wait(brid)
                     return first
             time.sleep(0.02)
 
     def build_time(self, project: str, target: str) -> tuple[float, float]:
-        """(force -> build done, cargo build step alone) in seconds."""
+        """(force -> build done, cargo's own time for the build) in seconds."""
         start, brid = self.force(project, target)
         build = self.wait(brid)
-        total = time.monotonic() - start
+        total = self.finished_at(build) - start
         steps = self.api(f"builds/{build['buildid']}/steps")["steps"]
         [cargo] = [s for s in steps if s["name"] == "cargo build"]
-        return total, cargo["complete_at"] - cargo["started_at"]
+        logs = self.api(f"steps/{cargo['stepid']}/logs")["logs"]
+        [stdio] = [log for log in logs if log["slug"] == "stdio"]
+        text = self.session.get(f"{self.url}api/v2/logs/{stdio['logid']}/raw", timeout=30).text
+        # Cargo's own time ("Finished ... in 13.68s"); the step's times are whole seconds.
+        took = re.search(r"Finished .* in (\d+\.\d+)s$", text, re.MULTILINE)
+        return total, float(took.group(1)) if took else cargo["complete_at"] - cargo["started_at"]
 
     def compile_cache_counts(self, project: str) -> dict:
         """sccache's counts of the project's newest build (its compile_cache property)."""
@@ -116,6 +123,19 @@ class Farm:
                          limit=1, property="compile_cache")["builds"][0]
         return build["properties"].get("compile_cache", [None])[0]
 
+    def finished_at(self, build: dict) -> float:
+        """When the master finished ``build`` (its log's line, to the microsecond): the
+        REST API is polled only twice a second, as asking 20 times a second loaded the
+        master enough to slow a cold cargo build by 5%."""
+        builder = self.api(f"builders/{build['builderid']}")["builders"][0]["name"]
+        finished = re.compile(rf"^(\S+ \S+) .*<Build {re.escape(builder)} "
+                              rf"number:{build['number']} results:\w+>: build finished$")
+        for line in (self.root / ".farm" / "master" / "twistd.log").read_text().splitlines():
+            found = finished.match(line)
+            if found:
+                return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        raise SystemExit(f"the master's log does not say that build {build['buildid']} finished")
+
     def wait(self, brid: int) -> dict:
         while True:
             builds = self.api("builds", buildrequestid=brid)["builds"]
@@ -124,7 +144,7 @@ class Farm:
                     raise SystemExit(f"build failed: {self.url}#/builders/"
                                      f"{builds[-1]['builderid']}/builds/{builds[-1]['number']}")
                 return builds[-1]
-            time.sleep(0.05)
+            time.sleep(0.5)
 
 
 def cache_volume_name(farm: str, project: str, target: str) -> str:
@@ -147,14 +167,32 @@ def touch_main(source: Path) -> None:
     main.write_text(main.read_text() + f"\n// edited {time.time()}\n")
 
 
+def median(times: list):
+    """The median of build times (by their first figure, where a build gives several)."""
+    return sorted(times, key=lambda t: t[0] if isinstance(t, tuple) else t)[len(times) // 2]
+
+
 def median_warm(build, source: Path, runs: int):
-    """The median of ``runs`` warm rebuilds, each after a one-line change to main.rs
-    (by their first figure, where a build gives several)."""
+    """The median of ``runs`` warm rebuilds, each after a one-line change to main.rs."""
     times = []
     for _ in range(runs):
         touch_main(source)
         times.append(build())
-    return sorted(times, key=lambda t: t[0] if isinstance(t, tuple) else t)[len(times) // 2]
+    return median(times)
+
+
+# The bare builds' volumes: their target directories (and sccache's cache).
+BARE, SCCACHE = "rustfarm-bench-bare", "rustfarm-bench-bare-sccache"
+
+
+def remove_volumes(*volumes: str) -> None:
+    """Remove the volumes, once the containers that used them are gone."""
+    for _ in range(300):
+        if subprocess.run(["docker", "volume", "rm", "-f", *volumes],
+                          capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"volumes still in use: {' '.join(volumes)}")
 
 
 def bare_docker_build(source: Path, volume: str, sccache: bool = False) -> float:
@@ -188,7 +226,7 @@ def main() -> None:
         caches = [cache_volume_name("bench", name, MIPSEL)
                   for name in ("deps", "deps-two", "chain")] \
             + [compile_cache_volume("bench", MIPSEL)]
-        subprocess.run(["docker", "volume", "rm", "-f", *caches], capture_output=True)
+        remove_volumes(*caches)
         with Farm(root, f"""\
 workers:
   local: {{kind: local, count: 1}}
@@ -205,35 +243,41 @@ projects:
 """) as farm:
             local = [farm.first_step_latency("local", HOST) for _ in range(args.runs)]
             boxed = [farm.first_step_latency("box", MIPSEL) for _ in range(args.runs)]
-            farm_cold = farm.build_time("deps", MIPSEL)
-            farm_warm = median_warm(lambda: farm.build_time("deps", MIPSEL), deps, args.runs)
+            # Cold builds, one of each kind in turn (the machine's load drifts):
+            # through the farm with empty volumes, bare, and bare through sccache.
+            colds = {"farm": [], "bare": [], "sccache": []}
+            for _ in range(args.runs):
+                remove_volumes(cache_volume_name("bench", "deps", MIPSEL),
+                               compile_cache_volume("bench", MIPSEL))
+                colds["farm"].append(farm.build_time("deps", MIPSEL))
+                remove_volumes(BARE)
+                colds["bare"].append(bare_docker_build(deps, BARE))
+                remove_volumes(SCCACHE)
+                colds["sccache"].append(bare_docker_build(deps, SCCACHE, sccache=True))
+            farm_cold, bare_cold, sccache_cold = (median(colds[kind])
+                                                  for kind in ("farm", "bare", "sccache"))
+            # The second project finds what the last cold build put in the cache.
             second_cold = farm.build_time("deps-two", MIPSEL)
             second_counts = farm.compile_cache_counts("deps-two")
+            farm_warm = median_warm(lambda: farm.build_time("deps", MIPSEL), deps, args.runs)
             chain_farm = farm.build_time("chain", MIPSEL)
-        volume = "rustfarm-bench-bare"
-        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
-        bare_cold = bare_docker_build(deps, volume)
-        bare_warm = median_warm(lambda: bare_docker_build(deps, volume), deps, args.runs)
-        # What sccache itself costs a cold build, outside the farm.
-        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
-        sccache_cold = bare_docker_build(deps, volume, sccache=True)
-        sccache_warm = median_warm(lambda: bare_docker_build(deps, volume, sccache=True), deps,
+        bare_warm = median_warm(lambda: bare_docker_build(deps, BARE), deps, args.runs)
+        sccache_warm = median_warm(lambda: bare_docker_build(deps, SCCACHE, sccache=True), deps,
                                    args.runs)
-        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
-        chain_bare = bare_docker_build(chain, volume)
-        subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
-        chain_sccache = bare_docker_build(chain, volume, sccache=True)
-        subprocess.run(["docker", "volume", "rm", "-f", volume, *caches], capture_output=True)
+        remove_volumes(BARE, SCCACHE)
+        chain_bare = bare_docker_build(chain, BARE)
+        chain_sccache = bare_docker_build(chain, SCCACHE, sccache=True)
+        remove_volumes(BARE, SCCACHE, *caches)
 
     print(f"force request -> first step, median of {args.runs}:")
     print(f"  local worker (already running)   {statistics.median(local):6.2f} s")
     print(f"  fresh container per build        {statistics.median(boxed):6.2f} s")
     print(f"  container overhead               {statistics.median(boxed) - statistics.median(local):6.2f} s")
-    print(f"deps-demo (regex, serde_json) for {MIPSEL}, release (warm: median of {args.runs}):")
+    print(f"deps-demo (regex, serde_json) for {MIPSEL}, release (median of {args.runs} each):")
     print(f"  {'':34}{'cold':>9}{'warm':>9}{'warm/cold':>11}")
     print(f"  {'farm: force -> build done':34}{farm_cold[0]:8.2f}s{farm_warm[0]:8.2f}s"
           f"{farm_warm[0] / farm_cold[0]:10.2f}x")
-    print(f"  {'farm: cargo build step':34}{farm_cold[1]:8.2f}s{farm_warm[1]:8.2f}s"
+    print(f"  {'farm: cargo (its own figure)':34}{farm_cold[1]:8.2f}s{farm_warm[1]:8.2f}s"
           f"{farm_warm[1] / farm_cold[1]:10.2f}x")
     print(f"  {'bare docker run cargo build':34}{bare_cold:8.2f}s{bare_warm:8.2f}s"
           f"{bare_warm / bare_cold:10.2f}x")
@@ -246,7 +290,7 @@ projects:
     print("a second project with the same dependencies, cold, same target:")
     print(f"  {'farm: force -> build done':34}{second_cold[0]:8.2f}s"
           f"  ({second_cold[0] / farm_cold[0]:.2f}x the first project's cold build)")
-    print(f"  {'farm: cargo build step':34}{second_cold[1]:8.2f}s")
+    print(f"  {'farm: cargo (its own figure)':34}{second_cold[1]:8.2f}s")
     print(f"  compile cache: {second_counts}")
     print("a crate over a chain of two slow libraries (cargo's pipelining), cold:")
     print(f"  {'bare docker run cargo build':34}{chain_bare:8.2f}s")

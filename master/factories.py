@@ -39,18 +39,18 @@ def profile_dir(props) -> str:
     return "debug" if profile in ("dev", "test") else profile
 
 
-# sccache's setting for a cache a build may read but not add to (an upload's: its
-# volume is mounted read-only too, which is what keeps it out).
-READ_ONLY_COMPILE_CACHE = {"SCCACHE_LOCAL_RW_MODE": "READ_ONLY"}
+# The crate cache's setting for a cache a build may read but not add to (an upload's:
+# its volume is mounted read-only too, which is what keeps it out).
+READ_ONLY_COMPILE_CACHE = {"RUSTFARM_COMPILE_CACHE_READ_ONLY": "1"}
 
 
 def compile_cache_env(size: str, read_only: bool) -> dict:
-    """sccache for the cargo steps, on the pool's shared cache: the wrapper is the one
-    the toolchain step found (none where the image has no sccache); the server lives
-    as long as the build's container, so its counts are the build's."""
+    """The worker tool's crate cache for the cargo steps, on the pool's shared cache:
+    the wrapper is the one the toolchain step wrote (none where the worker has no
+    cache); its counts are the build's (a container per build)."""
     env = {"RUSTC_WRAPPER": Property("rustc_wrapper", default=""),
-           "SCCACHE_DIR": COMPILE_CACHE_DIR, "SCCACHE_CACHE_SIZE": size.upper(),
-           "SCCACHE_IDLE_TIMEOUT": "0"}
+           "RUSTFARM_COMPILE_CACHE": COMPILE_CACHE_DIR,
+           "RUSTFARM_COMPILE_CACHE_SIZE": size.upper()}
     if read_only:
         env.update(READ_ONLY_COMPILE_CACHE)
     return env

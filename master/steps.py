@@ -121,10 +121,12 @@ def plural(count: int, noun: str) -> str:
 
 @dataclass(frozen=True)
 class CompileCacheStats:
-    """What sccache did for a build's rustc calls: crates from the shared cache (hits),
-    compiled (misses: stored, unless the cache is read-only for the build), compiled and
-    never cached (binaries, build scripts, proc-macros, incremental crates), and cache
-    errors (a read-only cache's refused writes are not errors)."""
+    """What the shared compile cache did for a build's rustc calls (the worker tool's
+    crate cache on a docker pool, sccache on S3 for an EC2 pool): crates from the
+    cache (hits), compiled (misses: stored, unless the cache is read-only for the
+    build), compiled and never cached (build scripts, proc-macros, crates with native
+    libraries), and cache errors (a read-only cache's refused writes are not errors);
+    the crate cache names the crates too."""
 
     hits: int
     misses: int
@@ -132,11 +134,19 @@ class CompileCacheStats:
     errors: int
     location: str
     read_only: bool = False
+    from_cache: tuple[str, ...] = ()
+    compiled: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, text: str, read_only: bool = False) -> "CompileCacheStats | None":
         try:
             found = json.loads(text)
+            if "crate_cache" in found:
+                return cls(hits=int(found["hits"]), misses=int(found["misses"]),
+                           not_cacheable=int(found["not_cacheable"]),
+                           errors=int(found["errors"]), location=str(found["crate_cache"]),
+                           read_only=read_only, from_cache=tuple(found["from_cache"]),
+                           compiled=tuple(found["compiled"]))
             stats = found["stats"]
             write_errors = 0 if read_only else stats["cache_write_errors"]
             return cls(hits=sum(stats["cache_hits"]["counts"].values()),
@@ -161,11 +171,14 @@ class CompileCacheStats:
 
     def report(self) -> str:
         stored = "not stored: read-only for this build" if self.read_only else "and stored"
+        names = "".join(f"{label:<35}{' '.join(crates)}\n" for label, crates in
+                        (("from the cache:", self.from_cache), ("compiled:", self.compiled))
+                        if crates)
         return (f"shared compile cache: {self.location}\n"
                 f"crates from the cache (hits):      {self.hits}\n"
                 f"crates compiled (misses):          {self.misses} ({stored})\n"
                 f"compiled, not cacheable:           {self.not_cacheable}\n"
-                f"cache errors:                      {self.errors}\n")
+                f"cache errors:                      {self.errors}\n" + names)
 
 
 class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, buildstep.BuildStep):
@@ -224,8 +237,9 @@ class Cargo(SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin, builds
 
     @defer.inlineCallbacks
     def compile_cache_stats(self):
-        """sccache's counts for this build so far (its server lives as long as the
-        build's container): the ``compile_cache`` property and a log of their own."""
+        """The compile cache's counts for this build so far (the crate cache's, or
+        sccache's, whose server lives as long as the build's container): the
+        ``compile_cache`` property and a log of their own."""
         stats = remotecommand.RemoteShellCommand(
             self.workdir, [self.getProperty("rustc_wrapper"), "--show-stats",
                            "--stats-format", "json"],
@@ -343,7 +357,9 @@ class ToolchainCheck(WorkerToolStep):
         # The cargo steps' RUSTC_WRAPPER: empty (none) where the worker has no cache.
         self.setProperty("rustc_wrapper", cache.group(1) if cache else "", "Worker")
         if cache:
-            self.descriptionDone += f", sccache {cache.group(2)}"
+            # The crate cache (a docker pool's) or sccache-VERSION (an EC2 pool's).
+            kind = cache.group(2).replace("-", " ")
+            self.descriptionDone += ", compile cache" if kind == "crates" else f", {kind}"
         return SUCCESS
 
 

@@ -4,9 +4,10 @@ Each worker name runs one container at a time (N names, N parallel builds).
 The image comes from the builder's ``image`` property, so one pool serves every
 target. A named volume per (farm, project, target), and per master in a farm of
 several, keeps cargo's target directory and the unpacked sources between
-containers, so only changed crates recompile. Another per (farm, toolchain, target), shared by every project's
-builds, is sccache's cache of compiled dependency crates: a crate one project
-compiled is not compiled again by another (uploaded projects read it only).
+containers, so only changed crates recompile. Another per (farm, toolchain,
+target), shared by every project's builds, is the compile cache of dependency
+crates (the worker tool's crate cache): a crate one project compiled is not
+compiled again by another (uploaded projects read it only).
 
 Builds run other people's code, so on an engine of this machine a container has
 no network (it reaches the master through the worker socket mounted into it), no
@@ -50,7 +51,7 @@ from .engines import watch_of
 # owned by rustbuild, so a new volume inherits that owner), of the worker
 # socket's directory and of the container's own password file.
 CACHE_DIR = "/home/rustbuild/cache"
-# The shared compile cache's mount point (sccache's directory, made by the image).
+# The shared compile cache's mount point (a directory the image makes for it).
 COMPILE_CACHE_DIR = "/home/rustbuild/.cache/sccache"
 SOCKET_DIR = "/run/rustfarm"
 SECRET_DIR = "/run/rustfarm-worker"
@@ -112,7 +113,7 @@ def compile_cache_volume_name(farm: str, image: str, target: str) -> str:
     toolchain as the image tag names it, or the whole image where the tag names none
     (a compiler the farm did not build is not mixed with another's)."""
     toolchain = image_toolchain(image)
-    return _volume_name(f"rustfarm-{farm}-sccache-{toolchain or 'image'}-{target}",
+    return _volume_name(f"rustfarm-{farm}-crates-{toolchain or 'image'}-{target}",
                         farm, toolchain or image, target)
 
 

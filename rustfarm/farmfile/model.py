@@ -189,7 +189,7 @@ class LocalPool:
         return numbered_workers(self.name, self.count)
 
 
-# sccache's own default size for a cache: a docker pool's shared compile cache.
+# A docker pool's shared compile cache's size, unless farm.yaml says (sccache's default).
 DEFAULT_COMPILE_CACHE = "10g"
 
 

@@ -183,7 +183,7 @@ def test_an_upload_reads_the_compile_cache_but_cannot_add_to_it(compile_farm, bu
     check_artifact(binary, **TARGETS[MIPSEL_GNU].binary.__dict__)
     assert run_in_image(image, binary.parent, binary.name, [TARGETS[MIPSEL_GNU].qemu]) \
         .startswith("deps-demo on mips:")
-    # sccache compiled regex and serde_json and was not allowed to store them.
+    # The crate cache compiled regex and serde_json and was not allowed to store them.
     builders = {b["name"]: b for b in compile_farm.api("builders")["builders"]}
     [build] = compile_farm.api("builds", builderid=builders[f"compile:{MIPSEL_GNU}"]["builderid"],
                                order="-number", limit=1, property="compile_cache")["builds"]

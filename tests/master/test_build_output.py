@@ -128,6 +128,26 @@ def test_a_read_only_caches_refused_stores_are_not_errors():
     assert CompileCacheStats.parse("sccache: error: no server") is None
 
 
+# The worker tool's crate cache (a docker pool's) says which crates, too.
+CRATE_CACHE_STATS = """{"crate_cache": "/home/rustbuild/.cache/sccache", "read_only": false,
+"hits": 2, "misses": 1, "not_cacheable": 3, "errors": 0,
+"from_cache": ["memchr", "regex-syntax"], "compiled": ["regex"],
+"size": 1000, "limit": 10737418240, "evicted": 0}"""
+
+
+def test_the_crate_cache_s_counts_name_the_crates():
+    stats = CompileCacheStats.parse(CRATE_CACHE_STATS)
+    assert (stats.hits, stats.misses, stats.not_cacheable, stats.errors) == (2, 1, 3, 0)
+    assert stats.describe() == "2 crates from the cache, 1 compiled"
+    report = stats.report()
+    assert "crates from the cache (hits):      2\n" in report
+    assert "from the cache:                    memchr regex-syntax\n" in report
+    assert "compiled:                          regex\n" in report
+    assert "1 (and stored)" in report
+    assert "not stored: read-only" in CompileCacheStats.parse(CRATE_CACHE_STATS,
+                                                              read_only=True).report()
+
+
 def test_calls_that_are_no_compilations_are_not_counted_as_not_cacheable():
     # cargo's rustc -vV has no input: it is no compilation.
     stats = READ_ONLY_STATS.replace('"requests_not_cacheable":9,',

@@ -20,10 +20,10 @@ unpack ...``).
         ".wasm" or "-") after each name.
 
     python3 farm_worker_tool.py toolchain CRATE_DIR PROJECT PINNED|-
-        Print the worker's Rust version (and its sccache, where the pool gives
-        builds a shared compile cache, through a wrapper that keeps cargo's
-        pipelining and, on a docker pool, leaves the project's own crates to
-        rustc), and fail with a message naming both
+        Print the worker's Rust version (and its compile cache, where the pool
+        gives builds a shared one: this tool's crate cache for dependencies on a
+        docker pool, sccache on an EC2 pool's S3 bucket, each through a wrapper
+        that keeps cargo's pipelining), and fail with a message naming both
         when the crate needs a newer Rust (its rust-version or edition) or the
         worker's Rust is not the toolchain farm.yaml pins for the project.
 
@@ -203,7 +203,7 @@ def toolchain(crate_dir, project, pinned):
     elif edition is not None:
         needs.append(((99, 0), f"edition = \"{edition}\"", where))
     print(f"toolchain: {release}")
-    compile_cache()
+    compile_cache(rustc)
     for need, why, where in needs:
         if need > have:
             shown = os.path.relpath(where, crate_dir) if where else "Cargo.toml"
@@ -214,57 +214,420 @@ def toolchain(crate_dir, project, pinned):
             sys.exit(1)
 
 
-def compile_cache():
-    """Say whether builds here share compiled crates through sccache: where the image
-    has sccache and the pool mounts a cache (SCCACHE_DIR), or, on an EC2 instance, names
-    an S3 bucket and the instance's relay is there (its socket, forwarded here first).
-    The wrapper it names for a pool's own cache sends only dependencies through sccache
-    (the pool keeps each project's target directory); on EC2, whose containers keep
-    none, every crate goes through it. Both keep cargo's pipelining (PIPELINED)."""
-    wrapper = shutil.which("sccache")
-    if not wrapper:
+def compile_cache(rustc_version):
+    """Say whether builds here share compiled crates, and write the RUSTC_WRAPPER that
+    does it. A docker pool mounts its (toolchain, target) cache at
+    RUSTFARM_COMPILE_CACHE: the farm's crate cache (CRATE_CACHE, below) takes the
+    dependencies, rustc the project's own crates (the pool keeps each project's target
+    directory). An EC2 instance names an S3 bucket, which sccache reaches through the
+    instance's relay (its socket, forwarded here first); its containers keep no target
+    directory, so every crate goes through sccache there, with cargo's pipelining kept
+    (PIPELINED)."""
+    directory = os.environ.get("RUSTFARM_COMPILE_CACHE")
+    if directory:
+        if not os.path.isdir(directory):
+            return
+        try:
+            identity = compiler_identity(rustc_version)
+        except (OSError, subprocess.CalledProcessError):
+            return
+        print(f"compile cache: {dependencies_only(directory, identity)} crates {directory}")
         return
+    sccache = shutil.which("sccache")
     bucket = os.environ.get("SCCACHE_BUCKET")
-    if bucket:
-        relay = os.environ.get("RUSTFARM_CACHE_SOCKET", "")
-        port = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/?", os.environ.get("SCCACHE_ENDPOINT", ""))
-        if not port or not relay or not os.path.exists(relay):
-            print("compile cache relay: none on this instance; building without the cache")
-            return
-        cache_forward(relay, port.group(1))
-        directory = f"s3://{bucket}/{os.environ.get('SCCACHE_S3_KEY_PREFIX', '')}"
-    else:
-        directory = os.environ.get("SCCACHE_DIR")
-        if not directory or not os.path.isdir(directory):
-            return
+    if not sccache or not bucket:
+        return
+    relay = os.environ.get("RUSTFARM_CACHE_SOCKET", "")
+    port = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/?", os.environ.get("SCCACHE_ENDPOINT", ""))
+    if not port or not relay or not os.path.exists(relay):
+        print("compile cache relay: none on this instance; building without the cache")
+        return
+    cache_forward(relay, port.group(1))
     try:
-        version = subprocess.run([wrapper, "--version"], capture_output=True, text=True,
+        version = subprocess.run([sccache, "--version"], capture_output=True, text=True,
                                  check=True).stdout.split()[-1]
     except (OSError, subprocess.CalledProcessError, IndexError):
         return
-    wrapper = pipelined(wrapper) if bucket else dependencies_only(wrapper)
-    print(f"compile cache: {wrapper} {version} {directory}")
+    prefix = os.environ.get("SCCACHE_S3_KEY_PREFIX", "")
+    print(f"compile cache: {pipelined(sccache)} sccache-{version} s3://{bucket}/{prefix}")
 
 
-# Cargo's RUSTC_WRAPPER for a pool that keeps each project's target directory: cargo
-# sets CARGO_PRIMARY_PACKAGE for the crates it was asked to build (the project's own),
-# which that directory rebuilds incrementally; through sccache they would only cost
-# its hashing and fill the shared cache with entries no other build reads. Cargo's
-# questions to rustc (its version, what a target's files are called), which sccache
-# cannot cache, go straight to rustc too: a build that compiles no dependency never
-# starts sccache. A library's compile goes through PIPELINED (below), any other
-# (build scripts, proc-macros) to sccache itself.
+def compiler_identity(rustc_version):
+    """What names this worker's compiler for the crate cache: its version (what
+    ``rustc --version`` says: release, commit and date), and the name, size and time of
+    every library of its sysroot (rustc's own, the standard library of each target),
+    so that another build of the same release is another compiler."""
+    digest = hashlib.sha256(rustc_version.encode())
+    sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    lib = os.path.join(sysroot, "lib")
+    rustlib = os.path.join(lib, "rustlib")
+    places = [lib]
+    if os.path.isdir(rustlib):
+        places += [os.path.join(rustlib, target, "lib") for target in sorted(os.listdir(rustlib))]
+    for place in places:
+        if not os.path.isdir(place):
+            continue
+        for name in sorted(os.listdir(place)):
+            path = os.path.join(place, name)
+            if os.path.isfile(path):
+                info = os.stat(path)
+                digest.update(f"{path} {info.st_size} {info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+# Cargo's RUSTC_WRAPPER for a docker pool, which keeps each project's target
+# directory: cargo sets CARGO_PRIMARY_PACKAGE for the crates it was asked to build
+# (the project's own), which that directory rebuilds incrementally; through the cache
+# they would only fill it with entries no other build reads. Cargo's questions to
+# rustc (its version, what a target's files are called) go straight to rustc too. A
+# library's compile goes through the crate cache; any other (build scripts and
+# proc-macros, programs the cache does not keep) to rustc, counted.
 DEPENDENCIES_ONLY = """#!/bin/sh
-# rustc through sccache for dependencies only (see farm_worker_tool.py).
+# rustc through the farm's crate cache for dependencies only (see farm_worker_tool.py).
 if [ -n "${{CARGO_PRIMARY_PACKAGE:-}}" ]; then
     exec "$@"
 fi
 case " $* " in
+    " --show-stats "*) exec {cache} --show-stats ;;
     *" - --crate-name ___ "* | *" -vV "*) exec "$@" ;;
-    *" --emit=dep-info,metadata,link "*) exec {pipelined} "$@" ;;
+    *" --emit=dep-info,metadata,link "*) exec {cache} "$@" ;;
 esac
-exec {sccache} "$@"
+echo "not-cacheable ${{CARGO_PKG_NAME:-rustc}}" >>{log}
+exec "$@"
 """
+
+# The farm's crate cache: a library's compile, kept under a key of what rustc is
+# given (the compiler, its arguments, the crates it links against by content, its
+# working directory, the environment cargo and rustc read) and, with it, what the
+# compile read (the sources and environment variables its own dep-info lists, by
+# content), which must be the same again for the entry to be used. sccache instead
+# runs rustc once more before each compile to list the sources, which costs a cold
+# build 7-16% here; the compile's own dep-info (cargo asks for it) lists them after
+# the fact, and rustc's output reaches cargo as it is written, so cargo's pipelining
+# is kept. An entry is a directory renamed into place whole: concurrent builds read
+# only complete entries, and one that cannot be read or is outdated is a miss,
+# compiled and replaced. A cache error never fails a build: it compiles without.
+CRATE_CACHE = r'''
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+ENTRIES = os.path.join(CACHE, "crates-v1")
+# What rustc writes for a library in cargo's pipelined compile, by --emit kind.
+OUTPUTS = (("metadata", "lib", ".rmeta"), ("link", "lib", ".rlib"), ("dep-info", "", ".d"))
+# The key reads cargo's and rustc's variables (cargo sets the package's CARGO_PKG_*,
+# OUT_DIR and the like; rustc reads RUSTC_BOOTSTRAP), but not cargo's jobserver nor
+# the wrapper's or the cache's own settings.
+NOT_INPUTS = ("CARGO_MAKEFLAGS", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER",
+              "RUSTFARM_COMPILE_CACHE")
+
+
+def log(event, crate):
+    try:
+        fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{event} {crate}\n".encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def file_digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library(args):
+    # A library compile's crate name, outputs and extern crates, from its arguments;
+    # None where the cache cannot know all it reads and writes (another kind of
+    # compile, an argument file, native libraries, a target file, an output file).
+    found = {"--extern": []}
+    words = iter(args)
+    for arg in words:
+        if arg.startswith(("@", "-l", "--print")) or arg == "-o":
+            return None
+        for flag in ("--emit", "--crate-type", "--crate-name", "--out-dir", "--extern",
+                     "--target", "--codegen", "-C"):
+            if arg == flag:
+                value = next(words, None)
+                if value is None:
+                    return None
+            elif arg.startswith(flag + "="):
+                value = arg[len(flag) + 1:]
+            elif flag == "-C" and arg.startswith("-C"):
+                value = arg[2:]
+            else:
+                continue
+            if flag in ("-C", "--codegen"):
+                setting, _, value = value.partition("=")
+                if setting == "incremental":
+                    return None
+                found[setting] = value
+            elif flag == "--extern":
+                found["--extern"].append(value.partition("=")[2])
+            elif flag in found:
+                return None
+            else:
+                found[flag] = value
+            break
+    if (sorted(found.get("--emit", "").split(",")) != ["dep-info", "link", "metadata"]
+            or found.get("--crate-type") not in ("lib", "rlib")
+            or not found.get("--crate-name") or not found.get("--out-dir")
+            or found.get("--target", "").endswith(".json")):
+        return None
+    stem = found["--crate-name"] + found.get("extra-filename", "")
+    outputs = {kind: os.path.join(found["--out-dir"], prefix + stem + suffix)
+               for kind, prefix, suffix in OUTPUTS}
+    return outputs, [path for path in found["--extern"] if path]
+
+
+def key_of(rustc, args, externs):
+    digest = hashlib.sha256()
+
+    def add(*parts):
+        for part in parts:
+            digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+
+    add("rustfarm crate cache 1", COMPILER, rustc, os.getcwd(), str(len(args)), *args)
+    for name in sorted(os.environ):
+        if (name.startswith(("CARGO", "RUST")) or name == "OUT_DIR") \
+                and not name.startswith(NOT_INPUTS):
+            add(name, os.environ[name])
+    for path in externs:
+        add(path, file_digest(path))
+    return digest.hexdigest()
+
+
+def dep_info(path):
+    # The files and environment variables a compile read, from its dep-info.
+    files, env = [], {}
+    with open(path, encoding="utf-8", errors="surrogateescape") as info:
+        for line in info.read().splitlines():
+            if line.startswith("# env-dep:"):
+                name, equals, value = line[len("# env-dep:"):].partition("=")
+                env[name] = value if equals else None
+            elif line.endswith(":") and not line.startswith("#"):
+                files.append(line[:-1].replace("\\ ", " "))
+    return files, env
+
+
+def env_dep_value(name):
+    # A variable's value as rustc writes it in dep-info; None when it is not set.
+    value = os.environ.get(name)
+    return None if value is None else value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def restore(entry, outputs):
+    # The entry's outputs in place and its transcript, if what it read is unchanged.
+    with open(os.path.join(entry, "manifest.json"), encoding="utf-8") as manifest:
+        recorded = json.load(manifest)
+    for path, digest in recorded["files"].items():
+        try:
+            if file_digest(path) != digest:
+                return None
+        except OSError:
+            return None
+    if any(env_dep_value(name) != value for name, value in recorded["env"].items()):
+        return None
+    with open(os.path.join(entry, "stderr"), "rb") as replay:
+        transcript = replay.read()
+    for kind, path in outputs.items():
+        part = f"{path}.rustfarm-{os.getpid()}"
+        shutil.copyfile(os.path.join(entry, kind), part)
+        os.replace(part, path)
+    try:
+        os.utime(os.path.join(entry, "manifest.json"))
+    except OSError:
+        pass
+    return transcript
+
+
+def store(entry, outputs, transcript):
+    files, env = dep_info(outputs["dep-info"])
+    manifest = {"files": {path: file_digest(path) for path in files},
+                "env": {name: env_dep_value(name) for name in env}}
+    if manifest["env"] != env:
+        return False       # the compile saw other values than the key's environment
+    work = os.path.join(ENTRIES, "tmp", f"{os.path.basename(entry)}.{os.urandom(8).hex()}")
+    os.makedirs(work)
+    try:
+        for kind, path in outputs.items():
+            shutil.copyfile(path, os.path.join(work, kind))
+        with open(os.path.join(work, "stderr"), "wb") as replay:
+            replay.write(transcript)
+        with open(os.path.join(work, "manifest.json"), "w", encoding="utf-8") as out:
+            json.dump(manifest, out)
+        os.makedirs(os.path.dirname(entry), exist_ok=True)
+        try:
+            os.rename(work, entry)
+        except OSError:
+            # An outdated entry, which this compile replaces, or one a concurrent
+            # build has just stored: set it aside whole, then put this one in place
+            # (unless another build's took the place first: as good as this one).
+            old = f"{work}.old"
+            try:
+                os.rename(entry, old)
+            except OSError:
+                pass
+            shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.rename(work, entry)
+            except OSError:
+                pass
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return True
+
+
+def write_all(fd, data):
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def compile_through(rustc, args):
+    # rustc's standard error goes on to cargo as rustc writes it (its notice that
+    # the metadata is written starts the library's dependents), and is kept.
+    # Cargo's jobserver descriptors stay open for rustc.
+    compiler = subprocess.Popen([rustc, *args], stderr=subprocess.PIPE, close_fds=False)
+    kept = []
+    while True:
+        data = os.read(compiler.stderr.fileno(), 65536)
+        if not data:
+            break
+        write_all(2, data)
+        kept.append(data)
+    return compiler.wait(), b"".join(kept)
+
+
+def exit_as(code):
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
+
+
+def size_limit():
+    text = os.environ.get("RUSTFARM_COMPILE_CACHE_SIZE", "10G").strip().upper()
+    scale = {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    if text[-1:] in scale:
+        return int(float(text[:-1]) * scale[text[-1]])
+    return int(text)
+
+
+def evict():
+    # The least recently used entries go while the cache is over 90% of its size.
+    entries, total = [], 0
+    for shard in os.listdir(ENTRIES):
+        place = os.path.join(ENTRIES, shard)
+        if shard == "tmp" or not os.path.isdir(place):
+            continue
+        for key in os.listdir(place):
+            entry = os.path.join(place, key)
+            try:
+                size = sum(os.stat(os.path.join(entry, name)).st_size
+                           for name in os.listdir(entry))
+                used = os.stat(os.path.join(entry, "manifest.json")).st_mtime
+            except OSError:
+                continue
+            entries.append((used, size, entry))
+            total += size
+    limit = size_limit()
+    evicted = 0
+    if total > limit:
+        os.makedirs(os.path.join(ENTRIES, "tmp"), exist_ok=True)
+        for used, size, entry in sorted(entries):
+            if total <= limit * 0.9:
+                break
+            gone = os.path.join(ENTRIES, "tmp", f"evicted.{os.urandom(8).hex()}")
+            try:
+                os.rename(entry, gone)
+            except OSError:
+                continue
+            shutil.rmtree(gone, ignore_errors=True)
+            total -= size
+            evicted += 1
+    return total, limit, evicted
+
+
+def show_stats():
+    read_only = bool(os.environ.get("RUSTFARM_COMPILE_CACHE_READ_ONLY"))
+    events = {}
+    try:
+        with open(LOG, encoding="utf-8") as lines:
+            for line in lines:
+                event, _, crate = line.strip().partition(" ")
+                events.setdefault(event, []).append(crate)
+    except OSError:
+        pass
+    compiled = events.get("stored", []) + events.get("compiled", [])
+    stats = {"crate_cache": CACHE, "read_only": read_only,
+             "hits": len(events.get("hit", [])), "misses": len(compiled),
+             "not_cacheable": len(events.get("not-cacheable", []))
+             + len(events.get("uncacheable", [])),
+             "errors": len(events.get("error", [])),
+             "from_cache": sorted(events.get("hit", [])), "compiled": sorted(compiled)}
+    if not read_only and os.path.isdir(ENTRIES):
+        try:
+            stats["size"], stats["limit"], stats["evicted"] = evict()
+        except (OSError, ValueError):
+            pass
+    print(json.dumps(stats))
+
+
+def main(args):
+    if args[:1] == ["--show-stats"]:
+        show_stats()
+        return
+    rustc, args = args[0], args[1:]
+    crate = os.environ.get("CARGO_PKG_NAME") or "rustc"
+    found = library(args)
+    if found is None:
+        log("uncacheable", crate)
+        os.execvp(rustc, [rustc, *args])
+    outputs, externs = found
+    entry = transcript = None
+    try:
+        key = key_of(rustc, args, externs)
+        entry = os.path.join(ENTRIES, key[:2], key)
+        if os.path.isdir(entry):
+            transcript = restore(entry, outputs)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        transcript = None
+    if transcript is not None:
+        sys.stderr.buffer.write(transcript)
+        sys.stderr.flush()
+        log("hit", crate)
+        return
+    code, transcript = compile_through(rustc, args)
+    if code != 0:
+        exit_as(code)
+    if os.environ.get("RUSTFARM_COMPILE_CACHE_READ_ONLY"):
+        log("compiled", crate)
+        return
+    if entry is None:
+        log("error", crate)
+        return
+    try:
+        stored = store(entry, outputs, transcript)
+    except (OSError, ValueError):
+        log("error", crate)
+        return
+    # Not stored where the compile saw other values than the key's environment.
+    log("stored" if stored else "compiled", crate)
+
+
+main(sys.argv[1:])
+'''
+
 
 # sccache hands rustc's output back only once a crate is compiled, so cargo, which
 # starts a library's dependents as soon as rustc says its metadata (.rmeta) is
@@ -384,12 +747,18 @@ def pipelined(sccache):
                          f"SCCACHE = {sccache!r}\n" + PIPELINED)
 
 
-def dependencies_only(sccache):
-    """Write the wrapper that sends only dependencies through ``sccache``, libraries
-    with cargo's pipelining kept; its path. It passes any other command
-    (``--show-stats``) to sccache too."""
-    return _write_script("sccache-for-dependencies", DEPENDENCIES_ONLY.format(
-        sccache=shlex.quote(sccache), pipelined=shlex.quote(pipelined(sccache))))
+def dependencies_only(directory, identity):
+    """Write the wrapper that sends dependencies through the crate cache in
+    ``directory``, for the compiler ``identity`` names; its path. This build's counts
+    start afresh; ``--show-stats`` prints them (and keeps the cache to its size)."""
+    log = os.path.join(os.path.expanduser("~"), ".rustfarm", "compile-cache.log")
+    cache = _write_script("crate-cache", f"#!{sys.executable} -S\n"
+                          f"CACHE = {directory!r}\nCOMPILER = {identity!r}\nLOG = {log!r}\n"
+                          + CRATE_CACHE)
+    with open(log, "w"):
+        pass
+    return _write_script("rustc-for-dependencies", DEPENDENCIES_ONLY.format(
+        cache=shlex.quote(cache), log=shlex.quote(log)))
 
 
 def crate_binaries(crate_dir, suffix):

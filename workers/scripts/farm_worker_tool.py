@@ -276,6 +276,36 @@ def compiler_identity(rustc_version):
     return digest.hexdigest()
 
 
+# rustc's arguments as the wrappers below read them (written ahead of each).
+RUSTC_ARGUMENTS = r'''
+# rustc's arguments as (flag, value) pairs, for the flags asked for in either form
+# ("--emit=x" or "--emit x"; a codegen setting "-Cname=value" or "-C name=value" as
+# ("name", "value")), and (None, argument) for any other; None when a value is missing.
+def flag_values(args, flags):
+    pairs = []
+    words = iter(args)
+    for arg in words:
+        for flag in flags:
+            if arg == flag:
+                value = next(words, None)
+                if value is None:
+                    return None
+            elif arg.startswith(flag + "="):
+                value = arg[len(flag) + 1:]
+            elif flag == "-C" and arg.startswith("-C"):
+                value = arg[2:]
+            else:
+                continue
+            if flag in ("-C", "--codegen"):
+                flag, _, value = value.partition("=")
+            pairs.append((flag, value))
+            break
+        else:
+            pairs.append((None, arg))
+    return pairs
+'''
+
+
 # Cargo's RUSTC_WRAPPER for a docker pool, which keeps each project's target
 # directory: cargo sets CARGO_PRIMARY_PACKAGE for the crates it was asked to build
 # (the project's own), which that directory rebuilds incrementally; through the cache
@@ -350,35 +380,23 @@ def library(args):
     # A library compile's crate name, outputs and extern crates, from its arguments;
     # None where the cache cannot know all it reads and writes (another kind of
     # compile, an argument file, native libraries, a target file, an output file).
+    pairs = flag_values(args, ("--emit", "--crate-type", "--crate-name", "--out-dir",
+                                "--extern", "--target", "--codegen", "-C"))
+    if pairs is None:
+        return None
     found = {"--extern": []}
-    words = iter(args)
-    for arg in words:
-        if arg.startswith(("@", "-l", "--print")) or arg == "-o":
-            return None
-        for flag in ("--emit", "--crate-type", "--crate-name", "--out-dir", "--extern",
-                     "--target", "--codegen", "-C"):
-            if arg == flag:
-                value = next(words, None)
-                if value is None:
-                    return None
-            elif arg.startswith(flag + "="):
-                value = arg[len(flag) + 1:]
-            elif flag == "-C" and arg.startswith("-C"):
-                value = arg[2:]
-            else:
-                continue
-            if flag in ("-C", "--codegen"):
-                setting, _, value = value.partition("=")
-                if setting == "incremental":
-                    return None
-                found[setting] = value
-            elif flag == "--extern":
-                found["--extern"].append(value.partition("=")[2])
-            elif flag in found:
+    for flag, value in pairs:
+        if flag is None:
+            if value.startswith(("@", "-l", "--print")) or value == "-o":
                 return None
-            else:
-                found[flag] = value
-            break
+        elif flag == "incremental":
+            return None
+        elif flag == "--extern":
+            found["--extern"].append(value.partition("=")[2])
+        elif flag in found and flag.startswith("--"):
+            return None
+        else:
+            found[flag] = value
     if (sorted(found.get("--emit", "").split(",")) != ["dep-info", "link", "metadata"]
             or found.get("--crate-type") not in ("lib", "rlib")
             or not found.get("--crate-name") or not found.get("--out-dir")
@@ -649,23 +667,9 @@ import time
 # Where rustc writes the library's .rmeta in a pipelined compile (cargo asks for
 # metadata and link, and for notices of artifacts); None for any other command.
 def metadata_file(args):
-    found = {}
-    words = iter(args)
-    for arg in words:
-        for flag in ("--emit", "--json", "--crate-name", "--out-dir", "--codegen", "-C"):
-            if arg == flag:
-                value = next(words, "")
-            elif arg.startswith(flag + "="):
-                value = arg[len(flag) + 1:]
-            elif flag == "-C" and arg.startswith("-C"):
-                value = arg[2:]
-            else:
-                continue
-            if flag in ("--codegen", "-C"):
-                key, _, value = value.partition("=")
-                flag = key
-            found[flag] = value
-            break
+    pairs = flag_values(args, ("--emit", "--json", "--crate-name", "--out-dir", "--codegen",
+                               "-C"))
+    found = {flag: value for flag, value in pairs or () if flag}
     emit = found.get("--emit", "").split(",")
     if not ("metadata" in emit and "link" in emit
             and "artifacts" in found.get("--json", "").split(",")
@@ -744,7 +748,7 @@ def _write_script(name, text):
 def pipelined(sccache):
     """Write the wrapper that keeps cargo's pipelining through ``sccache``; its path."""
     return _write_script("sccache-pipelined", f"#!{sys.executable} -S\n"
-                         f"SCCACHE = {sccache!r}\n" + PIPELINED)
+                         f"SCCACHE = {sccache!r}\n" + RUSTC_ARGUMENTS + PIPELINED)
 
 
 def dependencies_only(directory, identity):
@@ -754,7 +758,7 @@ def dependencies_only(directory, identity):
     log = os.path.join(os.path.expanduser("~"), ".rustfarm", "compile-cache.log")
     cache = _write_script("crate-cache", f"#!{sys.executable} -S\n"
                           f"CACHE = {directory!r}\nCOMPILER = {identity!r}\nLOG = {log!r}\n"
-                          + CRATE_CACHE)
+                          + RUSTC_ARGUMENTS + CRATE_CACHE)
     with open(log, "w"):
         pass
     return _write_script("rustc-for-dependencies", DEPENDENCIES_ONLY.format(

@@ -88,18 +88,15 @@ class Farm:
         return start, brid
 
     def first_step_latency(self, project: str, target: str) -> float:
-        """Seconds from the force request until the build's first real step started."""
+        """Seconds from the force request until the build's first real step started
+        (the snapshot step's start in the master's log)."""
         start, brid = self.force(project, target)
-        while True:
-            builds = self.api("builds", buildrequestid=brid)["builds"]
-            if builds:
-                steps = self.api(f"builds/{builds[-1]['buildid']}/steps")["steps"]
-                snapshot = [s for s in steps if s["name"] == "snapshot" and s["started_at"]]
-                if snapshot:
-                    first = time.time() - start
-                    self.wait(brid)
-                    return first
-            time.sleep(0.02)
+        build = self.wait(brid)
+        began = f"<Build {self.builder_name(build)} number:{build['number']} results:"
+        lines = iter(self.log_lines())
+        next(at for at, text in lines if began in text and ".. pinging the worker" in text)
+        return next(at for at, text in lines if "acquireLocks(step SnapshotSource(" in text) \
+            - start
 
     def build_time(self, project: str, target: str) -> tuple[float, float]:
         """(force -> build done, cargo's own time for the build) in seconds."""
@@ -123,17 +120,28 @@ class Farm:
                          limit=1, property="compile_cache")["builds"][0]
         return build["properties"].get("compile_cache", [None])[0]
 
-    def finished_at(self, build: dict) -> float:
-        """When the master finished ``build`` (its log's line, to the microsecond): the
-        REST API is polled only twice a second, as asking 20 times a second loaded the
-        master enough to slow a cold cargo build by 5%."""
-        builder = self.api(f"builders/{build['builderid']}")["builders"][0]["name"]
-        finished = re.compile(rf"^(\S+ \S+) .*<Build {re.escape(builder)} "
-                              rf"number:{build['number']} results:\w+>: build finished$")
+    def builder_name(self, build: dict) -> str:
+        return self.api(f"builders/{build['builderid']}")["builders"][0]["name"]
+
+    def log_lines(self) -> list[tuple[float, str]]:
+        """The master's log, each line with its time (to the microsecond)."""
+        lines = []
         for line in (self.root / ".farm" / "master" / "twistd.log").read_text().splitlines():
-            found = finished.match(line)
-            if found:
-                return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+            stamp = re.match(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ", line)
+            if stamp:
+                when = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+                lines.append((when, line[stamp.end():]))
+        return lines
+
+    def finished_at(self, build: dict) -> float:
+        """When the master finished ``build``, from its log. Times come from the log,
+        not from polling: the REST API is polled twice a second, as asking 20 times a
+        second loaded the master enough to slow a cold cargo build by 5% and a
+        container's start too."""
+        finished = f"<Build {self.builder_name(build)} number:{build['number']} results:"
+        for at, text in self.log_lines():
+            if finished in text and text.endswith(": build finished"):
+                return at
         raise SystemExit(f"the master's log does not say that build {build['buildid']} finished")
 
     def wait(self, brid: int) -> dict:

@@ -92,7 +92,7 @@ class Farm:
         (the snapshot step's start in the master's log)."""
         start, brid = self.force(project, target)
         build = self.wait(brid)
-        began = f"<Build {self.builder_name(build)} number:{build['number']} results:"
+        began = self.log_name(build)
         lines = iter(self.log_lines())
         next(at for at, text in lines if began in text and ".. pinging the worker" in text)
         return next(at for at, text in lines if "acquireLocks(step SnapshotSource(" in text) \
@@ -113,15 +113,18 @@ class Farm:
         return total, float(took.group(1)) if took else cargo["complete_at"] - cargo["started_at"]
 
     def compile_cache_counts(self, project: str) -> dict:
-        """sccache's counts of the project's newest build (its compile_cache property)."""
+        """The compile cache's counts of the project's newest build (its compile_cache
+        property)."""
         [builder] = [b for b in self.api("builders")["builders"]
                      if b["name"].startswith(f"{project}:")]
         build = self.api(f"builders/{builder['builderid']}/builds", order="-number",
                          limit=1, property="compile_cache")["builds"][0]
         return build["properties"].get("compile_cache", [None])[0]
 
-    def builder_name(self, build: dict) -> str:
-        return self.api(f"builders/{build['builderid']}")["builders"][0]["name"]
+    def log_name(self, build: dict) -> str:
+        """How the master's log names ``build``."""
+        builder = self.api(f"builders/{build['builderid']}")["builders"][0]["name"]
+        return f"<Build {builder} number:{build['number']} results:"
 
     def log_lines(self) -> list[tuple[float, str]]:
         """The master's log, each line with its time (to the microsecond)."""
@@ -138,7 +141,7 @@ class Farm:
         not from polling: the REST API is polled twice a second, as asking 20 times a
         second loaded the master enough to slow a cold cargo build by 5% and a
         container's start too."""
-        finished = f"<Build {self.builder_name(build)} number:{build['number']} results:"
+        finished = self.log_name(build)
         for at, text in self.log_lines():
             if finished in text and text.endswith(": build finished"):
                 return at

@@ -10,6 +10,7 @@ from buildbot.process.properties import Interpolate, Property, renderer
 
 from rustfarm.farmfile import Farm, Project, Target
 from rustfarm.farmfile.model import COMPILE_PROJECT, S3CompileCache
+from rustfarm.farmfile.pools import size_bytes
 from rustfarm.state import StateDir
 from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR
 from rustfarm.workers.tool import worker_tool_path
@@ -50,7 +51,7 @@ def compile_cache_env(size: str, read_only: bool) -> dict:
     cache); its counts are the build's (a container per build)."""
     env = {"RUSTC_WRAPPER": Property("rustc_wrapper", default=""),
            "RUSTFARM_COMPILE_CACHE": COMPILE_CACHE_DIR,
-           "RUSTFARM_COMPILE_CACHE_SIZE": size.upper()}
+           "RUSTFARM_COMPILE_CACHE_SIZE": str(size_bytes(size))}
     if read_only:
         env.update(READ_ONLY_COMPILE_CACHE)
     return env

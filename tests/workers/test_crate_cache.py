@@ -72,7 +72,7 @@ class Worker:
         self.env = {"PATH": os.environ["PATH"], "HOME": str(self.home),
                     "CALLS": str(self.calls), "SOURCES": str(self.source),
                     "CARGO_PKG_NAME": "dep", "CARGO_PKG_VERSION": "1.0.0",
-                    "RUSTFARM_COMPILE_CACHE_SIZE": "10G"}
+                    "RUSTFARM_COMPILE_CACHE_SIZE": str(10 << 30)}
         self.new_build(identity)
 
     def new_build(self, identity: str = "rustc 1.96.0") -> None:

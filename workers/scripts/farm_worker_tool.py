@@ -276,8 +276,9 @@ def compiler_identity(rustc_version):
     return digest.hexdigest()
 
 
-# rustc's arguments as the wrappers below read them (written ahead of each).
-RUSTC_ARGUMENTS = r'''
+# What the wrappers below share (written ahead of each): reading rustc's arguments,
+# and ending as rustc ended.
+WRAPPER_PRELUDE = r'''
 # rustc's arguments as (flag, value) pairs, for the flags asked for in either form
 # ("--emit=x" or "--emit x"; a codegen setting "-Cname=value" or "-C name=value" as
 # ("name", "value")), and (None, argument) for any other; None when a value is missing.
@@ -303,6 +304,14 @@ def flag_values(args, flags):
         else:
             pairs.append((None, arg))
     return pairs
+
+
+# Exit with rustc's status, or die of the signal that killed it.
+def exit_as(code):
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
 '''
 
 
@@ -526,21 +535,6 @@ def compile_through(rustc, args):
     return compiler.wait(), b"".join(kept)
 
 
-def exit_as(code):
-    if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-    sys.exit(code)
-
-
-def size_limit():
-    text = os.environ.get("RUSTFARM_COMPILE_CACHE_SIZE", "10G").strip().upper()
-    scale = {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    if text[-1:] in scale:
-        return int(float(text[:-1]) * scale[text[-1]])
-    return int(text)
-
-
 def evict():
     # The least recently used entries go while the cache is over 90% of its size.
     entries, total = [], 0
@@ -558,7 +552,8 @@ def evict():
                 continue
             entries.append((used, size, entry))
             total += size
-    limit = size_limit()
+    # In bytes, as the master gives it (farm.yaml's compile_cache).
+    limit = int(os.environ.get("RUSTFARM_COMPILE_CACHE_SIZE", 10 << 30))
     evicted = 0
     if total > limit:
         os.makedirs(os.path.join(ENTRIES, "tmp"), exist_ok=True)
@@ -589,8 +584,7 @@ def show_stats():
     compiled = events.get("stored", []) + events.get("compiled", [])
     stats = {"crate_cache": CACHE, "read_only": read_only,
              "hits": len(events.get("hit", [])), "misses": len(compiled),
-             "not_cacheable": len(events.get("not-cacheable", []))
-             + len(events.get("uncacheable", [])),
+             "not_cacheable": len(events.get("not-cacheable", [])),
              "errors": len(events.get("error", [])),
              "from_cache": sorted(events.get("hit", [])), "compiled": sorted(compiled)}
     if not read_only and os.path.isdir(ENTRIES):
@@ -609,7 +603,7 @@ def main(args):
     crate = os.environ.get("CARGO_PKG_NAME") or "rustc"
     found = library(args)
     if found is None:
-        log("uncacheable", crate)
+        log("not-cacheable", crate)
         os.execvp(rustc, [rustc, *args])
     outputs, externs = found
     entry = transcript = None
@@ -725,10 +719,7 @@ def main(args):
                           if not is_metadata_notice(line))
     sys.stderr.buffer.write(replay)
     sys.stderr.flush()
-    if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-    sys.exit(code)
+    exit_as(code)
 
 
 main(sys.argv[1:])
@@ -748,7 +739,7 @@ def _write_script(name, text):
 def pipelined(sccache):
     """Write the wrapper that keeps cargo's pipelining through ``sccache``; its path."""
     return _write_script("sccache-pipelined", f"#!{sys.executable} -S\n"
-                         f"SCCACHE = {sccache!r}\n" + RUSTC_ARGUMENTS + PIPELINED)
+                         f"SCCACHE = {sccache!r}\n" + WRAPPER_PRELUDE + PIPELINED)
 
 
 def dependencies_only(directory, identity):
@@ -758,7 +749,7 @@ def dependencies_only(directory, identity):
     log = os.path.join(os.path.expanduser("~"), ".rustfarm", "compile-cache.log")
     cache = _write_script("crate-cache", f"#!{sys.executable} -S\n"
                           f"CACHE = {directory!r}\nCOMPILER = {identity!r}\nLOG = {log!r}\n"
-                          + RUSTC_ARGUMENTS + CRATE_CACHE)
+                          + WRAPPER_PRELUDE + CRATE_CACHE)
     with open(log, "w"):
         pass
     return _write_script("rustc-for-dependencies", DEPENDENCIES_ONLY.format(

@@ -10,6 +10,7 @@ from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.state import StateDir
 from rustfarm.workers.engines import WarmEngineFirst
+from rustfarm.workers.standby import StandbyFirst
 
 from .factories import build_factory
 
@@ -41,12 +42,15 @@ def builder_configs(farm: Farm, paths: StateDir) -> list[util.BuilderConfig]:
     several = {name: WarmEngineFirst(pool.warm_engine_wait)
                for name, pool in farm.pools.items() if pool.kind == "docker"
                and len(set(pool.worker_engines().values())) > 1}
+    # A pool with standby containers sends a builder's build to the one waiting for it.
+    choosers = {name: StandbyFirst(several.get(name)) if pool.standby else several.get(name)
+                for name, pool in farm.pools.items() if pool.kind == "docker"}
     return [util.BuilderConfig(
                 name=d.name,
                 workernames=list(d.workernames),
                 factory=build_factory(farm, d.project, d.target, paths, d.in_container),
                 locks=locks(d),
-                nextWorker=several.get(d.target.pool),
+                nextWorker=choosers.get(d.target.pool),
                 tags=d.tags if tagged else None,
                 properties=d.properties,
                 defaultProperties={"profile": d.project.profile},

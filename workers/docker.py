@@ -21,6 +21,7 @@ engine that lacks a build's image pulls it from the pool's image_registry first.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
@@ -46,6 +47,7 @@ from rustfarm.targets import image_toolchain
 from .connection import PromptConnectionMixin
 from .engine_clients import api_client, client_args, engine_error
 from .engines import watch_of
+from .standby import Standby, StandbyMixin
 
 # Inside the image: the mount point of the build cache (the image makes it,
 # owned by rustbuild, so a new volume inherits that owner), of the worker
@@ -155,18 +157,21 @@ def memory_bytes(size: str) -> int:
         else int(float(number))
 
 
-class FarmDockerLatentWorker(PromptConnectionMixin, DockerLatentWorker):
+class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWorker):
     """Upstream's Docker latent worker, with the farm's image check, its
-    isolation (see the module) and leftover containers removed at start."""
+    isolation (see the module), standby containers (workers/standby.py) and
+    leftover containers removed at start."""
 
     def checkConfig(self, name, password, *args, worker_socket=None, secret_dir=None,
-                    engine_tls="", image_registry="", **kwargs):
+                    engine_tls="", image_registry="", standby=0, **kwargs):
         # The farm's own settings are not Buildbot's.
         super().checkConfig(name, password, *args, **kwargs)
 
     def reconfigService(self, name, password, docker_host, *args, worker_socket=None,
-                        secret_dir=None, engine_tls="", image_registry="", **kwargs):
+                        secret_dir=None, engine_tls="", image_registry="", standby=0,
+                        **kwargs):
         self.engine = docker_host
+        self.standby = standby
         self.engine_tls = engine_tls
         self.image_registry = image_registry
         # On an engine of this machine: the master's socket and this worker's password
@@ -210,6 +215,15 @@ class FarmDockerLatentWorker(PromptConnectionMixin, DockerLatentWorker):
         return latent_container_name(self.workername, Path(self.master.basedir))
 
     def start_instance(self, build):
+        if isinstance(build, Standby):
+            # No build yet: the container of the builder's last build, started again.
+            if self.instance is not None:
+                raise ValueError("instance active")
+            self._upload_volume = self._starting_build = None
+            # Copies: upstream's start adds to the host config it is given.
+            self._actual_build_props = copy.deepcopy(build.props)
+            return threads.deferToThread(self._thd_start_instance,
+                                         *copy.deepcopy(build.props))
         # An upload's build has a volume of its own, removed with its container.
         job = build.getProperty(COMPILE_JOB_PROPERTY)
         self._upload_volume = upload_volume_name(build.getProperty("farm"), job,
@@ -222,6 +236,10 @@ class FarmDockerLatentWorker(PromptConnectionMixin, DockerLatentWorker):
         if skipped:
             build.setProperty("docker_engines_skipped", "; ".join(skipped), "docker pool")
         return super().start_instance(build)
+
+    def standby_allowed(self, wfb) -> bool:
+        # An upload's volume is its build's alone: no later build could use its container.
+        return getattr(self, "_upload_volume", None) is None
 
     def stop_instance(self, fast=False):
         if self.instance is None:
@@ -422,8 +440,10 @@ def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> li
             volumes=volumes,
             hostconfig=config,
             followStartupLogs=False,
-            # One build per container: it is stopped and removed right after.
+            # One build per container: it is stopped and removed right after (and
+            # another started for the builder's next build, see workers/standby.py).
             build_wait_timeout=0,
+            standby=pool.standby,
             max_builds=1,
             properties={"pool": pool.name, "docker_engine": engine.url},
             **local))

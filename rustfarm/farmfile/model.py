@@ -235,6 +235,8 @@ class DockerEngine:
 
 
 DEFAULT_WARM_ENGINE_WAIT = 30
+# Seconds a container started after a build waits for its builder's next build.
+DEFAULT_STANDBY = 300
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,9 @@ class DockerPool:
     # Several engines: seconds a request waits for a busy worker on the engine of its
     # builder's last build (its caches) before a free worker elsewhere takes it.
     warm_engine_wait: int = DEFAULT_WARM_ENGINE_WAIT
+    # Seconds a fresh container, started after a builder's build, waits for that
+    # builder's next build (workers/standby.py); 0: every build starts its own.
+    standby: int = DEFAULT_STANDBY
 
     @property
     def engines(self) -> tuple[DockerEngine, ...]:

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 from rustfarm.userdata import value_problem
 
-from .model import (DEFAULT_COMPILE_CACHE, DEFAULT_WARM_ENGINE_WAIT, DOCKER_TLS_FILES,
-                    DockerEngine, DockerPool, Ec2Pool, LocalPool, S3CompileCache)
+from .model import (DEFAULT_COMPILE_CACHE, DEFAULT_STANDBY, DEFAULT_WARM_ENGINE_WAIT,
+                    DOCKER_TLS_FILES, DockerEngine, DockerPool, Ec2Pool, LocalPool, S3CompileCache)
 from .reader import Section
 
 POOL_KINDS = ("local", "docker", "ec2")
@@ -67,7 +67,8 @@ def docker_pool(name: str, s: Section) -> DockerPool:
                       docker_hosts=docker_hosts, docker_tls=docker_tls,
                       image_registry=s.text("image_registry", "", check=_registry_problem),
                       warm_engine_wait=s.integer("warm_engine_wait", DEFAULT_WARM_ENGINE_WAIT,
-                                                 minimum=0, maximum=3600))
+                                                 minimum=0, maximum=3600),
+                      standby=s.integer("standby", DEFAULT_STANDBY, minimum=0, maximum=86400))
     if isinstance(count, int) and len(docker_hosts) > count:
         s.error(s.key_line("docker_hosts"), f"workers.{name}.docker_hosts",
                 f"{len(docker_hosts)} engines need a count of at least {len(docker_hosts)} "
@@ -252,7 +253,7 @@ def _endpoint_problem(value: str) -> str:
 POOL_KEYS = {
     "local": ("kind", "count"),
     "docker": ("kind", "count", "docker_host", "docker_hosts", "docker_tls", "cpus",
-               "memory", "compile_cache", "image_registry", "warm_engine_wait"),
+               "memory", "compile_cache", "image_registry", "warm_engine_wait", "standby"),
     "ec2": ("kind", "max_instances", "region", "ami", "ami_name", "ami_owner", "instance_type",
             "spot", "max_spot_price", "spot_fallback", "subnet_id", "security_group_ids",
             "instance_profile", "keypair_name", "volume_size_gb", "tags", "idle_timeout",

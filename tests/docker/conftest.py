@@ -69,7 +69,7 @@ def docker_farm(built_chain, tmp_path_factory):
     farm = RunningFarm(root, f"""\
 schedule: {{nightly: false}}
 workers:
-  {POOL}: {{kind: docker, count: 2, cpus: 2, memory: 3g}}
+  {POOL}: {{kind: docker, count: 2, cpus: 2, memory: 3g, standby: 0}}
 targets:
 {targets_yaml(built_chain)}
 projects:

@@ -26,8 +26,8 @@ def fault_farm(built_chain, tmp_path_factory):
     farm = RunningFarm(tmp_path_factory.mktemp("faults"), f"""\
 schedule: {{nightly: false}}
 workers:
-  {POOL}: {{kind: docker, count: 2}}
-  {POOL}small: {{kind: docker, count: 1, memory: 256m}}
+  {POOL}: {{kind: docker, count: 2, standby: 0}}
+  {POOL}small: {{kind: docker, count: 1, memory: 256m, standby: 0}}
 targets:
   {MIPSEL}: {{pool: {POOL}, image: "{built_chain.reference(MIPSEL)}"}}
   aarch64-unknown-linux-gnu: {{pool: {POOL}, image: "rustfarm/aarch64-unknown-linux-gnu:0000missing0"}}
@@ -200,7 +200,7 @@ def test_farm_up_builds_pinned_images_the_engine_lacks(built_chain, tmp_path):
     farm = RunningFarm(tmp_path, f"""\
 schedule: {{nightly: false}}
 workers:
-  {POOL}: {{kind: docker, count: 1}}
+  {POOL}: {{kind: docker, count: 1, standby: 0}}
 targets:
   {wasm}: {{pool: {POOL}, image: "{image}"}}
   {MIPSEL}: {{pool: {POOL}, image: "rustfarm/{MIPSEL}:0000missing0"}}

@@ -50,7 +50,7 @@ def failover_farm(built_chain, postgresql_installed, router_installed):  # noqa:
         farm, master_timeout=MASTER_TIMEOUT) + f"""\
 schedule: {{nightly: false}}
 workers:
-  {POOL}: {{kind: docker, count: 1, memory: 2g}}
+  {POOL}: {{kind: docker, count: 1, memory: 2g, standby: 0}}
 targets:
   {TRIPLE}: {{pool: {POOL}, image: "{built_chain.reference(TRIPLE)}"}}
 projects:

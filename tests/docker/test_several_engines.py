@@ -75,6 +75,7 @@ workers:
     memory: 2g
     image_registry: {registry.address}
     warm_engine_wait: 0       # where builds can go; waiting for a warm engine: unit tests
+    standby: 0                # the containers each build had, counted after it
     docker_hosts:
       - {LOCAL_DOCKER_ENGINE}
       - {{url: "{second_engine.url}", tls: {second_engine.client_tls}}}

@@ -189,3 +189,17 @@ def test_warm_engine_wait_is_whole_seconds_up_to_an_hour(tmp_path):
         f"{config}:4: workers.dk.warm_engine_wait: must be at least 0, not -1"]
     [problem] = problems(config, farm_yaml("{kind: docker, warm_engine_wait: soon}"))
     assert problem.startswith(f"{config}:4: workers.dk.warm_engine_wait: must be a whole number")
+
+
+def test_standby_is_whole_seconds_up_to_a_day_and_only_for_docker_pools(tmp_path):
+    config = tmp_path / "farm.yaml"
+    assert loads(farm_yaml("{kind: docker}"), config).pools["dk"].standby == 300
+    assert loads(farm_yaml("{kind: docker, standby: 0}"), config).pools["dk"].standby == 0
+    assert problems(config, farm_yaml("{kind: docker, standby: -5}")) == [
+        f"{config}:4: workers.dk.standby: must be at least 0, not -5"]
+    assert problems(config, farm_yaml("{kind: docker, standby: 86401}")) == [
+        f"{config}:4: workers.dk.standby: must be at most 86400, not 86401"]
+    [problem] = problems(config, farm_yaml("{kind: docker, standby: 5m}"))
+    assert problem.startswith(f"{config}:4: workers.dk.standby: must be a whole number")
+    [problem] = problems(config, farm_yaml("{kind: local, standby: 30}"))
+    assert "standby" in problem and problem.startswith(f"{config}:4:")

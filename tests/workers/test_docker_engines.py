@@ -231,16 +231,20 @@ def test_a_builder_goes_back_to_the_engine_of_its_last_build():
 
 def test_only_a_pool_over_several_engines_chooses_workers_by_engine(tmp_path):
     from rustfarm.workers.engines import WarmEngineFirst
+    from rustfarm.workers.standby import StandbyFirst
 
     several = buildmaster_config(farm(
         tmp_path, '[unix:///var/run/docker.sock, {url: "tcp://127.0.0.1:2376", tls: tls}]'))
-    assert {b.nextWorker for b in several["builders"]} == {WarmEngineFirst(30)}
+    assert {b.nextWorker for b in several["builders"]} == {StandbyFirst(WarmEngineFirst(30))}
     waits = buildmaster_config(farm(
         tmp_path, '[unix:///var/run/docker.sock, {url: "tcp://127.0.0.1:2376", tls: tls}]',
-        pool_extra="    warm_engine_wait: 0\n"))
+        pool_extra="    warm_engine_wait: 0\n    standby: 0\n"))
     assert {b.nextWorker for b in waits["builders"]} == {WarmEngineFirst(0)}
     one = buildmaster_config(farm(tmp_path, "[unix:///var/run/docker.sock]"))
-    assert {b.nextWorker for b in one["builders"]} == {None}
+    assert {b.nextWorker for b in one["builders"]} == {StandbyFirst(None)}
+    none = buildmaster_config(farm(tmp_path, "[unix:///var/run/docker.sock]",
+                                   pool_extra="    standby: 0\n"))
+    assert {b.nextWorker for b in none["builders"]} == {None}
 
 
 def test_a_worker_whose_container_never_started_takes_any_builder_s_build_again(tmp_path):

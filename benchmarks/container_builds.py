@@ -67,8 +67,10 @@ class Farm:
         self.session = requests.Session()
 
     def __enter__(self) -> "Farm":
-        subprocess.run([FARM, "--config", str(self.config), "up"], check=True,
-                       capture_output=True)
+        started = subprocess.run([FARM, "--config", str(self.config), "up"],
+                                 capture_output=True, text=True)
+        if started.returncode != 0:
+            raise SystemExit(f"farm up failed:\n{started.stdout}{started.stderr}")
         password = (self.root / ".farm" / "secrets" / "ui-admin").read_text().strip()
         self.session.get(f"{self.url}auth/login", auth=("admin", password), timeout=30)
         return self
@@ -251,9 +253,9 @@ def main() -> None:
                   for name in ("deps", "deps-two", "chain")] \
             + [compile_cache_volume("bench", MIPSEL)]
         remove_volumes(*caches)
+        local_project = (f"  local: {{source: {FIXTURES / 'hello-arch'}, targets: [{HOST}], "
+                         "binaries: [hello-arch], test: false}\n")
         projects = f"""\
-projects:
-  local: {{source: {FIXTURES / 'hello-arch'}, targets: [{HOST}], binaries: [hello-arch], test: false}}
   box: {{source: {FIXTURES / 'hello-arch'}, targets: [{MIPSEL}], binaries: [hello-arch], test: false}}
   deps: {{source: {deps}, targets: [{MIPSEL}], binaries: [deps-demo], test: false}}
   deps-two: {{source: {two}, targets: [{MIPSEL}], binaries: [deps-two], test: false}}
@@ -268,7 +270,8 @@ workers:
 targets:
   {HOST}: {{pool: local}}
   {MIPSEL}: {{pool: dk, image: "{image_of(MIPSEL)}"}}
-""" + projects) as farm:
+projects:
+""" + local_project + projects) as farm:
             local = [farm.first_step_latency("local", HOST) for _ in range(args.runs)]
             boxed = [farm.first_step_latency("box", MIPSEL) for _ in range(args.runs)]
             # Cold builds, one of each kind in turn (the machine's load drifts):
@@ -294,6 +297,7 @@ workers:
   dk: {{kind: docker, count: 1}}
 targets:
   {MIPSEL}: {{pool: dk, image: "{image_of(MIPSEL)}"}}
+projects:
 """ + projects) as farm:
             farm.first_step_latency("box", MIPSEL)
             standby = []

@@ -220,8 +220,9 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWo
             if self.instance is not None:
                 raise ValueError("instance active")
             self._upload_volume = self._starting_build = None
-            # Copies: upstream's start adds to the host config it is given.
-            self._actual_build_props = copy.deepcopy(build.props)
+            # Upstream's start adds to the host config it is given: it gets a copy, and
+            # the props stay as they were rendered for comparing with a build's.
+            self._actual_build_props = build.props
             return threads.deferToThread(self._thd_start_instance,
                                          *copy.deepcopy(build.props))
         # An upload's build has a volume of its own, removed with its container.

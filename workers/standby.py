@@ -18,7 +18,6 @@ that sends a build to its builder's standby first, then to a worker with none.
 
 from __future__ import annotations
 
-import copy
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +62,8 @@ class StandbyMixin:
     def buildFinished(self, wfb):
         props = getattr(self, "_actual_build_props", None)
         if self.standby > 0 and props is not None and self.standby_allowed(wfb):
-            self._next_standby = Standby(wfb.builder_name, copy.deepcopy(props))
+            # Buildbot's own copy, never changed: a stop drops it rather than clearing it.
+            self._next_standby = Standby(wfb.builder_name, props)
         return super().buildFinished(wfb)
 
     @defer.inlineCallbacks

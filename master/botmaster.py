@@ -9,6 +9,9 @@ of 1,100 builders took to restart. Here the builders and projects are read
 once, a builder whose stored description, project and tags are what the
 configuration says is left as it is, and this master's builders are recorded
 in one transaction. A new or changed builder goes Buildbot's own way.
+
+And it offers workers to builders sooner after build requests arrive: see
+REQUESTS_GATHERED_FOR.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from buildbot.process.botmaster import BotMaster
 from buildbot.process.builder import Builder
-from buildbot.util import bytes2unicode, diffSets
+from buildbot.util import bytes2unicode, debounce, diffSets
 from buildbot.util.render_description import render_description
 from twisted.internet import defer
 from twisted.python import log
@@ -57,8 +60,20 @@ class FarmBuilder(Builder):
                 and sorted(set(stored.tags)) == sorted(set(config.tags or [])))
 
 
+# Buildbot gathers new and unclaimed build requests until none has arrived for 0.1 s
+# before it offers workers to their builders: every build waited that long before it
+# started, most of the 0.14 s from a forced build to its first step on an idle local
+# worker. The requests of a buildset (a build of every target) are announced together,
+# a few milliseconds gather them, and the requests of buildsets that arrive together.
+REQUESTS_GATHERED_FOR = 0.01
+
+
 class FarmBotMaster(BotMaster):
-    """Buildbot's BotMaster, registering its builders from one read of the database."""
+    """Buildbot's BotMaster, registering its builders from one read of the database,
+    and starting builds REQUESTS_GATHERED_FOR after their requests arrive."""
+
+    _flush_pending_builders = debounce.method(wait=REQUESTS_GATHERED_FOR, until_idle=True)(
+        BotMaster.__dict__["_flush_pending_builders"].fn)
 
     @defer.inlineCallbacks
     def reconfigProjects(self, new_config):

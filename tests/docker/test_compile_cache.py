@@ -5,7 +5,8 @@ A second project with the same dependencies compiles none of them (the cache's
 counts and the crates it names, in the build's log and its ``compile_cache``
 property); two projects built at once on one cache both succeed and their binaries
 run; a dependency built with other features is compiled again, not taken from the
-cache; a library's dependents start on its metadata through the cache as without it
+cache, as is one whose build script gives it another environment variable or other
+generated code; a library's dependents start on its metadata through the cache as without it
 (cargo's pipelining)."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from rustfarm.workers.docker import compile_cache_volume_name
-from tests.support.crates import chain_crate, renamed_copy
+from tests.support.crates import chain_crate, generated_crate, renamed_copy, set_generated
 from tests.support.farm import RunningFarm
 
 from .conftest import TARGETS, cache_volume, remove_cache_volumes, wait_until_no_containers
@@ -55,9 +56,11 @@ def cache_farm(built_chain, tmp_path_factory):
                     root, "features",
                     regex='{ version = "1", default-features = false, '
                           'features = ["std", "unicode-perl"] }'),
-                "chain": chain_crate(root / "chain", "chain")}
+                "chain": chain_crate(root / "chain", "chain"),
+                "generated": generated_crate(root / "generated", "generated", motd="one",
+                                             banner="one")}
     targets = {"first": HOST, "second": HOST, "features": HOST, "twin-a": MIPSEL,
-               "twin-b": MIPSEL, "chain": HOST}
+               "twin-b": MIPSEL, "chain": HOST, "generated": HOST}
     farm = RunningFarm(root, f"""\
 schedule: {{nightly: false}}
 workers:
@@ -197,3 +200,32 @@ def test_a_library_s_dependents_start_on_its_metadata_through_the_cache(cache_fa
     binary = fetch_binary(cache_farm, build, "chain", tmp_path)
     assert run_in_image(built_chain.reference(HOST), tmp_path, binary.name,
                         []).startswith("chain: ")
+
+
+def test_a_dependency_whose_build_script_output_changed_misses_the_cache(cache_farm,
+                                                                         built_chain, tmp_path):
+    # settings reads an environment variable its build script sets (env!) and code the
+    # script writes to OUT_DIR (include!). Its arguments, and so its key, stay the same
+    # when either changes; what the compile read (dep-info: the variable's value, the
+    # generated file's content) does not, so the cache's entry must not be used.
+    source = cache_farm.directory / "generated"
+
+    def build_and_run(expected_misses: int) -> str:
+        build = cache_farm.wait_for_build(force(cache_farm, "generated"), timeout=600)
+        assert build["results"] == 0, cache_farm.step_log(build, "cargo build")[-3000:]
+        counts = cache_counts(cache_farm, build)
+        assert (counts["hits"], counts["misses"], counts["errors"]) == \
+            (0, expected_misses, 0), counts
+        if expected_misses:
+            assert re.search(r"^compiled: +settings$", compile_cache_log(cache_farm, build),
+                             re.M)
+        out = tmp_path / str(build["number"])
+        out.mkdir()
+        binary = fetch_binary(cache_farm, build, "generated", out)
+        return run_in_image(built_chain.reference(HOST), out, binary.name, [])
+
+    assert build_and_run(expected_misses=1) == "motd=one banner=one"
+    set_generated(source, motd="two")
+    assert build_and_run(expected_misses=1) == "motd=two banner=one"
+    set_generated(source, banner="two")
+    assert build_and_run(expected_misses=1) == "motd=two banner=two"

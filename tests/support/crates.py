@@ -78,3 +78,43 @@ def chain_crate(directory: Path, name: str, functions: int = 800) -> Path:
     manifest = directory / "Cargo.toml"
     manifest.write_text(manifest.read_text() + '\n[dependencies]\nmiddle = { path = "middle" }\n')
     return directory
+
+
+def generated_crate(directory: Path, name: str, motd: str, banner: str) -> Path:
+    """A crate ``name`` over a path dependency ``settings`` whose build script reads
+    two files of its own: ``motd.txt`` reaches the library through an environment
+    variable (``env!``), ``banner.txt`` through code written to ``OUT_DIR``
+    (``include!``). The binary prints ``motd=MOTD banner=BANNER``."""
+    settings = directory / "settings"
+    (settings / "src").mkdir(parents=True, exist_ok=True)
+    (settings / "Cargo.toml").write_text('[package]\nname = "settings"\nversion = "0.1.0"\n'
+                                         'edition = "2021"\nbuild = "build.rs"\n')
+    (settings / "build.rs").write_text(
+        'use std::{env, fs, path::Path};\n\n'
+        'fn main() {\n'
+        '    println!("cargo:rerun-if-changed=motd.txt");\n'
+        '    println!("cargo:rerun-if-changed=banner.txt");\n'
+        '    let motd = fs::read_to_string("motd.txt").unwrap();\n'
+        '    println!("cargo:rustc-env=SETTINGS_MOTD={}", motd.trim());\n'
+        '    let banner = fs::read_to_string("banner.txt").unwrap();\n'
+        '    let out = Path::new(&env::var("OUT_DIR").unwrap()).join("banner.rs");\n'
+        '    fs::write(out, format!("pub const BANNER: &str = {:?};\\n", banner.trim()))'
+        '.unwrap();\n'
+        '}\n')
+    (settings / "src" / "lib.rs").write_text(
+        'pub const MOTD: &str = env!("SETTINGS_MOTD");\n'
+        'include!(concat!(env!("OUT_DIR"), "/banner.rs"));\n')
+    set_generated(directory, motd=motd, banner=banner)
+    write_crate(directory, name, 'fn main() {\n'
+                '    println!("motd={} banner={}", settings::MOTD, settings::BANNER);\n}\n')
+    manifest = directory / "Cargo.toml"
+    manifest.write_text(manifest.read_text()
+                        + '\n[dependencies]\nsettings = { path = "settings" }\n')
+    return directory
+
+
+def set_generated(directory: Path, motd: str | None = None, banner: str | None = None) -> None:
+    """The values ``generated_crate``'s build script reads."""
+    for file, value in (("motd.txt", motd), ("banner.txt", banner)):
+        if value is not None:
+            (directory / "settings" / file).write_text(value + "\n")

@@ -75,14 +75,15 @@ class Worker:
                     "RUSTFARM_COMPILE_CACHE_SIZE": str(10 << 30)}
         self.new_build(identity)
 
-    def new_build(self, identity: str = "rustc 1.96.0") -> None:
+    def new_build(self, identity: str = "rustc 1.96.0", **env: str) -> None:
         """What a new build's container starts with: the wrapper (counts afresh) and an
         empty target directory (the cache's volume stays)."""
         done = subprocess.run(
             [sys.executable, "-c", "import runpy; tool = runpy.run_path("
              f"{str(TOOL)!r}, run_name='tool'); "
              f"print(tool['dependencies_only']({str(self.cache)!r}, {identity!r}))"],
-            env={**os.environ, "HOME": str(self.home)}, capture_output=True, text=True)
+            env={**os.environ, "HOME": str(self.home), **env}, capture_output=True,
+            text=True)
         assert done.returncode == 0, done.stderr
         self.wrapper = done.stdout.strip()
         for stale in self.out.iterdir():
@@ -261,3 +262,31 @@ def test_the_cache_keeps_to_its_size_least_recently_used_first(worker):
     assert stats["evicted"] == 1, stats
     assert {e.name for e in worker.entries()} == {by_feature["used"].name,
                                                   by_feature["new"].name}
+
+
+def test_the_next_build_finds_the_wrapper_beside_its_target_directory_untouched(worker):
+    """Cargo asks rustc its version and a target's file names again whenever
+    RUSTC_WRAPPER is another file (path, size, times): the wrapper lives in the
+    project's volume, beside the target directory, and a build that would write it
+    as it is leaves it be. Another compiler writes it anew."""
+    target_dir = worker.root / "project" / "target"
+    worker.new_build(CARGO_TARGET_DIR=str(target_dir))
+    wrapper = Path(worker.wrapper)
+    assert wrapper.parent == target_dir.parent / ".rustfarm"
+    scripts = sorted(wrapper.parent.iterdir())
+    assert [s.name for s in scripts] == ["crate-cache", "rustc-for-dependencies"]
+    assert all(os.access(s, os.X_OK) for s in scripts)
+    before = {s: (s.stat().st_ino, s.stat().st_mtime_ns) for s in scripts}
+    time.sleep(0.01)
+
+    worker.new_build(CARGO_TARGET_DIR=str(target_dir))
+    assert Path(worker.wrapper) == wrapper
+    assert {s: (s.stat().st_ino, s.stat().st_mtime_ns) for s in scripts} == before
+    assert worker.rustc(*worker.library_args()).returncode == 0
+    assert worker.stats()["misses"] == 1
+
+    worker.new_build("rustc 1.97.0", CARGO_TARGET_DIR=str(target_dir))
+    cache = wrapper.parent / "crate-cache"
+    assert cache.stat().st_ino != before[cache][0]
+    assert "rustc 1.97.0" in cache.read_text()
+    assert sorted(wrapper.parent.iterdir()) == scripts       # no part left behind

@@ -726,13 +726,24 @@ main(sys.argv[1:])
 """
 
 
-def _write_script(name, text):
-    path = os.path.join(os.path.expanduser("~"), ".rustfarm", name)
+def _write_script(name, text, directory=None):
+    """Write a script to ``directory`` (~/.rustfarm by default); its path. A script
+    that is there already as it is stays untouched: cargo keeps its questions to rustc
+    (its version, a target's file names) with the target directory while
+    RUSTC_WRAPPER is the same file (path, size and times)."""
+    path = os.path.join(directory or os.path.join(os.path.expanduser("~"), ".rustfarm"), name)
+    try:
+        with open(path) as script:
+            if script.read() == text and os.access(path, os.X_OK):
+                return path
+    except OSError:
+        pass
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".new", "w") as script:
+    part = f"{path}.{os.getpid()}"
+    with open(part, "w") as script:
         script.write(text)
-    os.chmod(path + ".new", 0o755)
-    os.replace(path + ".new", path)
+    os.chmod(part, 0o755)
+    os.replace(part, path)
     return path
 
 
@@ -744,16 +755,23 @@ def pipelined(sccache):
 
 def dependencies_only(directory, identity):
     """Write the wrapper that sends dependencies through the crate cache in
-    ``directory``, for the compiler ``identity`` names; its path. This build's counts
+    ``directory``, for the compiler ``identity`` names; its path. The wrappers go
+    beside the target directory (the project's, which the next build's container
+    mounts again), where the next build finds them unchanged. This build's counts
     start afresh; ``--show-stats`` prints them (and keeps the cache to its size)."""
-    log = os.path.join(os.path.expanduser("~"), ".rustfarm", "compile-cache.log")
+    home = os.path.join(os.path.expanduser("~"), ".rustfarm")
+    target_dir = os.environ.get("CARGO_TARGET_DIR")
+    place = os.path.join(os.path.dirname(os.path.abspath(target_dir)), ".rustfarm") \
+        if target_dir else home
+    log = os.path.join(home, "compile-cache.log")
     cache = _write_script("crate-cache", f"#!{sys.executable} -S\n"
                           f"CACHE = {directory!r}\nCOMPILER = {identity!r}\nLOG = {log!r}\n"
-                          + WRAPPER_PRELUDE + CRATE_CACHE)
+                          + WRAPPER_PRELUDE + CRATE_CACHE, place)
+    os.makedirs(home, exist_ok=True)
     with open(log, "w"):
         pass
     return _write_script("rustc-for-dependencies", DEPENDENCIES_ONLY.format(
-        cache=shlex.quote(cache), log=shlex.quote(log)))
+        cache=shlex.quote(cache), log=shlex.quote(log)), place)
 
 
 def crate_binaries(crate_dir, suffix):

@@ -290,3 +290,39 @@ def test_the_next_build_finds_the_wrapper_beside_its_target_directory_untouched(
     assert cache.stat().st_ino != before[cache][0]
     assert "rustc 1.97.0" in cache.read_text()
     assert sorted(wrapper.parent.iterdir()) == scripts       # no part left behind
+
+
+def test_the_cache_is_walked_for_its_size_once_per_interval(worker):
+    """Keeping the cache to its size stats every entry: the builds that share it walk
+    it once every few minutes (SCAN_EVERY), in between they take the last walk's size.
+    A walk also removes work directories a stopped build left behind."""
+    def compile_features(*names):
+        for name in names:
+            assert worker.rustc(*worker.library_args("--cfg", f'feature="{name}"')
+                                ).returncode == 0
+
+    compile_features("a", "b")
+    size = sum(f.stat().st_size for f in worker.entries()[0].iterdir())
+    limit = str(int(size * 2.5))
+    assert worker.stats(RUSTFARM_COMPILE_CACHE_SIZE=limit)["evicted"] == 0
+    scanned = worker.cache / "crates-v1" / "scanned.json"
+    assert json.loads(scanned.read_text())["size"] == 2 * size
+
+    compile_features("c", "d")
+    stats = worker.stats(RUSTFARM_COMPILE_CACHE_SIZE=limit)
+    assert (stats["size"], stats["evicted"]) == (2 * size, 0)   # the last walk's
+    assert len(worker.entries()) == 4
+
+    tmp = worker.cache / "crates-v1" / "tmp"
+    abandoned, current = tmp / "abandoned.0", tmp / "current.0"
+    for work in (abandoned, current):
+        work.mkdir(parents=True)
+        (work / "link").write_text("part of an entry")
+    hours_ago = time.time() - 7200
+    os.utime(abandoned, (hours_ago, hours_ago))
+    minutes_ago = time.time() - 301
+    os.utime(scanned, (minutes_ago, minutes_ago))
+    stats = worker.stats(RUSTFARM_COMPILE_CACHE_SIZE=limit)
+    assert (stats["size"], stats["evicted"]) == (2 * size, 2)
+    assert len(worker.entries()) == 2
+    assert sorted(p.name for p in tmp.iterdir()) == ["current.0"]

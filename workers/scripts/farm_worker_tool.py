@@ -355,8 +355,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 ENTRIES = os.path.join(CACHE, "crates-v1")
+# What the last walk of the cache found, and how often the cache is walked (seconds);
+# after how long a work directory in tmp is abandoned.
+SCANNED = os.path.join(ENTRIES, "scanned.json")
+SCAN_EVERY = 300
+ABANDONED_AFTER = 3600
 # What rustc writes for a library in cargo's pipelined compile, by --emit kind.
 OUTPUTS = (("metadata", "lib", ".rmeta"), ("link", "lib", ".rlib"), ("dep-info", "", ".d"))
 # The key reads cargo's and rustc's variables (cargo sets the package's CARGO_PKG_*,
@@ -537,6 +543,7 @@ def compile_through(rustc, args):
 
 def evict():
     # The least recently used entries go while the cache is over 90% of its size.
+    # Work directories abandoned in tmp (a container stopped mid-store) go too.
     entries, total = [], 0
     for shard in os.listdir(ENTRIES):
         place = os.path.join(ENTRIES, shard)
@@ -552,15 +559,24 @@ def evict():
                 continue
             entries.append((used, size, entry))
             total += size
+    tmp = os.path.join(ENTRIES, "tmp")
+    for name in os.listdir(tmp) if os.path.isdir(tmp) else ():
+        work = os.path.join(tmp, name)
+        try:
+            abandoned = time.time() - os.stat(work).st_mtime > ABANDONED_AFTER
+        except OSError:
+            continue
+        if abandoned:
+            shutil.rmtree(work, ignore_errors=True)
     # In bytes, as the master gives it (farm.yaml's compile_cache).
-    limit = int(os.environ.get("RUSTFARM_COMPILE_CACHE_SIZE", 10 << 30))
+    limit = cache_limit()
     evicted = 0
     if total > limit:
-        os.makedirs(os.path.join(ENTRIES, "tmp"), exist_ok=True)
+        os.makedirs(tmp, exist_ok=True)
         for used, size, entry in sorted(entries):
             if total <= limit * 0.9:
                 break
-            gone = os.path.join(ENTRIES, "tmp", f"evicted.{os.urandom(8).hex()}")
+            gone = os.path.join(tmp, f"evicted.{os.urandom(8).hex()}")
             try:
                 os.rename(entry, gone)
             except OSError:
@@ -569,6 +585,32 @@ def evict():
             total -= size
             evicted += 1
     return total, limit, evicted
+
+
+def cache_limit():
+    return int(os.environ.get("RUSTFARM_COMPILE_CACHE_SIZE", 10 << 30))
+
+
+def keep_to_size():
+    # evict(), which stats every entry (0.5 s for 20,000 of them), at most once per
+    # SCAN_EVERY seconds for all the builds that share the cache: in between, the
+    # size its last walk found (in SCANNED, whose time is the walk's), unless the
+    # limit is smaller now or that walk left the cache over it. Builds in the meantime
+    # add what they compile, for which the 10% evict() frees below the limit is room.
+    try:
+        with open(SCANNED, encoding="utf-8") as last:
+            found = json.load(last)
+        if time.time() - os.stat(SCANNED).st_mtime < SCAN_EVERY \
+                and found["limit"] <= cache_limit() and found["size"] <= found["limit"]:
+            return found["size"], cache_limit(), 0
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    size, limit, evicted = evict()
+    part = f"{SCANNED}.{os.getpid()}"
+    with open(part, "w", encoding="utf-8") as out:
+        json.dump({"size": size, "limit": limit}, out)
+    os.replace(part, SCANNED)
+    return size, limit, evicted
 
 
 def show_stats():
@@ -589,7 +631,7 @@ def show_stats():
              "from_cache": sorted(events.get("hit", [])), "compiled": sorted(compiled)}
     if not read_only and os.path.isdir(ENTRIES):
         try:
-            stats["size"], stats["limit"], stats["evicted"] = evict()
+            stats["size"], stats["limit"], stats["evicted"] = keep_to_size()
         except (OSError, ValueError):
             pass
     print(json.dumps(stats))

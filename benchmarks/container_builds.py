@@ -250,7 +250,7 @@ def main() -> None:
         chain = chain_crate(root / "chain", "chain")
         subprocess.run(["chmod", "-R", "a+rwX", str(chain)], check=True)
         caches = [cache_volume_name("bench", name, MIPSEL)
-                  for name in ("deps", "deps-two", "chain")] \
+                  for name in ("box", "deps", "deps-two", "chain")] \
             + [compile_cache_volume("bench", MIPSEL)]
         remove_volumes(*caches)
         local_project = (f"  local: {{source: {FIXTURES / 'hello-arch'}, targets: [{HOST}], "

@@ -24,6 +24,8 @@ from buildbot.util.render_description import render_description
 from twisted.internet import defer
 from twisted.python import log
 
+from .prioritizer import unclaimed_requests
+
 
 class FarmBuilder(Builder):
     """A builder that knows its database row, if it has one, before it is configured."""
@@ -74,6 +76,14 @@ class FarmBotMaster(BotMaster):
 
     _flush_pending_builders = debounce.method(wait=REQUESTS_GATHERED_FOR, until_idle=True)(
         BotMaster.__dict__["_flush_pending_builders"].fn)
+
+    def _buildrequest_added(self, key, msg):
+        # The prioritizer's summary of unclaimed requests learns of a new or unclaimed
+        # one from its own subscription, which the WAMP router of several masters may
+        # deliver after this one: had the distributor sorted the builders first, from
+        # the summary without it, the request would wait for the next event.
+        unclaimed_requests(self.master).changed(key, msg)
+        super()._buildrequest_added(key, msg)
 
     @defer.inlineCallbacks
     def reconfigProjects(self, new_config):

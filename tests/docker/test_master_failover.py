@@ -29,7 +29,7 @@ from tests.support.binaries import run_downloaded
 from tests.support.containers import pool_containers
 from tests.support.farm import RunningFarm, two_masters_yaml, wait_until
 
-from .conftest import FIXTURES, TARGETS
+from .conftest import FIXTURES, TARGETS, remove_cache_volumes
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -40,6 +40,8 @@ MASTER_TIMEOUT = 15
 
 @pytest.fixture(scope="module")
 def failover_farm(built_chain, postgresql_installed, router_installed):  # noqa: F811
+    # The killed build must still be compiling: no target directory of an earlier run.
+    remove_cache_volumes()
     directory = reachable_directory("rustfarm-dkfailover-")
     slow = directory / "slow"
     shutil.copytree(FIXTURES / "slow", slow, ignore=shutil.ignore_patterns("target"))

@@ -16,6 +16,7 @@ from twisted.internet import defer, task
 
 from rustfarm.farmfile import loads
 from rustfarm.builders import MAX_BUILDERS_PER_WORKER, TooFewWorkers, builder_defs, share_workers
+from rustfarm.master.botmaster import REQUESTS_GATHERED_FOR, FarmBotMaster
 from rustfarm.master.builders import MAX_TAGGED_BUILDERS, builder_configs
 from rustfarm.master.configuration import buildmaster_config
 from rustfarm.master.database import IntegerTextEquality, database_services, db_config
@@ -208,6 +209,28 @@ def test_builders_are_sorted_from_one_query_and_idle_ones_left_out():
     master.requests.append(request(4, 0, 0))
     master.announce("masters", "2", "stopped")
     assert [b.name for b in result_of(prioritize_builders(master, builders))] == ["b4", "b3"]
+
+
+def test_a_new_request_is_in_the_summary_the_distributor_sorts_by():
+    """With several masters, messages come through the WAMP router, the prioritizer's
+    and the botmaster's each on its own subscription: the botmaster's may come first.
+    Builds start REQUESTS_GATHERED_FOR after it, sorted from a summary that has the new
+    request, not from the one kept from before it."""
+    builders = [SimpleNamespace(name="b1", builderid=1)]
+    master = FakeMaster([], builders)
+    master.reactor = task.Clock()
+    assert result_of(prioritize_builders(master, builders)) == []     # nothing waiting
+    botmaster = FarmBotMaster()
+    botmaster.parent = SimpleNamespace(master=master)
+    botmaster._builders_byid = {1: builders[0]}
+    offered = []
+    botmaster.brd = SimpleNamespace(maybeStartBuildsOn=lambda names: offered.append(
+        (names, result_of(prioritize_builders(master, builders)))))
+    master.requests = [request(1, 0, 0)]
+    botmaster._buildrequest_added(("buildrequests", "5", "new"), {"builderid": 1})
+    assert offered == []
+    master.reactor.advance(REQUESTS_GATHERED_FOR)
+    assert offered == [(["b1"], builders)]
 
 
 # -- git polls: one ls-remote while nothing moved --------------------------------------

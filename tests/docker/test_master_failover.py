@@ -163,6 +163,10 @@ def test_each_master_runs_the_pool_s_workers_with_cache_volumes_of_its_own(failo
     farm.session = requests.Session()
     farm.login()
     ids = {m["masterid"]: m["name"].rsplit("/", 1)[1] for m in farm.api("masters")["masters"]}
+    # Each master's volume has the project built by the test before: a new wait makes
+    # the build script run again, so both builds take seconds, not a warm rebuild's
+    # fraction of one, and overlap.
+    (farm.directory.parent / "slow" / "slow.txt").write_text("16\n")
     before = set(pool_containers(POOL))
     brids = [brid for _ in range(2) for brid in farm.force("force-slow", targets=[TRIPLE]).values()]
 

@@ -21,6 +21,7 @@ from rustfarm.runtime import Adjusted, Runtime, effective_farm
 from rustfarm.state import SecretStore, StateDir, ui_secret_name, worker_secret_name
 
 from .api import FarmApi
+from .leftovers import clear_projectless_leftovers, describe
 from .docker_probe import missing_images, probe, report_images_elsewhere
 from .master_log import failure_reason, wait_for_reconfig
 from .postgres import LocalServer, stop_local_server
@@ -126,6 +127,10 @@ class Farmhouse:
             self.runs_with(probe(self.farm, dockerd_log=self.state.root / "dockerd.log"))
             self.report_runtime()
             self.ensure_secrets()
+            # Before any build: nothing a build without a project left may be used again.
+            for line in describe(clear_projectless_leftovers(
+                    self.farm, self.state, self.runtime.uses_docker(self.farm))):
+                say(line)
             # Those of several masters that stopped (a lost router stops a master) start again.
             stopped = [(m, home) for m, home in self.master_homes() if m.name not in running]
             started = {master.name: self.launch_master(master, home)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rustfarm.workers.tool import INFO_KEY, worker_tool_info
+from rustfarm.worker_tool_file import INFO_KEY, worker_tool_info, write_tool
 
 MASTER_TAC = """\
 import os
@@ -103,7 +103,8 @@ def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_fi
     (basedir / "info").mkdir(exist_ok=True)
     (basedir / "info" / "admin").write_text("rustfarm local worker\n")
     (basedir / "info" / "host").write_text(f"local pool worker {name}\n")
-    (basedir / "info" / INFO_KEY).write_text(worker_tool_info())
+    # The farm's worker tool, which the master's steps then run in place.
+    (basedir / "info" / INFO_KEY).write_text(worker_tool_info(write_tool(basedir)))
     masters = [(host, p) for p in (port, *other_ports)] + list(elsewhere)
     (basedir / "buildbot.tac").write_text(WORKER_TAC.format(
         basedir=str(basedir), host=host, port=port, name=name, masters=masters,

@@ -19,10 +19,11 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from rustfarm.errors import ImagesError
 from rustfarm.targets import load_table, target_table, TargetError, TargetSpec, TargetTable
+from rustfarm.worker_tool_file import INFO_KEY, TOOL_NAME, image_tool_info, tool_bytes
 
 from . import tags
 from .wheels import WheelPin, read_pins
@@ -44,8 +45,21 @@ class RecipeError(ImagesError, ValueError):
     """A recipe is incomplete or names something that does not exist."""
 
 
-def file_mode(path: Path) -> int:
+@dataclass(frozen=True)
+class MadeFile:
+    """A build-context file the farm makes rather than one of the checkout's."""
+
+    make: Callable[[], bytes]
+    mode: int = 0o644
+
+    def read_bytes(self) -> bytes:
+        return self.make()
+
+
+def file_mode(path: "Path | MadeFile") -> int:
     """The mode a copied file gets in the build context: executable or not."""
+    if isinstance(path, MadeFile):
+        return path.mode
     return 0o755 if path.stat().st_mode & 0o111 else 0o644
 
 
@@ -54,7 +68,7 @@ class Recipe:
     name: str
     parent: str | None                      # parent recipe's key; None for base
     dockerfile: str | None                  # None: base imported from a root filesystem
-    files: tuple[tuple[str, Path], ...]     # build-context path -> source file
+    files: tuple[tuple[str, Path | MadeFile], ...]     # build-context path -> source file
     wheels: tuple[WheelPin, ...] = ()       # pinned wheels placed in wheels/
     import_changes: tuple[str, ...] = ()    # Dockerfile lines applied by docker import
     extra_inputs: tuple[tuple[str, str], ...] = ()
@@ -207,21 +221,27 @@ def copied_sources(dockerfile: str) -> list[str]:
     return sources
 
 
-# Build-context files from outside images/: the worker tool, which the master reads
-# too (rustfarm.workers), is every target image's last layer.
+# Build-context files from outside images/: the worker tool, as the farm assembles it
+# (rustfarm/worker_tool_file.py), is every target image's last layer.
 OUTSIDE_FILES = {
-    "tool/farm_worker_tool.py": IMAGES_DIR.parent / "workers" / "scripts" / "farm_worker_tool.py",
+    f"tool/{TOOL_NAME}": MadeFile(tool_bytes),
+    f"tool/worker-info/{INFO_KEY}": MadeFile(image_tool_info),
 }
 
 
-def _context_files(name: str, dockerfile: str, root: Path) -> tuple[tuple[str, Path], ...]:
-    files: dict[str, Path] = {}
+def _context_files(name: str, dockerfile: str,
+                   root: Path) -> tuple[tuple[str, Path | MadeFile], ...]:
+    files: dict[str, Path | MadeFile] = {}
     for source in copied_sources(dockerfile):
         relative = source.rstrip("/")
         if relative == "wheels":
             continue  # filled from the wheel cache; the pins are inputs already
         if relative in OUTSIDE_FILES:
             files[relative] = OUTSIDE_FILES[relative]
+            continue
+        made = {name: f for name, f in OUTSIDE_FILES.items() if name.startswith(relative + "/")}
+        if made:
+            files.update(made)
             continue
         path = root / relative
         if path.is_dir():

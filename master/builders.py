@@ -7,7 +7,6 @@ from buildbot.plugins import util
 
 from rustfarm.builders import BuilderDef, TooFewWorkers, builder_defs
 from rustfarm.farmfile import Farm
-from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.state import StateDir
 from rustfarm.workers.engines import WarmEngineFirst
 from rustfarm.workers.standby import StandbyFirst
@@ -18,7 +17,7 @@ from .factories import build_factory
 def locks(d: BuilderDef) -> list:
     # Docker builds share the (project, target) cache volume: one at a time.
     # (EC2 instances each have their own disk, uploads a volume of their own.)
-    if d.pool_kind != "docker" or d.project.name == COMPILE_PROJECT:
+    if d.pool_kind != "docker" or d.is_upload:
         return []
     return [util.MasterLock(f"cache-{d.name}").access("exclusive")]
 

@@ -11,7 +11,6 @@ they end. At most ``compile.queue`` jobs wait or run at once.
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,8 @@ from twisted.python import log
 from rustfarm.failures import error_lines
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import COMPILE_PROJECT
-from rustfarm.names import COMPILE_JOB_PROPERTY
+from rustfarm.names import COMPILE_JOB_PROPERTY, new_upload_job_id
+from rustfarm.state import UPLOAD_RESULTS, UPLOAD_SOURCE
 
 from .uploads import Limits, UploadRefused, repack, unpack
 
@@ -96,11 +96,11 @@ class CompileScheduler(BaseScheduler):
 
     compare_attrs = (*BaseScheduler.compare_attrs,)
 
-    def submit(self, job: Job, upload: Path, crate_dir: str):
+    def submit(self, job: Job, crate_dir: str):
         props = Properties()
-        for name, value in ((COMPILE_JOB_PROPERTY, job.id), ("upload", str(upload)),
-                            ("crate_dir", crate_dir), ("crate_name", job.crate),
-                            ("owner", job.user), ("profile", "release")):
+        for name, value in ((COMPILE_JOB_PROPERTY, job.id), ("crate_dir", crate_dir),
+                            ("crate_name", job.crate), ("owner", job.user),
+                            ("profile", "release")):
             props.setProperty(name, value, "Compile")
         return self.addBuildsetForSourceStamps(
             sourcestamps=[{"codebase": "", "repository": "upload", "branch": None,
@@ -154,12 +154,12 @@ class CompileJobs(service.BuildbotService):
         if unknown:
             raise UploadRefused(f"unknown target {', '.join(unknown)}; uploads build for: "
                                 f"{', '.join(self.settings.targets)}")
-        job_id = secrets.token_hex(8)
+        job_id = new_upload_job_id()
         directory = self.uploads / job_id
         try:
             project = yield threads.deferToThread(unpack, data, directory / "project",
                                                   self.limits)
-            upload = directory / "source.tar.gz"
+            upload = directory / UPLOAD_SOURCE
             yield threads.deferToThread(repack, project, upload)
         except Exception:
             yield threads.deferToThread(shutil.rmtree, directory, True)
@@ -169,7 +169,7 @@ class CompileJobs(service.BuildbotService):
                   self.master.reactor.seconds(),
                   results={t: TargetResult(t) for t in targets})
         self.jobs[job_id] = job
-        bsid, _ = yield self.scheduler().submit(job, upload, project.crate_dir)
+        bsid, _ = yield self.scheduler().submit(job, project.crate_dir)
         job.bsid = bsid
         self.follow(job)
         return job
@@ -205,7 +205,7 @@ class CompileJobs(service.BuildbotService):
                 continue
             result.result = statusToString(build["results"])
             if build["results"] in (0, 1):
-                found = sorted((job.directory / "results" / target).glob("*.tar.gz"))
+                found = sorted((job.directory / UPLOAD_RESULTS / target).glob("*.tar.gz"))
                 result.archive = found[0] if found else None
             else:
                 yield self.read_failure(result, build)

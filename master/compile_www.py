@@ -35,7 +35,7 @@ from twisted.internet import defer, reactor, threads
 from twisted.python import log
 from twisted.web import resource, server
 
-from rustfarm.state import token_secret_name
+from rustfarm.state import UPLOAD_RESULTS, token_secret_name
 
 from .auth import LoginThrottle
 from .plugin_root import PluginRoot
@@ -93,9 +93,9 @@ def failure_text(job: Job) -> str:
 
 
 def job_release(job: Job) -> Release:
-    archives = tuple(a for a in (read_target(job.directory / "results" / t)
+    archives = tuple(a for a in (read_target(job.directory / UPLOAD_RESULTS / t)
                                  for t in job.targets) if a)
-    return Release(job.crate, "upload", job.directory / "results", archives)
+    return Release(job.crate, "upload", job.directory / UPLOAD_RESULTS, archives)
 
 
 def single_binary(archive: Path) -> tuple[str, bytes] | None:

@@ -80,7 +80,6 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
         "www": www_config(farm, paths),
         "collapseRequests": False,
         "prioritizeBuilders": prioritize_builders,
-        "properties": {"farm": farm.farm.name},
         "logCompressionMethod": "gz",
         "configurators": [util.JanitorConfigurator(logHorizon=datetime.timedelta(days=30),
                                                    hour=4, dayOfWeek=6)],

@@ -3,41 +3,77 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
+from buildbot.interfaces import IRenderable
 from buildbot.locks import MasterLock
 from buildbot.process.factory import BuildFactory
-from buildbot.process.properties import Interpolate, Property, renderer
+from buildbot.process.properties import Interpolate, Property, Transform
+from zope.interface import implementer
 
 from rustfarm.farmfile import Farm, Project, Target
 from rustfarm.farmfile.model import COMPILE_PROJECT, S3CompileCache
 from rustfarm.farmfile.pools import size_bytes
+from rustfarm.names import PROJECT_PROPERTY, TARGET_PROPERTY, upload_job
 from rustfarm.state import StateDir
 from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR
-from rustfarm.workers.tool import worker_tool_path
 
 from .builds import FarmBuild
-from .steps import Cargo, FetchSource, Package, PruneArtifacts, SnapshotSource, \
-    ToolchainCheck, WorkerTool
+from .cargo_steps import Cargo
+from .steps import PruneArtifacts, SnapshotSource
+from .tool_steps import CompileCacheSetup, FetchSource, Package, ToolchainCheck, WorkerTool
 
 # Where sources are unpacked and cargo builds: in the builder's directory on a
 # local worker; in the (project, target) cache volume inside a container, where
 # a fresh container finds the previous build's files.
 LOCAL_DIR = "%(prop:builddir)s/build"
 
-ARCHIVE_NAME = Interpolate("%(prop:project)s-%(prop:revision_label)s-%(prop:target)s.tar.gz")
-UPLOAD_ARCHIVE_NAME = Interpolate("%(prop:crate_name)s-%(prop:target)s.tar.gz")
+ARCHIVE_NAME = Interpolate(f"%(prop:{PROJECT_PROPERTY})s-%(prop:revision_label)s-"
+                           f"%(prop:{TARGET_PROPERTY})s.tar.gz")
+UPLOAD_ARCHIVE_NAME = Interpolate(f"%(prop:crate_name)s-%(prop:{TARGET_PROPERTY})s.tar.gz")
 
 
 @functools.cache
 def _worker_tool() -> WorkerTool:
-    return WorkerTool(worker_tool_path().read_bytes())
+    return WorkerTool()
 
 
-@renderer
-def profile_dir(props) -> str:
+@implementer(IRenderable)
+@dataclass(frozen=True)
+class CargoProfile:
+    """The build's cargo profile: the one its request chose where the project offers it
+    (the force forms check it too), else the project's own; a change or a scheduler may
+    carry any text."""
+
+    choices: tuple[str, ...]
+    default: str
+
+    def getRenderingFor(self, props) -> str:
+        chosen = props.getProperty("profile")
+        return chosen if chosen in self.choices else self.default
+
+
+@implementer(IRenderable)
+@dataclass(frozen=True)
+class UploadPath:
+    """A path of an upload builder's build on the master: from its job's id, which the
+    compile endpoint made (rustfarm/names.py checks it); never a path a request names."""
+
+    paths: StateDir
+    target: str = ""
+
+    def getRenderingFor(self, props) -> str:
+        job = upload_job(props)
+        if job is None:
+            raise ValueError("an upload builder's build without its upload's job")
+        if self.target:
+            return str(self.paths.upload_results(job, self.target))
+        return str(self.paths.upload_source(job))
+
+
+def profile_dir(profile: CargoProfile) -> Transform:
     """Cargo's output directory for the build's profile."""
-    profile = props.getProperty("profile")
-    return "debug" if profile in ("dev", "test") else profile
+    return Transform(lambda name: "debug" if name in ("dev", "test") else name, profile)
 
 
 # The crate cache's setting for a cache a build may read but not add to (an upload's:
@@ -45,11 +81,17 @@ def profile_dir(props) -> str:
 READ_ONLY_COMPILE_CACHE = {"RUSTFARM_COMPILE_CACHE_READ_ONLY": "1"}
 
 
+# What the cargo steps' RUSTC_WRAPPER runs: the wrapper the compile cache step wrote
+# (none where the worker has no cache), the worker tool and the compiler it names.
+WRAPPER_ENV = {"RUSTC_WRAPPER": Property("rustc_wrapper", default=""),
+               "RUSTFARM_TOOL": Property("worker_tool", default=""),
+               "RUSTFARM_COMPILER": Property("compiler_identity", default="")}
+
+
 def compile_cache_env(size: str, read_only: bool) -> dict:
-    """The worker tool's crate cache for the cargo steps, on the pool's shared cache:
-    the wrapper is the one the toolchain step wrote (none where the worker has no
-    cache); its counts are the build's (a container per build)."""
-    env = {"RUSTC_WRAPPER": Property("rustc_wrapper", default=""),
+    """The worker tool's crate cache for the cargo steps, on the pool's shared cache;
+    its counts are the build's (a container per build)."""
+    env = {**WRAPPER_ENV,
            "RUSTFARM_COMPILE_CACHE": COMPILE_CACHE_DIR,
            "RUSTFARM_COMPILE_CACHE_SIZE": str(size_bytes(size))}
     if read_only:
@@ -62,24 +104,27 @@ def compile_cache_env(size: str, read_only: bool) -> dict:
 CACHE_RELAY_PORT = 4227
 
 
-def s3_compile_cache_env(cache: S3CompileCache) -> dict:
+def s3_compile_cache_env(cache: S3CompileCache, read_only: bool) -> dict:
     """sccache for the cargo steps of an ec2 pool, on S3 through the instance's relay:
     unsigned requests to the loopback, which the relay signs (no credential in the
     build); an upload's instance relays reads only."""
-    return {"RUSTC_WRAPPER": Property("rustc_wrapper", default=""),
-            "SCCACHE_BUCKET": cache.bucket, "SCCACHE_S3_KEY_PREFIX": cache.prefix,
-            "SCCACHE_REGION": cache.region, "SCCACHE_S3_NO_CREDENTIALS": "true",
-            "SCCACHE_ENDPOINT": f"http://127.0.0.1:{CACHE_RELAY_PORT}",
-            "SCCACHE_S3_USE_SSL": "false", "SCCACHE_IDLE_TIMEOUT": "0"}
+    env = {**WRAPPER_ENV,
+           "SCCACHE_BUCKET": cache.bucket, "SCCACHE_S3_KEY_PREFIX": cache.prefix,
+           "SCCACHE_REGION": cache.region, "SCCACHE_S3_NO_CREDENTIALS": "true",
+           "SCCACHE_ENDPOINT": f"http://127.0.0.1:{CACHE_RELAY_PORT}",
+           "SCCACHE_S3_USE_SSL": "false", "SCCACHE_IDLE_TIMEOUT": "0"}
+    if read_only:
+        env.update(READ_ONLY_COMPILE_CACHE)
+    return env
 
 
-def _cargo_args(farm: Farm, project: Project, target: Target) -> list:
-    args = ["--target", target.triple, "--profile", Property("profile")]
+def _cargo_args(farm: Farm, project: Project, target: Target, profile: CargoProfile) -> list:
+    args = ["--target", target.triple, "--profile", profile]
     if project.features:
         args += ["--features", ",".join(project.features)]
     if project.strip:
         # Binaries ship without symbols (a router's flash is small); `strip: false` keeps them.
-        args += ["--config", Interpolate("profile.%(prop:profile)s.strip=true")]
+        args += ["--config", Interpolate("profile.%(kw:profile)s.strip=true", profile=profile)]
     for setting in farm.crates.cargo_config():
         args += ["--config", setting]
     return args
@@ -89,9 +134,10 @@ def _cargo_args(farm: Farm, project: Project, target: Target) -> list:
 def _artifact_places(artifacts: str, url: str) -> tuple[Interpolate, Interpolate, Interpolate]:
     """Where a build's artifacts go, their URL and their release's URL: renderables
     for every builder, made once."""
-    release = f"{url}plugins/artifacts/%(prop:project)s/%(prop:revision_label)s/"
-    return (Interpolate(f"{artifacts}/%(prop:project)s/%(prop:revision_label)s/%(prop:target)s"),
-            Interpolate(release + "%(prop:target)s/"), Interpolate(release))
+    release = f"{url}plugins/artifacts/%(prop:{PROJECT_PROPERTY})s/%(prop:revision_label)s/"
+    return (Interpolate(f"{artifacts}/%(prop:{PROJECT_PROPERTY})s/%(prop:revision_label)s/"
+                        f"%(prop:{TARGET_PROPERTY})s"),
+            Interpolate(release + f"%(prop:{TARGET_PROPERTY})s/"), Interpolate(release))
 
 
 def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
@@ -104,7 +150,8 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
     target_dir = Interpolate(f"{base}/target")
     crate_dir = (f"{base}/src/%(prop:crate_dir)s" if upload
                  else f"{base}/src/{project.subdir}").rstrip("/")
-    cargo_args = _cargo_args(farm, project, target)
+    profile = CargoProfile(project.profiles, project.profile)
+    cargo_args = _cargo_args(farm, project, target, profile)
     env = {**target.cargo_env(), "CARGO_TARGET_DIR": target_dir, "CARGO_TERM_COLOR": "never"}
 
     pool = farm.pools.get(target.pool)
@@ -113,24 +160,24 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
     if docker and pool.compile_cache:
         env.update(compile_cache_env(pool.compile_cache, read_only=upload))
     elif in_container and pool is not None and pool.kind == "ec2" and pool.compile_cache:
-        env.update(s3_compile_cache_env(pool.compile_cache))
+        env.update(s3_compile_cache_env(pool.compile_cache, read_only=upload))
+    has_cache = "RUSTC_WRAPPER" in env
 
     def cargo(subcommand: str, doing: str, done: str) -> Cargo:
-        return Cargo(name=f"cargo {subcommand}", memory_limit=memory_limit,
+        return Cargo(name=f"cargo {subcommand}", tool=tool, memory_limit=memory_limit,
                      lockfile=Interpolate(f"{crate_dir}/Cargo.lock"),
                      workdir=Interpolate(crate_dir),
                      command=["cargo", subcommand, *cargo_args], env=env, logEnviron=False,
                      haltOnFailure=True, description=doing, descriptionDone=done)
 
     bindir = Interpolate("%(kw:dir)s/%(kw:triple)s/%(kw:profile)s", dir=target_dir,
-                         triple=target.triple, profile=profile_dir)
+                         triple=target.triple, profile=profile_dir(profile))
     artifact_dir, artifact_url, release_url = _artifact_places(str(paths.artifacts),
                                                                farm.farm.url)
     binaries = [b + target.executable_suffix for b in project.binaries]
     archive = ARCHIVE_NAME
     if upload:
-        artifact_dir = Interpolate(f"{paths.uploads}/%(prop:compile_job)s/results/"
-                                   "%(prop:target)s")
+        artifact_dir = UploadPath(paths, target.triple)
         archive = UPLOAD_ARCHIVE_NAME
         binaries = ["--bins-of", Interpolate(crate_dir), target.executable_suffix or "-"]
 
@@ -143,15 +190,17 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                                               .access("exclusive")]))
     tool = _worker_tool()
     factory.addSteps([
-        FetchSource(Property("upload" if upload else "snapshot"), source_dir, tool=tool,
+        FetchSource(UploadPath(paths) if upload else Property("snapshot"), source_dir, tool=tool,
                     workdir="build",
                     haltOnFailure=True, logEnviron=False),
         ToolchainCheck(tool=tool, arguments=["toolchain", Interpolate(crate_dir), project.name,
                                              project.toolchain if project.toolchain_pinned
                                              else "-"],
-                       workdir="build", haltOnFailure=True, logEnviron=False, env=env),
-        cargo("build", "compiling", "compiled"),
+                       workdir="build", haltOnFailure=True, logEnviron=False),
     ])
+    if has_cache:
+        factory.addStep(CompileCacheSetup(tool=tool, workdir="build", logEnviron=False, env=env))
+    factory.addStep(cargo("build", "compiling", "compiled"))
     if project.test and target.can_run:
         factory.addStep(cargo("test", "testing", "tested"))
     factory.addStep(Package(archive, artifact_dir,

@@ -66,8 +66,7 @@ class ProfileParameter(util.ChoiceStringParameter):
 
 
 def _profile_parameter(project: Project) -> util.ChoiceStringParameter:
-    choices = sorted({"release", "dev", project.profile})
-    return ProfileParameter(name="profile", label="Cargo profile", choices=choices,
+    return ProfileParameter(name="profile", label="Cargo profile", choices=list(project.profiles),
                             default=project.profile)
 
 

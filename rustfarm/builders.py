@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from .errors import FarmError
 from .farmfile import Farm, Project, Target
 from .farmfile.model import COMPILE_PROJECT
-from .names import builder_name
+from .names import (FARM_PROPERTY, IMAGE_PROPERTY, PROJECT_PROPERTY, TARGET_PROPERTY,
+                    UPLOAD_BUILDER_PROPERTY, builder_name)
 
 # A worker exports one PB object per builder it serves, and Twisted's PB allows 1,024
 # per connection: past that the worker cannot attach at all ("Maximum PB reference
@@ -26,6 +27,7 @@ class BuilderDef:
     target: Target
     workernames: tuple[str, ...]
     pool_kind: str
+    farm_name: str
 
     @property
     def name(self) -> str:
@@ -41,9 +43,17 @@ class BuilderDef:
         return self.target.image_for(self.project.toolchain)
 
     @property
-    def properties(self) -> dict[str, str]:
-        return {"project": self.project.name, "target": self.target.triple,
-                "arch": self.target.arch, "pool": self.target.pool, "image": self.image,
+    def is_upload(self) -> bool:
+        return self.project.name == COMPILE_PROJECT
+
+    @property
+    def properties(self) -> dict:
+        """The builder's properties: what says which builder a build is of, under names
+        nothing else sets (rustfarm/names.py)."""
+        return {FARM_PROPERTY: self.farm_name, PROJECT_PROPERTY: self.project.name,
+                TARGET_PROPERTY: self.target.triple, IMAGE_PROPERTY: self.image,
+                UPLOAD_BUILDER_PROPERTY: self.is_upload,
+                "arch": self.target.arch, "pool": self.target.pool,
                 "toolchain": self.project.toolchain}
 
     @property
@@ -92,7 +102,7 @@ def builder_defs(farm: Farm) -> list[BuilderDef]:
                    if target.pool == name]
         workers_of.update(zip(on_pool, share_workers(name, pool.worker_names(), len(on_pool))))
     return [BuilderDef(project, target, workers_of[project.name, target.triple],
-                       farm.pools[target.pool].kind)
+                       farm.pools[target.pool].kind, farm.farm.name)
             for project, target in pairs]
 
 

@@ -1,15 +1,61 @@
-"""Names the master gives things and the command line asks for over the REST API."""
+"""Names the master gives things and the command line asks for over the REST API.
+
+A build's properties come, in this order, from the farm's global properties, its
+changes, its request (a scheduler, a force form, an upload), its builder, then
+Buildbot's own (``project``, ``branch``, ``revision``, ``repository``,
+``codebase``, ``buildnumber``, from the source stamp) and the worker's. So only a
+property its builder sets, under a name Buildbot does not set after it, says which
+builder a build is of: those below. Which volume, lock, cache, artifact path,
+release or secret a build uses is rendered from them alone.
+"""
 
 from __future__ import annotations
 
+import re
+import secrets
+
+# Set by every builder (rustfarm/builders.py); nothing a change, a scheduler, a force
+# form or a source stamp carries overrides them.
+FARM_PROPERTY = "farm"
+PROJECT_PROPERTY = "farm_project"
+TARGET_PROPERTY = "target"
+IMAGE_PROPERTY = "image"
+# Whether the builder builds uploads (the compile endpoint's builders).
+UPLOAD_BUILDER_PROPERTY = "farm_upload_builder"
+
+# What Buildbot sets after the builder's properties, from the source stamp or the
+# build itself: never a name of the farm's builder properties.
+BUILDBOT_OWNED_PROPERTIES = frozenset({
+    "project", "branch", "revision", "repository", "codebase", "buildnumber",
+    "buildername", "builderid", "projectname", "projectid", "workername", "basedir",
+    "builddir"})
+
 # The property the compile endpoint gives an upload's build (its job's id): anyone's
-# code, which reads the shared compile cache but may not add to it.
+# code, which reads the shared compile cache but may not add to it. Honoured on the
+# upload builders only.
 COMPILE_JOB_PROPERTY = "compile_job"
 
 
 def is_upload_build(props) -> bool:
-    """Whether a build (its properties) is an upload's, from the compile endpoint."""
-    return bool(props.getProperty(COMPILE_JOB_PROPERTY))
+    """Whether a build (its properties) is an upload's: its builder says so."""
+    return bool(props.getProperty(UPLOAD_BUILDER_PROPERTY))
+
+
+# An upload's job id: it names a directory on the master and a volume.
+_UPLOAD_JOB_ID = re.compile(r"[0-9a-f]{16}")
+
+
+def new_upload_job_id() -> str:
+    return secrets.token_hex(8)
+
+
+def upload_job(props) -> str | None:
+    """The upload an upload builder's build is of (a job id the compile endpoint made);
+    None for every other builder's build, and for anything else in its place."""
+    if not is_upload_build(props):
+        return None
+    job = props.getProperty(COMPILE_JOB_PROPERTY)
+    return job if isinstance(job, str) and _UPLOAD_JOB_ID.fullmatch(job) else None
 
 
 def builder_name(project: str, triple: str) -> str:

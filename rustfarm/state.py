@@ -15,6 +15,11 @@ from pathlib import Path
 from .farmfile import Farm
 
 
+# In an upload's directory (uploads/<job>/): its project and its builds' archives.
+UPLOAD_SOURCE = "source.tar.gz"
+UPLOAD_RESULTS = "results"
+
+
 @dataclass(frozen=True)
 class StateDir:
     root: Path
@@ -30,6 +35,14 @@ class StateDir:
     @property
     def artifacts(self) -> Path:
         return self.artifacts_dir or self.root / "artifacts"
+
+    def upload_source(self, job: str) -> Path:
+        """An upload's project, as the compile endpoint repacked it for its builds."""
+        return self.uploads / job / UPLOAD_SOURCE
+
+    def upload_results(self, job: str, target: str) -> Path:
+        """Where an upload's build for ``target`` leaves its archive."""
+        return self.uploads / job / UPLOAD_RESULTS / target
 
     @property
     def uploads(self) -> Path:

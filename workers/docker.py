@@ -40,7 +40,8 @@ from twisted.python import log
 from zope.interface import implementer
 
 from rustfarm.farmfile import DockerPool
-from rustfarm.names import COMPILE_JOB_PROPERTY, is_upload_build
+from rustfarm.names import (FARM_PROPERTY, IMAGE_PROPERTY, PROJECT_PROPERTY, TARGET_PROPERTY,
+                            is_upload_build, upload_job)
 from rustfarm.state import StateDir, worker_secret_name
 from rustfarm.targets import image_toolchain
 
@@ -60,6 +61,8 @@ SECRET_DIR = "/run/rustfarm-worker"
 RUSTBUILD_UID = 1000
 PIDS_LIMIT = 4096
 VOLUME_NAME_MAX = 200
+# The build property that names the volume a build's container mounts at CACHE_DIR.
+CACHE_VOLUME_PROPERTY = "cache_volume"
 
 
 def _volume_name(readable: str, *identity: str) -> str:
@@ -102,12 +105,18 @@ class CacheVolume:
     master: str = ""
 
     def getRenderingFor(self, props) -> str:
-        job = props.getProperty(COMPILE_JOB_PROPERTY)
-        if job:
-            return upload_volume_name(props.getProperty("farm"), job,
-                                      props.getProperty("target"))
-        return cache_volume_name(props.getProperty("farm"), props.getProperty("project"),
-                                 props.getProperty("target"), self.master)
+        farm, target = props.getProperty(FARM_PROPERTY), props.getProperty(TARGET_PROPERTY)
+        if is_upload_build(props):
+            job = upload_job(props)
+            if not job:
+                raise ValueError("an upload builder's build without its upload's job")
+            return upload_volume_name(farm, job, target)
+        project = props.getProperty(PROJECT_PROPERTY)
+        if not (farm and project and target):
+            # A volume must name its project: one without would be every project's.
+            raise ValueError(f"a build without its builder's farm, project and target "
+                             f"({farm!r}, {project!r}, {target!r})")
+        return cache_volume_name(farm, project, target, self.master)
 
 
 def compile_cache_volume_name(farm: str, image: str, target: str) -> str:
@@ -123,8 +132,9 @@ def compile_cache_volume_name(farm: str, image: str, target: str) -> str:
 def compile_cache_mount(props) -> str:
     """The compile cache as the build's container mounts it: read-only for an uploaded
     project (anyone's code), which uses the cache but cannot put crates in it."""
-    volume = compile_cache_volume_name(props.getProperty("farm"), props.getProperty("image"),
-                                       props.getProperty("target"))
+    volume = compile_cache_volume_name(props.getProperty(FARM_PROPERTY),
+                                       props.getProperty(IMAGE_PROPERTY),
+                                       props.getProperty(TARGET_PROPERTY))
     mode = ":ro" if is_upload_build(props) else ""
     return f"{volume}:{COMPILE_CACHE_DIR}{mode}"
 
@@ -163,14 +173,15 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWo
     leftover containers removed at start."""
 
     def checkConfig(self, name, password, *args, worker_socket=None, secret_dir=None,
-                    engine_tls="", image_registry="", standby=0, **kwargs):
+                    engine_tls="", image_registry="", standby=0, cache_volume=None, **kwargs):
         # The farm's own settings are not Buildbot's.
         super().checkConfig(name, password, *args, **kwargs)
 
     def reconfigService(self, name, password, docker_host, *args, worker_socket=None,
                         secret_dir=None, engine_tls="", image_registry="", standby=0,
-                        **kwargs):
+                        cache_volume=None, **kwargs):
         self.engine = docker_host
+        self.cache_volume = cache_volume
         self.standby = standby
         self.engine_tls = engine_tls
         self.image_registry = image_registry
@@ -214,6 +225,17 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWo
     def getContainerName(self):
         return latent_container_name(self.workername, Path(self.master.basedir))
 
+    def substantiate(self, wfb, build):
+        if build is not None and not isinstance(build, Standby) and self.cache_volume is not None:
+            # Which volume holds the build's sources and target directory, for the UI;
+            # the same whether the build starts a container or takes a standby one.
+            try:
+                volume = self.cache_volume.getRenderingFor(build)
+            except ValueError as err:
+                return defer.fail(LatentWorkerCannotSubstantiate(str(err)))
+            build.setProperty(CACHE_VOLUME_PROPERTY, volume, "docker pool")
+        return super().substantiate(wfb, build)
+
     def start_instance(self, build):
         if isinstance(build, Standby):
             # No build yet: the container of the builder's last build, started again.
@@ -226,9 +248,9 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWo
             return threads.deferToThread(self._thd_start_instance,
                                          *copy.deepcopy(build.props))
         # An upload's build has a volume of its own, removed with its container.
-        job = build.getProperty(COMPILE_JOB_PROPERTY)
-        self._upload_volume = upload_volume_name(build.getProperty("farm"), job,
-                                                 build.getProperty("target")) if job else None
+        job = upload_job(build)
+        self._upload_volume = upload_volume_name(build.getProperty(FARM_PROPERTY), job,
+                                                 build.getProperty(TARGET_PROPERTY)) if job else None
         self._starting_build = build
         watch = watch_of(self.master)
         if watch is not None:
@@ -417,9 +439,10 @@ def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> li
         hostconfig["mem_limit"] = pool.memory
         hostconfig["memswap_limit"] = pool.memory       # no swap: over the limit is over
     workers = []
+    cache_volume = CacheVolume(state.master_name)
     for name, engine in pool.worker_engines().items():
         volumes = [util.Interpolate("%(kw:volume)s:%(kw:path)s",
-                                    volume=CacheVolume(state.master_name), path=CACHE_DIR)]
+                                    volume=cache_volume, path=CACHE_DIR)]
         if pool.compile_cache:
             volumes.append(compile_cache_mount)
         local = {}
@@ -436,7 +459,7 @@ def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> li
             docker_host=engine.url,
             engine_tls=engine.tls,
             image_registry=pool.image_registry,
-            image=util.Property("image"),
+            image=util.Property(IMAGE_PROPERTY),
             masterFQDN=master_address,
             volumes=volumes,
             hostconfig=config,
@@ -445,6 +468,7 @@ def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> li
             # another started for the builder's next build, see workers/standby.py).
             build_wait_timeout=0,
             standby=pool.standby,
+            cache_volume=cache_volume,
             max_builds=1,
             properties={"pool": pool.name, "docker_engine": engine.url},
             **local))

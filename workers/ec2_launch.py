@@ -18,6 +18,7 @@ from buildbot.process.properties import Interpolate
 from rustfarm.farmfile import Ec2Pool, Farm
 from rustfarm.farmfile.model import S3CompileCache
 from rustfarm.userdata import value_problem
+from rustfarm.names import IMAGE_PROPERTY
 
 from .ec2_api import connection_problems, tag_problems
 
@@ -66,7 +67,7 @@ class Ec2Launch:
             farm=farm.farm.name, pool=pool.name, region=pool.region,
             instance_type=pool.instance_type,
             # Instances pull the target's image (rustfarm/<triple>:<tag>) from the registry.
-            image=Interpolate(f"{pool.image_registry.rstrip('/')}/%(prop:image)s"),
+            image=Interpolate(f"{pool.image_registry.rstrip('/')}/%(prop:{IMAGE_PROPERTY})s"),
             master_host=farm.farm.master_address, master_port=farm.farm.worker_port,
             ami=pool.ami or None, ami_name=pool.ami_name or None,
             ami_owner=pool.ami_owner or None, spot=pool.spot,

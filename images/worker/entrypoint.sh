@@ -59,14 +59,11 @@ echo "rustfarm build farm" >"$basedir/info/admin"
     echo "target: ${RUSTFARM_TARGET:-none}"
     if command -v rustc >/dev/null; then rustc --version; fi
 } >"$basedir/info/host"
-# A target image carries the farm's worker tool: its digest and path, which the
-# master reads from the worker's info to run it in place of sending it along.
-tool=/usr/local/lib/rustfarm/farm_worker_tool.py
-if [ -f "$tool" ]; then
-    digest=$(sha256sum "$tool")
-    echo "${digest%% *} $tool" >"$basedir/info/rustfarm_tool"
-else
-    rm -f "$basedir/info/rustfarm_tool"
+# Lines of the worker's info that a child image adds, such as a target image's
+# rustfarm_tool: the digest and path of the worker tool it carries, which the
+# master reads to run that copy in place of sending its own along.
+if [ -d /usr/local/lib/rustfarm/worker-info ]; then
+    cp /usr/local/lib/rustfarm/worker-info/* "$basedir/info/" 2>/dev/null || true
 fi
 
 # The password leaves the environment here, so neither twistd nor any build

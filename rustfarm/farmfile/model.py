@@ -404,6 +404,11 @@ class Project:
     def polls(self) -> bool:
         return self.is_git and self.poll_interval > 0
 
+    @property
+    def profiles(self) -> tuple[str, ...]:
+        """The cargo profiles its builds may use (the force forms offer them)."""
+        return tuple(sorted({"release", "dev", self.profile}))
+
 
 @dataclass(frozen=True)
 class Farm:

@@ -22,10 +22,10 @@ import pytest
 from tests.support.crates import renamed_copy
 from tests.support.docker_engine import require_docker
 from tests.support.moto_server import MotoEc2, aws_environment
+from tests.support.worker_tool import tool_in
 
 REPO = Path(__file__).resolve().parents[2]
 RELAY = REPO / "ami" / "rustfarm-cache-relay"
-WORKER_TOOL = REPO / "workers" / "scripts" / "farm_worker_tool.py"
 BUCKET = "farm-cache"
 PREFIX = "farm/sccache/"
 REGION = "eu-west-1"
@@ -160,13 +160,14 @@ def test_a_read_only_relay_reads_but_stores_nothing(moto, bucket):
 def cargo_in_container(image: str, relay: Relay, crate: Path) -> subprocess.CompletedProcess:
     """A cold build of ``crate`` in a fresh container with no network, as an EC2 build
     runs: sccache on S3 through the forwarder and the relay's socket."""
-    script = (f"python3 /tool/farm_worker_tool.py cache-forward {SOCKET_DIR}/relay.sock {PORT}"
+    tool = tool_in(relay.directory / "tool")    # readable: the directory is 0755
+    script = (f"python3 /tool/{tool.name} cache-forward {SOCKET_DIR}/relay.sock {PORT}"
               f" && cargo build --release --locked --target {MIPSEL}"
               " && sccache --show-stats && env")
     return subprocess.run(
         ["docker", "run", "--rm", "--network", "none", "--cap-drop", "ALL",
          "--security-opt", "no-new-privileges",
-         "-v", f"{relay.directory}:{SOCKET_DIR}:ro", "-v", f"{WORKER_TOOL.parent}:/tool:ro",
+         "-v", f"{relay.directory}:{SOCKET_DIR}:ro", "-v", f"{tool.parent}:/tool:ro",
          "-v", f"{crate}:/src:ro", "-w", "/src", "-e", "CARGO_TARGET_DIR=/tmp/target",
          "-e", "RUSTC_WRAPPER=/usr/local/bin/sccache", "-e", "SCCACHE_IDLE_TIMEOUT=0",
          "-e", f"SCCACHE_BUCKET={BUCKET}", "-e", f"SCCACHE_S3_KEY_PREFIX={PREFIX}",

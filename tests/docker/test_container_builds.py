@@ -61,10 +61,11 @@ def test_target_builds_in_its_container_with_rust_196(docker_farm, built_chain, 
     properties = docker_farm.api(f"builds/{result['buildid']}", property="*")["builds"][0]
     assert properties["properties"]["toolchain"][0] == "1.96.0"
     steps = {step["name"]: step for step in docker_farm.steps(result)}
-    assert steps["toolchain"]["state_string"] == "Rust 1.96.0, compile cache"
+    assert steps["toolchain"]["state_string"] == "Rust 1.96.0"
+    assert steps["compile cache"]["state_string"] == "crate cache"
     # The image's own copy of the worker tool runs, the source sent along with it.
     fetch = docker_farm.step_log(result, "fetch source")
-    assert "python3 /usr/local/lib/rustfarm/farm_worker_tool.py unpack - " in fetch, fetch
+    assert "python3 /usr/local/lib/rustfarm/farm_worker_tool.pyz unpack - " in fetch, fetch
     # std comes from the image's sysroot: the project's build compiles only itself.
     log = docker_farm.step_log(result, "cargo build")
     assert "Compiling hello-arch" in log
@@ -145,7 +146,8 @@ def test_a_project_pinned_to_rust_163_builds_with_it(docker_farm, tmp_path):
     result = build(docker_farm, "legacy", OLD_RUST)
     assert result["results"] == 0, docker_farm.step_log(result, "cargo build")[-3000:]
     steps = {step["name"]: step for step in docker_farm.steps(result)}
-    assert steps["toolchain"]["state_string"] == "Rust 1.63.0, compile cache"
+    assert steps["toolchain"]["state_string"] == "Rust 1.63.0"
+    assert steps["compile cache"]["state_string"] == "crate cache"
     build_props = docker_farm.api(f"builds/{result['buildid']}", property="*")["builds"][0]
     assert build_props["properties"]["toolchain"][0] == "1.63.0"
     assert build_props["properties"]["image"][0].split(":")[1].startswith("1.63-")

@@ -245,7 +245,7 @@ def test_instances_share_compiled_crates_through_s3_without_credentials_in_build
                 props = farm.api(f"builds/{build['buildid']}", property="*")["builds"][0]
                 counts[name] = props["properties"]["compile_cache"][0]
                 # Every crate through sccache (no target directory to keep), pipelined.
-                assert props["properties"]["rustc_wrapper"][0].endswith("/sccache-pipelined")
+                assert props["properties"]["rustc_wrapper"][0].endswith("/sccache-pipelined.sh")
                 assert "AWS_" not in str(props["properties"]) and "testing" not in str(props)
             assert counts["first"]["misses"] >= 8 and counts["first"]["errors"] == 0
             assert counts["second"]["hits"] >= 8 and counts["second"]["misses"] == 0

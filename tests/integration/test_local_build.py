@@ -13,7 +13,7 @@ import requests
 from elftools.elf.elffile import ELFFile
 
 from rustfarm.cli.processes import process_alive
-from rustfarm.workers.tool import INFO_KEY, worker_tool_path
+from rustfarm.worker_tool_file import INFO_KEY, TOOL_NAME, tool_digest
 from tests.support.farm import RunningFarm, local_farm_yaml, pids_alive, wait_until
 
 from .conftest import EXAMPLE, HOST_TARGET, require_cargo
@@ -32,7 +32,7 @@ def test_forced_build_over_rest_gives_a_working_artifact(example_farm, tmp_path)
     assert "test result: ok" in farm.step_log(build, "cargo test")
     # The worker runs the farm's own copy of the tool, the snapshot on its standard input.
     fetch = farm.step_log(build, "fetch source")
-    assert f"python3 {worker_tool_path()} unpack - " in fetch and "bytes to stdin" in fetch
+    assert f"/{TOOL_NAME} unpack - " in fetch and "bytes to stdin" in fetch
 
     archive_url, sums_url, release_url = farm.artifact_urls(build)
     assert release_url.endswith(f"/plugins/artifacts/hello/{archive_url.split('/')[-3]}/")
@@ -152,8 +152,9 @@ projects:
 
 def test_a_worker_with_another_version_of_the_tool_is_sent_this_one(tmp_path):
     """As a worker started from an image built before the tool last changed: its info
-    names another digest, so each tool step sends the tool along (and the source
-    tarball by a download of its own), and the build works all the same."""
+    names another digest, so the master sends its tool into the build's directory
+    once (and the source tarball by a download of its own), and the build works all
+    the same."""
     require_cargo()
     farm = RunningFarm(tmp_path / "farm", local_farm_yaml(f"""\
   hello:
@@ -164,7 +165,7 @@ def test_a_worker_with_another_version_of_the_tool_is_sent_this_one(tmp_path):
         farm.up()
         farm.login()
         [basedir] = [d for d in (farm.state / "workers").iterdir() if (d / "info").is_dir()]
-        (basedir / "info" / INFO_KEY).write_text(f"{'0' * 64} {worker_tool_path()}\n")
+        (basedir / "info" / INFO_KEY).write_text(f"{'0' * 64} {basedir / TOOL_NAME}\n")
         restart = subprocess.run([str(Path(sys.executable).with_name("buildbot-worker")),
                                   "restart", "--quiet", str(basedir)],
                                  capture_output=True, text=True, timeout=120)
@@ -175,10 +176,12 @@ def test_a_worker_with_another_version_of_the_tool_is_sent_this_one(tmp_path):
         [brid] = farm.force("force-hello", targets=[HOST_TARGET]).values()
         build = farm.wait_for_build(brid)
         assert build["results"] == 0, farm.step_log(build, "cargo build")
+        # The master's copy, sent into the build's directory once, runs every command.
+        sent = f"/build/.rustfarm-tool-{tool_digest()[:16]}.pyz"
         fetch = farm.step_log(build, "fetch source")
-        assert "python3 - unpack source.tar.gz " in fetch and "unpacked" in fetch
-        assert "python3 - toolchain " in farm.step_log(build, "toolchain")
-        assert "python3 - package " in farm.step_log(build, "package")
+        assert f"{sent} unpack source.tar.gz " in fetch and '"written"' in fetch
+        assert f"{sent} toolchain " in farm.step_log(build, "toolchain")
+        assert f"{sent} package " in farm.step_log(build, "package")
         assert farm.artifact_urls(build)
     finally:
         farm.down()

@@ -11,6 +11,7 @@ from rustfarm.farmfile import loads
 from rustfarm.master.configuration import buildmaster_config
 from rustfarm.master.failover import MasterFailover
 from rustfarm.master.settings import CONFIG_ENV, MASTER_ENV, load_farm
+from rustfarm.names import FARM_PROPERTY, PROJECT_PROPERTY, TARGET_PROPERTY
 from rustfarm.workers.docker import CACHE_DIR, cache_volume_name
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,7 +123,8 @@ def test_each_master_on_one_machine_has_its_own_worker_socket(tmp_path, monkeypa
 
 
 def rendered_cache_mount(worker: dict) -> str:
-    props = Properties(farm="multi", project="hello", target="x86_64-unknown-linux-gnu")
+    props = Properties(**{FARM_PROPERTY: "multi", PROJECT_PROPERTY: "hello",
+                          TARGET_PROPERTY: "x86_64-unknown-linux-gnu"})
     rendered = []
     props.render(worker["volumes"][0]).addCallback(rendered.append)
     return rendered[0]

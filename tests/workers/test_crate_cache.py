@@ -1,5 +1,5 @@
 """The worker tool's crate cache, the compile cache of a docker pool's dependencies,
-as cargo calls it (through the wrapper the toolchain step writes), around a
+as cargo calls it (through the wrapper the compile cache step writes), around a
 stand-in compiler that writes what rustc writes for a library and counts its calls.
 Real compiles through it, on a real pool, are in tests/docker/test_compile_cache.py."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-TOOL = Path(__file__).resolve().parents[2] / "workers" / "scripts" / "farm_worker_tool.py"
+from tests.support.worker_tool import run_tool, tool_in
 
 # What rustc writes for a library in cargo's pipelined compile: metadata, then
 # (after DELAY seconds) the library and its dep-info, which lists the sources it
@@ -53,8 +53,8 @@ sys.exit(int(os.environ.get("EXIT", "0")))
 
 
 class Worker:
-    """A worker's home with the cache wrapper written as a build's toolchain step
-    writes it, a cache directory, and a stand-in compiler."""
+    """A worker's home with the worker tool and the cache wrapper written as a build's
+    compile cache step writes it, a cache directory, and a stand-in compiler."""
 
     def __init__(self, root: Path, identity: str = "rustc 1.96.0"):
         self.root = root
@@ -69,23 +69,25 @@ class Worker:
         self.compiler = root / "rustc"
         self.compiler.write_text(STAND_IN.format(python=sys.executable))
         self.compiler.chmod(0o755)
-        self.env = {"PATH": os.environ["PATH"], "HOME": str(self.home),
+        self.tool = tool_in(root / "tool")
+        # rustup's toolchains stay where they are (the compile cache step asks rustc).
+        rustup = os.environ.get("RUSTUP_HOME", os.path.expanduser("~/.rustup"))
+        self.env = {"PATH": os.environ["PATH"], "HOME": str(self.home), "RUSTUP_HOME": rustup,
                     "CALLS": str(self.calls), "SOURCES": str(self.source),
                     "CARGO_PKG_NAME": "dep", "CARGO_PKG_VERSION": "1.0.0",
+                    "RUSTFARM_TOOL": str(self.tool), "RUSTFARM_COMPILE_CACHE": str(self.cache),
                     "RUSTFARM_COMPILE_CACHE_SIZE": str(10 << 30)}
         self.new_build(identity)
 
     def new_build(self, identity: str = "rustc 1.96.0", **env: str) -> None:
-        """What a new build's container starts with: the wrapper (counts afresh) and an
-        empty target directory (the cache's volume stays)."""
-        done = subprocess.run(
-            [sys.executable, "-c", "import runpy; tool = runpy.run_path("
-             f"{str(TOOL)!r}, run_name='tool'); "
-             f"print(tool['dependencies_only']({str(self.cache)!r}, {identity!r}))"],
-            env={**os.environ, "HOME": str(self.home), **env}, capture_output=True,
-            text=True)
-        assert done.returncode == 0, done.stderr
-        self.wrapper = done.stdout.strip()
+        """What a new build's container starts with: the compile cache step's wrapper
+        (counts afresh), the compiler it named (here, ``identity``) and an empty target
+        directory (the cache's volume stays)."""
+        done, answer = run_tool(self.tool, "compile-cache", "setup",
+                                env={**os.environ, **self.env, **env})
+        assert done.returncode == 0 and answer["kind"] == "crates", done.stderr
+        self.wrapper = answer["wrapper"]
+        self.env["RUSTFARM_COMPILER"] = identity
         for stale in self.out.iterdir():
             stale.unlink()
 
@@ -104,10 +106,9 @@ class Worker:
                               cwd=self.root)
 
     def stats(self, **env: str) -> dict:
-        done = subprocess.run([self.wrapper, "--show-stats", "--stats-format", "json"],
-                              env={**self.env, **env}, capture_output=True, text=True)
+        done, answer = run_tool(self.tool, "compile-cache", "stats", env={**self.env, **env})
         assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        return answer
 
     def compiles(self) -> int:
         return len(self.calls.read_text().splitlines()) if self.calls.exists() else 0
@@ -131,7 +132,7 @@ def test_a_library_one_build_compiled_another_takes_from_the_cache(worker):
     compiled = worker.outputs()
     assert sorted(compiled) == ["dep-1a2b.d", "libdep-1a2b.rlib", "libdep-1a2b.rmeta"]
     assert worker.stats() | {"size": 0} == {
-        "crate_cache": str(worker.cache), "read_only": False, "hits": 0, "misses": 1,
+        "kind": "crates", "location": str(worker.cache), "read_only": False, "hits": 0, "misses": 1,
         "not_cacheable": 0, "errors": 0, "from_cache": [], "compiled": ["dep"],
         "size": 0, "limit": 10 << 30, "evicted": 0}
 
@@ -268,28 +269,27 @@ def test_the_next_build_finds_the_wrapper_beside_its_target_directory_untouched(
     """Cargo asks rustc its version and a target's file names again whenever
     RUSTC_WRAPPER is another file (path, size, times): the wrapper lives in the
     project's volume, beside the target directory, and a build that would write it
-    as it is leaves it be. Another compiler writes it anew."""
+    as it is leaves it be, whatever its compiler. A changed wrapper is written anew."""
     target_dir = worker.root / "project" / "target"
     worker.new_build(CARGO_TARGET_DIR=str(target_dir))
     wrapper = Path(worker.wrapper)
     assert wrapper.parent == target_dir.parent / ".rustfarm"
-    scripts = sorted(wrapper.parent.iterdir())
-    assert [s.name for s in scripts] == ["crate-cache", "rustc-for-dependencies"]
-    assert all(os.access(s, os.X_OK) for s in scripts)
-    before = {s: (s.stat().st_ino, s.stat().st_mtime_ns) for s in scripts}
+    assert [s.name for s in wrapper.parent.iterdir()] == ["rustc-for-dependencies.sh"]
+    assert os.access(wrapper, os.X_OK)
+    before = (wrapper.stat().st_ino, wrapper.stat().st_mtime_ns)
     time.sleep(0.01)
 
-    worker.new_build(CARGO_TARGET_DIR=str(target_dir))
+    worker.new_build("rustc 1.97.0", CARGO_TARGET_DIR=str(target_dir))
     assert Path(worker.wrapper) == wrapper
-    assert {s: (s.stat().st_ino, s.stat().st_mtime_ns) for s in scripts} == before
+    assert (wrapper.stat().st_ino, wrapper.stat().st_mtime_ns) == before
     assert worker.rustc(*worker.library_args()).returncode == 0
     assert worker.stats()["misses"] == 1
 
-    worker.new_build("rustc 1.97.0", CARGO_TARGET_DIR=str(target_dir))
-    cache = wrapper.parent / "crate-cache"
-    assert cache.stat().st_ino != before[cache][0]
-    assert "rustc 1.97.0" in cache.read_text()
-    assert sorted(wrapper.parent.iterdir()) == scripts       # no part left behind
+    wrapper.write_text("#!/bin/sh\nexec \"$@\"\n")
+    worker.new_build(CARGO_TARGET_DIR=str(target_dir))
+    assert wrapper.stat().st_ino != before[0]
+    assert "crate-cache" in wrapper.read_text()
+    assert [s.name for s in wrapper.parent.iterdir()] == ["rustc-for-dependencies.sh"]
 
 
 def test_the_cache_is_walked_for_its_size_once_per_interval(worker):

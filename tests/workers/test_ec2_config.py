@@ -21,6 +21,7 @@ from buildbot.config.errors import ConfigErrors
 from buildbot.process.properties import Secret
 from buildbot.worker.ec2 import EC2LatentWorker
 
+from rustfarm.names import UPLOAD_BUILDER_PROPERTY
 from rustfarm.workers.ec2_launch import Ec2Launch
 from rustfarm.workers.ec2_reaper import FarmEC2Reaper
 from rustfarm.workers.ec2_worker import FarmEC2LatentWorker
@@ -164,14 +165,18 @@ class PropertiesOnly:
 
 
 def test_an_uploads_instance_is_never_a_projects():
-    """Its relay is read-only: the worker props of an upload's build differ from a
-    project's, so Buildbot does not give one's instance to the other."""
+    """Its relay is read-only: the worker props of an upload builder's build differ
+    from a project's, so Buildbot does not give one's instance to the other."""
     from twisted.internet import defer
     worker = FarmEC2LatentWorker("ec2-mips-1", "pw", Ec2Launch(**WORKER_ARGS))
     worker.launch = Ec2Launch(**WORKER_ARGS)      # what reconfigService sets
     rendered = []
-    for properties in ({"image": "rustfarm/x:1"}, {"image": "rustfarm/x:1", "compile_job": "j1"},
-                       {"image": "rustfarm/x:1", "compile_job": "j2"}):
+    upload_builder = {"image": "rustfarm/x:1", UPLOAD_BUILDER_PROPERTY: True}
+    # A project builder's build that carries a job (a change may carry any property)
+    # is still a project's.
+    for properties in ({"image": "rustfarm/x:1", "compile_job": "j0"},
+                       {**upload_builder, "compile_job": "j1"},
+                       {**upload_builder, "compile_job": "j2"}):
         defer.ensureDeferred(defer.maybeDeferred(
             worker.renderWorkerProps, PropertiesOnly(**properties))).addCallback(rendered.append)
     project, upload, other_upload = rendered

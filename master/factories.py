@@ -16,10 +16,13 @@ from rustfarm.farmfile.model import COMPILE_PROJECT, S3CompileCache
 from rustfarm.farmfile.pools import size_bytes
 from rustfarm.names import PROJECT_PROPERTY, TARGET_PROPERTY, upload_job
 from rustfarm.state import StateDir
-from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR
+from rustfarm.crate_store import CrateStore
+from rustfarm.dependencies import CargoSettings, machine_config_files
+from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR, CRATE_STORE_DIR
 
 from .builds import FarmBuild
 from .cargo_steps import Cargo
+from .dependency_steps import Dependencies
 from .steps import PruneArtifacts, SnapshotSource
 from .tool_steps import CompileCacheSetup, FetchSource, Package, ToolchainCheck, WorkerTool
 
@@ -118,16 +121,33 @@ def s3_compile_cache_env(cache: S3CompileCache, read_only: bool) -> dict:
     return env
 
 
-def _cargo_args(farm: Farm, project: Project, target: Target, profile: CargoProfile) -> list:
+def _cargo_args(farm: Farm, project: Project, target: Target, profile: CargoProfile,
+                store_config=None) -> list:
+    """cargo's arguments; with ``store_config``, the file that takes the build's crates
+    from the farm's crate store (written by the dependencies step), offline."""
     args = ["--target", target.triple, "--profile", profile]
+    if store_config is not None:
+        return [*args, *_feature_args(project, profile), "--config", store_config, "--offline"]
+    return [*args, *_feature_args(project, profile),
+            *[item for setting in farm.crates.cargo_config() for item in ("--config", setting)]]
+
+
+def _feature_args(project: Project, profile: CargoProfile) -> list:
+    args = []
     if project.features:
         args += ["--features", ",".join(project.features)]
     if project.strip:
         # Binaries ship without symbols (a router's flash is small); `strip: false` keeps them.
         args += ["--config", Interpolate("profile.%(kw:profile)s.strip=true", profile=profile)]
-    for setting in farm.crates.cargo_config():
-        args += ["--config", setting]
     return args
+
+
+def cargo_settings(farm: Farm, paths: StateDir) -> CargoSettings:
+    """How the farm's cargo resolves and fetches crates: in its own home, with this
+    machine's cargo configuration and farm.yaml's mirror of crates.io."""
+    mirror = farm.crates.cargo_config() if farm.crates.kind == "registry" else ()
+    return CargoSettings(cargo_home=paths.cargo_home, config_files=machine_config_files(),
+                         config=mirror)
 
 
 @functools.cache
@@ -150,12 +170,16 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
     target_dir = Interpolate(f"{base}/target")
     crate_dir = (f"{base}/src/%(prop:crate_dir)s" if upload
                  else f"{base}/src/{project.subdir}").rstrip("/")
-    profile = CargoProfile(project.profiles, project.profile)
-    cargo_args = _cargo_args(farm, project, target, profile)
-    env = {**target.cargo_env(), "CARGO_TARGET_DIR": target_dir, "CARGO_TERM_COLOR": "never"}
-
     pool = farm.pools.get(target.pool)
     docker = in_container and pool is not None and pool.kind == "docker"
+    # The farm fetches crates for builds on this machine's workers and engines.
+    fetches = farm.crates.fetched_by_farm and pool is not None and pool.kind in ("docker",
+                                                                                "local")
+    store_config = Interpolate(f"{base}/.rustfarm/dependencies.toml") if fetches else None
+    profile = CargoProfile(project.profiles, project.profile)
+    cargo_args = _cargo_args(farm, project, target, profile, store_config)
+    env = {**target.cargo_env(), "CARGO_TARGET_DIR": target_dir, "CARGO_TERM_COLOR": "never"}
+
     memory_limit = pool.memory if docker else None
     if docker and pool.compile_cache:
         env.update(compile_cache_env(pool.compile_cache, read_only=upload))
@@ -198,6 +222,15 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                                              else "-"],
                        workdir="build", haltOnFailure=True, logEnviron=False),
     ])
+    if fetches:
+        factory.addStep(Dependencies(
+            UploadPath(paths) if upload else Property("snapshot"),
+            Property("crate_dir") if upload else project.subdir,
+            CrateStore(paths.crate_store), cargo_settings(farm, paths),
+            CRATE_STORE_DIR if docker else str(paths.crate_store),
+            source_dir, Interpolate(f"{base}/.rustfarm/crates"), store_config,
+            artifact_dir=artifact_dir, artifact_url=None if upload else artifact_url,
+            tool=tool, workdir="build", haltOnFailure=True, logEnviron=False))
     if has_cache:
         factory.addStep(CompileCacheSetup(tool=tool, workdir="build", logEnviron=False, env=env))
     factory.addStep(cargo("build", "compiling", "compiled"))

@@ -45,6 +45,16 @@ class StateDir:
         return self.uploads / job / UPLOAD_RESULTS / target
 
     @property
+    def crate_store(self) -> Path:
+        """The crates builds fetched from registries and git (rustfarm/crate_store.py)."""
+        return self.root / "crates"
+
+    @property
+    def cargo_home(self) -> Path:
+        """The cargo home of the farm's own cargo, which resolves and fetches them."""
+        return self.root / "cargo-home"
+
+    @property
     def uploads(self) -> Path:
         """Compile jobs: each upload and its results, for a while."""
         return self.root / "uploads"
@@ -119,6 +129,9 @@ class StateDir:
     def create(self) -> None:
         for path in (self.root, self.master, self.workers, self.sources, self.snapshots):
             path.mkdir(parents=True, exist_ok=True)
+        # Mounted read-only into build containers, whose build user reads it.
+        self.crate_store.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(self.crate_store, 0o755)
         self.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.secrets, 0o700)
         ignore = self.root / ".gitignore"

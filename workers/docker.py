@@ -56,6 +56,8 @@ from .standby import Standby, StandbyMixin
 CACHE_DIR = "/home/rustbuild/cache"
 # The shared compile cache's mount point (a directory the image makes for it).
 COMPILE_CACHE_DIR = "/home/rustbuild/.cache/sccache"
+# Where a container sees the farm's crate store, read-only (rustfarm/crate_store.py).
+CRATE_STORE_DIR = "/home/rustbuild/crates"
 SOCKET_DIR = "/run/rustfarm"
 SECRET_DIR = "/run/rustfarm-worker"
 RUSTBUILD_UID = 1000
@@ -452,7 +454,8 @@ def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> li
             local = {"worker_socket": str(state.worker_socket),
                      "secret_dir": str(state.container_secret_dir(name))}
             volumes += [f"{state.worker_socket.parent}:{SOCKET_DIR}:ro",
-                        f"{state.container_secret_dir(name)}:{SECRET_DIR}"]
+                        f"{state.container_secret_dir(name)}:{SECRET_DIR}",
+                        f"{state.crate_store}:{CRATE_STORE_DIR}:ro"]
         workers.append(FarmDockerLatentWorker(
             name,
             util.Secret(worker_secret_name(name)),

@@ -160,6 +160,12 @@ class CrateSource:
     kind: str                 # "crates-io" | "directory" | "registry"
     location: str = ""
 
+    @property
+    def fetched_by_farm(self) -> bool:
+        """Whether the farm fetches the builds' crates into its store (from crates.io or
+        a mirror of it), rather than the builds taking them from a directory."""
+        return self.kind != "directory"
+
     def cargo_config(self) -> tuple[str, ...]:
         """``--config`` values for cargo (stable since cargo 1.63)."""
         if self.kind == "directory":

@@ -14,6 +14,7 @@ import sys
 COMMANDS = {
     "unpack": ("unpack", "SNAPSHOT.tar.gz|- DEST", True),
     "toolchain": ("toolchain", "CRATE_DIR PROJECT PINNED|-", True),
+    "dependencies": ("dependencies", "(a JSON request on standard input)", True),
     "compile-cache": ("compile_cache", "setup|stats", True),
     "package": ("package", "ARCHIVE BINDIR BINARY...|--bins-of CRATE_DIR SUFFIX", True),
     "cache-forward": ("cache_forward", "SOCKET PORT", True),

@@ -50,7 +50,8 @@ def volumes() -> set[str]:
 
 def next_nightly_minute(lead: float = 50) -> tuple[int, int]:
     """The local time's minute at least ``lead`` seconds from now."""
-    at = time.localtime(time.time() + lead + 60 - (time.time() + lead) % 60)
+    soon = int(time.time() + lead)
+    at = time.localtime(soon + 60 - soon % 60)
     return at.tm_hour, at.tm_min
 
 

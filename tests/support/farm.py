@@ -62,6 +62,9 @@ class RunningFarm:
         return self
 
     def down(self) -> None:
+        # A kept-alive connection of this session would hold the web server's shutdown
+        # until it times out.
+        self.session.close()
         farm_command(self.config, "down", check=False)
 
     def farm(self, *args: str, **kwargs) -> subprocess.CompletedProcess:

@@ -1,0 +1,171 @@
+"""Fetching a project's dependencies into the farm's crate store from real crates.io and
+a git repository, without running anything of the project's; an altered entry is
+found and fetched again."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from rustfarm.crate_store import CrateStore, entry_problem
+from rustfarm.dependencies import CargoSettings, DependencyError, fetch_dependencies
+from tests.support.crates_io import require_crates_io
+from tests.support.git_repos import PushedRepository
+
+# A small command-line tool's dependencies (itoa and memchr: no build scripts, few files).
+MANIFEST = """\
+[package]
+name = "tool"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+itoa = "=1.0.15"
+memchr = "=2.7.4"
+"""
+
+
+def snapshot_of(directory: Path, into: Path) -> Path:
+    """The project's files as the master keeps them: a .tar.gz."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(directory.rglob("*")):
+            tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
+    into.write_bytes(buffer.getvalue())
+    return into
+
+
+def write_project(root: Path, manifest: str = MANIFEST, lock: str | None = None) -> Path:
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "main.rs").write_text("fn main() {}\n")
+    (root / "Cargo.toml").write_text(manifest)
+    if lock:
+        (root / "Cargo.lock").write_text(lock)
+    return root
+
+
+@pytest.fixture
+def farm_cargo(tmp_path) -> tuple[CrateStore, CargoSettings]:
+    require_crates_io()
+    return (CrateStore(tmp_path / "store"),
+            CargoSettings(cargo_home=tmp_path / "cargo-home"))
+
+
+@pytest.fixture(scope="module")
+def resolved_lock(tmp_path_factory) -> str:
+    """MANIFEST's Cargo.lock, as the farm resolves it for a project without one."""
+    require_crates_io()
+    root = tmp_path_factory.mktemp("resolve")
+    fetched = fetch_dependencies(snapshot_of(write_project(root / "p"), root / "s.tar.gz"),
+                                 "", CrateStore(root / "store"),
+                                 CargoSettings(cargo_home=root / "home"))
+    return fetched.resolved_lock
+
+
+def test_a_project_without_a_lock_gets_one_resolved_and_kept(resolved_lock):
+    assert 'name = "itoa"\nversion = "1.0.15"' in resolved_lock
+    assert "checksum = " in resolved_lock
+
+
+def test_crates_are_fetched_once_for_the_farm_and_checked(farm_cargo, tmp_path, resolved_lock):
+    store, cargo = farm_cargo
+    snapshot = snapshot_of(write_project(tmp_path / "one", lock=resolved_lock),
+                           tmp_path / "one.tar.gz")
+    first = fetch_dependencies(snapshot, "", store, cargo)
+    assert sorted(str(p) for p in first.downloaded) == ["itoa 1.0.15", "memchr 2.7.4"]
+    assert first.resolved_lock is None and first.lock_path == "Cargo.lock"
+    for package in first.packages:
+        assert entry_problem(store.entry(package), package) is None
+    # Another project with the same lock downloads nothing.
+    other = snapshot_of(write_project(tmp_path / "two", lock=resolved_lock.replace(
+        '"tool"', '"other"'), manifest=MANIFEST.replace('"tool"', '"other"')),
+        tmp_path / "two.tar.gz")
+    second = fetch_dependencies(other, "", store, cargo)
+    assert second.downloaded == [] and len(second.packages) == 2
+
+    # An entry altered on disk is found, removed and fetched again: never used.
+    [itoa] = [p for p in second.packages if p.name == "itoa"]
+    (store.entry(itoa) / "src" / "lib.rs").write_text("pub fn fmt() { /* altered */ }\n")
+    third = fetch_dependencies(other, "", store, cargo)
+    assert [str(p) for p in third.downloaded] == ["itoa 1.0.15"]
+    assert third.altered == ["itoa 1.0.15: src/lib.rs was changed"]
+    assert "altered" not in (store.entry(itoa) / "src" / "lib.rs").read_text()
+    # So is an entry of another .crate than the lock's checksum.
+    listing = store.entry(itoa) / ".cargo-checksum.json"
+    listing.write_text(json.dumps({**json.loads(listing.read_text()), "package": "0" * 64}))
+    assert entry_problem(store.entry(itoa), itoa) is not None
+    assert [str(p) for p in fetch_dependencies(other, "", store, cargo).downloaded] == \
+        ["itoa 1.0.15"]
+
+
+def test_a_lock_of_another_checksum_is_never_fetched(farm_cargo, tmp_path, resolved_lock):
+    store, cargo = farm_cargo
+    forged = resolved_lock.replace(
+        next(line for line in resolved_lock.splitlines() if line.startswith("checksum")),
+        'checksum = "' + "0" * 64 + '"', 1)
+    snapshot = snapshot_of(write_project(tmp_path / "p", lock=forged), tmp_path / "p.tar.gz")
+    with pytest.raises(DependencyError, match="checksum"):
+        fetch_dependencies(snapshot, "", store, cargo)
+    assert not list(store.root.glob("registry/*"))
+
+
+# A project's cargo configuration that runs a program wherever cargo reads it: as
+# rustc's wrapper and as rustc, and a toolchain file that names a toolchain this
+# machine does not have.
+HOSTILE_CONFIG = """\
+[build]
+rustc-wrapper = "{marker}-wrapper"
+rustc = "{marker}-rustc"
+
+[target.x86_64-unknown-linux-gnu]
+runner = "{marker}-runner"
+"""
+
+
+def test_the_project_s_cargo_configuration_runs_nothing_here(farm_cargo, tmp_path):
+    store, cargo = farm_cargo
+    marker = tmp_path / "ran"
+    for role in ("wrapper", "rustc", "runner"):
+        program = Path(f"{marker}-{role}")
+        program.write_text(f"#!/bin/sh\ntouch {marker}\nexec \"$@\"\n")
+        program.chmod(0o755)
+    project = write_project(tmp_path / "p")
+    (project / ".cargo").mkdir()
+    (project / ".cargo" / "config.toml").write_text(HOSTILE_CONFIG.format(marker=marker))
+    (project / "rust-toolchain.toml").write_text('[toolchain]\nchannel = "nightly-2020-01-01"\n')
+    fetched = fetch_dependencies(snapshot_of(project, tmp_path / "p.tar.gz"), "", store, cargo)
+    assert len(fetched.packages) == 2 and fetched.resolved_lock
+    assert not marker.exists(), "a program of the project's configuration ran"
+
+
+def test_a_git_dependency_pinned_by_the_lock_is_fetched(farm_cargo, tmp_path):
+    store, cargo = farm_cargo
+    library = tmp_path / "lib-src"
+    (library / "src").mkdir(parents=True)
+    (library / "Cargo.toml").write_text('[package]\nname = "forked"\nversion = "2.0.0"\n'
+                                        'edition = "2021"\n')
+    (library / "src" / "lib.rs").write_text("pub fn answer() -> u32 { 42 }\n")
+    repo = PushedRepository(tmp_path / "git", "forked", library)
+    project = write_project(tmp_path / "p", manifest=(
+        '[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n'
+        f'[dependencies]\nforked = {{ git = "{repo.url}", branch = "main" }}\n'))
+    fetched = fetch_dependencies(snapshot_of(project, tmp_path / "p.tar.gz"), "", store, cargo)
+    [forked] = fetched.packages
+    assert forked.kind == "git" and forked.commit == repo.head()
+    assert (store.entry(forked) / "src" / "lib.rs").read_text() == \
+        "pub fn answer() -> u32 { 42 }\n"
+    # Resolved again (the project has no lock), to the same commit: nothing to fetch.
+    again = fetch_dependencies(snapshot_of(project, tmp_path / "q.tar.gz"), "", store, cargo)
+    assert again.downloaded == [] and again.packages == [forked]
+
+
+def test_a_crate_the_registry_does_not_have_is_a_clear_error(farm_cargo, tmp_path):
+    store, cargo = farm_cargo
+    project = write_project(tmp_path / "p", manifest=MANIFEST.replace(
+        'memchr = "=2.7.4"', 'no-such-crate-rustfarm-test = "1"'))
+    with pytest.raises(DependencyError, match="no-such-crate-rustfarm-test"):
+        fetch_dependencies(snapshot_of(project, tmp_path / "p.tar.gz"), "", store, cargo)

@@ -1,0 +1,186 @@
+"""Real projects: dependencies from crates.io (fetched by the farm, checked, shared
+read-only with the build containers), a Cargo.lock the farm resolves, a git
+dependency, and a hostile cargo configuration that runs only inside the build's
+container. Real crates.io, real containers, binaries run under qemu."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+
+import pytest
+import requests
+
+from tests.support.binaries import check_artifact
+from tests.support.crates import renamed_copy, write_crate
+from tests.support.crates_io import require_crates_io
+from tests.support.farm import RunningFarm
+from tests.support.git_repos import PushedRepository
+
+from .conftest import FIXTURES, TARGETS, targets_yaml, wait_until_no_containers
+from .test_container_builds import fetch_binary, run_in_image
+
+pytestmark = pytest.mark.docker
+
+POOL = "rp"
+MIPS_MUSL = "mips-unknown-linux-musl"
+MIPS64_GNU = "mips64-unknown-linux-gnuabi64"
+X86_64 = "x86_64-unknown-linux-gnu"
+# Where the hostile project's wrapper leaves its mark, were it to run on this machine.
+MARK = f"/tmp/rustfarm-hostile-{uuid.uuid4().hex}"
+
+# The project's rustc (its .cargo/config.toml's build.rustc), run wherever cargo reads
+# that configuration: leaves MARK, and tells the compile it ran (the binary says so).
+HOSTILE_RUSTC = f"""#!/bin/sh
+touch {MARK}
+export HOSTILE_RUSTC_RAN=yes
+exec rustc "$@"
+"""
+HOSTILE_MAIN = """fn main() {
+    let ran = option_env!("HOSTILE_RUSTC_RAN").unwrap_or("no");
+    println!("its rustc ran in the build: {ran}, {}", itoa::Buffer::new().format(42u8));
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def real_farm(built_chain, tmp_path_factory):
+    require_crates_io()
+    root = tmp_path_factory.mktemp("realfarm")
+    again = renamed_copy("cli-deps", root, "cli-again")
+    nolock = write_crate(root / "nolock", "nolock", "fn main() {\n    println!(\"{}\", "
+                         "itoa::Buffer::new().format(1234u32));\n}\n")
+    (nolock / "Cargo.toml").write_text((nolock / "Cargo.toml").read_text()
+                                       + '\n[dependencies]\nitoa = "1"\n')
+    library = write_crate(root / "forked-src", "forked", "")
+    (library / "src" / "main.rs").unlink()
+    (library / "src" / "lib.rs").write_text("pub fn answer() -> u32 { 42 }\n")
+    repo = PushedRepository(root / "git", "forked", library)
+    gitdep = write_crate(root / "gitdep", "gitdep",
+                         'fn main() {\n    println!("answer {}", forked::answer());\n}\n')
+    (gitdep / "Cargo.toml").write_text((gitdep / "Cargo.toml").read_text() + (
+        f'\n[dependencies]\nforked = {{ git = "{repo.url}", branch = "main" }}\n'))
+    hostile = write_crate(root / "hostile", "hostile", HOSTILE_MAIN)
+    (hostile / "Cargo.toml").write_text((hostile / "Cargo.toml").read_text()
+                                        + '\n[dependencies]\nitoa = "1"\n')
+    (hostile / "rustc.sh").write_text(HOSTILE_RUSTC)
+    (hostile / "rustc.sh").chmod(0o755)
+    (hostile / ".cargo").mkdir()
+    (hostile / ".cargo" / "config.toml").write_text('[build]\nrustc = "./rustc.sh"\n')
+    farm = RunningFarm(root / "farm", f"""\
+schedule: {{nightly: false}}
+workers:
+  {POOL}: {{kind: docker, count: 2, cpus: 2, memory: 3g, standby: 0}}
+targets:
+{targets_yaml(built_chain, POOL)}
+projects:
+  cli:
+    source: {FIXTURES / 'cli-deps'}
+    targets: [{MIPS_MUSL}, {MIPS64_GNU}, {X86_64}]
+    binaries: [cli-deps]
+    test: false
+  cli-again:
+    source: {again}
+    targets: [{MIPS_MUSL}]
+    binaries: [cli-again]
+    test: false
+  nolock:
+    source: {nolock}
+    targets: [{MIPS_MUSL}]
+    test: false
+  gitdep:
+    source: {gitdep}
+    targets: [{MIPS_MUSL}]
+    test: false
+  hostile:
+    source: {hostile}
+    targets: [{MIPS_MUSL}]
+    test: false
+""")
+    try:
+        yield farm.up()
+    finally:
+        farm.down()
+        shutil.rmtree(root / "farm" / ".farm" / "crates", ignore_errors=True)
+    left = wait_until_no_containers(pool=POOL)
+    assert not left, f"containers left after the farm stopped: {left}"
+
+
+def build(farm, project: str, *triples: str) -> dict[str, dict]:
+    farm.login()
+    brids = farm.force(f"force-{project}", targets=list(triples))
+    return {name.split(":", 1)[1]: farm.wait_for_build(brid, timeout=900)
+            for name, brid in brids.items()}
+
+
+def dependencies_of(farm, build: dict) -> dict:
+    props = farm.api(f"builds/{build['buildid']}", property="dependencies")["builds"][0]
+    return props["properties"]["dependencies"][0]
+
+
+def run_binary(built_chain, farm, build: dict, name: str, triple: str, tmp_path) -> str:
+    target = TARGETS[triple]
+    binary = fetch_binary(farm, build, name, tmp_path / f"{triple}-{build['buildid']}")
+    check_artifact(binary, **target.binary.__dict__)
+    runner = [] if target.is_native else [target.qemu]
+    return run_in_image(built_chain.reference(triple), binary.parent, binary.name, runner)
+
+
+def test_crates_from_crates_io_build_and_run_on_mips_and_x86(real_farm, built_chain, tmp_path):
+    builds = build(real_farm, "cli", MIPS_MUSL, MIPS64_GNU, X86_64)
+    arch = {MIPS_MUSL: "mips", MIPS64_GNU: "mips64", X86_64: "x86_64"}
+    for triple, result in builds.items():
+        assert result["results"] == 0, real_farm.step_log(result, "cargo build")[-3000:]
+        steps = {s["name"]: s for s in real_farm.steps(result)}
+        assert steps["dependencies"]["state_string"].startswith("29 crates, "), \
+            steps["dependencies"]["state_string"]
+        assert dependencies_of(real_farm, result)["crates"] == 29
+        output = run_binary(built_chain, real_farm, result, "cli-deps", triple, tmp_path)
+        assert json.loads(output) == {"name": "mips", "times": 2, "arch": arch[triple]}
+    # The crates were fetched once for the farm: the first of the three builds to get
+    # to its dependencies downloaded them all, the other two none.
+    downloaded = sorted(dependencies_of(real_farm, b)["downloaded"] for b in builds.values())
+    assert downloaded == [0, 0, 29]
+
+
+def test_a_second_project_with_the_same_lock_downloads_nothing(real_farm, built_chain,
+                                                                tmp_path):
+    build(real_farm, "cli", MIPS_MUSL)
+    [result] = build(real_farm, "cli-again", MIPS_MUSL).values()
+    assert result["results"] == 0, real_farm.step_log(result, "cargo build")[-3000:]
+    assert dependencies_of(real_farm, result) | {"seconds": 0} == {
+        "crates": 29, "downloaded": 0, "resolved_lock": False, "seconds": 0}
+    output = run_binary(built_chain, real_farm, result, "cli-again", MIPS_MUSL, tmp_path)
+    assert json.loads(output)["arch"] == "mips"
+
+
+def test_without_a_lock_the_build_keeps_the_lock_it_used(real_farm, built_chain, tmp_path):
+    [result] = build(real_farm, "nolock", MIPS_MUSL).values()
+    assert result["results"] == 0, real_farm.step_log(result, "cargo build")[-3000:]
+    assert dependencies_of(real_farm, result)["resolved_lock"] is True
+    [lock_url] = [u for u in real_farm.artifact_urls(result) if u.endswith("/Cargo.lock")]
+    lock = requests.get(lock_url, timeout=30)
+    assert lock.status_code == 200 and 'name = "itoa"' in lock.text
+    assert real_farm.step_log(result, "dependencies") is not None
+    assert run_binary(built_chain, real_farm, result, "nolock", MIPS_MUSL, tmp_path) == "1234"
+
+
+def test_a_git_dependency_builds(real_farm, built_chain, tmp_path):
+    [result] = build(real_farm, "gitdep", MIPS_MUSL).values()
+    assert result["results"] == 0, real_farm.step_log(result, "cargo build")[-3000:]
+    assert run_binary(built_chain, real_farm, result, "gitdep", MIPS_MUSL, tmp_path) == \
+        "answer 42"
+
+
+def test_a_hostile_cargo_configuration_runs_only_in_the_build_s_container(real_farm,
+                                                                         built_chain, tmp_path):
+    [result] = build(real_farm, "hostile", MIPS_MUSL).values()
+    assert result["results"] == 0, real_farm.step_log(result, "cargo build")[-3000:]
+    # The farm resolved and fetched its dependencies without running its rustc...
+    assert dependencies_of(real_farm, result)["resolved_lock"] is True
+    assert not os.path.exists(MARK), "the project's rustc ran on the farm's machine"
+    # ...which ran where the project was compiled: in its container.
+    assert run_binary(built_chain, real_farm, result, "hostile", MIPS_MUSL, tmp_path) == \
+        "its rustc ran in the build: yes, 42"

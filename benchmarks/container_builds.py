@@ -56,14 +56,14 @@ def free_port() -> int:
 
 
 class Farm:
-    def __init__(self, root: Path, body: str):
+    def __init__(self, root: Path, body: str, nightly: str = "false"):
         self.root = root
         self.www = free_port()
         self.url = f"http://127.0.0.1:{self.www}/"
         self.config = root / "farm.yaml"
         self.config.write_text(f"farm: {{name: bench, worker_port: {free_port()}}}\n"
                                f"www: {{port: {self.www}, users: [admin]}}\n"
-                               "schedule: {nightly: false}\n" + body)
+                               f"schedule: {{nightly: {nightly}}}\n" + body)
         self.session = requests.Session()
 
     def __enter__(self) -> "Farm":

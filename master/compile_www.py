@@ -36,6 +36,7 @@ from twisted.python import log
 from twisted.web import resource, server
 
 from rustfarm.state import UPLOAD_RESULTS, token_secret_name
+from rustfarm.worker_tool.archives import tar_bytes
 
 from .auth import LoginThrottle
 from .plugin_root import PluginRoot
@@ -235,15 +236,25 @@ class CompileEndpoint:
 
     base_url = ""
 
-    def handle(self, request, action):
-        """Run ``action`` (a generator function of request) and turn refusals into answers."""
+    def handle(self, request, action, refusal_as_json: bool = False):
+        """Run ``action`` (a coroutine function of request) and turn refusals into
+        answers: text, or ``{"error": ...}`` for a client that reads JSON."""
+        def answer(status: int, message: str, headers: dict | None = None) -> None:
+            if refusal_as_json:
+                for name, value in (headers or {}).items():
+                    request.setHeader(name.encode(), str(value).encode())
+                _json(request, status, {"error": message.rstrip("\n"), "stdout": "",
+                                        "stderr": "", "binary": None})
+            else:
+                _text(request, status, message, headers)
+
         def refused(failure):
             if failure.check(Refusal):
                 error = failure.value
-                _text(request, error.status, str(error), error.headers)
+                answer(error.status, str(error), error.headers)
                 return
             log.err(failure, "compile endpoint")
-            _text(request, 500, "the farm failed to handle this upload; see the master's log")
+            answer(500, "the farm failed to handle this upload; see the master's log")
 
         defer.ensureDeferred(action(request)).addErrback(refused)
         return server.NOT_DONE_YET
@@ -318,9 +329,29 @@ class CompilePlugin(Application):
 ep = CompilePlugin()
 
 
+def tessel_binary(archive: Path, name: str) -> bytes | str:
+    """The uncompressed tar Tessel's client deploys: the binary named ``name`` (the
+    crate's only one, by whatever name) under that name; or why there is none."""
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers() if m.isfile()}
+        member = members.get(name) or (next(iter(members.values()))
+                                       if len(members) == 1 else None)
+        if member is None:
+            return (f"the project builds {', '.join(sorted(members)) or 'no binary'}; "
+                    f"none is named {name}")
+        data = tar.extractfile(member).read()
+    return tar_bytes([(name, data, True)])
+
+
 class TesselCompile(resource.Resource):
-    """``POST /rust-compile``: the project in, the binary out (200), or 400 and the
-    error, as Tessel's compile server answered; one target, no job to poll."""
+    """``POST /rust-compile``: the project in, the binary out, as Tessel's compile
+    server answered; one target, no job to poll.
+
+    Tessel's last client (t2-cli 0.1.23) names the binary it wants
+    (``?target=NAME``) and reads JSON: ``{"stdout", "stderr", "binary"}``, the binary
+    as base64 of a tar that holds it under that name, or ``{"error"}`` with a 4xx
+    status. Older clients name none and get the raw binary (200) or the error as
+    text (400)."""
 
     isLeaf = True
 
@@ -334,13 +365,35 @@ class TesselCompile(resource.Resource):
             request.setResponseCode(404)
             return b"POST /rust-compile\n"
         endpoint = self.endpoint
+        wanted = request.args.get(b"target", [b""])[0].decode(errors="replace")
+        if not wanted:
+            async def action(request):
+                job = await endpoint.submit(request, [self.target])
+                await endpoint.wait(job)
+                await endpoint.answer(request, job, binary_wanted=True)
+            return endpoint.handle(request, action)
 
-        async def action(request):
+        async def json_action(request):
             job = await endpoint.submit(request, [self.target])
             await endpoint.wait(job)
-            await endpoint.answer(request, job, binary_wanted=True)
+            await self.answer_json(request, job, wanted)
 
-        return endpoint.handle(request, action)
+        return endpoint.handle(request, json_action, refusal_as_json=True)
+
+    @defer.inlineCallbacks
+    def answer_json(self, request, job: Job, wanted: str):
+        if not job.done:
+            raise Refusal(503, f"the build is still running: {job.as_dict('')['targets']}")
+        if not job.succeeded:
+            raise Refusal(400, failure_text(job))
+        [archive] = job_release(job).archives
+        binary = yield threads.deferToThread(tessel_binary, archive.path, wanted)
+        if isinstance(binary, str):
+            raise Refusal(400, binary)
+        result = job.results[self.target]
+        _json(request, 200, {"stdout": f"compiled {job.crate} for {self.target}: "
+                                       f"{result.build_url}\n",
+                             "stderr": "", "binary": base64.b64encode(binary).decode()})
 
 
 class TesselServer(service.BuildbotService):

@@ -33,8 +33,9 @@ class Dependencies(WorkerToolStep):
 
     def __init__(self, snapshot, crate_dir, store: CrateStore, settings: CargoSettings,
                  worker_store: str, source_dir, view, config_file, artifact_dir=None,
-                 artifact_url=None, **kwargs):
+                 artifact_url=None, upload: bool = False, **kwargs):
         super().__init__(arguments=["dependencies"], **kwargs)
+        self.upload = upload
         self.artifact_dir = artifact_dir
         self.artifact_url = artifact_url
         self.snapshot = snapshot
@@ -53,7 +54,7 @@ class Dependencies(WorkerToolStep):
         try:
             fetched = yield threads.deferToThread(
                 fetch_dependencies, Path(self.snapshot), self.crate_dir or "", self.store,
-                self.settings)
+                self.settings, self.upload)
         except DependencyError as err:
             yield log.addStderr(f"{err}\n")
             self.descriptionDone = "could not fetch the dependencies"

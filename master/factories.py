@@ -198,12 +198,15 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                          triple=target.triple, profile=profile_dir(profile))
     artifact_dir, artifact_url, release_url = _artifact_places(str(paths.artifacts),
                                                                farm.farm.url)
-    binaries = [b + target.executable_suffix for b in project.binaries]
+    # farm.yaml's binaries, or those cargo reports building (the build's cargo command,
+    # run again, builds nothing new).
+    binaries = ([bindir, *[b + target.executable_suffix for b in project.binaries]]
+                if project.binaries else ["--built-by", Interpolate(crate_dir), "cargo", "build",
+                                          *cargo_args])
     archive = ARCHIVE_NAME
     if upload:
         artifact_dir = UploadPath(paths, target.triple)
         archive = UPLOAD_ARCHIVE_NAME
-        binaries = ["--bins-of", Interpolate(crate_dir), target.executable_suffix or "-"]
 
     factory = BuildFactory()
     factory.buildClass = FarmBuild
@@ -230,7 +233,7 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
             CRATE_STORE_DIR if docker else str(paths.crate_store),
             source_dir, Interpolate(f"{base}/.rustfarm/crates"), store_config,
             artifact_dir=artifact_dir, artifact_url=None if upload else artifact_url,
-            tool=tool, workdir="build", haltOnFailure=True, logEnviron=False))
+            upload=upload, tool=tool, workdir="build", haltOnFailure=True, logEnviron=False))
     if has_cache:
         factory.addStep(CompileCacheSetup(tool=tool, workdir="build", logEnviron=False, env=env))
     factory.addStep(cargo("build", "compiling", "compiled"))
@@ -238,8 +241,8 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
         factory.addStep(cargo("test", "testing", "tested"))
     factory.addStep(Package(archive, artifact_dir,
                             url=None if upload else artifact_url, tool=tool,
-                            arguments=["package", archive, bindir, *binaries],
-                            workdir="build", haltOnFailure=True, logEnviron=False))
+                            arguments=["package", archive, *binaries],
+                            workdir="build", env=env, haltOnFailure=True, logEnviron=False))
     if not upload:
         factory.addStep(PruneArtifacts(paths.artifacts / project.name, farm.artifacts.keep,
                                        release_url=release_url))

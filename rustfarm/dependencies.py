@@ -20,10 +20,11 @@ import subprocess
 import tarfile
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .cargo_lock import LockedPackage, LockError, read_lock
+from .cargo_lock import CRATES_IO, CRATES_IO_SPARSE, LockedPackage, LockError, read_lock
 from .crate_store import CrateStore
 from .errors import FarmError
 
@@ -119,6 +120,68 @@ def _files(snapshot: Path) -> dict[str, bytes | None]:
     return found
 
 
+# The tables of a manifest that name dependencies, besides those under target.<cfg>.
+DEPENDENCY_TABLES = ("dependencies", "dev-dependencies", "build-dependencies")
+# Where an upload's crates may come from: crates.io (or the mirror that stands for it).
+UPLOAD_SOURCES = (CRATES_IO, CRATES_IO_SPARSE)
+
+
+def _dependency_specs(manifest: dict):
+    """(table, name, spec) of every dependency a manifest names, patches and
+    replacements included."""
+    tables = [(name, manifest.get(name, {})) for name in DEPENDENCY_TABLES]
+    for cfg, platform in manifest.get("target", {}).items():
+        tables += [(f"target.{cfg}.{name}", platform.get(name, {}))
+                   for name in DEPENDENCY_TABLES]
+    tables.append(("workspace.dependencies",
+                   manifest.get("workspace", {}).get("dependencies", {})))
+    tables += [(f"patch.{source}", table) for source, table in manifest.get("patch", {}).items()]
+    tables.append(("replace", manifest.get("replace", {})))
+    for table_name, table in tables:
+        if isinstance(table, dict):
+            for name, spec in table.items():
+                yield table_name, name, spec
+
+
+def upload_problems(snapshot: Path) -> list[str]:
+    """Why an uploaded project's dependencies may not be fetched: anything but
+    crates.io (a git repository, another registry) and paths outside the upload.
+    Anyone may upload; the farm fetches for uploads from crates.io alone."""
+    problems = []
+    with tarfile.open(snapshot, "r:*") as tar:
+        for member in tar:
+            name = _relative(member.name)
+            if not member.isfile() or PurePosixPath(name).name != "Cargo.toml":
+                continue
+            try:
+                manifest = tomllib.loads(tar.extractfile(member).read().decode())
+            except (ValueError, UnicodeDecodeError) as err:
+                problems.append(f"{name}: not a manifest cargo reads: {err}")
+                continue
+            base = PurePosixPath(name).parent
+            for table, dependency, spec in _dependency_specs(manifest):
+                if not isinstance(spec, dict):
+                    continue
+                where = f"{name}: [{table}] {dependency}"
+                if "git" in spec:
+                    problems.append(f"{where}: git dependencies are not fetched for uploads")
+                if "registry" in spec or "registry-index" in spec:
+                    problems.append(f"{where}: uploads take crates from crates.io only")
+                path = spec.get("path")
+                if isinstance(path, str) and (path.startswith("/") or not _inside(base, path)):
+                    problems.append(f"{where}: path {path} is outside the upload")
+    return problems
+
+
+def _inside(base: PurePosixPath, path: str) -> bool:
+    depth = len(base.parts)
+    for part in PurePosixPath(path).parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            return False
+    return True
+
+
 def _copy_without_config(snapshot: Path, into: Path) -> None:
     """The project's files, without what would make cargo run its programs."""
     with tarfile.open(snapshot, "r:*") as tar:
@@ -155,11 +218,16 @@ def _fetch(settings: CargoSettings, manifest: Path, work: Path, store: CrateStor
 
 
 def fetch_dependencies(snapshot: Path, crate_dir: str, store: CrateStore,
-                       settings: CargoSettings) -> Fetched:
+                       settings: CargoSettings, upload: bool = False) -> Fetched:
     """Every registry and git package of the project in ``snapshot`` (a .tar.gz of its
     files; its crate in ``crate_dir``) in ``store``: checked there, fetched when
-    missing; and the Cargo.lock resolved when the project has none."""
+    missing; and the Cargo.lock resolved when the project has none. An ``upload``'s
+    come from crates.io alone."""
     started = time.monotonic()
+    if upload:
+        problems = upload_problems(snapshot)
+        if problems:
+            raise DependencyError("; ".join(problems[:5]))
     files = _files(snapshot)
     lock_path = lock_location(set(files), crate_dir)
     resolved = None
@@ -192,6 +260,12 @@ def fetch_dependencies(snapshot: Path, crate_dir: str, store: CrateStore,
             resolved = (project / lock_path).read_text()
             packages = read_lock(resolved, f"{lock_path} (resolved)")
             check = store.check(packages)
+        if upload:
+            foreign = [f"{p} from {p.source}" for p in packages
+                       if p.kind != "path" and p.source not in UPLOAD_SOURCES]
+            if foreign:
+                raise DependencyError("uploads take crates from crates.io only: "
+                                      + ", ".join(foreign[:5]))
         resolve_seconds = time.monotonic() - started
         fetch_started = time.monotonic()
         with store.fetching():

@@ -502,7 +502,7 @@ class _Builder:
             toolchain = self.toolchain(s, "toolchain", default_toolchain)
             chosen = tuple(t for t in wanted if t in targets)
             self.check_toolchain_images(s, name, toolchain, [targets[t] for t in chosen], pools)
-            binaries = s.texts("binaries", (name,))
+            binaries = s.texts("binaries", ())
             for index, binary in enumerate(binaries):
                 if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", binary):
                     s.error(s.item_line("binaries", index) if s.has("binaries") else line,

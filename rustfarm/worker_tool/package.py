@@ -1,9 +1,11 @@
-"""``package ARCHIVE BINDIR BINARY...``, or ``package ARCHIVE BINDIR --bins-of CRATE_DIR
-SUFFIX``: the built binaries in a reproducible .tar.gz (archives.py).
+"""``package ARCHIVE BINDIR BINARY...``, or ``package ARCHIVE --built-by CRATE_DIR
+CARGO_COMMAND...``: the built binaries in a reproducible .tar.gz (archives.py).
 
-With ``--bins-of``, the binaries are those the crate in CRATE_DIR declares (an
-uploaded project, whose binaries farm.yaml does not list), each name followed by
-SUFFIX (".exe", ".wasm", or "-" for none), as ``cargo metadata`` reports them.
+With ``--built-by``, the binaries are those cargo reports building: the command
+(the build's own ``cargo build``, run again in CRATE_DIR, which builds nothing new) with
+``--message-format=json-render-diagnostics``, and each ``compiler-artifact`` message
+of a binary target names its executable. So a project need not list its binaries,
+and gets none that a feature it lacks leaves unbuilt.
 
 Result: ``{"archive": NAME, "sha256": DIGEST, "binaries": [{"name": N, "size": BYTES}]}``;
 the master checks the archive it receives against the digest.
@@ -15,38 +17,46 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 
 from .archives import tar_gz_bytes
 from .protocol import answer, fail, say
 
 
-def crate_binaries(crate_dir: str, suffix: str) -> list[str]:
-    """The names of the binaries the crate declares, from `cargo metadata`."""
-    done = subprocess.run(["cargo", "metadata", "--no-deps", "--offline", "--format-version",
-                           "1"], cwd=crate_dir, capture_output=True, text=True)
+def executables_cargo_built(crate_dir: str, command: list[str]) -> list[str]:
+    """The paths of the binaries cargo reports building with ``command``."""
+    done = subprocess.run([*command, "--message-format=json-render-diagnostics"],
+                          cwd=crate_dir, stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
     if done.returncode != 0:
-        fail(f"cargo metadata failed: {done.stderr.strip()}")
-    manifest = os.path.realpath(os.path.join(crate_dir, "Cargo.toml"))
-    names = [target["name"] + ("" if suffix == "-" else suffix)
-             for package in json.loads(done.stdout)["packages"]
-             if os.path.realpath(package["manifest_path"]) == manifest
-             for target in package["targets"] if "bin" in target["kind"]]
-    if not names:
-        fail("the crate declares no binary (a library cannot be compiled alone)")
-    return names
+        fail(f"{' '.join(command[:2])} failed again, listing the binaries it builds")
+    found = []
+    for line in done.stdout.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if message.get("reason") == "compiler-artifact" and message.get("executable") \
+                and "bin" in message.get("target", {}).get("kind", []):
+            found.append(message["executable"])
+    if not found:
+        fail("cargo built no binary: a library cannot be shipped alone (give the project "
+             "a [[bin]], or list its binaries in farm.yaml)")
+    return sorted(set(found))
 
 
-def package(archive: str, bindir: str, binaries: list[str]) -> dict:
-    missing = [b for b in binaries if not os.path.isfile(os.path.join(bindir, b))]
+def package(archive: str, paths: list[str]) -> dict:
+    missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        present = sorted(os.listdir(bindir)) if os.path.isdir(bindir) else []
+        places = sorted({os.path.dirname(p) for p in missing})
+        present = sorted(os.listdir(places[0])) if os.path.isdir(places[0]) else []
+        names = [os.path.basename(p) for p in missing]
         say(f"  files there: {', '.join(present) or 'none'}")
         say("  (check `binaries` in farm.yaml against the [[bin]] names in Cargo.toml)")
-        fail(f"binary {', '.join(missing)} not found in {bindir}", missing=missing)
+        fail(f"binary {', '.join(names)} not found in {places[0]}", missing=names)
     members = []
-    for binary in binaries:
-        with open(os.path.join(bindir, binary), "rb") as handle:
-            members.append((binary, handle.read(), True))
+    for path in paths:
+        with open(path, "rb") as handle:
+            members.append((os.path.basename(path), handle.read(), True))
     data = tar_gz_bytes(members)
     with open(archive, "wb") as out:
         out.write(data)
@@ -58,9 +68,13 @@ def package(archive: str, bindir: str, binaries: list[str]) -> dict:
 
 
 def main(args: list[str]) -> None:
-    archive, bindir, *rest = args
-    if len(rest) == 3 and rest[0] == "--bins-of":
-        binaries = crate_binaries(rest[1], rest[2])
+    archive, *rest = args
+    if rest[:1] == ["--built-by"] and len(rest) > 3:
+        paths = executables_cargo_built(rest[1], rest[2:])
+    elif len(rest) >= 2:
+        bindir, names = rest[0], rest[1:]
+        paths = [os.path.join(bindir, name) for name in names]
     else:
-        binaries = rest
-    answer(package(archive, bindir, binaries))
+        raise ValueError("give BINDIR and binaries, or --built-by, the crate's directory "
+                         "and cargo's command")
+    answer(package(archive, paths))

@@ -169,3 +169,25 @@ def test_a_crate_the_registry_does_not_have_is_a_clear_error(farm_cargo, tmp_pat
         'memchr = "=2.7.4"', 'no-such-crate-rustfarm-test = "1"'))
     with pytest.raises(DependencyError, match="no-such-crate-rustfarm-test"):
         fetch_dependencies(snapshot_of(project, tmp_path / "p.tar.gz"), "", store, cargo)
+
+
+def test_an_upload_takes_crates_from_crates_io_alone(tmp_path):
+    """Anyone may upload: the farm fetches nothing for it from a git repository, another
+    registry or a path outside the upload, and says which dependency asked."""
+    project = write_project(tmp_path / "p", manifest=MANIFEST + (
+        'forked = { git = "https://git.example.com/forked" }\n'
+        'private = { version = "1", registry = "company" }\n'
+        'secrets = { path = "../../etc" }\n'
+        'inside = { path = "crates/inside" }\n\n'
+        '[patch.crates-io]\nitoa = { path = "/home/someone/itoa" }\n'))
+    with pytest.raises(DependencyError) as refused:
+        fetch_dependencies(snapshot_of(project, tmp_path / "p.tar.gz"), "",
+                           CrateStore(tmp_path / "store"),
+                           CargoSettings(cargo_home=tmp_path / "home"), upload=True)
+    message = str(refused.value)
+    assert "Cargo.toml: [dependencies] forked: git dependencies are not fetched" in message
+    assert "[dependencies] private: uploads take crates from crates.io only" in message
+    assert "[dependencies] secrets: path ../../etc is outside the upload" in message
+    assert "[patch.crates-io] itoa: path /home/someone/itoa is outside" in message
+    assert "inside" not in message
+    assert not (tmp_path / "home").exists(), "cargo ran for a refused upload"

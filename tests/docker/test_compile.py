@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import tarfile
@@ -19,6 +20,8 @@ from rustfarm.workers.docker import (COMPILE_CACHE_DIR, compile_cache_volume_nam
                                      upload_volume_prefix)
 from tests.support.binaries import check_artifact
 from tests.support.crates import broken_crate, renamed_copy
+from tests.support.crates_io import require_crates_io
+from tests.support.docker_engine import unavailable
 from tests.support.farm import EXAMPLE, RunningFarm
 from tests.support.registry import free_port
 
@@ -271,26 +274,31 @@ def test_hostile_uploads_get_a_400_naming_the_member(compile_farm, tmp_path, kin
         (d / "source.tar.gz").exists() for d in uploads.iterdir()), "refused uploads are removed"
 
 
-def test_tessels_client_from_node_gets_a_mipsel_binary(compile_farm, built_chain, tmp_path):
-    node = shutil.which("node")
-    npm = shutil.which("npm")
+TESSEL = Path(__file__).resolve().parents[1] / "fixtures" / "tessel"
+
+
+def npm_install(directory: Path, *packages: str) -> dict:
+    """``packages`` from the npm registry into ``directory`` (no install scripts run);
+    node's environment to require them."""
+    node, npm = shutil.which("node"), shutil.which("npm")
     if not node or not npm:
-        from tests.support.docker_engine import unavailable
         unavailable("node and npm are not installed (Debian: apt-get install nodejs npm)")
-    client = tmp_path / "client"
-    client.mkdir()
+    directory.mkdir(parents=True, exist_ok=True)
     installed = subprocess.run([npm, "install", "--silent", "--no-audit", "--no-fund",
-                                "tar@6.2.1"], cwd=client, capture_output=True, text=True,
-                               timeout=300)
+                                "--ignore-scripts", *packages], cwd=directory,
+                               capture_output=True, text=True, timeout=600)
     if installed.returncode != 0:
-        from tests.support.docker_engine import unavailable
-        unavailable(f"npm could not install tar: {installed.stderr[-300:]}")
+        unavailable(f"npm could not install {' '.join(packages)}: {installed.stderr[-300:]}")
+    return {**os.environ, "NODE_PATH": str(directory / "node_modules")}
+
+
+def test_tessels_first_clients_get_the_raw_mipsel_binary(compile_farm, built_chain, tmp_path):
+    env = npm_install(tmp_path / "client", "tar@6.2.1")
     project = tmp_path / "blinky"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("target"))
-    (client / "post.js").write_text(TESSEL_CLIENT)
-    done = subprocess.run([node, "post.js", compile_farm.tessel_url, str(project),
-                           str(tmp_path / "blinky.bin")], cwd=client, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run(["node", str(TESSEL / "old-client.js"), compile_farm.tessel_url,
+                           str(project), str(tmp_path / "blinky.bin")], env=env,
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "200"
     binary = tmp_path / "blinky.bin"
@@ -298,25 +306,37 @@ def test_tessels_client_from_node_gets_a_mipsel_binary(compile_farm, built_chain
     check_binary(built_chain, binary, MIPSEL)
 
 
-# As Tessel's README shows: a directory packed by npm's tar into an http POST, no token.
-TESSEL_CLIENT = """\
-const http = require('http');
-const fs = require('fs');
-const path = require('path');
-const tar = require('tar');
-const [url, dir, out] = process.argv.slice(2);
-const target = new URL(url);
-const req = http.request({host: target.hostname, port: target.port, path: target.pathname,
-                          method: 'POST',
-                          headers: {'Content-Type': 'application/octet-stream'}}, (res) => {
-  const buffers = [];
-  res.on('data', (chunk) => buffers.push(chunk));
-  res.on('end', () => {
-    fs.writeFileSync(out, Buffer.concat(buffers));
-    console.log(res.statusCode);
-    process.exit(res.statusCode === 200 ? 0 : 1);
-  });
-});
-req.on('error', (e) => { console.error(e); process.exit(2); });
-tar.c({cwd: path.dirname(dir), portable: true}, [path.basename(dir)]).pipe(req);
-"""
+def test_tessels_last_client_gets_its_project_back_as_a_mipsel_binary(compile_farm,
+                                                                      tmp_path):
+    """t2-cli 0.1.23 from npm, as `t2 run Cargo.toml --rustcc=HOST:PORT` calls it, with
+    the project `t2 init --lang=rust` writes: it depends on the tessel crate from
+    crates.io, and comes back as JSON holding a tar of the binary under its name."""
+    require_crates_io()
+    env = npm_install(tmp_path / "t2", "t2-cli@0.1.23")
+    template = tmp_path / "t2" / "node_modules" / "t2-cli" / "resources" / "rust"
+    project = tmp_path / "blinky"
+    (project / "src").mkdir(parents=True)
+    shutil.copy(template / "Cargo.toml", project / "Cargo.toml")
+    shutil.copy(template / "main.rs", project / "src" / "main.rs")
+    rustcc = compile_farm.tessel_url.rsplit("/rust-compile", 1)[0]
+    done = subprocess.run(["node", str(TESSEL / "t2-compile.js"), rustcc, str(project),
+                           "blinky", str(tmp_path / "blinky.tar")], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with tarfile.open(tmp_path / "blinky.tar") as tar:
+        assert tar.getnames() == ["blinky"]
+        tar.extractall(tmp_path / "out", filter="data")
+    binary = tmp_path / "out" / "blinky"
+    check_artifact(binary, **TARGETS[MIPSEL].binary.__dict__)
+    # Off a Tessel its library finds no board: the tessel crate's own code, running on
+    # emulated MIPS, says so.
+    ran = subprocess.run([TARGETS[MIPSEL].qemu, str(binary)], capture_output=True, text=True,
+                         timeout=60)
+    assert ran.returncode == 101 and "tessel-0.2.0" in ran.stderr, ran.stderr
+
+    # A build that fails is the client's error, in its own words.
+    (project / "src" / "main.rs").write_text('fn main() { let n: u32 = "four"; }\n')
+    failed = subprocess.run(["node", str(TESSEL / "t2-compile.js"), rustcc, str(project),
+                             "blinky", str(tmp_path / "failed.tar")], env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert failed.returncode == 1 and "mismatched types" in failed.stderr, failed.stderr

@@ -239,3 +239,35 @@ def test_sccache_s_counts_come_in_the_crate_cache_s_shape(tool, tmp_path):
     env = pipelined_env(tmp_path, tool, "#!/bin/sh\necho 'error: no server' >&2\nexit 2\n")
     done, answer = run(tool, "compile-cache", "stats", cwd=tmp_path, env=env)
     assert done.returncode == 1 and "no server" in answer["error"]
+
+
+def test_package_ships_the_binaries_cargo_reports_building(tool, tmp_path):
+    """Without a list of binaries: those of cargo's compiler-artifact messages, from the
+    build's cargo command run again (which builds nothing new); not a library, not a
+    binary its features leave unbuilt."""
+    from tests.integration.conftest import require_cargo
+    require_cargo()
+    crate = tmp_path / "crate"
+    (crate / "src" / "bin").mkdir(parents=True)
+    (crate / "Cargo.toml").write_text(
+        '[package]\nname = "tools"\nversion = "0.1.0"\nedition = "2021"\n\n'
+        '[features]\nextra = []\n\n[[bin]]\nname = "hidden"\npath = "src/hidden.rs"\n'
+        'required-features = ["extra"]\n')
+    (crate / "src" / "lib.rs").write_text("pub fn f() {}\n")
+    (crate / "src" / "main.rs").write_text("fn main() {}\n")
+    (crate / "src" / "bin" / "second.rs").write_text("fn main() {}\n")
+    (crate / "src" / "hidden.rs").write_text("fn main() {}\n")
+    env = {**os.environ, "CARGO_TARGET_DIR": str(tmp_path / "target")}
+    build = ["cargo", "build", "--offline"]
+    assert subprocess.run(build, cwd=crate, env=env, capture_output=True).returncode == 0
+    done, answer = run(tool, "package", "out.tar.gz", "--built-by", crate, *build,
+                       cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert [b["name"] for b in answer["binaries"]] == ["second", "tools"]
+    with tarfile.open(tmp_path / "out.tar.gz") as tar:
+        assert tar.getnames() == ["second", "tools"]
+    (crate / "src" / "main.rs").unlink()
+    (crate / "src" / "bin" / "second.rs").unlink()
+    done, answer = run(tool, "package", "out.tar.gz", "--built-by", crate, *build,
+                       cwd=tmp_path, env=env)
+    assert done.returncode == 1 and "cargo built no binary" in answer["error"]

@@ -36,10 +36,24 @@ def _check_listed_user(farm: Farm, user: str) -> None:
                         f"(users: {', '.join(farm.www.users) or 'none'})")
 
 
+def _check_registry_tokens(farm: Farm) -> None:
+    """A registry that needs a token, without one in the secret store, would fail every
+    build that takes a crate from it: refused now."""
+    from rustfarm.state import SecretStore, StateDir
+    store = SecretStore(StateDir.of(farm).secrets)
+    for registry in farm.crates.registries:
+        if registry.token and not store.read(registry.secret_name):
+            raise FarmError(f"{farm.path.name}: crates.registries.{registry.name}.token: the "
+                            f"farm has no token for registry '{registry.name}'; store it with "
+                            f"`farm registry-token {registry.name}` (it reads the token on "
+                            "its standard input)")
+
+
 def cmd_check(args) -> int:
     from rustfarm.builders import builder_defs
     farm = _load(args)
     builder_defs(farm)          # a pool too small for its builders is refused now
+    _check_registry_tokens(farm)
     _warn_about(farm)
     pools = ", ".join(f"{p.name} ({p.kind})" for p in farm.pools.values())
     builders = sum(len(p.targets) for p in farm.projects.values())
@@ -51,6 +65,7 @@ def cmd_check(args) -> int:
 def cmd_up(args) -> int:
     from .lifecycle import Farmhouse
     farm = _load(args)
+    _check_registry_tokens(farm)
     _warn_about(farm)
     ready = Farmhouse(farm).up(wait=args.wait_timeout, build_images=not args.no_images)
     return 0 if ready else 1
@@ -164,6 +179,29 @@ def cmd_passwd(args) -> int:
     return 0
 
 
+def cmd_registry_token(args) -> int:
+    """A registry's token, kept in the secret store: only the farm's own cargo, which
+    fetches crates on this machine, ever sees it."""
+    from rustfarm.state import SecretStore, StateDir
+    farm = _load(args)
+    registry = next((r for r in farm.crates.registries if r.name == args.registry), None)
+    if registry is None:
+        names = ", ".join(r.name for r in farm.crates.registries) or "none"
+        raise FarmError(f"no registry '{args.registry}' under crates.registries of "
+                        f"{farm.path.name} (registries: {names})")
+    token = (sys.stdin.readline() if not sys.stdin.isatty()
+             else getpass.getpass(f"token of registry {registry.name}: ")).strip()
+    if not token:
+        raise FarmError("no token given; nothing changed")
+    state = StateDir.of(farm)
+    state.create()
+    store = SecretStore(state.secrets)
+    store.write(registry.secret_name, token)
+    say(f"stored the token of registry '{registry.name}' in "
+        f"{store.path(registry.secret_name)}")
+    return 0
+
+
 def cmd_db_password(args) -> int:
     """The password of a PostgreSQL server of one's own, kept in the secret store so that
     db.url (and farm.yaml) need not carry it."""
@@ -256,6 +294,7 @@ EXAMPLES = {
   farm logs hello --target mipsel-unknown-linux-musl --build 3 --step 'cargo build'""",
     "passwd": "examples:\n  farm passwd admin\n  echo 'a long password' | farm passwd admin "
               "--password-stdin",
+    "registry-token": "example:\n  farm registry-token company < company-token.txt",
     "targets": "examples:\n  farm targets\n  farm targets --known\n  farm targets --markdown",
     "builders": "example:\n  farm builders --config other.yaml",
     "compile": """examples:
@@ -361,6 +400,15 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("user")
     token.add_argument("--new", action="store_true", help="replace the token")
     token.set_defaults(func=cmd_token)
+
+    registry_token = _command(sub, "registry-token", common,
+                              help="store the token of a registry of crates.registries",
+                              description="Read the token of REGISTRY (one of farm.yaml's "
+                              "crates.registries) on standard input, or at a prompt, and keep "
+                              "it in the farm's secret store; the farm's cargo uses it to "
+                              "fetch crates, and no build sees it.")
+    registry_token.add_argument("registry")
+    registry_token.set_defaults(func=cmd_registry_token)
 
     passwd = _command(sub, "passwd", common, help="set a web UI user's password")
     passwd.add_argument("user")

@@ -66,7 +66,8 @@ class Dependencies(WorkerToolStep):
         request = {
             "store": self.worker_store, "view": self.view,
             "entries": {f"{p.name}-{p.version}": p.store_key for p in fetched.packages},
-            "config": toml_text(store_config(fetched.packages, self.view)),
+            "config": toml_text(store_config(fetched.packages, self.view, {
+                r.name: r.index for r in self.settings.registries})),
             "config_file": self.config_file,
             "lock": None if fetched.resolved_lock is None else {
                 "path": f"{self.source_dir}/{fetched.lock_path}",

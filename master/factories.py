@@ -147,7 +147,8 @@ def cargo_settings(farm: Farm, paths: StateDir) -> CargoSettings:
     machine's cargo configuration and farm.yaml's mirror of crates.io."""
     mirror = farm.crates.cargo_config() if farm.crates.kind == "registry" else ()
     return CargoSettings(cargo_home=paths.cargo_home, config_files=machine_config_files(),
-                         config=mirror)
+                         config=mirror, registries=farm.crates.registries,
+                         secrets=paths.secrets)
 
 
 @functools.cache

@@ -102,9 +102,11 @@ def registry_name(source: str) -> str | None:
     return "crates-io" if source in (CRATES_IO, CRATES_IO_SPARSE) else None
 
 
-def store_config(packages: list[LockedPackage], directory: str) -> dict:
+def store_config(packages: list[LockedPackage], directory: str,
+                 registries: dict[str, str] | None = None) -> dict:
     """Cargo configuration (a TOML document as a dict) that takes every registry and
-    git package of ``packages`` from the directory source ``directory``."""
+    git package of ``packages`` from the directory source ``directory``; the other
+    ``registries`` (name: index) that manifests name, which cargo looks up by name."""
     sources: dict[str, dict] = {STORE_SOURCE: {"directory": directory}}
     for package in packages:
         if package.kind == "path":
@@ -116,7 +118,10 @@ def store_config(packages: list[LockedPackage], directory: str) -> dict:
         else:
             key, table = package.source, {"registry": package.source}
         sources[key] = {**table, "replace-with": STORE_SOURCE}
-    return {"source": sources}
+    config = {"source": sources}
+    if registries:
+        config["registries"] = {name: {"index": index} for name, index in registries.items()}
+    return config
 
 
 def toml_text(document: dict) -> str:

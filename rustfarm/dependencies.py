@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from .cargo_lock import CRATES_IO, CRATES_IO_SPARSE, LockedPackage, LockError, read_lock
 from .crate_store import CrateStore
 from .errors import FarmError
+from .farmfile.model import CargoRegistry
 
 # What a project may keep that makes cargo run a program of its choice, or pick a
 # toolchain: left out of the copy cargo resolves and fetches from.
@@ -62,7 +63,8 @@ class CargoSettings:
     cargo_home: Path                          # the farm's own
     config_files: tuple[Path, ...] = ()       # this machine's cargo configuration
     config: tuple[str, ...] = ()              # farm.yaml's (``--config`` values)
-    tokens: tuple[tuple[str, str], ...] = ()  # (registry, token) of farm.yaml's registries
+    registries: tuple[CargoRegistry, ...] = ()   # farm.yaml's other registries
+    secrets: Path | None = None               # the secret store with their tokens
     cargo: str = "cargo"
 
     def environment(self) -> dict[str, str]:
@@ -70,15 +72,36 @@ class CargoSettings:
                if k in PASSED_ON or k.startswith(PASSED_ON_PREFIXES)}
         env["CARGO_HOME"] = str(self.cargo_home)
         env["CARGO_TERM_COLOR"] = "never"
-        for registry, token in self.tokens:
-            env[f"CARGO_REGISTRIES_{registry.upper().replace('-', '_')}_TOKEN"] = token
+        # Read from the secret store now, for this command alone.
+        for registry in self.registries:
+            if registry.token and self.secrets is not None:
+                token = (self.secrets / registry.secret_name).read_text().strip() \
+                    if (self.secrets / registry.secret_name).is_file() else ""
+                name = registry.name.upper().replace("-", "_").replace(".", "_")
+                env[f"CARGO_REGISTRIES_{name}_TOKEN"] = token
         return env
 
     def command(self, *args: str) -> list[str]:
         configs = [item for path in self.config_files if path.is_file()
                    for item in ("--config", str(path))]
-        configs += [item for value in self.config for item in ("--config", value)]
+        values = [*self.config, *(f'registries.{r.name}.index="{r.index}"'
+                                  for r in self.registries)]
+        if any(r.token for r in self.registries):
+            # Cargo sends a registry's token only with a credential provider: its own,
+            # which reads CARGO_REGISTRIES_<NAME>_TOKEN.
+            values.append('registry.global-credential-providers=["cargo:token"]')
+        configs += [item for value in values for item in ("--config", value)]
         return [self.cargo, *args[:1], *configs, *args[1:]]
+
+    @property
+    def upload_sources(self) -> tuple[str, ...]:
+        """Where an upload's crates may come from: crates.io, and the registries farm.yaml
+        allows uploads."""
+        return UPLOAD_SOURCES + tuple(r.source for r in self.registries if r.uploads)
+
+    @property
+    def upload_registries(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.registries if r.uploads)
 
 
 def machine_config_files() -> tuple[Path, ...]:
@@ -143,10 +166,10 @@ def _dependency_specs(manifest: dict):
                 yield table_name, name, spec
 
 
-def upload_problems(snapshot: Path) -> list[str]:
-    """Why an uploaded project's dependencies may not be fetched: anything but
-    crates.io (a git repository, another registry) and paths outside the upload.
-    Anyone may upload; the farm fetches for uploads from crates.io alone."""
+def upload_problems(snapshot: Path, registries: tuple[str, ...] = ()) -> list[str]:
+    """Why an uploaded project's dependencies may not be fetched: anything but crates.io
+    and ``registries`` (a git repository, another registry) and paths outside the
+    upload. Anyone may upload; the farm fetches for uploads from those alone."""
     problems = []
     with tarfile.open(snapshot, "r:*") as tar:
         for member in tar:
@@ -165,8 +188,10 @@ def upload_problems(snapshot: Path) -> list[str]:
                 where = f"{name}: [{table}] {dependency}"
                 if "git" in spec:
                     problems.append(f"{where}: git dependencies are not fetched for uploads")
-                if "registry" in spec or "registry-index" in spec:
-                    problems.append(f"{where}: uploads take crates from crates.io only")
+                if spec.get("registry", "crates-io") not in ("crates-io", *registries) \
+                        or "registry-index" in spec:
+                    problems.append(f"{where}: uploads take crates from crates.io only"
+                                    + (f" and {', '.join(registries)}" if registries else ""))
                 path = spec.get("path")
                 if isinstance(path, str) and (path.startswith("/") or not _inside(base, path)):
                     problems.append(f"{where}: path {path} is outside the upload")
@@ -225,7 +250,7 @@ def fetch_dependencies(snapshot: Path, crate_dir: str, store: CrateStore,
     come from crates.io alone."""
     started = time.monotonic()
     if upload:
-        problems = upload_problems(snapshot)
+        problems = upload_problems(snapshot, settings.upload_registries)
         if problems:
             raise DependencyError("; ".join(problems[:5]))
     files = _files(snapshot)
@@ -262,7 +287,7 @@ def fetch_dependencies(snapshot: Path, crate_dir: str, store: CrateStore,
             check = store.check(packages)
         if upload:
             foreign = [f"{p} from {p.source}" for p in packages
-                       if p.kind != "path" and p.source not in UPLOAD_SOURCES]
+                       if p.kind != "path" and p.source not in settings.upload_sources]
             if foreign:
                 raise DependencyError("uploads take crates from crates.io only: "
                                       + ", ".join(foreign[:5]))

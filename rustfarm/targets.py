@@ -41,6 +41,10 @@ def image_toolchain(reference: str) -> str | None:
     return match.group(1) if match else None
 
 
+# The toolchain images' CMake toolchain file (images/scripts/target.cmake).
+CMAKE_TOOLCHAIN_FILE = "/usr/local/share/rustfarm/target.cmake"
+
+
 def cc_crate_suffix(triple: str) -> str:
     """The triple as the cc crate spells it in ``CC_<triple>`` and ``AR_<triple>``."""
     return triple.replace("-", "_")
@@ -133,10 +137,23 @@ class TargetSpec:
         return None if self.libc == "none" else self.linker
 
     @property
+    def cxx(self) -> str | None:
+        """The C++ compiler for build scripts' C++ code (the cc and cmake crates)."""
+        if self.libc == "musl":
+            return f"{self.triple}-c++"          # zig c++, linked by install-target.sh
+        return f"{self.cross}-g++" if self.cross else None
+
+    @property
     def ar(self) -> str | None:
         if self.libc == "musl":
             return "rustfarm-zig-ar"
         return f"{self.cross}-ar" if self.cross else None
+
+    @property
+    def ranlib(self) -> str | None:
+        if self.libc == "musl":
+            return "rustfarm-zig-ranlib"
+        return f"{self.cross}-ranlib" if self.cross else None
 
     def std_for(self, toolchain: str) -> StdSource | None:
         return self.std.get(toolchain)
@@ -155,10 +172,14 @@ class TargetSpec:
             env[cargo_target_variable(self.triple, "RUNNER")] = self.qemu
         if self.rustflags:
             env[cargo_target_variable(self.triple, "RUSTFLAGS")] = " ".join(self.rustflags)
+        suffix = cc_crate_suffix(self.triple)
+        for variable, program in (("CC", self.cc), ("CXX", self.cxx), ("AR", self.ar),
+                                  ("RANLIB", self.ranlib)):
+            if program:
+                env[f"{variable}_{suffix}"] = program
         if self.cc:
-            env[f"CC_{cc_crate_suffix(self.triple)}"] = self.cc
-        if self.ar:
-            env[f"AR_{cc_crate_suffix(self.triple)}"] = self.ar
+            # For crates that build C libraries with CMake (the cmake crate).
+            env[f"CMAKE_TOOLCHAIN_FILE_{suffix}"] = CMAKE_TOOLCHAIN_FILE
         if self.qemu and self.libc == "gnu" and not self.std_is_multiarch(toolchain):
             # The cross C library under /usr/<cross> holds the loader and libc.
             env["QEMU_LD_PREFIX"] = f"/usr/{self.cross}"

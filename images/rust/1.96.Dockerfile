@@ -2,7 +2,8 @@
 # with the standard library's sources (rust-web-src), from which each target
 # image builds its std once; zig, which links the musl and wasm targets;
 # qemu-user to run foreign binaries; Debian's packaged crates as cargo's only
-# registry, so builds need no network.
+# registry, so builds need no network; perl, make and cmake, with the target's
+# toolchain file (scripts/target.cmake), for crates that build C libraries.
 ARG PARENT
 FROM ${PARENT} AS zig
 USER root
@@ -24,9 +25,12 @@ FROM ${PARENT}
 USER root
 RUN /usr/local/lib/rustfarm/apt-install.sh @TOOLCHAIN_PACKAGES@ qemu-user \
         librust-regex-dev librust-regex+default-dev librust-serde-json-dev \
+        perl make cmake \
  && /usr/local/lib/rustfarm/drop-setuid.sh
 COPY --from=zig /opt/zig /opt/zig
-COPY scripts/rustfarm-wasm-ld scripts/rustfarm-zig-ar /usr/local/bin/
+COPY scripts/rustfarm-wasm-ld scripts/rustfarm-zig-ar scripts/rustfarm-zig-cc \
+     scripts/rustfarm-zig-ranlib /usr/local/bin/
+COPY scripts/target.cmake /usr/local/share/rustfarm/target.cmake
 COPY --chown=rustbuild:rustbuild rust/cargo-config.toml /home/rustbuild/.cargo/config.toml
 RUN ln -s /opt/zig/zig /usr/local/bin/zig \
  && install -d -o rustbuild -g rustbuild /home/rustbuild/.cache /home/rustbuild/.cache/zig

@@ -33,11 +33,12 @@ if [ "$#" -gt 0 ]; then
 fi
 
 if [ -n "$zig" ]; then
-    # zig cc links against the musl it carries for the target: cargo's linker
-    # and the cc crate's compiler for C code in build scripts.
-    printf '#!/bin/sh\n# %s: zig cc for %s\nexec zig cc -target %s "$@"\n' \
-        "$triple-cc" "$triple" "$zig" >"/usr/local/bin/$triple-cc"
-    chmod 0755 "/usr/local/bin/$triple-cc"
+    # zig cc links against the musl it carries for the target: cargo's linker and
+    # the C and C++ compilers of build scripts (rustfarm-zig-cc, by these names).
+    mkdir -p /usr/local/lib/rustfarm/zig-target
+    printf '%s\n' "$zig" >"/usr/local/lib/rustfarm/zig-target/$triple"
+    ln -sf /usr/local/bin/rustfarm-zig-cc "/usr/local/bin/$triple-cc"
+    ln -sf /usr/local/bin/rustfarm-zig-cc "/usr/local/bin/$triple-c++"
 fi
 
 if [ "$build_std" = yes ]; then

@@ -11,7 +11,7 @@ from typing import Any
 from rustfarm.targets import HOST_TRIPLE, TargetTable, image_toolchain, target_table
 
 from .errors import FarmFileError, Problem, did_you_mean
-from .model import (COMPILE_PROJECT, ArtifactSettings, CompileSettings, CrateSource,
+from .model import (COMPILE_PROJECT, ArtifactSettings, CargoRegistry, CompileSettings, CrateSource,
                     DbSettings, Farm, FarmSettings, Pool, Project, ScheduleSettings, Target,
                     WwwSettings)
 from .database import DB_KEYS, read_db
@@ -88,6 +88,15 @@ def _display_name(path: Path) -> str:
 
 def _url_check(value: str) -> str:
     return "" if re.match(r"^https?://[^/\s]+(/.*)?$", value) else "must be an http:// or https:// URL"
+
+
+def _registry_index_check(value: str) -> str:
+    """A registry's index as cargo takes it: sparse+http(s)://..., or a git index's URL."""
+    url = value.removeprefix("sparse+").removeprefix("registry+")
+    if not url.startswith(("https://", "http://")) or len(url) <= len("https://"):
+        return (f"'{value}' is not a registry index: sparse+https://HOST/PATH/ (a sparse "
+                "index) or https://HOST/PATH (a git index)")
+    return ""
 
 
 def _time_check(value: str) -> str:
@@ -374,15 +383,26 @@ class _Builder:
         )
 
     def crates(self, top: Section) -> CrateSource:
-        s = self.section(top.raw("crates"), "crates", ("directory", "registry"),
+        s = self.section(top.raw("crates"), "crates", ("directory", "registry", "registries"),
                          top.key_line("crates"))
         if s.has("directory") and s.has("registry"):
             s.error(s.line, "crates", "give either directory or registry, not both")
+        registries = []
+        for name, node, line in s.children("registries"):
+            r = self.section(node, f"crates.registries.{name}", ("index", "token", "uploads"),
+                             line)
+            if name == "crates-io":
+                r.error(line, f"crates.registries.{name}", "crates-io is crates.io itself; "
+                        "a mirror of it is crates.registry")
+            index = r.text("index", check=_registry_index_check)
+            registries.append(CargoRegistry(name, index or "", bool(r.flag("token", False)),
+                                            bool(r.flag("uploads", False))))
         if s.has("directory"):
-            return CrateSource("directory", s.text("directory"))
+            return CrateSource("directory", s.text("directory"), tuple(registries))
         if s.has("registry"):
-            return CrateSource("registry", s.text("registry"))
-        return CrateSource("crates-io")
+            return CrateSource("registry", s.text("registry", check=_registry_index_check),
+                               tuple(registries))
+        return CrateSource("crates-io", registries=tuple(registries))
 
     def pools(self, top: Section) -> dict[str, Pool]:
         pools: dict[str, Pool] = {}

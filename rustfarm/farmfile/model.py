@@ -154,11 +154,35 @@ COMPILE_PROJECT = "compile"   # the builders of uploads are compile:<target>
 
 
 @dataclass(frozen=True)
+class CargoRegistry:
+    """A registry besides crates.io that projects name (``registry = "NAME"`` in their
+    manifests): its index, whether it needs a token (kept in the farm's secret store,
+    `farm registry-token NAME`), and whether uploads may take crates from it."""
+
+    name: str
+    index: str
+    token: bool = False
+    uploads: bool = False
+
+    @property
+    def source(self) -> str:
+        """The index as Cargo.lock names it (``sparse+URL``, ``registry+URL``)."""
+        return self.index if self.index.startswith(("sparse+", "registry+")) \
+            else f"registry+{self.index}"
+
+    @property
+    def secret_name(self) -> str:
+        return f"registry-{self.name}"
+
+
+@dataclass(frozen=True)
 class CrateSource:
-    """Where cargo takes crates from: crates.io, a local directory or a mirror."""
+    """Where cargo takes crates from: crates.io, a local directory or a mirror; and the
+    other registries projects may name."""
 
     kind: str                 # "crates-io" | "directory" | "registry"
     location: str = ""
+    registries: tuple[CargoRegistry, ...] = ()
 
     @property
     def fetched_by_farm(self) -> bool:
@@ -175,6 +199,10 @@ class CrateSource:
             return ('source.crates-io.replace-with="farm-crates"',
                     f'source.farm-crates.registry="{self.location}"')
         return ()
+
+    def registry_config(self) -> tuple[str, ...]:
+        """``--config`` values that name the other registries (their indexes)."""
+        return tuple(f'registries.{r.name}.index="{r.index}"' for r in self.registries)
 
 
 LOCAL_DOCKER_ENGINE = "unix:///var/run/docker.sock"

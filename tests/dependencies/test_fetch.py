@@ -191,3 +191,46 @@ def test_an_upload_takes_crates_from_crates_io_alone(tmp_path):
     assert "[patch.crates-io] itoa: path /home/someone/itoa is outside" in message
     assert "inside" not in message
     assert not (tmp_path / "home").exists(), "cargo ran for a refused upload"
+
+
+@pytest.fixture
+def company_registry(tmp_path):
+    """A private registry that needs a token, with the crate secret-lib published."""
+    from tests.support.cargo_registry import PrivateRegistry
+    registry = PrivateRegistry(tmp_path / "registry", token="company-s3cret-token").start()
+    library = tmp_path / "secret-lib"
+    (library / "src").mkdir(parents=True)
+    (library / "Cargo.toml").write_text(
+        '[package]\nname = "secret-lib"\nversion = "0.1.0"\nedition = "2021"\n'
+        'description = "a company crate"\nlicense = "MIT"\n')
+    (library / "src" / "lib.rs").write_text("pub fn secret() -> u32 { 7 }\n")
+    registry.publish(library)
+    yield registry
+    registry.stop()
+
+
+def test_a_private_registry_s_crates_come_with_its_token(company_registry, tmp_path):
+    from rustfarm.farmfile.model import CargoRegistry
+    registry = CargoRegistry("company", company_registry.index, token=True)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    project = write_project(tmp_path / "p", manifest=(
+        '[package]\nname = "app"\nversion = "0.1.0"\nedition = "2021"\n\n'
+        '[dependencies]\nsecret-lib = { version = "0.1", registry = "company" }\n'))
+    snapshot = snapshot_of(project, tmp_path / "p.tar.gz")
+    store = CrateStore(tmp_path / "store")
+    settings = CargoSettings(cargo_home=tmp_path / "home", registries=(registry,),
+                             secrets=secrets)
+    # Without its token the registry answers nothing, and the build is refused clearly.
+    with pytest.raises(DependencyError, match="company"):
+        fetch_dependencies(snapshot, "", store, settings)
+    (secrets / registry.secret_name).write_text("company-s3cret-token\n")
+    fetched = fetch_dependencies(snapshot, "", store, settings)
+    [secret_lib] = fetched.packages
+    assert secret_lib.source == company_registry.index
+    assert (store.entry(secret_lib) / "src" / "lib.rs").read_text().startswith("pub fn secret")
+    assert company_registry.requests_with_token() >= 2       # its index entry and its crate
+    assert "company-s3cret-token" not in "\n".join(fetched.log)
+    # Uploads may not take it unless farm.yaml allows them.
+    with pytest.raises(DependencyError, match="uploads take crates from crates.io only"):
+        fetch_dependencies(snapshot, "", store, settings, upload=True)

@@ -34,13 +34,13 @@ FARM = "cachetest"
 
 def copy_of_deps_demo(root, name: str, regex: str | None = None):
     """deps-demo as the crate ``name`` (another project's crate, same dependencies);
-    with ``regex``, that dependency line instead (other features: no Cargo.lock)."""
+    with ``regex``, that dependency line instead (other features of the same packages:
+    the Cargo.lock stays as it is)."""
     crate = renamed_copy("deps-demo", root, name)
     if regex:
         manifest = crate / "Cargo.toml"
         manifest.write_text(re.sub(r'^regex = .*$', f"regex = {regex}", manifest.read_text(),
                                    flags=re.MULTILINE))
-        (crate / "Cargo.lock").unlink()
     return crate
 
 
@@ -55,7 +55,7 @@ def cache_farm(built_chain, tmp_path_factory):
                 "features": copy_of_deps_demo(
                     root, "features",
                     regex='{ version = "1", default-features = false, '
-                          'features = ["std", "unicode-perl"] }'),
+                          'features = ["std", "perf", "unicode-perl"] }'),
                 "chain": chain_crate(root / "chain", "chain"),
                 "generated": generated_crate(root / "generated", "generated", motd="one",
                                              banner="one")}

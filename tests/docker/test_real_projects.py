@@ -1,13 +1,15 @@
 """Real projects: dependencies from crates.io (fetched by the farm, checked, shared
 read-only with the build containers), a Cargo.lock the farm resolves, a git
-dependency, and a hostile cargo configuration that runs only inside the build's
-container. Real crates.io, real containers, binaries run under qemu."""
+dependency, a private registry's crate fetched with a token no build sees, and a
+hostile cargo configuration that runs only inside the build's container. Real
+crates.io, a real registry (nginx), real containers, binaries run under qemu."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import subprocess
 import uuid
 
 import pytest
@@ -45,10 +47,49 @@ HOSTILE_MAIN = """fn main() {
 """
 
 
+# The private registry's token: the farm's cargo alone may see it.
+TOKEN = f"company-{uuid.uuid4().hex}"
+# A build script that says every variable of the build's environment (as cargo warnings,
+# in the build's log), and the files a build can read that might hold a token.
+ENV_DUMP_BUILD_RS = """fn main() {
+    for (name, value) in std::env::vars() {
+        println!("cargo:warning=env {name}={value}");
+    }
+    for path in ["/proc/1/environ", "/home/rustbuild/.cargo/credentials.toml",
+                 "/home/rustbuild/.cargo/config.toml"] {
+        if let Ok(text) = std::fs::read(path) {
+            println!("cargo:warning=file {path}: {}", String::from_utf8_lossy(&text));
+        }
+    }
+}
+"""
+
+
 @pytest.fixture(scope="module")
-def real_farm(built_chain, tmp_path_factory):
+def company_registry(tmp_path_factory):
+    """A private registry that needs TOKEN, with the crate secret-lib published."""
+    from tests.support.cargo_registry import PrivateRegistry
+    root = tmp_path_factory.mktemp("company")
+    registry = PrivateRegistry(root / "registry", token=TOKEN).start()
+    library = write_crate(root / "secret-lib", "secret-lib", "")
+    (library / "src" / "main.rs").unlink()
+    (library / "src" / "lib.rs").write_text("pub fn secret() -> u32 { 7 }\n")
+    (library / "Cargo.toml").write_text((library / "Cargo.toml").read_text()
+                                        + 'description = "a company crate"\nlicense = "MIT"\n')
+    registry.publish(library)
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def real_farm(built_chain, company_registry, tmp_path_factory):
     require_crates_io()
     root = tmp_path_factory.mktemp("realfarm")
+    private = write_crate(root / "private", "private",
+                          'fn main() {\n    println!("secret {}", secret_lib::secret());\n}\n')
+    (private / "Cargo.toml").write_text((private / "Cargo.toml").read_text() + (
+        '\n[dependencies]\nsecret-lib = { version = "0.1", registry = "company" }\n'))
+    (private / "build.rs").write_text(ENV_DUMP_BUILD_RS)
     again = renamed_copy("cli-deps", root, "cli-again")
     nolock = write_crate(root / "nolock", "nolock", "fn main() {\n    println!(\"{}\", "
                          "itoa::Buffer::new().format(1234u32));\n}\n")
@@ -71,6 +112,9 @@ def real_farm(built_chain, tmp_path_factory):
     (hostile / ".cargo" / "config.toml").write_text('[build]\nrustc = "./rustc.sh"\n')
     farm = RunningFarm(root / "farm", f"""\
 schedule: {{nightly: false}}
+crates:
+  registries:
+    company: {{index: "{company_registry.index}", token: true}}
 workers:
   {POOL}: {{kind: docker, count: 2, cpus: 2, memory: 3g, standby: 0}}
 targets:
@@ -98,7 +142,14 @@ projects:
     source: {hostile}
     targets: [{MIPS_MUSL}]
     test: false
+  private:
+    source: {private}
+    targets: [{MIPS_MUSL}]
+    test: false
 """)
+    refused = farm.farm("check", check=False)
+    assert refused.returncode != 0 and "farm registry-token company" in refused.stderr
+    farm.farm("registry-token", "company", input=TOKEN + "\n")
     try:
         yield farm.up()
     finally:
@@ -184,3 +235,24 @@ def test_a_hostile_cargo_configuration_runs_only_in_the_build_s_container(real_f
     # ...which ran where the project was compiled: in its container.
     assert run_binary(built_chain, real_farm, result, "hostile", MIPS_MUSL, tmp_path) == \
         "its rustc ran in the build: yes, 42"
+
+
+def test_a_private_registry_s_crate_comes_with_a_token_no_build_sees(real_farm, built_chain,
+                                                                    company_registry,
+                                                                    tmp_path):
+    [result] = build(real_farm, "private", MIPS_MUSL).values()
+    assert result["results"] == 0, real_farm.step_log(result, "cargo build")[-3000:]
+    assert run_binary(built_chain, real_farm, result, "private", MIPS_MUSL, tmp_path) == \
+        "secret 7"
+    assert company_registry.requests_with_token() >= 2
+    # Not in the build's environment, nor its files, as its build script saw them; not
+    # in any log or property of the build; not in the image.
+    logs = "".join(real_farm.step_log(result, step["name"]) for step in real_farm.steps(result)
+                   if step["name"] not in ("snapshot",))
+    assert "warning: private@0.1.0: env PATH=" in logs, "the build script said nothing"
+    assert TOKEN not in logs
+    props = real_farm.api(f"builds/{result['buildid']}", property="*")["builds"][0]
+    assert TOKEN not in json.dumps(props)
+    image = subprocess.run(["docker", "image", "inspect", built_chain.reference(MIPS_MUSL)],
+                           capture_output=True, text=True, check=True).stdout
+    assert TOKEN not in image

@@ -378,3 +378,43 @@ def test_a_project_named_compile_is_refused_while_uploads_build(tmp_path):
     assert found == [f"{tmp_path / 'farm.yaml'}:10: projects.compile: the name 'compile' is "
                      "the compile endpoint's (its builders are compile:<target>); choose "
                      "another"]
+
+
+# -- other registries ------------------------------------------------------
+
+def test_a_registry_needs_an_index_cargo_reads(tmp_path):
+    config = tmp_path / "farm.yaml"
+    found = problems(config, with_lines(
+        "crates:", "  registries:",
+        "    company: {index: crates.example.com, tokn: true}",
+        "    crates-io: {index: 'sparse+https://index.crates.io/'}",
+        "    other: {token: true}"))
+    assert any(p.startswith(f"{config}:11: crates.registries.company.index: 'crates.example.com'"
+                            " is not a registry index: sparse+https://") for p in found), found
+    assert any(p.startswith(f"{config}:11: crates.registries.company.tokn: unknown key "
+                            "(did you mean 'token'?)") for p in found), found
+    assert any("crates.registries.crates-io: crates-io is crates.io itself" in p
+               for p in found), found
+    assert any("crates.registries.other.index: missing required key" in p for p in found), found
+
+
+def test_a_registry_that_needs_a_token_without_one_is_refused_by_farm_check(tmp_path):
+    config = tmp_path / "farm.yaml"
+    config.write_text(with_lines(
+        "crates:", "  registries:",
+        "    company: {index: 'sparse+https://crates.example.com/index/', token: true}"))
+    farm = [str(Path(sys.executable).parent / "farm"), "--config", str(config)]
+    refused = subprocess.run([*farm, "check"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "crates.registries.company.token: the farm has no token for registry 'company'" \
+        in refused.stderr
+    stored = subprocess.run([*farm, "registry-token", "company"], input="t0ken\n",
+                            capture_output=True, text=True)
+    assert stored.returncode == 0, stored.stderr
+    assert (tmp_path / ".farm" / "secrets" / "registry-company").read_text().strip() == "t0ken"
+    assert oct((tmp_path / ".farm" / "secrets" / "registry-company").stat().st_mode & 0o777) \
+        == "0o600"
+    assert subprocess.run([*farm, "check"], capture_output=True).returncode == 0
+    unknown = subprocess.run([*farm, "registry-token", "nope"], input="x\n",
+                             capture_output=True, text=True)
+    assert unknown.returncode != 0 and "no registry 'nope'" in unknown.stderr

@@ -22,13 +22,15 @@ MEMORY_EVENTS = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.o
 
 
 class CargoOutput(logobserver.LogLineObserver):
-    """Counts what cargo's output reports: compiler errors, tests passed and failed."""
+    """Counts what cargo's output reports: compiler errors, tests passed and failed,
+    and the crates whose build script failed."""
 
     def __init__(self):
         super().__init__()
         self.errors = 0
         self.passed = 0
         self.failed = 0
+        self.build_scripts: list[str] = []
 
     def outLineReceived(self, line):
         self.line(line)
@@ -39,6 +41,9 @@ class CargoOutput(logobserver.LogLineObserver):
     def line(self, line: str) -> None:
         if ERROR_START.match(line) and not SUMMARY.match(line):
             self.errors += 1
+        script = BUILD_SCRIPT_FAILED.match(line)
+        if script:
+            self.build_scripts.append(script.group(1))
         result = TEST_COUNTS.match(line)
         if result:
             self.passed += int(result.group(1))
@@ -46,6 +51,7 @@ class CargoOutput(logobserver.LogLineObserver):
 
 
 TEST_COUNTS = re.compile(r"^test result: \w+\. (\d+) passed; (\d+) failed")
+BUILD_SCRIPT_FAILED = re.compile(r"^error: failed to run custom build command for `([^`]+)`")
 
 
 @dataclass(frozen=True)
@@ -110,10 +116,12 @@ class Cargo(UsesWorkerTool, SaysHowItEnded, buildstep.ShellMixin, buildstep.Comm
     renderables = ["lockfile"]
 
     def __init__(self, lockfile: str, tool: WorkerTool, memory_limit: str | None = None,
-                 **kwargs):
+                 triple: str = "", c_compiler: bool = True, **kwargs):
         kwargs = self.setupShellMixin(kwargs)
         super().__init__(**kwargs)
         self.tool = tool
+        self.triple = triple
+        self.c_compiler = c_compiler
         self.lockfile = lockfile
         self.memory_limit = memory_limit
         self.output = CargoOutput()
@@ -149,6 +157,11 @@ class Cargo(UsesWorkerTool, SaysHowItEnded, buildstep.ShellMixin, buildstep.Comm
             if failed:
                 return "tests failed"
             return f"{plural(out.passed, 'test')} passed"
+        if failed and out.build_scripts:
+            # A crate whose own build (its C code, say) fails for this target: named,
+            # rather than the compiler's or the linker's wall of text.
+            why = "" if self.c_compiler else f": {self.triple} has no C compiler"
+            return f"{out.build_scripts[0]}: its build script failed for {self.triple}{why}"
         if failed:
             return f"compile failed: {plural(out.errors, 'error')}" if out.errors \
                 else "compile failed"

@@ -16,6 +16,7 @@ from rustfarm.farmfile.model import COMPILE_PROJECT, S3CompileCache
 from rustfarm.farmfile.pools import size_bytes
 from rustfarm.names import PROJECT_PROPERTY, TARGET_PROPERTY, upload_job
 from rustfarm.state import StateDir
+from rustfarm.targets import target_table
 from rustfarm.crate_store import CrateStore
 from rustfarm.dependencies import CargoSettings, machine_config_files
 from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR, CRATE_STORE_DIR
@@ -142,6 +143,12 @@ def _feature_args(project: Project, profile: CargoProfile) -> list:
     return args
 
 
+def has_c_compiler(triple: str) -> bool:
+    """Whether the target's image has a C compiler for build scripts (the table says)."""
+    spec = target_table().targets.get(triple)
+    return spec is None or spec.cc is not None
+
+
 def cargo_settings(farm: Farm, paths: StateDir) -> CargoSettings:
     """How the farm's cargo resolves and fetches crates: in its own home, with this
     machine's cargo configuration and farm.yaml's mirror of crates.io."""
@@ -190,6 +197,7 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
 
     def cargo(subcommand: str, doing: str, done: str) -> Cargo:
         return Cargo(name=f"cargo {subcommand}", tool=tool, memory_limit=memory_limit,
+                     triple=target.triple, c_compiler=has_c_compiler(target.triple),
                      lockfile=Interpolate(f"{crate_dir}/Cargo.lock"),
                      workdir=Interpolate(crate_dir),
                      command=["cargo", subcommand, *cargo_args], env=env, logEnviron=False,

@@ -145,3 +145,30 @@ def test_the_crate_cache_s_counts_name_the_crates():
     assert "1 (and stored)" in report
     assert "not stored: read-only" in CompileCacheStats.from_answer(
         {**CRATE_CACHE_STATS, "read_only": True}).report()
+
+
+# cargo's words when a dependency's build script fails (ring's C code, on a target with
+# no C compiler): the crate and the target say it, not the compiler's wall of text.
+BUILD_SCRIPT_LOG = """\
+   Compiling ring v0.17.8
+error: failed to run custom build command for `ring v0.17.8`
+
+Caused by:
+  process didn't exit successfully: `/target/release/build/ring-1/build-script-build`
+  --- stderr
+  error occurred in cc-rs: failed to find tool "clang": No such file or directory
+"""
+
+
+@pytest.mark.parametrize("triple, c_compiler, summary", [
+    ("wasm32-unknown-unknown", False, "ring v0.17.8: its build script failed for "
+     "wasm32-unknown-unknown: wasm32-unknown-unknown has no C compiler"),
+    ("mips-unknown-linux-musl", True,
+     "ring v0.17.8: its build script failed for mips-unknown-linux-musl"),
+])
+def test_a_failed_build_script_names_its_crate_and_the_target(triple, c_compiler, summary):
+    step = Cargo(lockfile="Cargo.lock", tool=WorkerTool(b"tool"), command=["cargo", "build"],
+                 triple=triple, c_compiler=c_compiler)
+    for line in BUILD_SCRIPT_LOG.splitlines():
+        step.output.line(line)
+    assert step.summary("build", True, 3.0) == summary

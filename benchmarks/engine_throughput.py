@@ -24,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rustfarm.farmfile.model import LOCAL_DOCKER_ENGINE  # noqa: E402
-from rustfarm.images.engine import connect, local_image  # noqa: E402
+from rustfarm.images.engine import local_image  # noqa: E402
+from rustfarm.plumbing import connect  # noqa: E402
 from rustfarm.images.recipes import current_catalog  # noqa: E402
 from rustfarm.images.registry import push_images  # noqa: E402
 from rustfarm.progress import say  # noqa: E402

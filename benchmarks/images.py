@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rustfarm.images import tags  # noqa: E402
 from rustfarm.images.build import build_images  # noqa: E402
-from rustfarm.images.engine import connect  # noqa: E402
+from rustfarm.plumbing import connect  # noqa: E402
 from rustfarm.progress import Progress, duration  # noqa: E402
 from rustfarm.images.recipes import NAMESPACE, current_catalog  # noqa: E402
 

@@ -11,7 +11,6 @@ without network.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import os
@@ -26,6 +25,7 @@ from rustfarm.errors import FarmError
 from rustfarm.farmfile import Farm
 from rustfarm.progress import say
 from rustfarm.state import SecretStore, StateDir, token_secret_name
+from rustfarm.worker_tool.archives import member_of, tar_gz_bytes
 
 POLL = 1.0
 
@@ -49,14 +49,7 @@ def project_files(directory: Path) -> list[str]:
 def pack(directory: Path) -> bytes:
     if not (directory / "Cargo.toml").is_file():
         raise FarmError(f"{directory} has no Cargo.toml: give the directory of a Cargo project")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in project_files(directory):
-            info = tar.gettarinfo(str(directory / name), arcname=name)
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            with open(directory / name, "rb") as handle:
-                tar.addfile(info, handle)
-    return gzip.compress(buffer.getvalue(), mtime=0)
+    return tar_gz_bytes(member_of(str(directory), name) for name in project_files(directory))
 
 
 def token_for(farm: Farm, user: str | None) -> str:

@@ -14,7 +14,7 @@ from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import LOCAL_DOCKER_ENGINE
 from rustfarm.progress import say
 from rustfarm.runtime import Runtime
-from rustfarm.workers.engine_clients import docker_client, engine_error
+from rustfarm.plumbing import docker_client, engine_error
 
 DOCKERD_WAIT = 60
 
@@ -78,7 +78,7 @@ def probe(farm: Farm, dockerd_log: Path | None = None) -> Runtime:
                 why = f"no Docker engine answers at {host}: nothing listens on that socket"
                 continue
             try:
-                client = docker_client(engine, timeout=10)
+                client = docker_client(engine.url, engine.tls, timeout=10)
                 client.ping()
             except (DockerException, OSError) as err:
                 why = f"no Docker engine answers at {host}: {engine_error(err)}"
@@ -104,7 +104,7 @@ def missing_images(farm: Farm) -> list[tuple[str, str]]:
         if pool.kind != "docker":
             continue
         try:
-            client = docker_client(pool.engines[0], timeout=10)
+            client = docker_client(pool.engines[0].url, pool.engines[0].tls, timeout=10)
         except DockerException:
             continue
         try:
@@ -130,7 +130,7 @@ def report_images_elsewhere(farm: Farm) -> None:
         images = sorted(set(farm.used_images(pool.name).values()))
         for engine in pool.engines[1:]:
             try:
-                client = docker_client(engine, timeout=10)
+                client = docker_client(engine.url, engine.tls, timeout=10)
                 lacking = []
                 for image in images:
                     try:

@@ -72,11 +72,11 @@ def remove_projectless_volumes(farm: Farm, cleared: Cleared) -> None:
     if not pools:
         return
     from docker.errors import DockerException
-    from rustfarm.workers.engine_clients import docker_client
+    from rustfarm.plumbing import docker_client
     names = projectless_volume_names(farm)
     for engine in {e.url: e for p in pools for e in p.engines}.values():
         try:
-            client = docker_client(engine, timeout=20)
+            client = docker_client(engine.url, engine.tls, timeout=20)
         except DockerException as err:
             cleared.problems.append(f"engine {engine.url}: {err}")
             continue

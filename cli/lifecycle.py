@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import socket
@@ -16,13 +15,14 @@ from pathlib import Path
 from rustfarm.errors import FarmError
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import MasterSettings
+from rustfarm.plumbing import is_loopback
 from rustfarm.progress import say
 from rustfarm.runtime import Adjusted, Runtime, effective_farm
 from rustfarm.state import SecretStore, StateDir, ui_secret_name, worker_secret_name
 
 from .api import FarmApi
-from .leftovers import clear_projectless_leftovers, describe
 from .docker_probe import missing_images, probe, report_images_elsewhere
+from .leftovers import clear_projectless_leftovers, describe
 from .master_log import failure_reason, wait_for_reconfig
 from .postgres import LocalServer, stop_local_server
 from .processes import (console_script, build_environment, port_in_use, read_pid, stop_pid,
@@ -30,16 +30,6 @@ from .processes import (console_script, build_environment, port_in_use, read_pid
 from .router import Router, is_local
 from .supervisor import Supervisor
 from .tacfiles import write_master_tac, write_worker_tac
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a port bound to ``host`` is reachable from this machine only."""
-    if host in ("", "localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False       # a host name: the network's business
 
 
 @dataclass
@@ -166,7 +156,7 @@ class Farmhouse:
     def build_missing_images(self, build: bool = True) -> bool:
         """List the pinned images the engine lacks; build those the recipes make exactly."""
         from rustfarm.images.build import build_images
-        from rustfarm.images.engine import connect
+        from rustfarm.plumbing import connect
         from rustfarm.errors import ImagesError
         from rustfarm.images.recipes import current_catalog
 
@@ -334,7 +324,8 @@ class Farmhouse:
         """The worker ports of the farm's masters on other machines, where a local worker
         goes when this machine's masters are lost: only where masters listen for workers
         beyond loopback (``farm.worker_host``), as those on other machines then do."""
-        if not self.farm.multi_master or is_loopback(worker_host):
+        # An empty worker_host is the default, 127.0.0.1.
+        if not self.farm.multi_master or not worker_host or is_loopback(worker_host):
             return ()
         here = {m.name for m, _ in self.master_homes()}
         return tuple((m.host, m.worker_port) for m in self.farm.masters if m.name not in here)
@@ -462,11 +453,11 @@ class Farmhouse:
             from docker.errors import DockerException
         except ImportError:
             return []
-        from rustfarm.workers.engine_clients import docker_client
+        from rustfarm.plumbing import docker_client
         removed = []
         for pool, engine in ((p, e) for p in pools for e in p.engines):
             try:
-                client = docker_client(engine, timeout=20)
+                client = docker_client(engine.url, engine.tls, timeout=20)
                 names = self.container_names(pool)
                 for container in client.containers.list(all=True):
                     if container.name in names:
@@ -496,7 +487,7 @@ class Farmhouse:
             from requests.exceptions import RequestException
         except ImportError:
             return
-        from rustfarm.workers.engine_clients import PING_TIMEOUT, docker_client, engine_error
+        from rustfarm.plumbing import PING_TIMEOUT, docker_client, engine_error
         for pool in pools:
             names = self.container_names(pool)
             placed = pool.worker_engines()
@@ -504,7 +495,7 @@ class Farmhouse:
                 workers = [w for w, e in placed.items() if e == engine]
                 head = f"engine {engine.url} (pool {pool.name}, {len(workers)} worker(s))"
                 try:
-                    client = docker_client(engine, timeout=PING_TIMEOUT)
+                    client = docker_client(engine.url, engine.tls, timeout=PING_TIMEOUT)
                     try:
                         ours = sorted(c.name for c in client.containers.list(all=True)
                                       if c.name in names)

@@ -121,7 +121,7 @@ def chosen_images(catalog, pins: dict[str, str], targets: list[str] | None,
 
 
 def _run(args, pins: dict[str, str], docker_host: str | None, out: TextIO) -> int:
-    from .engine import connect
+    from rustfarm.plumbing import connect
     from .recipes import current_catalog, describe
 
     catalog = current_catalog()

@@ -8,7 +8,6 @@ first elsewhere.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import time
@@ -19,6 +18,7 @@ from typing import Iterable, Iterator
 import docker
 
 from rustfarm.errors import ImagesError
+from rustfarm.plumbing import is_loopback, url_host
 from rustfarm.progress import duration, Progress
 
 from . import tags
@@ -116,12 +116,7 @@ def pull_images(client: docker.DockerClient, registry: str,
 
 
 def _schemes(registry: str) -> list[str]:
-    host = registry.rsplit(":", 1)[0].strip("[]")
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    return ["http"] if loopback else ["https", "http"]
+    return ["http"] if is_loopback(url_host(f"//{registry}")) else ["https", "http"]
 
 
 def _get_json(registry: str, path: str) -> tuple[dict, str | None]:

@@ -36,7 +36,7 @@ from twisted.python import log
 from twisted.web import resource, server
 
 from rustfarm.state import UPLOAD_RESULTS, token_secret_name
-from rustfarm.worker_tool.archives import tar_bytes
+from rustfarm.worker_tool.archives import Member, tar_bytes
 
 from .auth import LoginThrottle
 from .plugin_root import PluginRoot
@@ -340,7 +340,7 @@ def tessel_binary(archive: Path, name: str) -> bytes | str:
             return (f"the project builds {', '.join(sorted(members)) or 'no binary'}; "
                     f"none is named {name}")
         data = tar.extractfile(member).read()
-    return tar_bytes([(name, data, True)])
+    return tar_bytes([Member(name, data=data, executable=True)])
 
 
 class TesselCompile(resource.Resource):

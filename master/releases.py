@@ -11,13 +11,12 @@ build succeeded); ``latest`` is the newest complete revision.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import os
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from rustfarm.worker_tool.archives import Member, write_tar_gz
 
 ALL_DIR = ".all"          # the cached archives of all targets, inside a revision
 
@@ -108,23 +107,12 @@ def all_targets_archive(release: Release) -> Path:
         return made
     cache.mkdir(exist_ok=True)
     partial = cache / f".{key}.{os.getpid()}.partial"
-    with open(partial, "wb") as out, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add(tar, "SHA256SUMS", sums.encode())
-        for archive in release.archives:
-            info = tarfile.TarInfo(archive.member)
-            info.size, info.mode = archive.size, 0o644
-            with open(archive.path, "rb") as data:
-                tar.addfile(info, data)
+    with open(partial, "wb") as out:
+        write_tar_gz(out, [Member("SHA256SUMS", data=sums.encode())]
+                     + [Member(a.member, path=str(a.path)) for a in release.archives])
     os.replace(partial, made)
     for old in cache.iterdir():
         if old != made:
             old.unlink(missing_ok=True)
     return made
 
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode = len(data), 0o644
-    tar.addfile(info, io.BytesIO(data))

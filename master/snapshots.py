@@ -9,18 +9,16 @@ nor network access, which matters for containers and EC2 instances.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import os
 import signal
 import subprocess
-import tarfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from rustfarm.farmfile import Project
+from rustfarm.worker_tool.archives import gzip_bytes, member_of, tar_gz_bytes
 
 # Never shipped to workers: build output and version control data.
 SKIPPED_DIRS = {"target", ".git", ".farm"}
@@ -146,7 +144,7 @@ def _git_snapshot(project: Project, revision: str | None, branch: str | None,
     archive = git.run(["git", "archive", "--format=tar", commit], mirror, timeout, text=False)
     if archive.returncode != 0:
         raise SnapshotError(f"git archive {commit} failed: {archive.stderr.decode().strip()}")
-    _write_atomically(path, _gzip(archive.stdout))
+    _write_atomically(path, gzip_bytes(archive.stdout))
     log.append(f"snapshot {path.name}: {path.stat().st_size} bytes")
     return Snapshot(commit, path, "\n".join(log))
 
@@ -173,16 +171,9 @@ def _directory_snapshot(root: Path, out_dir: Path) -> Snapshot:
     path = out_dir / f"{revision}.tar.gz"
     log = [f"directory {root}: {len(files)} files, content hash {revision}"]
     if not path.exists():
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for file in files:
-                tar.add(file, arcname=file.relative_to(root).as_posix(), recursive=False)
-        _write_atomically(path, _gzip(buffer.getvalue()))
+        _write_atomically(path, tar_gz_bytes(member_of(str(root), file.relative_to(root)
+                                                       .as_posix()) for file in files))
     return Snapshot(revision, path, "\n".join(log))
-
-
-def _gzip(data: bytes) -> bytes:
-    return gzip.compress(data, mtime=0)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -22,6 +22,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from rustfarm.worker_tool.archives import member_of, write_tar_gz
+
 
 class UploadRefused(Exception):
     """The upload is not a project the farm will build; the message says why (for a 400)."""
@@ -162,22 +164,11 @@ def _package_name(manifest: Path) -> str:
 
 
 def repack(project: UploadedProject, archive: Path) -> None:
-    """The unpacked project as the source tarball the build downloads: sorted, zero times,
-    owned by no one, without the cargo target directory."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        skipped = project.root / project.crate_dir / "target"
-        for path in sorted(project.root.rglob("*")):
-            relative = path.relative_to(project.root).as_posix()
-            if path == skipped or path.is_relative_to(skipped):
-                continue
-            info = tar.gettarinfo(str(path), arcname=relative)
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            if info.isfile():
-                with open(path, "rb") as handle:
-                    tar.addfile(info, handle)
-            elif info.isdir() or info.issym():
-                tar.addfile(info)
-    with open(archive, "wb") as out, gzip.GzipFile(filename="", mode="wb", fileobj=out,
-                                                   mtime=0) as gz:
-        gz.write(buffer.getvalue())
+    """The unpacked project as the source tarball the build downloads (a reproducible
+    archive), without the cargo target directory."""
+    skipped = project.root / project.crate_dir / "target"
+    members = [member_of(str(project.root), path.relative_to(project.root).as_posix())
+               for path in project.root.rglob("*")
+               if not (path == skipped or path.is_relative_to(skipped))]
+    with open(archive, "wb") as out:
+        write_tar_gz(out, members)

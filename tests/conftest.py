@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from rustfarm.images.build import BuildOutcome, build_images
-from rustfarm.images.engine import connect
+from rustfarm.plumbing import connect
 from rustfarm.progress import Progress
 from rustfarm.images.recipes import Catalog, current_catalog
 from tests.support.containers import left_before

@@ -46,7 +46,7 @@ from rustfarm.state import StateDir, worker_secret_name
 from rustfarm.targets import image_toolchain
 
 from .connection import PromptConnectionMixin
-from .engine_clients import api_client, client_args, engine_error
+from rustfarm.plumbing import api_client, client_args, engine_error
 from .engines import watch_of
 from .standby import Standby, StandbyMixin
 

@@ -29,7 +29,7 @@ from twisted.python import log
 
 from rustfarm.farmfile.model import DockerEngine
 
-from .engine_clients import ping
+from rustfarm.plumbing import ping
 
 WATCH_INTERVAL = 10
 

@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 
 from .errors import Problem
-from .model import LOCAL_SERVER, DbSettings, is_loopback
+from ..plumbing import is_loopback
+from .model import LOCAL_SERVER, DbSettings
 from .reader import Section
 
 DB_KEYS = ("url", "server", "port")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Union
 
+from rustfarm.plumbing import is_loopback, url_host
 from rustfarm.targets import cargo_target_variable
 
 
@@ -235,19 +235,7 @@ def is_loopback_engine(url: str) -> bool:
     """An engine on this machine: its Unix socket, or TCP on a loopback address."""
     if url.startswith("unix://"):
         return True
-    if not url.startswith("tcp://"):
-        return False
-    return is_loopback(url[len("tcp://"):].split("/", 1)[0].rsplit(":", 1)[0].strip("[]"))
-
-
-def is_loopback(host: str) -> bool:
-    """A host name or address of this machine's loopback."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return url.startswith("tcp://") and is_loopback(url_host(url))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 
-from .archives import tar_gz_bytes
+from .archives import Member, tar_gz_bytes
 from .protocol import answer, fail, say
 
 
@@ -53,14 +53,12 @@ def package(archive: str, paths: list[str]) -> dict:
         say(f"  files there: {', '.join(present) or 'none'}")
         say("  (check `binaries` in farm.yaml against the [[bin]] names in Cargo.toml)")
         fail(f"binary {', '.join(names)} not found in {places[0]}", missing=names)
-    members = []
-    for path in paths:
-        with open(path, "rb") as handle:
-            members.append((os.path.basename(path), handle.read(), True))
-    data = tar_gz_bytes(members)
+    data = tar_gz_bytes(Member(os.path.basename(path), path=path, executable=True)
+                        for path in paths)
     with open(archive, "wb") as out:
         out.write(data)
-    shipped = [{"name": name, "size": len(content)} for name, content, _ in sorted(members)]
+    shipped = sorted(({"name": os.path.basename(path), "size": os.path.getsize(path)}
+                      for path in paths), key=lambda binary: binary["name"])
     for binary in shipped:
         say(f"packed {binary['name']} ({binary['size']} bytes)")
     return {"archive": os.path.basename(archive), "sha256": hashlib.sha256(data).hexdigest(),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rustfarm.cli.lifecycle import Farmhouse, is_loopback
+from rustfarm.cli.lifecycle import Farmhouse
 from rustfarm.errors import FarmError
 from rustfarm.farmfile import loads
 
@@ -56,10 +56,3 @@ def test_farm_up_on_a_machine_with_no_master_of_the_farm_says_so(tmp_path):
                                         "build2.internal, build3.internal"):
         house.up()
     assert not (tmp_path / ".farm").exists()
-
-
-@pytest.mark.parametrize("host, loopback", [
-    ("", True), ("localhost", True), ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
-    ("0.0.0.0", False), ("10.0.0.5", False), ("build2.internal", False)])
-def test_which_worker_hosts_only_this_machine_reaches(host, loopback):
-    assert is_loopback(host) is loopback

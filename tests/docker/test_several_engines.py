@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from rustfarm.farmfile.model import LOCAL_DOCKER_ENGINE
-from rustfarm.images.engine import connect, local_image
+from rustfarm.images.engine import local_image
+from rustfarm.plumbing import connect
 from rustfarm.images.recipes import current_catalog
 from rustfarm.images.registry import push_images
 from tests.support.binaries import run_downloaded

@@ -9,7 +9,7 @@ from twisted.python import log
 
 from rustfarm.farmfile import loads
 from rustfarm.master.configuration import buildmaster_config
-from rustfarm.workers.engine_clients import client_args, ping
+from rustfarm.plumbing import client_args, ping
 from rustfarm.workers.engines import EngineWatch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ def test_an_engine_that_fails_is_skipped_until_it_answers_again():
 
 def test_an_engine_error_says_why_in_a_few_words():
     import requests
-    from rustfarm.workers.engine_clients import engine_error
+    from rustfarm.plumbing import engine_error
     wrapped = requests.exceptions.ConnectionError(
         "HTTPSConnectionPool(host='127.0.0.1', port=2376): Max retries exceeded with url: "
         "/version (Caused by NewConnectionError(\"HTTPSConnection(host='127.0.0.1', "

@@ -1,0 +1,43 @@
+"""The small shared pieces of rustfarm/plumbing.py: loopback hosts, deadlines, engine
+clients' arguments."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rustfarm.plumbing import (DeadlinePassed, EngineError, client_args, connect, is_loopback,
+                               url_host, wait_until)
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("localhost", True), ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
+    ("[::1]", True), ("", False), ("0.0.0.0", False), ("10.0.0.5", False),
+    ("build2.internal", False)])
+def test_which_hosts_are_this_machine_s_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("url, host", [
+    ("tcp://127.0.0.1:2376", "127.0.0.1"), ("tcp://[::1]:2376", "::1"),
+    ("ssh://farm@build2", "build2"), ("//127.0.0.1:5000", "127.0.0.1"),
+    ("unix:///var/run/docker.sock", "")])
+def test_a_url_s_host(url, host):
+    assert url_host(url) == host
+
+
+def test_waiting_ends_with_the_first_true_value_or_says_what_did_not_happen():
+    answers = iter([None, 0, "found"])
+    assert wait_until(lambda: next(answers), 5, "never", interval=0.01) == "found"
+    started = time.monotonic()
+    with pytest.raises(DeadlinePassed, match="the engine did not answer within 0 s"):
+        wait_until(lambda: False, 0.2, "the engine did not answer", interval=0.05)
+    assert time.monotonic() - started < 2
+
+
+def test_engine_clients_take_a_socket_path_tls_and_ssh(tmp_path):
+    assert client_args("/var/run/docker.sock") == {"base_url": "unix:///var/run/docker.sock"}
+    assert client_args("ssh://farm@build2")["use_ssh_client"] is True
+    with pytest.raises(EngineError, match=f"no Docker engine answers at unix://{tmp_path}/no"):
+        connect(f"unix://{tmp_path}/no.sock", timeout=2)

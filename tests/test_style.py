@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_ruff_finds_nothing():
     ruff = Path(sys.executable).parent / "ruff"
-    done = subprocess.run([str(ruff), "check", "rustfarm", "master", "workers", "images",
+    done = subprocess.run([str(ruff), "check", "rustfarm", "cli", "master", "workers", "images",
                            "tests", "benchmarks"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -71,3 +71,63 @@ def test_imports_run_one_way_through_the_layers():
     # The command line talks to a running master through its REST API, never its code.
     assert not [m for m, package, target in imports_between_packages()
                 if package == "rustfarm.cli" and target == "rustfarm.master"]
+
+
+# -- no import cycle, function-level imports included -------------------------------
+
+def farm_modules() -> dict[str, Path]:
+    """Every module of the farm's packages, by its dotted name."""
+    found = {}
+    for folder, package, _ in LAYERS:
+        for path in sorted((REPO / folder).rglob("*.py")):
+            parts = [p for p in path.relative_to(REPO / folder).with_suffix("").parts
+                     if p != "__init__"]
+            found[".".join([package, *parts])] = path
+    return found
+
+
+def module_imports() -> dict[str, set[str]]:
+    """What each module imports of the farm's modules, at any depth of its code."""
+    import ast
+    modules = farm_modules()
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        here = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = here.split(".")[: len(here.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([node.module] if node.module else []))
+                for alias in node.names:
+                    targets.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules
+                                else base)
+        graph[module] = {t for t in targets if t in modules and t != module}
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[str]:
+    cycles, state = [], {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for imported in sorted(graph[module]):
+            if state.get(imported) == "open":
+                cycles.append(" -> ".join(path[path.index(imported):] + [imported]))
+            elif imported not in state:
+                visit(imported, path + [imported])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    return cycles
+
+
+def test_no_module_imports_itself_through_others():
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a -> b -> c -> a"]
+    cycles = find_cycles(module_imports())
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)

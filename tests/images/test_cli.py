@@ -8,7 +8,7 @@ import io
 
 import pytest
 
-from rustfarm.images import current_reference
+from rustfarm.images.recipes import current_reference
 from rustfarm.images.cli import add_commands, handle
 
 

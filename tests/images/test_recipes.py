@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from rustfarm.images import current_reference, tags
+from rustfarm.images import tags
+from rustfarm.images.recipes import current_reference
 from rustfarm.images.recipes import IMAGES_DIR, RecipeError, copied_sources, load_catalog
 from rustfarm.images.wheels import read_pins
 from rustfarm.targets import (TABLE_FILE, TargetError, cargo_target_variable, load_table,

@@ -21,7 +21,9 @@ from rustfarm.runtime import Adjusted, Runtime, effective_farm
 from rustfarm.state import SecretStore, StateDir, ui_secret_name, worker_secret_name
 
 from .api import FarmApi
-from .docker_probe import missing_images, probe, report_images_elsewhere
+from .containers import remove_containers
+from .docker_probe import probe
+from .image_check import build_missing_images
 from .leftovers import clear_projectless_leftovers, describe
 from .master_log import failure_reason, wait_for_reconfig
 from .postgres import LocalServer, stop_local_server
@@ -138,7 +140,7 @@ class Farmhouse:
         self.wait_until_ready(wait)
         self.start_supervisor()
         if self.runtime.uses_docker(self.farm):
-            return self.build_missing_images(build=build_images)
+            return build_missing_images(self.farm, build=build_images)
         return True
 
     @property
@@ -152,55 +154,6 @@ class Farmhouse:
             pid = self.supervisor.start(self.farm.path)
             say(f"started the supervisor (pid {pid}): it restarts the router and the masters "
                 f"that stop with it; log {self.supervisor.log}")
-
-    def build_missing_images(self, build: bool = True) -> bool:
-        """List the pinned images the engine lacks; build those the recipes make exactly."""
-        from rustfarm.images.build import build_images
-        from rustfarm.plumbing import connect
-        from rustfarm.errors import ImagesError
-        from rustfarm.images.recipes import current_catalog
-
-        report_images_elsewhere(self.farm)
-        missing = missing_images(self.farm)
-        if not missing:
-            return True
-        say(f"{len(missing)} pinned worker images are not built yet; their builds fail until "
-            "`farm images build` makes them:")
-        for key, image in missing:
-            say(f"  {key.replace('@', ' with Rust ')}: {image}")
-        if not build:
-            return True
-        try:
-            client = connect(self.farm.docker_engine())
-            try:
-                catalog = current_catalog()
-
-                def made_now(key: str) -> str | None:
-                    try:
-                        return catalog.reference(key)
-                    except ImagesError:     # a target the recipes do not know
-                        return None
-
-                buildable = [key for key, image in missing if image == made_now(key)]
-                for key, image in missing:
-                    if key not in buildable:
-                        triple, _, toolchain = key.partition("@")
-                        say(f"{triple}: {image} is not what the recipes make now; build and pin "
-                            f"it with `farm images build --target {triple} --toolchain "
-                            f"{toolchain}` and `farm images pin`")
-                if not buildable:
-                    return True
-                say(f"building {len(buildable)} missing worker images (the first time about a "
-                    "minute per target, which builds its std; the farm already answers, but "
-                    "these targets' builds fail until it is done)")
-                build_images(client, buildable, catalog=catalog)
-            finally:
-                client.close()
-        except ImagesError as err:
-            say(f"building the images failed: {err}")
-            return False
-        say("every pinned worker image is built")
-        return True
 
     def ensure_secrets(self) -> None:
         """A password for every worker (also those added without Docker) and UI user."""
@@ -426,146 +379,9 @@ class Farmhouse:
         if self.router and self.router.stop():
             say("stopped the WAMP router")
             stopped = True
-        removed = self.remove_containers()
+        removed = remove_containers(self)
         if removed:
             say(f"removed {len(removed)} container(s) left running: {', '.join(removed)}")
             stopped = True
         if not stopped:
             say(f"farm '{self.farm.farm.name}' was not running")
-
-    def docker_pools(self) -> list:
-        return [p for p in self.farm.pools.values() if p.kind == "docker"]
-
-    def container_names(self, pool) -> dict[str, str]:
-        """The containers this machine's masters name for a docker pool's workers:
-        container name to worker name."""
-        from rustfarm.workers.docker import latent_container_name
-        return {latent_container_name(worker, home): worker
-                for _, home in self.master_homes() for worker in pool.worker_names()}
-
-    def remove_containers(self) -> list[str]:
-        """Remove the containers of this farm's docker workers that still exist."""
-        from rustfarm.workers.docker import upload_volume_prefix
-        pools = self.docker_pools()
-        if not pools:
-            return []
-        try:
-            from docker.errors import DockerException
-        except ImportError:
-            return []
-        from rustfarm.plumbing import docker_client
-        removed = []
-        for pool, engine in ((p, e) for p in pools for e in p.engines):
-            try:
-                client = docker_client(engine.url, engine.tls, timeout=20)
-                names = self.container_names(pool)
-                for container in client.containers.list(all=True):
-                    if container.name in names:
-                        container.remove(force=True, v=True)
-                        removed.append(container.name)
-                # An upload's volume outlives its build only when the master stopped
-                # before the build did.
-                prefix = upload_volume_prefix(self.farm.farm.name)
-                for volume in client.volumes.list(filters={"name": prefix}):
-                    if volume.name.startswith(prefix):
-                        volume.remove(force=True)
-            except DockerException:
-                continue
-            finally:
-                if "client" in locals():
-                    client.close()
-        return removed
-
-    def status_of_engines(self) -> None:
-        """Each docker pool's engines: whether they answer, and the farm's containers on
-        each (a build's container lives as long as its build)."""
-        pools = self.docker_pools()
-        if not pools:
-            return
-        try:
-            from docker.errors import DockerException
-            from requests.exceptions import RequestException
-        except ImportError:
-            return
-        from rustfarm.plumbing import PING_TIMEOUT, docker_client, engine_error
-        for pool in pools:
-            names = self.container_names(pool)
-            placed = pool.worker_engines()
-            for engine in pool.engines:
-                workers = [w for w, e in placed.items() if e == engine]
-                head = f"engine {engine.url} (pool {pool.name}, {len(workers)} worker(s))"
-                try:
-                    client = docker_client(engine.url, engine.tls, timeout=PING_TIMEOUT)
-                    try:
-                        ours = sorted(c.name for c in client.containers.list(all=True)
-                                      if c.name in names)
-                    finally:
-                        client.close()
-                except (DockerException, RequestException, OSError) as err:
-                    say(f"{head}: does not answer: {engine_error(err)}; its workers start no "
-                        "build until it does")
-                    continue
-                say(f"{head}: answers; " + (f"{len(ours)} build container(s): {', '.join(ours)}"
-                                            if ours else "no build container"))
-
-    # -- status ---------------------------------------------------------
-
-    def status(self) -> bool:
-        if self.database_server:
-            say(self.database_server.status_line())
-        if self.farm.multi_master:
-            return self.status_of_masters()
-        pid = read_pid(self.state.master_pidfile)
-        if not pid:
-            say(f"farm '{self.farm.farm.name}': master not running (farm up starts it)")
-            return False
-        api = self.api
-        answers = api.answers()
-        say(f"master: running (pid {pid}); web UI {self.farm.farm.url} "
-            f"{'answers' if answers else 'does not answer'}")
-        self.status_of_engines()
-        return self.status_of_workers_and_builds(api, answers)
-
-    def status_of_masters(self) -> bool:
-        """Every master of the farm, each through its own web UI; then the workers and
-        builds, which every master sees alike (they share the database)."""
-        router = self.router
-        if router:
-            say(f"router: {'running (pid %d)' % router.pid if router.pid else 'not running'}"
-                f" at {self.farm.router.url}")
-        supervisor = self.supervisor
-        if supervisor and supervisor.pid:
-            say(f"supervisor: running (pid {supervisor.pid}); last: {supervisor.last_action()}")
-        elif supervisor and self.master_homes():
-            say("supervisor: not running (farm up starts it); the router and masters that "
-                "stop are not restarted")
-        running = self.running_masters()
-        answering = None
-        for master in self.farm.masters:
-            farm = self.farm.as_master(master.name)
-            api = FarmApi.for_farm(farm)
-            answers = api.answers()
-            where = (f"pid {running[master.name]}" if master.name in running else
-                     f"on {master.host}" if master.host else "not running")
-            say(f"master {master.name}: {where}; web UI {farm.farm.url} "
-                f"{'answers' if answers else 'does not answer'}")
-            if answers and answering is None:
-                answering = api
-        self.status_of_engines()
-        if answering is None:
-            return False
-        return self.status_of_workers_and_builds(answering, True)
-
-    def status_of_workers_and_builds(self, api: FarmApi, answers: bool) -> bool:
-        local = set(self.local_workers())
-        connected = {w["name"]: w for w in api.workers()} if answers else {}
-        connected.pop("__Janitor", None)
-        for name in sorted(local | set(connected)):
-            proc = read_pid(self.state.worker(name) / "twistd.pid") if name in local else None
-            link = "connected" if connected.get(name, {}).get("connected_to") else "not connected"
-            where = f"pid {proc}" if proc else ("latent" if name not in local else "not running")
-            say(f"worker {name}: {where}, {link}")
-        if answers:
-            for build in api.recent_builds(10):
-                say(f"build {build['builder']} #{build['number']}: {build['state']}")
-        return answers

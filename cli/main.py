@@ -95,8 +95,9 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from .farm_status import status
     from .lifecycle import Farmhouse
-    return 0 if Farmhouse(_load(args)).status() else 3
+    return 0 if status(Farmhouse(_load(args))) else 3
 
 
 def cmd_build(args) -> int:

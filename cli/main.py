@@ -79,7 +79,7 @@ def cmd_down(args) -> int:
     except FarmFileError as err:
         # An edit gone wrong must not keep a farm from stopping: its state is where
         # farm.yaml's default puts it.
-        from rustfarm.farmfile.loader import DEFAULT_STATE_DIR
+        from rustfarm.farmfile.checks import DEFAULT_STATE_DIR
         from rustfarm.state import StateDir
         for problem in err.problems:
             warn(str(problem))

@@ -1,7 +1,8 @@
 """farm.yaml: the single description of a farm, loaded into typed, immutable values."""
 
 from .errors import FarmFileError, Problem
-from .loader import known_triples, load, loads
+from .checks import known_triples
+from .loader import load, loads
 from .model import (CrateSource, DockerPool, Ec2Pool, Farm, LocalPool, Pool, Project,
                     Target)
 

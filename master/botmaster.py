@@ -17,17 +17,18 @@ REQUESTS_GATHERED_FOR.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from buildbot.process.botmaster import BotMaster
 from buildbot.process.builder import Builder
-from buildbot.util import bytes2unicode, debounce, diffSets
+from buildbot.util import bytes2unicode, diffSets
 from buildbot.util.render_description import render_description
 from twisted.internet import defer
 from twisted.python import log
 
+from rustfarm.workers.buildbot_private import BotMasterPrivates, BuilderPrivates, gathered_flush
+
 from .prioritizer import unclaimed_requests
 
 
-class FarmBuilder(Builder):
+class FarmBuilder(BuilderPrivates):
     """A builder that knows its database row, if it has one, before it is configured."""
 
     def __init__(self, name: str, stored=None, project_ids: dict[str, int] | None = None):
@@ -35,7 +36,7 @@ class FarmBuilder(Builder):
         self.stored = stored
         self.project_ids = project_ids or {}
         if stored is not None:
-            self._builderid = stored.id
+            self.know_builder_id(stored.id)
 
     def find_project_id(self, project):
         if project in self.project_ids:
@@ -44,7 +45,7 @@ class FarmBuilder(Builder):
 
     def reconfigServiceWithBuildbotConfig(self, new_config):
         stored, self.stored = self.stored, None
-        config = self._find_builder_config_by_name(new_config)
+        config = self.builder_config_named(new_config)
         if self.config is None and stored is not None and self.matches(stored, config):
             # What Buildbot would write is there: it sees an unchanged configuration.
             self.config = config
@@ -73,33 +74,25 @@ class FarmBuilder(Builder):
 REQUESTS_GATHERED_FOR = 0.01
 
 
-class FarmBotMaster(BotMaster):
+class FarmBotMaster(BotMasterPrivates):
     """Buildbot's BotMaster, registering its builders from one read of the database,
     and, as the only master of its farm, starting builds REQUESTS_GATHERED_FOR after
     their requests arrive."""
 
-    def _flush_gathered(self):
-        return BotMaster.__dict__["_flush_pending_builders"].fn(self)
+    gather_briefly = gathered_flush(REQUESTS_GATHERED_FOR)
 
-    # Debouncers of their own (one per method name and master).
-    _gather_briefly = debounce.method(wait=REQUESTS_GATHERED_FOR, until_idle=True)(
-        _flush_gathered)
-    _gather_as_buildbot = BotMaster.__dict__["_flush_pending_builders"]
-
-    @property
-    def _flush_pending_builders(self):
+    def gathering(self):
         config = getattr(self.master, "config", None)
         if getattr(config, "multiMaster", False):
-            return self._gather_as_buildbot
-        return self._gather_briefly
+            return self.buildbot_gathering
+        return self.gather_briefly
 
-    def _buildrequest_added(self, key, msg):
+    def request_added(self, key, msg) -> None:
         # The prioritizer's summary of unclaimed requests learns of a new or unclaimed
         # one from its own subscription, which the WAMP router of several masters may
         # deliver after this one: had the distributor sorted the builders first, from
         # the summary without it, the request would wait for the next event.
         unclaimed_requests(self.master).changed(key, msg)
-        super()._buildrequest_added(key, msg)
 
     @defer.inlineCallbacks
     def reconfigProjects(self, new_config):
@@ -140,9 +133,10 @@ class FarmBotMaster(BotMaster):
                 yield builder.setServiceParent(self)
 
         self.builderNames = list(self.builders)
-        self._builders_byid = {}
+        by_id = {}
         for builder in self.builders.values():
-            self._builders_byid[(yield builder.getBuilderId())] = builder
+            by_id[(yield builder.getBuilderId())] = builder
+        self.set_builders_by_id(by_id)
         yield self.record_builder_list()
 
     @defer.inlineCallbacks
@@ -152,7 +146,7 @@ class FarmBotMaster(BotMaster):
         masterid = self.master.masterid
         db = self.master.db.builders
         mine = {b.name: b.id for b in (yield db.getBuilders(masterid=masterid))}
-        wanted = {bytes2unicode(b.name): b._builderid for b in self.builders.values()}
+        wanted = {bytes2unicode(b.name): b.builder_id_known for b in self.builders.values()}
         for name, builderid in mine.items():
             if name not in wanted:
                 yield db.removeBuilderMaster(masterid=masterid, builderid=builderid)

@@ -32,7 +32,6 @@ from pathlib import Path
 from buildbot.interfaces import (IRenderable, LatentWorkerCannotSubstantiate,
                                  LatentWorkerFailedToSubstantiate)
 from buildbot.plugins import util
-from buildbot.worker.docker import DockerLatentWorker
 from docker.errors import APIError, DockerException, NotFound
 from requests.exceptions import RequestException
 from twisted.internet import defer, threads
@@ -48,6 +47,7 @@ from rustfarm.targets import image_toolchain
 from .connection import PromptConnectionMixin
 from rustfarm.plumbing import api_client, client_args, engine_error
 from .engines import watch_of
+from .buildbot_private import DockerWorkerPrivates, LatentWorkerPrivates
 from .standby import Standby, StandbyMixin
 
 # Inside the image: the mount point of the build cache (the image makes it,
@@ -169,7 +169,8 @@ def memory_bytes(size: str) -> int:
         else int(float(number))
 
 
-class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWorker):
+class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, LatentWorkerPrivates,
+                             DockerWorkerPrivates):
     """Upstream's Docker latent worker, with the farm's image check, its
     isolation (see the module), standby containers (workers/standby.py) and
     leftover containers removed at start."""
@@ -221,7 +222,7 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWo
             return False
         return super().canStartBuild()
 
-    def _getDockerClient(self, client_args):
+    def engine_client(self, client_args):
         return api_client(**client_args)
 
     def getContainerName(self):
@@ -246,8 +247,8 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWo
             self._upload_volume = self._starting_build = None
             # Upstream's start adds to the host config it is given: it gets a copy, and
             # the props stay as they were rendered for comparing with a build's.
-            self._actual_build_props = build.props
-            return threads.deferToThread(self._thd_start_instance,
+            self.rendered_worker_props = build.props
+            return threads.deferToThread(self.thd_start_container,
                                          *copy.deepcopy(build.props))
         # An upload's build has a volume of its own, removed with its container.
         job = upload_job(build)
@@ -281,7 +282,7 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWo
         return stopped
 
     def _remove_volume(self, volume: str) -> None:
-        client = self._getDockerClient({**self.client_args, "base_url": self.engine})
+        client = self.engine_client({**self.client_args, "base_url": self.engine})
         try:
             client.remove_volume(volume, force=True)
         except NotFound:
@@ -311,22 +312,22 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWo
             os.close(fd)
         os.chown(path, RUSTBUILD_UID, RUSTBUILD_UID)
 
-    def _image_exists(self, client, name):
+    def image_on_engine(self, client, name):
         # Upstream lists every image on the engine, three times per container start (a
         # quarter of a second each with a hundred images); one inspect answers the same.
         if ":" not in name.rpartition("/")[2]:
-            return super()._image_exists(client, name)     # any tag of a repository
+            return super().image_on_engine(client, name)     # any tag of a repository
         try:
             client.inspect_image(name)
         except NotFound:
             return False
         return True
 
-    def _thd_start_instance(self, docker_host, image, *args):
+    def thd_start_container(self, docker_host, image, *args):
         try:
-            client = self._getDockerClient({**self.client_args, "base_url": docker_host})
+            client = self.engine_client({**self.client_args, "base_url": docker_host})
             try:
-                present = self._image_exists(client, image)
+                present = self.image_on_engine(client, image)
                 if not present and self.image_registry:
                     present = self._thd_pull(client, image)
             finally:
@@ -352,7 +353,7 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWo
                    if self.image_registry else ""))
         if self.secret_dir is not None:
             self._write_password_file()
-        return super()._thd_start_instance(docker_host, image, *args)
+        return super().thd_start_container(docker_host, image, *args)
 
     def _engine_failed(self, url: str, why: str) -> None:
         watch = watch_of(self.master)
@@ -405,7 +406,7 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, DockerLatentWo
         if not isinstance(self.engine, str):
             return
         try:
-            client = self._getDockerClient({**self.client_args, "base_url": self.engine})
+            client = self.engine_client({**self.client_args, "base_url": self.engine})
         except DockerException:
             return
         try:

@@ -41,9 +41,9 @@ class Standby:
 
 
 class StandbyMixin:
-    """For a latent worker with Buildbot's CompatibleLatentWorkerMixin (before it in
-    the bases): ``standby`` seconds (0: none) that a container started after a build
-    waits for its builder's next one. The subclass starts a :class:`Standby` in
+    """For a latent worker with Buildbot's CompatibleLatentWorkerMixin and the farm's
+    LatentWorkerPrivates (before them in the bases): ``standby`` seconds (0: none) that a
+    container started after a build waits for its builder's next one. The subclass starts a :class:`Standby` in
     ``start_instance`` from its props, and says in ``standby_allowed`` whether the
     build that just finished may have one (not an upload's)."""
 
@@ -60,7 +60,7 @@ class StandbyMixin:
         return True
 
     def buildFinished(self, wfb):
-        props = getattr(self, "_actual_build_props", None)
+        props = self.rendered_worker_props
         if self.standby > 0 and props is not None and self.standby_allowed(wfb):
             # Buildbot's own copy, never changed: a stop drops it rather than clearing it.
             self._next_standby = Standby(wfb.builder_name, props)
@@ -123,7 +123,7 @@ class StandbyMixin:
         yield super().attached(conn)
         if self._standby is not None and not self.building:
             # Waits for its builder's build; buildStarted clears the timer.
-            self._clearBuildWaitTimer()
+            self.clear_build_wait_timer()
             self.build_wait_timer = self.master.reactor.callLater(
                 self.standby, self._standby_expired)
 
@@ -132,7 +132,7 @@ class StandbyMixin:
         if self._standby is not None and not self.building:
             log.msg(f"{self.name}: no build of {self._standby.builder} came within "
                     f"{self.standby} s; stopping its standby container")
-            self._deferwaiter.add(self._soft_disconnect())
+            self.disconnect_soon()
 
     def stopService(self):
         self._cancel_standby_call()

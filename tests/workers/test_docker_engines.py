@@ -258,9 +258,9 @@ def test_a_worker_whose_container_never_started_takes_any_builder_s_build_again(
     [kwargs] = [w._config_kwargs for w in config["workers"] if w.name == "dk-2"]
     worker = FarmDockerLatentWorker("dk-2", "password", **{
         k: v for k, v in kwargs.items() if k != "password"})
-    worker._actual_build_props = {"volumes": ["rustfarm-demo-hello-again:/cache"]}
+    worker.rendered_worker_props = {"volumes": ["rustfarm-demo-hello-again:/cache"]}
     assert worker.instance is None
     done = []
     worker.stop_instance().addCallback(done.append)
     assert done == [None]
-    assert worker._actual_build_props is None
+    assert worker.rendered_worker_props is None

@@ -7,14 +7,13 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import LOCAL_DOCKER_ENGINE
 from rustfarm.progress import say
 from rustfarm.runtime import Runtime
-from rustfarm.plumbing import docker_client, engine_error
+from rustfarm.plumbing import DeadlinePassed, docker_client, engine_error, wait_until
 
 DOCKERD_WAIT = 60
 
@@ -49,12 +48,12 @@ def start_local_engine(log: Path) -> str | None:
     say(f"starting the Docker engine (dockerd; log: {log})")
     with log.open("ab") as out:
         subprocess.Popen([dockerd], stdout=out, stderr=out, start_new_session=True)
-    deadline = time.monotonic() + DOCKERD_WAIT
-    while time.monotonic() < deadline:
-        if not socket_missing(LOCAL_DOCKER_ENGINE):
-            return None
-        time.sleep(0.3)
-    return f"dockerd did not start within {DOCKERD_WAIT} s (see {log})"
+    try:
+        wait_until(lambda: not socket_missing(LOCAL_DOCKER_ENGINE), DOCKERD_WAIT,
+                   "dockerd did not start", interval=0.3)
+    except DeadlinePassed as late:
+        return f"{late} (see {log})"
+    return None
 
 
 def probe(farm: Farm, dockerd_log: Path | None = None) -> Runtime:

@@ -4,13 +4,14 @@ a local worker inherits from `farm up`'s caller."""
 from __future__ import annotations
 
 import errno
+import math
 import os
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 
+from rustfarm.plumbing import DeadlinePassed, wait_until
 from rustfarm.progress import say
 from rustfarm.state import StateDir
 
@@ -47,11 +48,11 @@ def read_pid(pidfile: Path) -> int | None:
 
 def wait_for_exit(pid: int, timeout: float | None) -> bool:
     """Wait until ``pid`` is gone; False when ``timeout`` (None: for ever) passes first."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while process_alive(pid):
-        if deadline is not None and time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
+    try:
+        wait_until(lambda: not process_alive(pid), math.inf if timeout is None else timeout,
+                   f"process {pid} did not exit", interval=0.2)
+    except DeadlinePassed:
+        return False
     return True
 
 
@@ -62,16 +63,15 @@ def stop_pid(pidfile: Path, what: str, timeout: float = 20) -> bool:
         pidfile.unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while process_alive(pid):
-        if time.monotonic() > deadline:
-            say(f"{what} (pid {pid}) did not stop within {timeout:.0f} s; killing it")
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            break
-        time.sleep(0.1)
+    try:
+        wait_until(lambda: not process_alive(pid), timeout, f"{what} did not stop",
+                   interval=0.1)
+    except DeadlinePassed:
+        say(f"{what} (pid {pid}) did not stop within {timeout:.0f} s; killing it")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     pidfile.unlink(missing_ok=True)
     return True
 

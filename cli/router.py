@@ -12,11 +12,11 @@ import json
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 from rustfarm.errors import FarmError
 from rustfarm.farmfile.model import RouterSettings
+from rustfarm.plumbing import DeadlinePassed, wait_until
 from rustfarm.progress import say
 
 from .processes import read_pid, stop_pid
@@ -97,14 +97,15 @@ class Router:
                                        stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         self.pidfile.write_text(f"{process.pid}\n")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def listening() -> bool:
             if process.poll() is not None:
                 raise FarmError(f"the router stopped while starting; see {self.log}")
-            if self.answers():
-                return
-            time.sleep(0.2)
-        raise FarmError(f"the router did not listen within {timeout:.0f} s; see {self.log}")
+            return self.answers()
+
+        try:
+            wait_until(listening, timeout, "the router did not listen", interval=0.2)
+        except DeadlinePassed as late:
+            raise FarmError(f"{late}; see {self.log}") from None
 
     def stop(self) -> bool:
         return stop_pid(self.pidfile, "router", timeout=30)

@@ -18,7 +18,7 @@ from rustfarm.images.registry import push_images
 from tests.support.binaries import run_downloaded
 from tests.support.containers import pool_containers
 from tests.support.docker_engine import require_docker, unavailable
-from tests.support.farm import EXAMPLE, RunningFarm
+from tests.support.farm import EXAMPLE, RunningFarm, wait_until
 from tests.support.second_engine import SecondEngine
 
 from .conftest import TARGETS
@@ -127,10 +127,7 @@ def scheduling_log(farm) -> str:
 
 
 def wait_for_log(farm, text: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in master_log(farm):
-        assert time.monotonic() < deadline, f"the master's log never said: {text}"
-        time.sleep(0.5)
+    wait_until(lambda: text in master_log(farm), timeout, f"the master's log never said: {text}")
 
 
 def check_binary(farm, build: dict, dest: Path) -> None:

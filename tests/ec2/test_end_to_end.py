@@ -16,7 +16,7 @@ import pytest
 from rustfarm.cli.processes import process_alive
 from rustfarm.userdata import parse_user_data
 from tests.support.crates import renamed_copy
-from tests.support.farm import EXAMPLE, RunningFarm
+from tests.support.farm import EXAMPLE, RunningFarm, wait_until
 from tests.support.moto_server import MotoEc2, aws_env
 
 from .player import InstancePlayer
@@ -91,13 +91,7 @@ def instances(moto) -> list[dict]:
 
 
 def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_until(predicate, timeout, f"no {what}")
 
 
 def test_force_build_boots_an_instance_that_builds_and_is_terminated(

@@ -136,16 +136,15 @@ def two_masters_yaml(farm: RunningFarm, db: str = "", master_timeout: int | None
             f'router: {{url: "ws://127.0.0.1:{free_port()}/ws"}}\n' + failover)
 
 
-def wait_until(condition, timeout: float, what: str):
-    """``condition()``'s first true value, asked every half second; AssertionError
-    saying ``what`` did not happen once ``timeout`` seconds are over."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
+def wait_until(condition, timeout: float, what: str, interval: float = 0.5):
+    """``condition()``'s first true value, asked every ``interval`` seconds (the farm's
+    own wait, rustfarm/plumbing.py); AssertionError saying ``what`` did not happen once
+    ``timeout`` seconds are over."""
+    from rustfarm.plumbing import DeadlinePassed, wait_until as farm_wait_until
+    try:
+        return farm_wait_until(condition, timeout, what, interval)
+    except DeadlinePassed as late:
+        raise AssertionError(str(late)) from None
 
 
 def pids_alive(pidfiles: list[Path]) -> list[int]:

@@ -36,6 +36,7 @@ from buildbot.process.results import EXCEPTION, RETRY, SUCCESS
 
 from rustfarm.userdata import parse_user_data
 from tests.support.moto_server import REGION, MotoEc2, free_port, launch_params_name_worker
+from tests.support.farm import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -105,14 +106,7 @@ c["buildbotNetUsageData"] = None
 
 
 def wait_for(what: str, check, timeout: float = 30, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return wait_until(check, timeout, f"no {what}", interval)
 
 
 class FarmMaster:

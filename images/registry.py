@@ -8,14 +8,11 @@ first elsewhere.
 
 from __future__ import annotations
 
-import json
-import re
 import time
-import urllib.error
-import urllib.request
 from typing import Iterable, Iterator
 
 import docker
+import requests
 
 from rustfarm.errors import ImagesError
 from rustfarm.plumbing import is_loopback, url_host
@@ -120,19 +117,19 @@ def _schemes(registry: str) -> list[str]:
 
 
 def _get_json(registry: str, path: str) -> tuple[dict, str | None]:
-    """The JSON answer and the path of the next page (from the Link header)."""
+    """The JSON answer and the path of the next page (its Link header's "next")."""
     errors = []
     for scheme in _schemes(registry):
         url = f"{scheme}://{registry}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=15) as response:
-                link = re.match(r"<([^>]+)>", response.headers.get("Link") or "")
-                return json.load(response), link.group(1) if link else None
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
+            response = requests.get(url, timeout=15)
+            if response.status_code == 404:
                 return {}, None
-            errors.append(f"{url}: HTTP {exc.code}")
-        except (OSError, ValueError) as exc:
+            response.raise_for_status()
+            return response.json(), response.links.get("next", {}).get("url")
+        except requests.HTTPError as exc:
+            errors.append(f"{url}: HTTP {exc.response.status_code}")
+        except (requests.RequestException, ValueError) as exc:
             errors.append(f"{url}: {exc}")
     raise RegistryError(f"cannot read registry {registry}: " + "; ".join(errors))
 

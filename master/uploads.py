@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import posixpath
 import tarfile
 import tomllib
@@ -44,25 +43,17 @@ class UploadedProject:
     size: int
 
 
-def _member_path(name: str) -> str:
-    """The member's path, normalized; refused when it would leave the project."""
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise UploadRefused(f"member '{name}': absolute paths are not allowed")
-    normal = posixpath.normpath(name)
-    if normal == ".." or normal.startswith("../") or "/../" in f"/{name}/":
-        raise UploadRefused(f"member '{name}': '..' would leave the project")
-    return "" if normal == "." else normal
-
-
-def _link_target_inside(member: tarfile.TarInfo, path: str) -> str:
-    target = member.linkname
-    if target.startswith("/"):
-        raise UploadRefused(f"member '{member.name}': links to an absolute path ({target})")
-    base = posixpath.dirname(path) if member.issym() else ""
-    resolved = posixpath.normpath(posixpath.join(base, target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise UploadRefused(f"member '{member.name}': links out of the project ({target})")
-    return resolved
+def _refusal(member: tarfile.TarInfo, err: tarfile.FilterError) -> str:
+    """What tarfile's data filter found wrong with a member, in the upload's words."""
+    reasons = {tarfile.AbsolutePathError: "absolute paths are not allowed",
+               tarfile.OutsideDestinationError: "'..' would leave the project",
+               tarfile.AbsoluteLinkError: f"links to an absolute path ({member.linkname})",
+               tarfile.LinkOutsideDestinationError:
+                   f"links out of the project ({member.linkname})",
+               tarfile.SpecialFileError: "devices, fifos and other special files are not "
+                                         "allowed"}
+    return f"member '{member.name}': " + next(
+        (reason for kind, reason in reasons.items() if isinstance(err, kind)), str(err))
 
 
 def _open(data: bytes) -> tarfile.TarFile:
@@ -72,71 +63,55 @@ def _open(data: bytes) -> tarfile.TarFile:
         raise UploadRefused(f"not a tar or tar.gz archive of a project ({err})") from None
 
 
+def _checked_members(tar: tarfile.TarFile, into: Path, limits: Limits) -> tuple[list, int]:
+    """The members as tarfile's data filter lets them be unpacked (nothing outside
+    ``into``, no device, no link out, no owner or odd mode), within the limits."""
+    members, size = [], 0
+    for number, member in enumerate(tar, 1):
+        if number > limits.max_files:
+            raise UploadRefused(f"more than {limits.max_files} members: too many files "
+                                "for a project (compile.max_files)")
+        try:
+            checked = tarfile.data_filter(member, str(into))
+        except tarfile.FilterError as err:
+            raise UploadRefused(_refusal(member, err)) from None
+        if checked is None:
+            continue
+        if checked.isfile():
+            size += checked.size
+            if size > limits.max_unpacked:
+                raise UploadRefused(f"more than {limits.max_unpacked} bytes once unpacked "
+                                    f"(at member '{member.name}'; compile.max_unpacked)")
+        members.append(checked)
+    return members, size
+
+
+def _no_file_under_a_link(members: list) -> None:
+    """A link, then a file "through" it: refused (what it names would depend on order)."""
+    links = {posixpath.normpath(m.name) for m in members if m.issym() or m.islnk()}
+    for member in members:
+        parts = posixpath.normpath(member.name).split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in links:
+                raise UploadRefused(f"member '{'/'.join(parts[:depth])}': a link where the "
+                                    "upload also has files")
+
+
 def unpack(data: bytes, into: Path, limits: Limits) -> UploadedProject:
     """Unpack the upload ``data`` into the new directory ``into``; refuse what is hostile."""
     into.mkdir(parents=True)
-    files = size = 0
-    links: list[tuple[str, str, bool]] = []
     try:
         with _open(data) as tar:
-            for member in tar:
-                path = _member_path(member.name)
-                files += 1
-                if files > limits.max_files:
-                    raise UploadRefused(f"more than {limits.max_files} members: too many files "
-                                        "for a project (compile.max_files)")
-                if member.isdev() or member.isfifo() or not (
-                        member.isfile() or member.isdir() or member.issym() or member.islnk()):
-                    raise UploadRefused(f"member '{member.name}': devices, fifos and other "
-                                        "special files are not allowed")
-                if not path:
-                    continue
-                if member.issym() or member.islnk():
-                    links.append((path, _link_target_inside(member, path), member.issym()))
-                    continue
-                destination = into / path
-                if member.isdir():
-                    destination.mkdir(parents=True, exist_ok=True)
-                    continue
-                size += member.size
-                if size > limits.max_unpacked:
-                    raise UploadRefused(f"more than {limits.max_unpacked} bytes once unpacked "
-                                        f"(at member '{member.name}'; compile.max_unpacked)")
-                _write(tar, member, destination, into)
-    except tarfile.TarError as err:
+            members, size = _checked_members(tar, into, limits)
+            _no_file_under_a_link(members)
+            tar.extractall(into, members=members, filter="data")
+    except tarfile.FilterError as err:
+        raise UploadRefused(f"the archive is refused ({err})") from None
+    except (tarfile.TarError, EOFError, OSError) as err:
         raise UploadRefused(f"the archive is damaged ({err})") from None
-    for path, target, symbolic in links:
-        destination = into / path
-        _inside(destination.parent, into, path)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if os.path.lexists(destination):
-            raise UploadRefused(f"member '{path}': a link where the upload also has files")
-        if symbolic:
-            os.symlink(os.path.relpath(into / target, destination.parent), destination)
-        elif (into / target).is_file():
-            os.link(into / target, destination)
     crate_dir = _crate_dir(into)
     return UploadedProject(into, crate_dir, _package_name(into / crate_dir / "Cargo.toml"),
-                           files, size)
-
-
-def _inside(directory: Path, root: Path, member: str) -> None:
-    """A directory met on the way must not be a link out (a link unpacked before it)."""
-    real, top = os.path.realpath(directory), os.path.realpath(root)
-    if os.path.commonpath([real, top]) != top:
-        raise UploadRefused(f"member '{member}': its directory leads out of the project")
-
-
-def _write(tar: tarfile.TarFile, member: tarfile.TarInfo, destination: Path, root: Path) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    _inside(destination.parent, root, member.name)
-    source = tar.extractfile(member)
-    fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "wb") as out:
-        while chunk := source.read(1 << 20):
-            out.write(chunk)
-    if member.mode & 0o111:
-        os.chmod(destination, 0o755)
+                           len(members), size)
 
 
 def _crate_dir(root: Path) -> str:

@@ -7,8 +7,8 @@ what happened; the life cycle itself is in ec2_worker.py.
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Callable
 
 from buildbot.interfaces import LatentWorkerCannotSubstantiate, LatentWorkerFailedToSubstantiate
 
@@ -133,20 +133,25 @@ def ended(description: dict | None, instance_id: str) -> str | None:
 
 
 def wait_until_running(client, instance_id: str, started: float, timeout: float,
-                       poll_interval: float, worker: str,
-                       sleep: Callable[[float], None] = time.sleep) -> str:
-    while True:
+                       poll_interval: float, worker: str) -> str:
+    """botocore's instance_running waiter, within what is left of ``timeout`` since
+    ``started`` (it waits out EC2 not knowing a new id yet, and gives up at once on an
+    instance that is ending); InstanceEnded or LatentWorkerFailedToSubstantiate."""
+    from botocore.exceptions import WaiterError
+    left = max(0.0, timeout - (time.monotonic() - started))
+    try:
+        client.get_waiter("instance_running").wait(
+            InstanceIds=[instance_id],
+            WaiterConfig={"Delay": poll_interval,
+                          "MaxAttempts": max(1, math.ceil(left / poll_interval))})
+    except WaiterError:
         description = describe(client, instance_id)
-        # Right after RunInstances EC2 may not know the id yet (eventual consistency).
         state = description["State"]["Name"] if description else "pending"
-        if state == "running":
-            return state
         if state in ENDED_STATES:
-            raise InstanceEnded(instance_id, state, state_reason(description))
-        if time.monotonic() - started > timeout:
-            raise LatentWorkerFailedToSubstantiate(
-                worker, f"instance {instance_id} still {state} after {timeout}s")
-        sleep(poll_interval)
+            raise InstanceEnded(instance_id, state, state_reason(description)) from None
+        raise LatentWorkerFailedToSubstantiate(
+            worker, f"instance {instance_id} still {state} after {timeout}s") from None
+    return "running"
 
 
 def terminate(client, instance_id: str) -> tuple[str, str] | None:

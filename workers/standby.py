@@ -43,9 +43,10 @@ class Standby:
 class StandbyMixin:
     """For a latent worker with Buildbot's CompatibleLatentWorkerMixin and the farm's
     LatentWorkerPrivates (before them in the bases): ``standby`` seconds (0: none) that a
-    container started after a build waits for its builder's next one. The subclass starts a :class:`Standby` in
-    ``start_instance`` from its props, and says in ``standby_allowed`` whether the
-    build that just finished may have one (not an upload's)."""
+    container started after a build waits for its builder's next one. The subclass
+    starts a :class:`Standby` in ``start_instance`` from its props, and says in
+    ``standby_allowed`` whether the build that just finished may have one (not an
+    upload's)."""
 
     standby = 0
     _standby: Standby | None = None         # waiting, or starting, for a build

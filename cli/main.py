@@ -50,7 +50,7 @@ def _check_registry_tokens(farm: Farm) -> None:
 
 
 def cmd_check(args) -> int:
-    from rustfarm.builders import builder_defs
+    from rustfarm.builder_defs import builder_defs
     farm = _load(args)
     builder_defs(farm)          # a pool too small for its builders is refused now
     _check_registry_tokens(farm)
@@ -231,7 +231,7 @@ def cmd_db_password(args) -> int:
 
 
 def cmd_builders(args) -> int:
-    from rustfarm.builders import builders_table
+    from rustfarm.builder_defs import builders_table
     sys.stdout.write(builders_table(_load(args)))
     return 0
 

@@ -1,11 +1,11 @@
-"""One Buildbot builder per builder of the farm (rustfarm/builders.py says which)."""
+"""One Buildbot builder per builder of the farm (rustfarm/builder_defs.py says which)."""
 
 from __future__ import annotations
 
 from buildbot.config import error
 from buildbot.plugins import util
 
-from rustfarm.builders import BuilderDef, TooFewWorkers, builder_defs
+from rustfarm.builder_defs import BuilderDef, TooFewWorkers, builder_defs
 from rustfarm.farmfile import Farm
 from rustfarm.state import StateDir
 from rustfarm.workers.engines import WarmEngineFirst

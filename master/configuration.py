@@ -21,7 +21,7 @@ from .multimaster import multi_master_config, multi_master_services
 from .prioritizer import prioritize_builders
 from .secret_files import SecretFiles
 from .schedulers import all_schedulers, change_sources
-from .settings import load_farm
+from .farm_file import load_farm
 from .worker_socket import WorkerSocket
 from .workers import all_workers
 from .www import www_config

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 
-# Set by every builder (rustfarm/builders.py); nothing a change, a scheduler, a force
+# Set by every builder (rustfarm/builder_defs.py); nothing a change, a scheduler, a force
 # form or a source stamp carries overrides them.
 FARM_PROPERTY = "farm"
 PROJECT_PROPERTY = "farm_project"

@@ -12,7 +12,7 @@ from .errors import did_you_mean
 from .model import (COMPILE_PROJECT, ArtifactSettings, CargoRegistry, CompileSettings,
                     CrateSource, DbSettings, FarmSettings, Pool, Project, ScheduleSettings,
                     Target, WwwSettings)
-from .database import DB_KEYS, read_db
+from .db_section import DB_KEYS, read_db
 from .pools import size_bytes
 from .reader import Section, type_name
 

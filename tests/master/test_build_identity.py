@@ -19,7 +19,7 @@ from buildbot.process.properties import Properties
 
 from rustfarm.master.configuration import buildmaster_config
 from rustfarm.master.factories import ARCHIVE_NAME
-from rustfarm.master.settings import CONFIG_ENV, load_farm
+from rustfarm.master.farm_file import CONFIG_ENV, load_farm
 from rustfarm.names import BUILDBOT_OWNED_PROPERTIES, COMPILE_JOB_PROPERTY
 from rustfarm.workers.docker import (COMPILE_CACHE_DIR, CacheVolume, cache_volume_name,
                                      compile_cache_mount, compile_cache_volume_name,

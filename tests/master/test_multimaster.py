@@ -10,7 +10,7 @@ from buildbot.process.properties import Properties
 from rustfarm.farmfile import loads
 from rustfarm.master.configuration import buildmaster_config
 from rustfarm.master.failover import MasterFailover
-from rustfarm.master.settings import CONFIG_ENV, MASTER_ENV, load_farm
+from rustfarm.master.farm_file import CONFIG_ENV, MASTER_ENV, load_farm
 from rustfarm.names import FARM_PROPERTY, PROJECT_PROPERTY, TARGET_PROPERTY
 from rustfarm.workers.docker import CACHE_DIR, cache_volume_name
 

@@ -15,7 +15,7 @@ from sqlalchemy.pool import QueuePool
 from twisted.internet import defer, task
 
 from rustfarm.farmfile import loads
-from rustfarm.builders import MAX_BUILDERS_PER_WORKER, TooFewWorkers, builder_defs, share_workers
+from rustfarm.builder_defs import MAX_BUILDERS_PER_WORKER, TooFewWorkers, builder_defs, share_workers
 from rustfarm.master.botmaster import REQUESTS_GATHERED_FOR, FarmBotMaster
 from rustfarm.master.builders import MAX_TAGGED_BUILDERS, builder_configs
 from rustfarm.master.configuration import buildmaster_config

@@ -10,7 +10,7 @@ import sys
 
 from rustfarm.workers.connection import PromptConnectionMixin
 from rustfarm.workers.docker import FarmDockerLatentWorker
-from rustfarm.workers.ec2_worker import FarmEC2LatentWorker
+from rustfarm.workers.ec2.worker import FarmEC2LatentWorker
 from rustfarm.workers.local import LocalWorker
 
 # Run with its own reactor: a worker connects through the master's worker socket

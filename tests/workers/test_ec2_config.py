@@ -22,9 +22,9 @@ from buildbot.process.properties import Secret
 from buildbot.worker.ec2 import EC2LatentWorker
 
 from rustfarm.names import UPLOAD_BUILDER_PROPERTY
-from rustfarm.workers.ec2_launch import Ec2Launch
-from rustfarm.workers.ec2_reaper import FarmEC2Reaper
-from rustfarm.workers.ec2_worker import FarmEC2LatentWorker
+from rustfarm.workers.ec2.launch import Ec2Launch
+from rustfarm.workers.ec2.reaper import FarmEC2Reaper
+from rustfarm.workers.ec2.worker import FarmEC2LatentWorker
 from tests.support.moto_server import ConnectionRecorder, aws_env, aws_environment, free_port
 
 BUILDBOT = Path(sys.executable).with_name("buildbot")
@@ -88,9 +88,9 @@ def test_buildbot_checkconfig_passes_without_credentials_or_endpoint(tmp_path, r
     (tmp_path / "master.cfg").write_text(textwrap.dedent(f"""\
         from buildbot.plugins import schedulers, steps, util
         from buildbot.process.factory import BuildFactory
-        from rustfarm.workers.ec2_launch import Ec2Launch
-        from rustfarm.workers.ec2_reaper import FarmEC2Reaper
-        from rustfarm.workers.ec2_worker import FarmEC2LatentWorker
+        from rustfarm.workers.ec2.launch import Ec2Launch
+        from rustfarm.workers.ec2.reaper import FarmEC2Reaper
+        from rustfarm.workers.ec2.worker import FarmEC2LatentWorker
 
         args = {WORKER_ARGS!r}
         names = ["ec2-mips-1", "ec2-mips-2"]

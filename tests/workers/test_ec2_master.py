@@ -54,9 +54,9 @@ import os
 from buildbot.plugins import schedulers, secrets, steps, util
 from buildbot.process.factory import BuildFactory
 from buildbot.secrets.providers.base import SecretProviderBase
-from rustfarm.workers.ec2_launch import Ec2Launch
-from rustfarm.workers.ec2_reaper import FarmEC2Reaper
-from rustfarm.workers.ec2_worker import FarmEC2LatentWorker
+from rustfarm.workers.ec2.launch import Ec2Launch
+from rustfarm.workers.ec2.reaper import FarmEC2Reaper
+from rustfarm.workers.ec2.worker import FarmEC2LatentWorker
 
 spec = json.load(open(os.path.join(basedir, "spec.json")))
 

@@ -20,7 +20,7 @@ from rustfarm.farmfile.model import S3CompileCache
 from rustfarm.userdata import value_problem
 from rustfarm.names import IMAGE_PROPERTY
 
-from .ec2_api import connection_problems, tag_problems
+from .api import connection_problems, tag_problems
 
 SPOT_FALLBACKS = ("on-demand", "fail")
 

@@ -7,9 +7,9 @@ from buildbot.plugins import util
 from rustfarm.farmfile import Ec2Pool, Farm
 from rustfarm.state import worker_secret_name
 
-from .ec2_launch import Ec2Launch
-from .ec2_reaper import FarmEC2Reaper
-from .ec2_worker import FarmEC2LatentWorker
+from .launch import Ec2Launch
+from .reaper import FarmEC2Reaper
+from .worker import FarmEC2LatentWorker
 
 
 def ec2_workers(farm: Farm, pool: Ec2Pool) -> list[FarmEC2LatentWorker]:

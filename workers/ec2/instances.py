@@ -2,7 +2,7 @@
 
 Each blocks: the worker calls them from a thread (``deferToThread``). They know
 nothing of Buildbot but the two exceptions that tell its latent-worker life cycle
-what happened; the life cycle itself is in ec2_worker.py.
+what happened; the life cycle itself is in worker.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 
 from buildbot.interfaces import LatentWorkerCannotSubstantiate, LatentWorkerFailedToSubstantiate
 
-from .ec2_api import TAG_FARM, TAG_MASTER, TAG_POOL, TAG_WORKER, master_tag, tag_list
-from .ec2_launch import Ec2Launch
+from .api import TAG_FARM, TAG_MASTER, TAG_POOL, TAG_WORKER, master_tag, tag_list
+from .launch import Ec2Launch
 
 # An instance in one of these states has left pending/running for good.
 ENDED_STATES = ("shutting-down", "terminated", "stopping", "stopped")

@@ -26,8 +26,8 @@ inside it:
 
 Shaped like Buildbot's own container workers (Docker, Kubernetes): the latent
 worker base with the compatible mixin, one settings value passed in
-(``Ec2Launch``, ec2_launch.py, validated there), the EC2 calls in a plain module
-(ec2_instances.py). The worker's password (``util.Secret`` or text; random when
+(``Ec2Launch``, launch.py, validated there), the EC2 calls in a plain module
+(instances.py). The worker's password (``util.Secret`` or text; random when
 None) reaches the instance only inside user-data: it is never logged nor put in
 a property.
 """
@@ -50,11 +50,11 @@ from buildbot.worker.latent import AbstractLatentWorker
 from rustfarm.names import is_upload_build
 from rustfarm.userdata import UserDataError, render_user_data, value_problem
 
-from . import ec2_instances as ec2
-from .connection import PromptConnectionMixin
-from .ec2_api import SPOT_UNAVAILABLE_CODES, Ec2Connector
-from .ec2_instances import InstanceEnded
-from .ec2_launch import Ec2Launch
+from . import instances as ec2
+from ..connection import PromptConnectionMixin
+from .api import SPOT_UNAVAILABLE_CODES, Ec2Connector
+from .instances import InstanceEnded
+from .launch import Ec2Launch
 
 
 @renderer

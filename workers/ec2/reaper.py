@@ -28,7 +28,7 @@ from twisted.python import log
 from buildbot import config
 from buildbot.util import service
 
-from .ec2_api import (LIVE_STATES, TAG_FARM, TAG_MASTER, TAG_POOL, TAG_WORKER, Ec2Connector,
+from .api import (LIVE_STATES, TAG_FARM, TAG_MASTER, TAG_POOL, TAG_WORKER, Ec2Connector,
                       age_text, connection_problems, master_tag, tags_of)
 
 
@@ -130,7 +130,7 @@ class FarmEC2Reaper(service.BuildbotService):
     # -- one pass --------------------------------------------------------------
 
     def farm_workers(self) -> list:
-        from .ec2_worker import FarmEC2LatentWorker
+        from .worker import FarmEC2LatentWorker
 
         return [w for w in self.master.workers.workers.values()
                 if isinstance(w, FarmEC2LatentWorker)

@@ -99,6 +99,7 @@ class TargetSpec:
     zig: str | None = None
     packages: tuple[str, ...] = ()
     rustflags: tuple[str, ...] = ()
+    cflags: tuple[str, ...] = ()
     qemu: str | None = None       # None: nothing runs it here; "": runs natively
 
     @property
@@ -180,6 +181,8 @@ class TargetSpec:
         if self.cc:
             # For crates that build C libraries with CMake (the cmake crate).
             env[f"CMAKE_TOOLCHAIN_FILE_{suffix}"] = CMAKE_TOOLCHAIN_FILE
+        if self.cflags:
+            env[f"CFLAGS_{suffix}"] = " ".join(self.cflags)
         if self.qemu and self.libc == "gnu" and not self.std_is_multiarch(toolchain):
             # The cross C library under /usr/<cross> holds the loader and libc.
             env["QEMU_LD_PREFIX"] = f"/usr/{self.cross}"
@@ -262,7 +265,7 @@ def _target(row: dict, toolchains: Mapping[str, Toolchain]) -> TargetSpec:
         triple=row["triple"], arch=row["arch"], libc=libc, binary=binary,
         std=_std(row, toolchains), cross=row.get("cross") or None, zig=row.get("zig") or None,
         packages=_texts(row, "packages"), rustflags=_texts(row, "rustflags"),
-        qemu=None if qemu is None else str(qemu))
+        cflags=_texts(row, "cflags"), qemu=None if qemu is None else str(qemu))
     if libc in ("gnu", "mingw") and not target.cross:
         raise ValueError(f"a {libc} target needs cross (its gcc's prefix)")
     if libc == "musl" and not target.zig:

@@ -71,6 +71,10 @@ def _checked_members(tar: tarfile.TarFile, into: Path, limits: Limits) -> tuple[
         if number > limits.max_files:
             raise UploadRefused(f"more than {limits.max_files} members: too many files "
                                 "for a project (compile.max_files)")
+        if member.name.startswith(("/", "\\")):
+            # The data filter would strip the slash and unpack it inside the project;
+            # a project never names its files so: refused as it was meant.
+            raise UploadRefused(f"member '{member.name}': absolute paths are not allowed")
         try:
             checked = tarfile.data_filter(member, str(into))
         except tarfile.FilterError as err:

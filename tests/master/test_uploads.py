@@ -83,11 +83,13 @@ def test_hostile_uploads_are_refused_saying_which_member_and_why(tmp_path, data,
     assert outside == []
 
 
-def test_an_absolute_member_lands_inside_the_project(tmp_path):
-    """As tar itself does (its data filter): the leading slash goes."""
-    project = unpack(archive(("Cargo.toml", MANIFEST), ("/etc/cron.d/evil", b"x")),
-                     tmp_path / "box" / "up", LIMITS)
-    assert (project.root / "etc" / "cron.d" / "evil").read_bytes() == b"x"
+def test_an_absolute_member_is_refused_before_anything_is_unpacked(tmp_path):
+    """tar's data filter would strip the slash; an upload that names /etc is refused."""
+    with pytest.raises(UploadRefused) as refused:
+        unpack(archive(("Cargo.toml", MANIFEST), ("/etc/cron.d/evil", b"x")),
+               tmp_path / "box" / "up", LIMITS)
+    assert "member '/etc/cron.d/evil': absolute paths are not allowed" in str(refused.value)
+    assert not (tmp_path / "box" / "up" / "etc").exists()
     assert [p for p in tmp_path.rglob("*") if not p.is_relative_to(tmp_path / "box")] == []
 
 

@@ -116,6 +116,17 @@ class RunningFarm:
         reply.raise_for_status()
         return reply.text
 
+    def all_logs(self, build: dict) -> str:
+        """Every log of every step of ``build``, as Buildbot serves them."""
+        texts = []
+        for step in self.steps(build):
+            base = f"{self.url}api/v2/builds/{build['buildid']}/steps/{step['number']}/logs"
+            for log in self.session.get(base, timeout=30).json()["logs"]:
+                reply = self.session.get(f"{base}/{log['slug']}/raw", timeout=30)
+                reply.raise_for_status()
+                texts.append(reply.text)
+        return "".join(texts)
+
     def artifact_urls(self, build: dict) -> list[str]:
         return [u["url"] for s in self.steps(build) for u in s.get("urls", [])]
 

@@ -1,5 +1,5 @@
 """The `farm` command: check, up, reload, down, status, build, logs, compile, token, passwd,
-db-password, targets, images."""
+db-password, targets, images, key, verify."""
 
 from __future__ import annotations
 
@@ -438,6 +438,8 @@ def parser() -> argparse.ArgumentParser:
              " per target that uploads build for) with its pool, workers and image."
              ).set_defaults(func=cmd_builders)
 
+    from .release_commands import add_commands as add_release_commands
+    add_release_commands(sub, common)
     from rustfarm.images.cli import add_commands
     add_commands(sub, parents=[common]).set_defaults(func=cmd_images)
     return top

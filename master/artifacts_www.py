@@ -7,6 +7,8 @@ symbolic link, nor through ``..`` (which twisted's FilePath already refuses).
 
 Pages, besides the files themselves:
 
+- ``release-key.pub`` and ``release-keys.pub``: the public key that signs releases
+  and every one that has (minisign's format);
 - ``<project>/``: the project's releases (revisions), newest first;
 - ``<project>/<revision>/``: the release page: every target's archive with its
   size and checksum, ``SHA256SUMS`` for them all and
@@ -26,10 +28,17 @@ from buildbot.www.plugin import Application
 from twisted.internet import threads
 from twisted.web import resource, static
 
+from rustfarm.release_keys import keys_file_text, published_keys
+
 from .deferred_resource import DeferredResource
 from .steps import human_size
 from .releases import ALL_DIR, Release, all_targets_archive, latest_complete, read_release, \
     releases
+
+
+# The public key that signs releases now, and every one that signed a release.
+CURRENT_KEY_FILE = "release-key.pub"
+ALL_KEYS_FILE = "release-keys.pub"
 
 
 class ArtifactFiles(static.File):
@@ -56,8 +65,15 @@ class ArtifactFiles(static.File):
         return len(Path(self.path).relative_to(self.root_path).parts)
 
     def child_of_page(self, path: bytes):
-        """The generated children: a project's ``latest``, a release's two files."""
+        """The generated children: the release keys, a project's ``latest``, a
+        release's two files."""
         name = path.decode(errors="replace")
+        if self.depth == 0 and name in (CURRENT_KEY_FILE, ALL_KEYS_FILE):
+            keys = published_keys(self.keys_dir)
+            if not keys:
+                return resource.NoResource("this farm has signed no release yet")
+            return static.Data(keys_file_text(keys[:1] if name == CURRENT_KEY_FILE else keys)
+                               .encode(), "text/plain; charset=utf-8")
         if self.depth == 1 and name == "latest":
             return LatestRelease(Path(self.path), self.project_targets.get(Path(self.path).name,
                                                                             []))
@@ -93,6 +109,7 @@ class ArtifactFiles(static.File):
         similar = super().createSimilarFile(path)
         similar.root_path, similar.root_real = self.root_path, self.root_real
         similar.project_targets = self.project_targets
+        similar.keys_dir = self.keys_dir
         return similar
 
 
@@ -109,6 +126,7 @@ class ArtifactStore(Application):
         self.resource.root_real = os.path.realpath(directory)
         # Which targets each project builds: a release is complete with all of them.
         self.resource.project_targets = dict(config.get("projects", {}))
+        self.resource.keys_dir = Path(config.get("keys", directory / ".keys"))
 
 
 

@@ -61,8 +61,7 @@ class Dependencies(WorkerToolStep):
             return FAILURE
         self.fetched = fetched
         yield log.addStdout(self.report(fetched))
-        if fetched.resolved_lock is not None:
-            yield self.keep_resolved_lock(fetched.resolved_lock)
+        yield self.keep_lock(fetched)
         request = {
             "store": self.worker_store, "view": self.view,
             "entries": {f"{p.name}-{p.version}": p.store_key for p in fetched.packages},
@@ -75,14 +74,16 @@ class Dependencies(WorkerToolStep):
         return (yield self.run_tool(["dependencies"], stdin=json.dumps(request)))
 
     @defer.inlineCallbacks
-    def keep_resolved_lock(self, text: str):
-        """The lock the farm resolved, with the build: a log, and a file beside the
-        build's archive, so the build can be repeated."""
-        yield self.addCompleteLog("Cargo.lock", text)
-        if self.artifact_dir:
+    def keep_lock(self, fetched):
+        """The lock the build uses beside its archive (its provenance and SBOM name it),
+        so the build can be repeated; one the farm resolved also as a log."""
+        resolved = fetched.resolved_lock is not None
+        if resolved:
+            yield self.addCompleteLog("Cargo.lock", fetched.resolved_lock)
+        if self.artifact_dir and fetched.lock_text:
             path = Path(self.artifact_dir) / "Cargo.lock"
-            yield threads.deferToThread(write_text, path, text)
-            if self.artifact_url:
+            yield threads.deferToThread(write_text, path, fetched.lock_text)
+            if self.artifact_url and resolved:
                 yield self.addURL("Cargo.lock (resolved)", self.artifact_url + "Cargo.lock")
 
     @staticmethod

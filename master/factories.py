@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from buildbot.interfaces import IRenderable
 from buildbot.locks import MasterLock
 from buildbot.process.factory import BuildFactory
-from buildbot.process.properties import Interpolate, Property, Transform
+from buildbot.process.properties import Interpolate, Property
 from zope.interface import implementer
 
 from rustfarm.farmfile import Farm, Project, Target
@@ -19,11 +19,13 @@ from rustfarm.state import StateDir
 from rustfarm.targets import target_table
 from rustfarm.crate_store import CrateStore
 from rustfarm.dependencies import CargoSettings, machine_config_files
+from rustfarm.release_keys import ReleaseKeys
 from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR, CRATE_STORE_DIR
 
 from .builds import FarmBuild
 from .cargo_steps import Cargo
 from .dependency_steps import Dependencies
+from .release_steps import SignRelease
 from .steps import PruneArtifacts, SnapshotSource
 from .tool_steps import CompileCacheSetup, FetchSource, Package, ToolchainCheck, WorkerTool
 
@@ -73,11 +75,6 @@ class UploadPath:
         if self.target:
             return str(self.paths.upload_results(job, self.target))
         return str(self.paths.upload_source(job))
-
-
-def profile_dir(profile: CargoProfile) -> Transform:
-    """Cargo's output directory for the build's profile."""
-    return Transform(lambda name: "debug" if name in ("dev", "test") else name, profile)
 
 
 # The crate cache's setting for a cache a build may read but not add to (an upload's:
@@ -203,15 +200,14 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                      command=["cargo", subcommand, *cargo_args], env=env, logEnviron=False,
                      haltOnFailure=True, description=doing, descriptionDone=done)
 
-    bindir = Interpolate("%(kw:dir)s/%(kw:triple)s/%(kw:profile)s", dir=target_dir,
-                         triple=target.triple, profile=profile_dir(profile))
     artifact_dir, artifact_url, release_url = _artifact_places(str(paths.artifacts),
                                                                farm.farm.url)
-    # farm.yaml's binaries, or those cargo reports building (the build's cargo command,
-    # run again, builds nothing new).
-    binaries = ([bindir, *[b + target.executable_suffix for b in project.binaries]]
-                if project.binaries else ["--built-by", Interpolate(crate_dir), "cargo", "build",
-                                          *cargo_args])
+    # Those cargo reports building (the build's cargo command, run again, builds nothing
+    # new), or farm.yaml's binaries of them; cargo also says what it linked into them.
+    binaries = ["--built-by", Interpolate(crate_dir), "cargo", "build", *cargo_args]
+    if project.binaries:
+        binaries = ["--only", ",".join(b + target.executable_suffix for b in project.binaries),
+                    *binaries]
     archive = ARCHIVE_NAME
     if upload:
         artifact_dir = UploadPath(paths, target.triple)
@@ -253,6 +249,11 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                             arguments=["package", archive, *binaries],
                             workdir="build", env=env, haltOnFailure=True, logEnviron=False))
     if not upload:
+        factory.addStep(SignRelease(
+            ReleaseKeys(paths), CrateStore(paths.crate_store) if fetches else None,
+            artifact_dir, archive, project.name, project.source, target.triple,
+            farm.farm.url, profile, cargo_args, target.cargo_env(), url=artifact_url,
+            haltOnFailure=True))
         factory.addStep(PruneArtifacts(paths.artifacts / project.name, farm.artifacts.keep,
                                        release_url=release_url))
     return factory

@@ -17,6 +17,7 @@ from buildbot.process import buildstep, logobserver, remotecommand, remotetransf
 from buildbot.process.results import FAILURE, SUCCESS
 from twisted.internet import defer, threads
 
+from rustfarm.cargo_lock import package_id_name_version
 from rustfarm.worker_tool_file import INFO_KEY, tool_bytes, tool_digest
 from rustfarm.worker_tool.protocol import ProtocolError, read_answer
 
@@ -271,6 +272,13 @@ class Package(WorkerToolStep):
         sizes = {b["name"]: int(b["size"]) for b in answer.get("binaries", [])}
         self.packed_digest = answer.get("sha256")
         self.setProperty("binary_sizes", sizes, "Package")
+        self.setProperty("archive_sha256", self.packed_digest, "Package")
+        self.setProperty("binary_digests", {b["name"]: b.get("sha256", "")
+                                            for b in answer.get("binaries", [])}, "Package")
+        # What cargo compiled for the target (NAME@VERSION): the crates in the binaries.
+        self.setProperty("linked_crates", sorted(
+            f"{name}@{version}" for name, version in
+            filter(None, map(package_id_name_version, answer.get("linked", [])))), "Package")
         self.descriptionDone = "packaged " + ", ".join(
             f"{name} ({human_size(size)})" for name, size in sorted(sizes.items()))
         return SUCCESS

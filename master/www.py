@@ -17,6 +17,7 @@ def www_config(farm: Farm, paths: StateDir) -> dict:
         "port": f"tcp:{farm.www.port}:interface={farm.www.host}",
         "plugins": {"artifacts": {
             "directory": str(paths.artifacts),
+            "keys": str(paths.release_keys),
             "projects": {name: list(project.targets)
                          for name, project in farm.projects.items()}},
             "compile": {"url": f"{farm.farm.url}plugins/compile/",

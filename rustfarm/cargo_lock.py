@@ -140,3 +140,18 @@ def toml_text(document: dict) -> str:
             lines += [f"{key(k)} = {quoted(v)}" for k, v in table.items()]
             lines.append("")
     return "\n".join(lines)
+
+
+def package_id_name_version(package_id: str) -> tuple[str, str] | None:
+    """(name, version) of a cargo package id: ``SOURCE#NAME@VERSION`` (cargo 1.77 and
+    later), ``SOURCE#VERSION`` (the name is the source's last path part) or the old
+    ``NAME VERSION (SOURCE)``."""
+    if " " in package_id and "#" not in package_id:
+        parts = package_id.split(" ")
+        return (parts[0], parts[1]) if len(parts) >= 2 else None
+    source, _, fragment = package_id.rpartition("#")
+    if "@" in fragment:
+        name, _, version = fragment.rpartition("@")
+        return name, version
+    name = source.rstrip("/").rpartition("/")[2].partition("?")[0]
+    return (name, fragment) if name and fragment else None

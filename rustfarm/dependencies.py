@@ -51,6 +51,7 @@ class Fetched:
     altered: list[str] = field(default_factory=list)
     lock_path: str = "Cargo.lock"             # in the project, relative to its root
     resolved_lock: str | None = None          # the lock the farm resolved (none given)
+    lock_text: str = ""                       # the lock the build uses (given or resolved)
     resolve_seconds: float = 0.0
     fetch_seconds: float = 0.0
     log: list[str] = field(default_factory=list)
@@ -265,6 +266,7 @@ def fetch_dependencies(snapshot: Path, crate_dir: str, store: CrateStore,
         check = store.check(packages)
         if not check.missing:
             return Fetched([p for p in packages if p.kind != "path"], lock_path=lock_path,
+                           lock_text=files[lock_path].decode(errors="replace"),
                            resolve_seconds=time.monotonic() - started)
     with tempfile.TemporaryDirectory(prefix="rustfarm-fetch-") as scratch:
         work = Path(scratch)
@@ -302,6 +304,8 @@ def fetch_dependencies(snapshot: Path, crate_dir: str, store: CrateStore,
                 log.append(_fetch(settings, manifest, work, store, check.missing))
     return Fetched([p for p in packages if p.kind != "path"], downloaded=check.missing,
                    altered=check.altered, lock_path=lock_path, resolved_lock=resolved,
+                   lock_text=resolved if resolved is not None
+                   else files[lock_path].decode(errors="replace"),
                    resolve_seconds=resolve_seconds,
                    fetch_seconds=time.monotonic() - fetch_started,
                    log=[line for text in log for line in text.splitlines()])

@@ -20,6 +20,8 @@ FARM_PROPERTY = "farm"
 PROJECT_PROPERTY = "farm_project"
 TARGET_PROPERTY = "target"
 IMAGE_PROPERTY = "image"
+# Set by a docker pool's worker: the id of the image the build ran in, on its engine.
+IMAGE_ID_PROPERTY = "image_id"
 # Whether the builder builds uploads (the compile endpoint's builders).
 UPLOAD_BUILDER_PROPERTY = "farm_upload_builder"
 

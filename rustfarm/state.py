@@ -88,6 +88,11 @@ class StateDir:
         return self.root / "secrets"
 
     @property
+    def release_keys(self) -> Path:
+        """The public keys of every release signing key the farm has had."""
+        return self.root / "release-keys"
+
+    @property
     def worker_socket(self) -> Path:
         """The master's worker port as a Unix socket, for containers without network.
 

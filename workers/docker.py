@@ -39,8 +39,8 @@ from twisted.python import log
 from zope.interface import implementer
 
 from rustfarm.farmfile import DockerPool
-from rustfarm.names import (FARM_PROPERTY, IMAGE_PROPERTY, PROJECT_PROPERTY, TARGET_PROPERTY,
-                            is_upload_build, upload_job)
+from rustfarm.names import (FARM_PROPERTY, IMAGE_ID_PROPERTY, IMAGE_PROPERTY, PROJECT_PROPERTY,
+                            TARGET_PROPERTY, is_upload_build, upload_job)
 from rustfarm.state import StateDir, worker_secret_name
 from rustfarm.targets import image_toolchain
 
@@ -237,6 +237,9 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, LatentWorkerPr
             except ValueError as err:
                 return defer.fail(LatentWorkerCannotSubstantiate(str(err)))
             build.setProperty(CACHE_VOLUME_PROPERTY, volume, "docker pool")
+            if self.instance is not None and getattr(self, "image_id", ""):
+                # A standby container, already running its image.
+                build.setProperty(IMAGE_ID_PROPERTY, self.image_id, "docker pool")
         return super().substantiate(wfb, build)
 
     def start_instance(self, build):
@@ -261,7 +264,15 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, LatentWorkerPr
         skipped = watch.skipped(build.getProperty("pool")) if watch is not None else []
         if skipped:
             build.setProperty("docker_engines_skipped", "; ".join(skipped), "docker pool")
-        return super().start_instance(build)
+        self.image_id = ""
+        started = super().start_instance(build)
+
+        @started.addCallback
+        def record_image(result):
+            if self.image_id:
+                build.setProperty(IMAGE_ID_PROPERTY, self.image_id, "docker pool")
+            return result
+        return started
 
     def standby_allowed(self, wfb) -> bool:
         # An upload's volume is its build's alone: no later build could use its container.
@@ -318,7 +329,8 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, LatentWorkerPr
         if ":" not in name.rpartition("/")[2]:
             return super().image_on_engine(client, name)     # any tag of a repository
         try:
-            client.inspect_image(name)
+            # Its id names exactly what the build runs, for the release's provenance.
+            self.image_id = client.inspect_image(name).get("Id", "")
         except NotFound:
             return False
         return True

@@ -16,7 +16,8 @@ COMMANDS = {
     "toolchain": ("toolchain", "CRATE_DIR PROJECT PINNED|-", True),
     "dependencies": ("dependencies", "(a JSON request on standard input)", True),
     "compile-cache": ("compile_cache", "setup|stats", True),
-    "package": ("package", "ARCHIVE BINDIR BINARY...|--built-by CRATE_DIR CARGO_COMMAND...", True),
+    "package": ("package", "ARCHIVE BINDIR BINARY...|[--only NAME,...] --built-by CRATE_DIR "
+                "CARGO_COMMAND...", True),
     "cache-forward": ("cache_forward", "SOCKET PORT", True),
     "crate-cache": ("crate_cache", "RUSTC ARGS...", False),
     "sccache-pipelined": ("sccache_pipelined", "RUSTC ARGS...", False),

@@ -1,14 +1,17 @@
-"""``package ARCHIVE BINDIR BINARY...``, or ``package ARCHIVE --built-by CRATE_DIR
-CARGO_COMMAND...``: the built binaries in a reproducible .tar.gz (archives.py).
+"""``package ARCHIVE BINDIR BINARY...``, or ``package ARCHIVE [--only NAME,...]
+--built-by CRATE_DIR CARGO_COMMAND...``: the built binaries in a reproducible .tar.gz
+(archives.py).
 
-With ``--built-by``, the binaries are those cargo reports building: the command
-(the build's own ``cargo build``, run again in CRATE_DIR, which builds nothing new) with
-``--message-format=json-render-diagnostics``, and each ``compiler-artifact`` message
-of a binary target names its executable. So a project need not list its binaries,
-and gets none that a feature it lacks leaves unbuilt.
+With ``--built-by``, the binaries are those cargo reports building (``--only``: those
+of them named): the command (the build's own ``cargo build``, run again in CRATE_DIR,
+which builds nothing new) with ``--message-format=json-render-diagnostics``; each
+``compiler-artifact`` message of a binary target names its executable, and those
+whose files are the target's (not the build machine's: build scripts, proc macros)
+name the packages linked into the binaries, for the release's SBOM.
 
-Result: ``{"archive": NAME, "sha256": DIGEST, "binaries": [{"name": N, "size": BYTES}]}``;
-the master checks the archive it receives against the digest.
+Result: ``{"archive": NAME, "sha256": DIGEST, "binaries": [{"name": N, "size": BYTES,
+"sha256": DIGEST}], "linked": [PACKAGE_ID...]}``; the master checks the archive it
+receives against the digest.
 """
 
 from __future__ import annotations
@@ -23,28 +26,48 @@ from .archives import Member, tar_gz_bytes
 from .protocol import answer, fail, say
 
 
-def executables_cargo_built(crate_dir: str, command: list[str]) -> list[str]:
-    """The paths of the binaries cargo reports building with ``command``."""
+def _target_of(command: list[str]) -> str | None:
+    for flag, value in zip(command, command[1:]):
+        if flag == "--target":
+            return value
+    return None
+
+
+def cargo_built(crate_dir: str, command: list[str]) -> tuple[list[str], list[str]]:
+    """The paths of the binaries cargo reports building with ``command``, and the
+    package ids of what it compiled for the command's ``--target``."""
     done = subprocess.run([*command, "--message-format=json-render-diagnostics"],
                           cwd=crate_dir, stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
     if done.returncode != 0:
         fail(f"{' '.join(command[:2])} failed again, listing the binaries it builds")
-    found = []
+    target = _target_of(command)
+    found, linked = [], set()
     for line in done.stdout.splitlines():
         try:
             message = json.loads(line)
         except ValueError:
             continue
-        if message.get("reason") == "compiler-artifact" and message.get("executable") \
-                and "bin" in message.get("target", {}).get("kind", []):
+        if message.get("reason") != "compiler-artifact":
+            continue
+        if message.get("executable") and "bin" in message.get("target", {}).get("kind", []):
             found.append(message["executable"])
+        if target and any(f"/{target}/" in name for name in message.get("filenames", [])):
+            linked.add(message.get("package_id", ""))
     if not found:
         fail("cargo built no binary: a library cannot be shipped alone (give the project "
              "a [[bin]], or list its binaries in farm.yaml)")
-    return sorted(set(found))
+    return sorted(set(found)), sorted(linked - {""})
 
 
-def package(archive: str, paths: list[str]) -> dict:
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def package(archive: str, paths: list[str], linked: list[str] | None = None) -> dict:
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         places = sorted({os.path.dirname(p) for p in missing})
@@ -57,22 +80,31 @@ def package(archive: str, paths: list[str]) -> dict:
                         for path in paths)
     with open(archive, "wb") as out:
         out.write(data)
-    shipped = sorted(({"name": os.path.basename(path), "size": os.path.getsize(path)}
-                      for path in paths), key=lambda binary: binary["name"])
+    shipped = sorted(({"name": os.path.basename(path), "size": os.path.getsize(path),
+                       "sha256": _sha256(path)} for path in paths),
+                     key=lambda binary: binary["name"])
     for binary in shipped:
         say(f"packed {binary['name']} ({binary['size']} bytes)")
     return {"archive": os.path.basename(archive), "sha256": hashlib.sha256(data).hexdigest(),
-            "binaries": shipped}
+            "binaries": shipped, "linked": linked or []}
 
 
 def main(args: list[str]) -> None:
     archive, *rest = args
+    only = None
+    if rest[:1] == ["--only"] and len(rest) > 1:
+        only, rest = [name for name in rest[1].split(",") if name], rest[2:]
+    linked = None
     if rest[:1] == ["--built-by"] and len(rest) > 3:
-        paths = executables_cargo_built(rest[1], rest[2:])
+        paths, linked = cargo_built(rest[1], rest[2:])
+        if only is not None:
+            built = {os.path.basename(path): path for path in paths}
+            place = os.path.dirname(paths[0])
+            paths = [built.get(name, os.path.join(place, name)) for name in only]
     elif len(rest) >= 2:
         bindir, names = rest[0], rest[1:]
         paths = [os.path.join(bindir, name) for name in names]
     else:
         raise ValueError("give BINDIR and binaries, or --built-by, the crate's directory "
                          "and cargo's command")
-    answer(package(archive, paths))
+    answer(package(archive, paths, linked))

@@ -255,3 +255,53 @@ def test_a_private_registry_s_crate_comes_with_a_token_no_build_sees(real_farm, 
     image = subprocess.run(["docker", "image", "inspect", built_chain.reference(MIPS_MUSL)],
                            capture_output=True, text=True, check=True).stdout
     assert TOKEN not in image
+
+
+def test_a_release_is_signed_and_its_sbom_lists_what_cargo_linked_for_the_target(
+        real_farm, built_chain, tmp_path):
+    """The sign step's files, served by the farm: `farm verify` and Debian's minisign
+    accept them; the SBOM lists exactly the crates cargo tree says are linked into a
+    MIPS binary (no build-only crate, no proc macro); the provenance names the commit,
+    the Cargo.lock and the image the build ran in."""
+    from rustfarm.attestations import sbom_crates
+    from tests.releases.test_signed_releases import minisign
+    [result] = build(real_farm, "cli", MIPS_MUSL).values()
+    assert result["results"] == 0, real_farm.step_log(result, "cargo build")[-3000:]
+    steps = {s["name"]: s for s in real_farm.steps(result)}
+    assert steps["sign"]["state_string"].startswith("signed (key "), steps["sign"]
+    [signature_url] = [u for u in real_farm.artifact_urls(result)
+                       if u.endswith("/SHA256SUMS.minisig")]
+    base = signature_url.rsplit("/", 1)[0] + "/"
+    keys = tmp_path / "keys.pub"
+    keys.write_text(requests.get(real_farm.url + "plugins/artifacts/release-keys.pub",
+                                 timeout=30).text)
+    done = real_farm.farm("verify", base, "--key", str(keys))
+    assert f"verified {MIPS_MUSL}: 4 files" in done.stdout
+    for name in ("SHA256SUMS", "SHA256SUMS.minisig"):
+        (tmp_path / name).write_bytes(requests.get(base + name, timeout=30).content)
+    checked = subprocess.run([minisign(), "-V", "-p", str(keys), "-m", "SHA256SUMS"],
+                             cwd=tmp_path, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    # What cargo itself says is linked for the target: normal dependencies, no proc macro.
+    tree = subprocess.run(["cargo", "tree", "--locked", "--target", MIPS_MUSL, "--prefix",
+                           "none", "-e", "normal,no-proc-macro", "--format", "{p}"],
+                          cwd=FIXTURES / "cli-deps", capture_output=True, text=True,
+                          env={**os.environ, "CARGO_HOME": str(tmp_path / "cargo-home")})
+    assert tree.returncode == 0, tree.stderr
+    expected = sorted({(line.split()[0], line.split()[1].lstrip("v"))
+                       for line in tree.stdout.splitlines()
+                       if line.strip() and "(/" not in line and "(*)" not in line})
+    sbom = requests.get(base + "sbom.cdx.json", timeout=30).text
+    assert sbom_crates(sbom) == expected
+    assert "serde_derive" not in dict(expected) and "serde" in dict(expected)
+    statement = requests.get(base + "provenance.intoto.json", timeout=30).json()
+    definition = statement["predicate"]["buildDefinition"]
+    named = {d.get("name"): d for d in definition["resolvedDependencies"]}
+    lock = (FIXTURES / "cli-deps" / "Cargo.lock").read_bytes()
+    import hashlib
+    assert named["Cargo.lock"]["digest"]["sha256"] == hashlib.sha256(lock).hexdigest()
+    image_id = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}",
+                               built_chain.reference(MIPS_MUSL)], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    assert named["worker image"]["digest"]["sha256"] == image_id.partition(":")[2]
+    assert definition["externalParameters"]["target"] == MIPS_MUSL

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from rustfarm.worker_tool.protocol import ProtocolError, read_answer
+from rustfarm.cargo_lock import package_id_name_version
 from rustfarm.worker_tool_file import assemble, package_root, tool_digest
 from tests.support.worker_tool import run_tool, tool_in
 
@@ -84,7 +85,9 @@ def test_package_is_reproducible_with_a_checksum(tool, tmp_path):
     digest = hashlib.sha256((tmp_path / "out.tar.gz").read_bytes()).hexdigest()
     # The digest the master checks the upload against; no file is left for it.
     assert answer == {"archive": "out.tar.gz", "sha256": digest,
-                      "binaries": [{"name": "hello", "size": 9}]}
+                      "binaries": [{"name": "hello", "size": 9,
+                                    "sha256": hashlib.sha256(b"\x7fELF fake").hexdigest()}],
+                      "linked": []}
     assert not (tmp_path / "SHA256SUMS").exists()
     os.utime(bindir / "hello", (0, 12345))
     run(tool, "package", "out.tar.gz", bindir, "hello", cwd=tmp_path)
@@ -271,3 +274,41 @@ def test_package_ships_the_binaries_cargo_reports_building(tool, tmp_path):
     done, answer = run(tool, "package", "out.tar.gz", "--built-by", crate, *build,
                        cwd=tmp_path, env=env)
     assert done.returncode == 1 and "cargo built no binary" in answer["error"]
+
+
+def test_package_names_what_cargo_linked_for_the_target_and_ships_the_listed_binaries(
+        tool, tmp_path):
+    """``linked``: the packages compiled for ``--target`` (a dependency), not those only
+    the build machine ran (a build script's dependency); ``--only``: the binaries named."""
+    from tests.integration.conftest import require_cargo
+    require_cargo()
+    triple = subprocess.run(["rustc", "-vV"], capture_output=True, text=True,
+                            check=True).stdout.split("host: ")[1].split()[0]
+    for name in ("linked", "generator"):
+        (tmp_path / name / "src").mkdir(parents=True)
+        (tmp_path / name / "Cargo.toml").write_text(
+            f'[package]\nname = "{name}"\nversion = "0.2.0"\nedition = "2021"\n')
+        (tmp_path / name / "src" / "lib.rs").write_text("pub fn f() -> u8 { 7 }\n")
+    crate = tmp_path / "crate"
+    (crate / "src" / "bin").mkdir(parents=True)
+    (crate / "Cargo.toml").write_text(
+        '[package]\nname = "tools"\nversion = "0.1.0"\nedition = "2021"\n\n'
+        '[dependencies]\nlinked = { path = "../linked" }\n\n'
+        '[build-dependencies]\ngenerator = { path = "../generator" }\n')
+    (crate / "build.rs").write_text("fn main() { generator::f(); }\n")
+    (crate / "src" / "main.rs").write_text("fn main() { linked::f(); }\n")
+    (crate / "src" / "bin" / "second.rs").write_text("fn main() {}\n")
+    env = {**os.environ, "CARGO_TARGET_DIR": str(tmp_path / "target")}
+    build = ["cargo", "build", "--offline", "--target", triple]
+    assert subprocess.run(build, cwd=crate, env=env, capture_output=True).returncode == 0
+    done, answer = run(tool, "package", "out.tar.gz", "--only", "tools", "--built-by", crate,
+                       *build, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert [b["name"] for b in answer["binaries"]] == ["tools"]
+    built = tmp_path / "target" / triple / "debug" / "tools"
+    assert answer["binaries"][0]["sha256"] == hashlib.sha256(built.read_bytes()).hexdigest()
+    assert sorted(map(package_id_name_version, answer["linked"])) == [("linked", "0.2.0"),
+                                                                     ("tools", "0.1.0")]
+    done, answer = run(tool, "package", "out.tar.gz", "--only", "absent", "--built-by", crate,
+                       *build, cwd=tmp_path, env=env)
+    assert done.returncode == 1 and "binary absent not found" in answer["error"]

@@ -1,0 +1,132 @@
+"""A target's release files, signed and checked: ``SHA256SUMS`` lists the archive
+first, then the Cargo.lock the build used, the SBOM and the provenance;
+``SHA256SUMS.minisig`` signs it, its trusted comment naming the project, revision
+and target. ``farm verify`` checks the same files, from a directory or a URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .attestations import LOCK_FILE, PROVENANCE_FILE, SBOM_FILE, ReleaseFacts, crate_license, \
+    linked_packages, provenance, provenance_subjects, sbom, sha256_file
+from .cargo_lock import LockError, LockedPackage, read_lock
+from .crate_store import CrateStore
+from .errors import FarmError
+from .minisign import PublicKey, SignatureError, verify
+from .release_keys import ReleaseKeys
+
+SUMS_FILE = "SHA256SUMS"
+SIGNATURE_FILE = "SHA256SUMS.minisig"
+
+
+class ReleaseCheckFailed(FarmError):
+    """A release that does not verify, saying which file and why."""
+
+
+@dataclass(frozen=True)
+class Signed:
+    files: list[tuple[str, str]]          # (name, sha256) as SHA256SUMS lists them
+    key_id: str
+    crates: int
+
+
+def trusted_comment(project: str, revision: str, target: str) -> str:
+    return f"rustfarm release project:{project} revision:{revision} target:{target}"
+
+
+def _write(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def attest_target(directory: Path, facts: ReleaseFacts, keys: ReleaseKeys,
+                  store: CrateStore | None, linked: list[str]) -> Signed:
+    """Write the SBOM, the provenance, SHA256SUMS and its signature beside the archive."""
+    lock_path = directory / LOCK_FILE
+    lock: list[LockedPackage] = []
+    if lock_path.exists():
+        try:
+            lock = read_lock(lock_path.read_text(), LOCK_FILE)
+        except LockError:
+            lock = []
+        facts = ReleaseFacts(**{**facts.__dict__, "lock_sha256": sha256_file(lock_path)})
+    packages = linked_packages(linked, lock)
+    licenses = {}
+    if store is not None:
+        for package in packages:
+            if package.kind != "path":
+                found = crate_license(store.entry(package))
+                if found:
+                    licenses[(package.name, package.version)] = found
+    _write(directory / SBOM_FILE, sbom(facts, packages, licenses))
+    _write(directory / PROVENANCE_FILE, provenance(facts))
+    names = [facts.archive.name] + [n for n in (LOCK_FILE, SBOM_FILE, PROVENANCE_FILE)
+                                    if (directory / n).exists()]
+    files = [(name, sha256_file(directory / name)) for name in names]
+    if files[0][1] != facts.archive.sha256:
+        raise ReleaseCheckFailed(f"{facts.archive.name} changed after it was packaged")
+    sums = "".join(f"{digest}  {name}\n" for name, digest in files)
+    key = keys.signing_key()
+    signature = key.sign(sums.encode(), trusted_comment(facts.project, facts.revision,
+                                                        facts.target))
+    # The signature first: a reader that finds the new SHA256SUMS finds its signature.
+    _write(directory / SIGNATURE_FILE, signature)
+    _write(directory / SUMS_FILE, sums)
+    return Signed(files, key.public.id_text, sum(1 for p in packages if p.kind != "path"))
+
+
+@dataclass(frozen=True)
+class Verified:
+    target: str
+    key_id: str
+    comment: str
+    files: list[str]
+
+
+def verify_target(read: Callable[[str], bytes], where: str, target: str,
+                  keys: list[PublicKey]) -> Verified:
+    """Check one target's release, its files read by ``read(name)`` (OSError when
+    missing): the signature by one of ``keys``, every checksum, and the provenance
+    naming the archive as it is."""
+    try:
+        sums = read(SUMS_FILE)
+        signature = read(SIGNATURE_FILE).decode(errors="replace")
+    except OSError as err:
+        raise ReleaseCheckFailed(f"{where}: {err}") from None
+    try:
+        key, comment = verify(sums, signature, keys)
+    except SignatureError as err:
+        raise ReleaseCheckFailed(f"{where}/{SUMS_FILE}: {err}") from None
+    if not comment.endswith(f" target:{target}"):
+        raise ReleaseCheckFailed(f"{where}: signed for another target ({comment})")
+    listed = {}
+    for number, line in enumerate(sums.decode(errors="replace").splitlines(), 1):
+        digest, _, name = line.partition("  ")
+        if len(digest) != 64 or not name or "/" in name or name.startswith("."):
+            raise ReleaseCheckFailed(f"{where}/{SUMS_FILE}, line {number}: not a checksum line")
+        listed[name] = digest
+    for name, digest in listed.items():
+        try:
+            data = read(name)
+        except OSError as err:
+            raise ReleaseCheckFailed(f"{where}/{name}: listed in {SUMS_FILE} but {err}") \
+                from None
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ReleaseCheckFailed(f"{where}/{name}: its SHA-256 is not the one "
+                                     f"{SUMS_FILE} lists (the file was changed)")
+    if PROVENANCE_FILE not in listed:
+        raise ReleaseCheckFailed(f"{where}: no {PROVENANCE_FILE} in {SUMS_FILE}")
+    try:
+        subjects = provenance_subjects(read(PROVENANCE_FILE).decode())
+    except (ValueError, KeyError, TypeError) as err:
+        raise ReleaseCheckFailed(f"{where}/{PROVENANCE_FILE}: {err}") from None
+    archive = next(iter(listed))
+    if subjects.get(archive) != listed[archive]:
+        raise ReleaseCheckFailed(f"{where}/{PROVENANCE_FILE}: does not name {archive} "
+                                 "with the checksum SHA256SUMS lists")
+    return Verified(target, key.id_text, comment, list(listed))

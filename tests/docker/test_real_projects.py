@@ -6,6 +6,7 @@ crates.io, a real registry (nginx), real containers, binaries run under qemu."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -298,7 +299,6 @@ def test_a_release_is_signed_and_its_sbom_lists_what_cargo_linked_for_the_target
     definition = statement["predicate"]["buildDefinition"]
     named = {d.get("name"): d for d in definition["resolvedDependencies"]}
     lock = (FIXTURES / "cli-deps" / "Cargo.lock").read_bytes()
-    import hashlib
     assert named["Cargo.lock"]["digest"]["sha256"] == hashlib.sha256(lock).hexdigest()
     image_id = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}",
                                built_chain.reference(MIPS_MUSL)], capture_output=True,

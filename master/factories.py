@@ -146,6 +146,16 @@ def has_c_compiler(triple: str) -> bool:
     return spec is None or spec.cc is not None
 
 
+def package_kinds(project: Project, triple: str) -> tuple[tuple[str, str], ...]:
+    """The packages the project's release has for the target: (kind, architecture),
+    where the table gives the target one (Debian's and OpenWrt's names)."""
+    spec = target_table().targets.get(triple)
+    if spec is None:
+        return ()
+    arches = {"deb": spec.debian, "ipk": spec.openwrt}
+    return tuple((kind, arches[kind]) for kind in project.packages if arches.get(kind))
+
+
 def cargo_settings(farm: Farm, paths: StateDir) -> CargoSettings:
     """How the farm's cargo resolves and fetches crates: in its own home, with this
     machine's cargo configuration and farm.yaml's mirror of crates.io."""
@@ -253,7 +263,8 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
             ReleaseKeys(paths), CrateStore(paths.crate_store) if fetches else None,
             artifact_dir, archive, project.name, project.source, target.triple,
             farm.farm.url, profile, cargo_args, target.cargo_env(), url=artifact_url,
-            haltOnFailure=True))
+            package_kinds=package_kinds(project, target.triple), service=project.service,
+            maintainer=project.maintainer, haltOnFailure=True))
         factory.addStep(PruneArtifacts(paths.artifacts / project.name, farm.artifacts.keep,
                                        release_url=release_url))
     return factory

@@ -14,10 +14,11 @@ from twisted.internet import defer, threads
 
 from rustfarm.attestations import PROVENANCE_FILE, SBOM_FILE, ReleaseFacts, Shipped
 from rustfarm.crate_store import CrateStore
+from rustfarm.device_packages import PackageInfo, package_name, package_version
 from rustfarm.errors import FarmError
 from rustfarm.names import IMAGE_ID_PROPERTY, IMAGE_PROPERTY
 from rustfarm.release_keys import ReleaseKeys
-from rustfarm.release_files import SIGNATURE_FILE, attest_target
+from rustfarm.release_files import SIGNATURE_FILE, Packaging, attest_target
 
 
 class SignRelease(buildstep.BuildStep):
@@ -30,8 +31,13 @@ class SignRelease(buildstep.BuildStep):
 
     def __init__(self, keys: ReleaseKeys, store: CrateStore | None, artifact_dir, archive,
                  project: str, repository: str, target: str, farm_url: str, profile,
-                 cargo_arguments, environment: dict[str, str], url=None, **kwargs):
+                 cargo_arguments, environment: dict[str, str], url=None,
+                 package_kinds: tuple[tuple[str, str], ...] = (), service: str = "",
+                 maintainer: str = "", **kwargs):
         super().__init__(**kwargs)
+        self.package_kinds = package_kinds
+        self.service = service
+        self.maintainer = maintainer
         self.keys = keys
         self.store = store
         self.artifact_dir = artifact_dir
@@ -65,6 +71,23 @@ class SignRelease(buildstep.BuildStep):
             archive=Shipped(self.archive, self.getProperty("archive_sha256") or ""),
             binaries=tuple(Shipped(name, digest) for name, digest in sorted(digests.items())))
 
+    def packaging(self) -> Packaging | None:
+        if not self.package_kinds:
+            return None
+        about = self.getProperty("crate_about") or {}
+        revision = self.getProperty("revision_label") or ""
+        service = self.service
+        if service and not service.startswith("/"):
+            service = f"/usr/bin/{service}"
+        info = PackageInfo(
+            name=package_name(self.project),
+            version=package_version(about.get("version"), revision),
+            description=about.get("description") or f"{self.project} for {self.target}",
+            maintainer=self.maintainer or f"{self.project} maintainers <{self.project}@localhost>",
+            license=about.get("license", ""), epoch=int(self.getProperty("commit_time") or 0),
+            service=service)
+        return Packaging(info, self.package_kinds)
+
     @defer.inlineCallbacks
     def run(self):
         facts = yield self.facts()
@@ -73,10 +96,10 @@ class SignRelease(buildstep.BuildStep):
         try:
             signed = yield threads.deferToThread(
                 attest_target, Path(self.artifact_dir), facts, self.keys, self.store,
-                list(self.getProperty("linked_crates") or []))
+                list(self.getProperty("linked_crates") or []), self.packaging())
         except (FarmError, OSError, ValueError) as err:
             yield log.addStderr(f"{err}\n")
-            self.descriptionDone = "could not sign the release"
+            self.descriptionDone = f"could not sign the release: {str(err)[:200]}"
             return FAILURE
         yield log.addStdout(
             "".join(f"{digest}  {name}\n" for name, digest in signed.files)
@@ -84,7 +107,11 @@ class SignRelease(buildstep.BuildStep):
             f"{time.monotonic() - began:.3f} s\n"
             + f"SBOM: {signed.crates} crates linked into the binaries\n")
         if self.url:
-            for name in (SBOM_FILE, PROVENANCE_FILE, SIGNATURE_FILE):
+            packages = [name for name, _ in signed.files if name.endswith((".deb", ".ipk"))]
+            for name in (*packages, SBOM_FILE, PROVENANCE_FILE, SIGNATURE_FILE):
                 yield self.addURL(name, self.url + name)
-        self.descriptionDone = f"signed (key {signed.key_id}), SBOM of {signed.crates} crates"
+        made = [name.rpartition(".")[2] for name, _ in signed.files
+                if name.endswith((".deb", ".ipk"))]
+        self.descriptionDone = (f"signed (key {signed.key_id}), SBOM of {signed.crates} crates"
+                                + (f", {' and '.join(made)}" if made else ""))
         return SUCCESS

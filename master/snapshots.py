@@ -33,6 +33,8 @@ class Snapshot:
     revision: str     # full git commit id, or the content hash of a directory
     path: Path
     log: str
+    # The commit's time (a directory's: 0), the build's SOURCE_DATE_EPOCH.
+    commit_time: int = 0
 
     @property
     def label(self) -> str:
@@ -137,16 +139,17 @@ def _git_snapshot(project: Project, revision: str | None, branch: str | None,
         what = f"revision {revision}" if revision else f"branch {branch or project.branches[0]}"
         raise SnapshotError(f"{what} not found in {project.source}") from None
     log.append(f"revision {commit}")
+    commit_time = int(_git(git, "show", "-s", "--format=%ct", commit, cwd=mirror).strip() or 0)
     path = out_dir / f"{commit}.tar.gz"
     if path.exists():
         log.append(f"snapshot {path.name} already made")
-        return Snapshot(commit, path, "\n".join(log))
+        return Snapshot(commit, path, "\n".join(log), commit_time)
     archive = git.run(["git", "archive", "--format=tar", commit], mirror, timeout, text=False)
     if archive.returncode != 0:
         raise SnapshotError(f"git archive {commit} failed: {archive.stderr.decode().strip()}")
     _write_atomically(path, gzip_bytes(archive.stdout))
     log.append(f"snapshot {path.name}: {path.stat().st_size} bytes")
-    return Snapshot(commit, path, "\n".join(log))
+    return Snapshot(commit, path, "\n".join(log), commit_time)
 
 
 def _directory_files(root: Path) -> list[Path]:

@@ -72,6 +72,7 @@ class SnapshotSource(SaysHowItEnded, buildstep.BuildStep):
         self.setProperty("got_revision", snapshot.revision, "Snapshot")
         self.setProperty("revision_label", snapshot.label, "Snapshot")
         self.setProperty("snapshot", str(snapshot.path), "Snapshot")
+        self.setProperty("commit_time", snapshot.commit_time, "Snapshot")
         self.descriptionDone = f"source {snapshot.label}"
         return SUCCESS
 

@@ -275,6 +275,7 @@ class Package(WorkerToolStep):
         self.setProperty("archive_sha256", self.packed_digest, "Package")
         self.setProperty("binary_digests", {b["name"]: b.get("sha256", "")
                                             for b in answer.get("binaries", [])}, "Package")
+        self.setProperty("crate_about", answer.get("crate", {}), "Package")
         # What cargo compiled for the target (NAME@VERSION): the crates in the binaries.
         self.setProperty("linked_crates", sorted(
             f"{name}@{version}" for name, version in

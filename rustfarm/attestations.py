@@ -62,6 +62,7 @@ class ReleaseFacts:
     binaries: tuple[Shipped, ...]
     lock_sha256: str = ""
     farm_version: str = ""
+    packages: tuple[Shipped, ...] = ()      # the .deb and .ipk made of the binaries
     extra: dict = field(default_factory=dict)
 
 
@@ -171,7 +172,7 @@ def provenance(facts: ReleaseFacts) -> str:
     run.metadata.started_on.FromSeconds(int(facts.started))
     run.metadata.finished_on.FromSeconds(int(facts.finished))
     subjects = [ResourceDescriptor(name=s.name, digest={"sha256": s.sha256}).pb
-                for s in (facts.archive, *facts.binaries)]
+                for s in (facts.archive, *facts.binaries, *facts.packages)]
     statement = Statement(subjects, SLSA_PROVENANCE, json_format.MessageToDict(predicate))
     statement.validate()
     return json.dumps(json_format.MessageToDict(statement.pb), indent=2, sort_keys=True) + "\n"

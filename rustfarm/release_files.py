@@ -6,15 +6,18 @@ and target. ``farm verify`` checks the same files, from a directory or a URL.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .attestations import LOCK_FILE, PROVENANCE_FILE, SBOM_FILE, ReleaseFacts, crate_license, \
-    linked_packages, provenance, provenance_subjects, sbom, sha256_file
+from .attestations import LOCK_FILE, PROVENANCE_FILE, SBOM_FILE, ReleaseFacts, Shipped, \
+    crate_license, linked_packages, provenance, provenance_subjects, sbom, sha256_file
 from .cargo_lock import LockError, LockedPackage, read_lock
 from .crate_store import CrateStore
+from .device_packages import PackageInfo, debian_package, openwrt_package
 from .errors import FarmError
 from .minisign import PublicKey, SignatureError, verify
 from .release_keys import ReleaseKeys
@@ -44,9 +47,35 @@ def _write(path: Path, text: str) -> None:
     partial.replace(path)
 
 
+@dataclass(frozen=True)
+class Packaging:
+    """The packages to make of a target's binaries: (kind, architecture) pairs."""
+    info: PackageInfo
+    kinds: tuple[tuple[str, str], ...]
+
+
+MAKERS = {"deb": debian_package, "ipk": openwrt_package}
+
+
+def _binaries_of(archive: Path) -> dict[str, bytes]:
+    with tarfile.open(archive) as tar:
+        return {member.name: tar.extractfile(member).read() for member in tar.getmembers()
+                if member.isfile()}
+
+
+def make_packages(directory: Path, archive: str, packaging: Packaging) -> list[Path]:
+    if not packaging.kinds:
+        return []
+    binaries = _binaries_of(directory / archive)
+    return [MAKERS[kind](packaging.info, architecture, binaries, directory)
+            for kind, architecture in packaging.kinds]
+
+
 def attest_target(directory: Path, facts: ReleaseFacts, keys: ReleaseKeys,
-                  store: CrateStore | None, linked: list[str]) -> Signed:
-    """Write the SBOM, the provenance, SHA256SUMS and its signature beside the archive."""
+                  store: CrateStore | None, linked: list[str],
+                  packaging: Packaging | None = None) -> Signed:
+    """Write the packages, the SBOM, the provenance, SHA256SUMS and its signature beside
+    the archive."""
     lock_path = directory / LOCK_FILE
     lock: list[LockedPackage] = []
     if lock_path.exists():
@@ -54,7 +83,10 @@ def attest_target(directory: Path, facts: ReleaseFacts, keys: ReleaseKeys,
             lock = read_lock(lock_path.read_text(), LOCK_FILE)
         except LockError:
             lock = []
-        facts = ReleaseFacts(**{**facts.__dict__, "lock_sha256": sha256_file(lock_path)})
+        facts = dataclasses.replace(facts, lock_sha256=sha256_file(lock_path))
+    made = make_packages(directory, facts.archive.name, packaging) if packaging else []
+    facts = dataclasses.replace(facts, packages=tuple(Shipped(p.name, sha256_file(p))
+                                                      for p in made))
     packages = linked_packages(linked, lock)
     licenses = {}
     if store is not None:
@@ -65,8 +97,8 @@ def attest_target(directory: Path, facts: ReleaseFacts, keys: ReleaseKeys,
                     licenses[(package.name, package.version)] = found
     _write(directory / SBOM_FILE, sbom(facts, packages, licenses))
     _write(directory / PROVENANCE_FILE, provenance(facts))
-    names = [facts.archive.name] + [n for n in (LOCK_FILE, SBOM_FILE, PROVENANCE_FILE)
-                                    if (directory / n).exists()]
+    names = [facts.archive.name] + [n for n in (LOCK_FILE, *(p.name for p in made), SBOM_FILE,
+                                                PROVENANCE_FILE) if (directory / n).exists()]
     files = [(name, sha256_file(directory / name)) for name in names]
     if files[0][1] != facts.archive.sha256:
         raise ReleaseCheckFailed(f"{facts.archive.name} changed after it was packaged")

@@ -101,6 +101,8 @@ class TargetSpec:
     rustflags: tuple[str, ...] = ()
     cflags: tuple[str, ...] = ()
     qemu: str | None = None       # None: nothing runs it here; "": runs natively
+    debian: str | None = None     # Debian's architecture name (the release's .deb)
+    openwrt: str | None = None    # OpenWrt's package architecture (the release's .ipk)
 
     @property
     def image(self) -> str:
@@ -265,7 +267,8 @@ def _target(row: dict, toolchains: Mapping[str, Toolchain]) -> TargetSpec:
         triple=row["triple"], arch=row["arch"], libc=libc, binary=binary,
         std=_std(row, toolchains), cross=row.get("cross") or None, zig=row.get("zig") or None,
         packages=_texts(row, "packages"), rustflags=_texts(row, "rustflags"),
-        cflags=_texts(row, "cflags"), qemu=None if qemu is None else str(qemu))
+        cflags=_texts(row, "cflags"), qemu=None if qemu is None else str(qemu),
+        debian=row.get("debian") or None, openwrt=row.get("openwrt") or None)
     if libc in ("gnu", "mingw") and not target.cross:
         raise ValueError(f"a {libc} target needs cross (its gcc's prefix)")
     if libc == "musl" and not target.zig:

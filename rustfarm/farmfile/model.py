@@ -416,6 +416,9 @@ class Project:
     toolchain_pinned: bool = False  # farm.yaml names it for this project (else the farm's default)
     strip: bool = True        # ship binaries without symbols
     fetch_timeout: int = 600  # seconds a clone or fetch of a git source may take
+    packages: tuple[str, ...] = ("deb", "ipk")  # the release's packages, where a target has them
+    service: str = ""         # the command procd runs on OpenWrt (the .ipk's init script)
+    maintainer: str = ""      # the packages' Maintainer field
 
     @property
     def is_git(self) -> bool:

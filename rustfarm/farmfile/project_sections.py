@@ -10,6 +10,9 @@ from .errors import did_you_mean
 from .model import Pool, Project, Target
 from .reader import Section
 
+# The packages a release can hold besides its archive (rustfarm/device_packages.py).
+PACKAGE_KINDS = ("deb", "ipk")
+
 
 class ProjectSections:
     def projects(self, top: Section, targets: dict[str, Target], pools: dict[str, Pool],
@@ -19,7 +22,8 @@ class ProjectSections:
             path = f"projects.{name}"
             s = self.section(node, path, ("source", "subdir", "branches", "poll_interval",
                                           "targets", "profile", "features", "test",
-                                          "binaries", "toolchain", "strip", "fetch_timeout"),
+                                          "binaries", "toolchain", "strip", "fetch_timeout",
+                                          "packages", "service", "maintainer"),
                              line)
             source = s.text("source")
             if source is not None:
@@ -41,6 +45,16 @@ class ProjectSections:
                             f"{path}.binaries[{index}]",
                             f"'{binary}' is not a binary name: letters, digits, '_', '-' and "
                             "'.', no paths")
+            packages = s.texts("packages", ("deb", "ipk"))
+            for index, kind in enumerate(packages):
+                if kind not in PACKAGE_KINDS:
+                    s.error(s.item_line("packages", index), f"{path}.packages[{index}]",
+                            f"'{kind}' is not a package kind: {', '.join(PACKAGE_KINDS)}")
+            service = s.text("service", "") or ""
+            if "\n" in service or (service and not re.match(r"^[A-Za-z0-9_/.-]+( |$)", service)):
+                s.error(s.key_line("service"), f"{path}.service",
+                        "one command line, starting with a binary the project ships (run "
+                        "from /usr/bin) or an absolute path")
             projects[name] = Project(
                 name=name,
                 source=source or "",
@@ -56,6 +70,8 @@ class ProjectSections:
                 toolchain_pinned=s.has("toolchain"),
                 strip=s.flag("strip", True),
                 fetch_timeout=s.integer("fetch_timeout", 600, minimum=1),
+                packages=packages, service=service,
+                maintainer=s.text("maintainer", "") or "",
             )
         if not top.has("projects"):
             top.error(1, "projects", "missing required key")

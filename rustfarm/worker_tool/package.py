@@ -10,8 +10,9 @@ whose files are the target's (not the build machine's: build scripts, proc macro
 name the packages linked into the binaries, for the release's SBOM.
 
 Result: ``{"archive": NAME, "sha256": DIGEST, "binaries": [{"name": N, "size": BYTES,
-"sha256": DIGEST}], "linked": [PACKAGE_ID...]}``; the master checks the archive it
-receives against the digest.
+"sha256": DIGEST}], "linked": [PACKAGE_ID...], "crate": {"version": ...,
+"description": ..., "license": ...}}`` (what Cargo.toml says, for the release's
+packages); the master checks the archive it receives against the digest.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 
 from .archives import Member, tar_gz_bytes
 from .protocol import answer, fail, say
+from .toolchain import manifest_value
 
 
 def _target_of(command: list[str]) -> str | None:
@@ -67,6 +69,17 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def crate_about(crate_dir: str) -> dict:
+    """The crate's version and description, as its Cargo.toml (or workspace) says, for
+    the release's packages."""
+    about = {}
+    for key in ("version", "description", "license"):
+        value, _ = manifest_value(crate_dir, "package", key)
+        if isinstance(value, str):
+            about[key] = value
+    return about
+
+
 def package(archive: str, paths: list[str], linked: list[str] | None = None) -> dict:
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
@@ -94,9 +107,10 @@ def main(args: list[str]) -> None:
     only = None
     if rest[:1] == ["--only"] and len(rest) > 1:
         only, rest = [name for name in rest[1].split(",") if name], rest[2:]
-    linked = None
+    linked, about = None, {}
     if rest[:1] == ["--built-by"] and len(rest) > 3:
         paths, linked = cargo_built(rest[1], rest[2:])
+        about = crate_about(rest[1])
         if only is not None:
             built = {os.path.basename(path): path for path in paths}
             place = os.path.dirname(paths[0])
@@ -107,4 +121,4 @@ def main(args: list[str]) -> None:
     else:
         raise ValueError("give BINDIR and binaries, or --built-by, the crate's directory "
                          "and cargo's command")
-    answer(package(archive, paths, linked))
+    answer({**package(archive, paths, linked), "crate": about})

@@ -418,3 +418,19 @@ def test_a_registry_that_needs_a_token_without_one_is_refused_by_farm_check(tmp_
     unknown = subprocess.run([*farm, "registry-token", "nope"], input="x\n",
                              capture_output=True, text=True)
     assert unknown.returncode != 0 and "no registry 'nope'" in unknown.stderr
+
+
+def test_a_release_s_packages_and_service_are_checked(tmp_path):
+    config = tmp_path / "farm.yaml"
+    text = BASE.replace(f"  hello: {{source: {EXAMPLE}}}\n",
+                        f"  hello:\n    source: {EXAMPLE}\n    packages: [deb, rpm]\n"
+                        "    service: \"; rm -rf /\"\n")
+    assert problems(config, text) == [
+        f"{config}:10: projects.hello.packages[1]: 'rpm' is not a package kind: deb, ipk",
+        f"{config}:11: projects.hello.service: one command line, starting with a binary the "
+        "project ships (run from /usr/bin) or an absolute path"]
+    farm = loads(text.replace("deb, rpm", "ipk").replace('"; rm -rf /"', "hello --serve"),
+                 config)
+    assert (farm.projects["hello"].packages, farm.projects["hello"].service) == (
+        ("ipk",), "hello --serve")
+    assert loads(BASE, config).projects["hello"].packages == ("deb", "ipk")

@@ -34,15 +34,26 @@ def test_forced_build_over_rest_gives_a_working_artifact(example_farm, tmp_path)
     fetch = farm.step_log(build, "fetch source")
     assert f"/{TOOL_NAME} unpack - " in fetch and "bytes to stdin" in fetch
 
-    archive_url, sums_url, release_url = farm.artifact_urls(build)
+    urls = farm.artifact_urls(build)
+    [archive_url] = [u for u in urls if u.endswith(".tar.gz")]
+    [sums_url] = [u for u in urls if u.endswith("/SHA256SUMS")]
+    [release_url] = [u for u in urls if u.endswith("/")]
     assert release_url.endswith(f"/plugins/artifacts/hello/{archive_url.split('/')[-3]}/")
     revision = archive_url.split("/")[-3]
     assert archive_url == (f"{farm.url}plugins/artifacts/hello/{revision}/{HOST_TARGET}/"
                            f"hello-{revision}-{HOST_TARGET}.tar.gz")
     archive = requests.get(archive_url, timeout=30)
     archive.raise_for_status()
-    sums = requests.get(sums_url, timeout=30).text
-    assert sums == f"{hashlib.sha256(archive.content).hexdigest()}  {archive_url.split('/')[-1]}\n"
+    sums = requests.get(sums_url, timeout=30).text.splitlines()
+    assert sums[0] == f"{hashlib.sha256(archive.content).hexdigest()}  {archive_url.split('/')[-1]}"
+    # Signed, with the Debian package of the binary (amd64), its SBOM and provenance.
+    assert [line.split("  ")[1] for line in sums[1:]] == [
+        "Cargo.lock", f"hello_0.1.0+{revision}_amd64.deb", "sbom.cdx.json",
+        "provenance.intoto.json"]
+    keys = tmp_path / "keys.pub"
+    keys.write_text(requests.get(f"{farm.url}plugins/artifacts/release-keys.pub", timeout=30).text)
+    verified = farm.farm("verify", release_url, "--key", str(keys))
+    assert f"verified {HOST_TARGET}: 5 files" in verified.stdout
     assert (farm.state / "artifacts" / "hello" / revision / HOST_TARGET / "SHA256SUMS").exists()
 
     with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:

@@ -87,7 +87,7 @@ def test_package_is_reproducible_with_a_checksum(tool, tmp_path):
     assert answer == {"archive": "out.tar.gz", "sha256": digest,
                       "binaries": [{"name": "hello", "size": 9,
                                     "sha256": hashlib.sha256(b"\x7fELF fake").hexdigest()}],
-                      "linked": []}
+                      "linked": [], "crate": {}}
     assert not (tmp_path / "SHA256SUMS").exists()
     os.utime(bindir / "hello", (0, 12345))
     run(tool, "package", "out.tar.gz", bindir, "hello", cwd=tmp_path)

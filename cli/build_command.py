@@ -9,7 +9,7 @@ from rustfarm.errors import FarmError
 from rustfarm.failures import error_lines
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.errors import did_you_mean
-from rustfarm.names import builder_name, project_force_scheduler
+from rustfarm.names import builder_name, project_force_scheduler, project_verify_scheduler
 from rustfarm.progress import say
 from rustfarm.runtime import running_farm
 
@@ -29,7 +29,10 @@ class BuildRequest:
 
 
 def force(farm: Farm, api: FarmApi, project_name: str, targets: list[str], branch: str | None,
-          revision: str | None, profile: str | None) -> list[BuildRequest]:
+          revision: str | None, profile: str | None,
+          reproduce: bool = False) -> list[BuildRequest]:
+    """Request the project's builds for ``targets`` (all when empty); with ``reproduce``,
+    rebuilds of ``revision``'s release through its verify scheduler."""
     declared = farm.projects.get(project_name)
     farm = running_farm(farm)
     project = farm.projects.get(project_name)
@@ -50,10 +53,14 @@ def force(farm: Farm, api: FarmApi, project_name: str, targets: list[str], branc
         raise FarmError(f"the farm is not running at {api.base} (start it with `farm up`)")
     user = api.login_from_secrets(farm)
     params = {"targets": chosen, "branch": branch or project.branches[0],
-              "revision": revision or "", "profile": profile or project.profile,
-              "username": user, "reason": "farm build"}
-    _, requests_by_builder = api.rpc(f"forceschedulers/{project_force_scheduler(project_name)}",
-                                     "force", **params)
+              "revision": revision or "", "username": user, "reason": "farm build"}
+    scheduler = project_force_scheduler(project_name)
+    if reproduce:
+        scheduler = project_verify_scheduler(project_name)
+        params["reason"] = "farm verify-build"
+    else:
+        params["profile"] = profile or project.profile
+    _, requests_by_builder = api.rpc(f"forceschedulers/{scheduler}", "force", **params)
     names = api.builder_names()
     wanted = {builder_name(project_name, t) for t in chosen}
     found = [BuildRequest(names[int(bid)], brid) for bid, brid in requests_by_builder.items()]

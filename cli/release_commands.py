@@ -1,6 +1,7 @@
-"""``farm key`` (the public key that signs releases; ``--rotate`` makes a new one) and
+"""``farm key`` (the public key that signs releases; ``--rotate`` makes a new one),
 ``farm verify DIR|URL`` (a downloaded or served release: signature, checksums,
-provenance)."""
+provenance) and ``farm verify-build PROJECT REVISION`` (a rebuild that must give the
+release's binaries)."""
 
 from __future__ import annotations
 
@@ -128,6 +129,22 @@ def cmd_verify(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_verify_build(args) -> int:
+    from .api import FarmApi
+    from .build_command import follow, force
+    farm = load(args.config)
+    api = FarmApi.for_farm(farm)
+    requests = force(farm, api, args.project, args.target or [], None, args.revision, None,
+                     reproduce=True)
+    for request in requests:
+        say(f"rebuilding {args.project} {args.revision} for {request.builder.split(':', 1)[1]} "
+            f"without the compile cache, in a volume of its own (build request {request.brid})")
+    reproduced = follow(farm, api, requests, args.timeout)
+    say(f"{args.project} {args.revision}: " + ("every target reproduced" if reproduced else
+                                               "NOT reproduced everywhere (see above)"))
+    return 0 if reproduced else 1
+
+
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
     key = sub.add_parser("key", parents=[common], help="print the public key that signs releases",
                          description="Print the public key (minisign's format) that signs the "
@@ -145,3 +162,15 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
                         help="trusted public keys (default: the farm's own)")
     verify.add_argument("--target", action="append", help="only this target (repeatable)")
     verify.set_defaults(func=cmd_verify)
+    again = sub.add_parser("verify-build", parents=[common],
+                           help="rebuild a release to check it reproduces",
+                           description="Rebuild PROJECT's release of REVISION for each of its "
+                           "targets (or --target's) without the compile cache and in a volume "
+                           "of its own, and compare the binaries with the release's, byte for "
+                           "byte; the release page shows the outcome.")
+    again.add_argument("project")
+    again.add_argument("revision")
+    again.add_argument("--target", action="append", help="only this target (repeatable)")
+    again.add_argument("--timeout", type=float, default=3600,
+                       help="seconds to wait for the rebuilds (default 3600)")
+    again.set_defaults(func=cmd_verify_build)

@@ -20,6 +20,7 @@ Pages, besides the files themselves:
 from __future__ import annotations
 
 import html
+import json
 import os
 import time
 from pathlib import Path
@@ -28,12 +29,13 @@ from buildbot.www.plugin import Application
 from twisted.internet import threads
 from twisted.web import resource, static
 
+from rustfarm.release_files import REPRODUCED_FILE, SIGNATURE_FILE, SUMS_FILE
 from rustfarm.release_keys import keys_file_text, published_keys
 
 from .deferred_resource import DeferredResource
+from .releases import ALL_DIR, Release, TargetArchive, all_targets_archive, latest_complete, \
+    read_release, releases
 from .steps import human_size
-from .releases import ALL_DIR, Release, all_targets_archive, latest_complete, read_release, \
-    releases
 
 
 # The public key that signs releases now, and every one that signed a release.
@@ -235,18 +237,50 @@ def project_page(project_dir: Path, targets: list[str]) -> str:
             + "".join(rows) + "</table>")
 
 
+def _signed_files(archive: TargetArchive) -> str:
+    """The target's other signed files (packages, SBOM, provenance) and its signature."""
+    directory = archive.path.parent
+    if not (directory / SIGNATURE_FILE).exists():
+        return '<span class="missing">not signed</span>'
+    try:
+        listed = [line.split("  ", 1)[1] for line in
+                  (directory / SUMS_FILE).read_text().splitlines()[1:] if "  " in line]
+    except OSError:
+        listed = []
+    links = [f'<a href="{html.escape(archive.target)}/{html.escape(name)}">'
+             f'{html.escape(name.rpartition(".")[2] if name.endswith((".deb", ".ipk")) else name)}'
+             "</a>" for name in listed]
+    return " ".join([*links, f'<a href="{html.escape(archive.target)}/{SIGNATURE_FILE}">'
+                     "signature</a>"])
+
+
+def _reproduced(archive: TargetArchive) -> str:
+    """What the last `farm verify-build` of the target found."""
+    try:
+        outcome = json.loads((archive.path.parent / REPRODUCED_FILE).read_text())
+    except (OSError, ValueError):
+        return "not checked"
+    build = html.escape(str(outcome.get("build", "")))
+    if outcome.get("reproduced"):
+        return f'<a href="{build}">reproduced</a>'
+    differs = html.escape(", ".join(map(str, outcome.get("differs", []))))
+    return f'<a class="missing" href="{build}">not reproduced: {differs}</a>'
+
+
 def release_page(release: Release, targets: list[str]) -> str:
     rows = "".join(
         f'<tr><td>{html.escape(a.target)}</td>'
         f'<td><a href="{html.escape(a.member)}">{html.escape(a.name)}</a></td>'
-        f'<td class="size">{human_size(a.size)}</td><td><code>{a.sha256}</code></td></tr>'
+        f'<td class="size">{human_size(a.size)}</td><td><code>{a.sha256}</code></td>'
+        f"<td>{_signed_files(a)}</td><td>{_reproduced(a)}</td></tr>"
         for a in release.archives)
     missing = [t for t in targets if t not in release.targets]
     absent = (f'<p class="missing">Not built for: {html.escape(", ".join(missing))}</p>'
               if missing else "")
     return (f'<p><a href="../">all releases of {html.escape(release.project)}</a></p>'
             + absent
-            + "<table><tr><th>target</th><th>archive</th><th>size</th><th>SHA-256</th></tr>"
+            + "<table><tr><th>target</th><th>archive</th><th>size</th><th>SHA-256</th>"
+            "<th>signed files</th><th>rebuilt</th></tr>"
             + rows + "</table>"
             + f'<p><a href="SHA256SUMS">SHA256SUMS</a> of every archive · '
             f'<a href="{html.escape(release.all_name)}">{html.escape(release.all_name)}</a>'

@@ -9,14 +9,16 @@ from buildbot.interfaces import IRenderable
 from buildbot.locks import MasterLock
 from buildbot.process.factory import BuildFactory
 from buildbot.process.properties import Interpolate, Property
+from buildbot.process.results import SKIPPED
+from twisted.internet import defer
 from zope.interface import implementer
 
 from rustfarm.farmfile import Farm, Project, Target
 from rustfarm.farmfile.model import COMPILE_PROJECT, S3CompileCache
 from rustfarm.farmfile.pools import size_bytes
-from rustfarm.names import PROJECT_PROPERTY, TARGET_PROPERTY, upload_job
+from rustfarm.names import PROJECT_PROPERTY, TARGET_PROPERTY, is_reproduction, upload_job
 from rustfarm.state import StateDir
-from rustfarm.targets import target_table
+from rustfarm.targets import cargo_target_variable, target_table
 from rustfarm.crate_store import CrateStore
 from rustfarm.dependencies import CargoSettings, machine_config_files
 from rustfarm.release_keys import ReleaseKeys
@@ -25,7 +27,7 @@ from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR, CRATE_STORE_DI
 from .builds import FarmBuild
 from .cargo_steps import Cargo
 from .dependency_steps import Dependencies
-from .release_steps import SignRelease
+from .release_steps import REPRODUCTION_DIR, CompareWithRelease, SignRelease
 from .steps import PruneArtifacts, SnapshotSource
 from .tool_steps import CompileCacheSetup, FetchSource, Package, ToolchainCheck, WorkerTool
 
@@ -130,14 +132,42 @@ def _cargo_args(farm: Farm, project: Project, target: Target, profile: CargoProf
             *[item for setting in farm.crates.cargo_config() for item in ("--config", setting)]]
 
 
+# The farm's profile for routers' small flash: a project whose profile is min-size gets
+# it (a min-size profile of its own Cargo.toml gives way to this one).
+MIN_SIZE_PROFILE = "min-size"
+MIN_SIZE_SETTINGS = ('inherits="release"', 'opt-level="z"', 'lto="fat"', "codegen-units=1",
+                     'panic="abort"', "strip=true")
+
+
 def _feature_args(project: Project, profile: CargoProfile) -> list:
     args = []
+    if MIN_SIZE_PROFILE in project.profiles:
+        for setting in MIN_SIZE_SETTINGS:
+            args += ["--config", f"profile.{MIN_SIZE_PROFILE}.{setting}"]
     if project.features:
         args += ["--features", ",".join(project.features)]
     if project.strip:
         # Binaries ship without symbols (a router's flash is small); `strip: false` keeps them.
         args += ["--config", Interpolate("profile.%(kw:profile)s.strip=true", profile=profile)]
     return args
+
+
+def reproducible_env(target: Target, base: str, docker: bool) -> dict:
+    """What makes a build's binaries the same wherever it ran: the commit's time as
+    SOURCE_DATE_EPOCH, and the build's paths (its source, target directory and crates,
+    which differ between workers) remapped to fixed ones in what rustc writes (panic
+    messages, debug info). The target's own rustflags come first: this variable
+    replaces the image's."""
+    variable = cargo_target_variable(target.triple, "RUSTFLAGS")
+    spec = target_table().targets.get(target.triple)
+    flags = target.cargo_env().get(variable) or " ".join(spec.rustflags if spec else ())
+    places = [(f"{base}/src", "/rustfarm/src"), (f"{base}/target", "/rustfarm/target"),
+              (f"{base}/.rustfarm/crates", "/rustfarm/crates")]
+    if docker:
+        places.append((CRATE_STORE_DIR, "/rustfarm/crates"))
+    remaps = " ".join(f"--remap-path-prefix={path}={fixed}" for path, fixed in places)
+    return {variable: Interpolate(f"{flags} {remaps}".strip()),
+            "SOURCE_DATE_EPOCH": Interpolate("%(prop:commit_time:-0)s")}
 
 
 def has_c_compiler(triple: str) -> bool:
@@ -166,13 +196,44 @@ def cargo_settings(farm: Farm, paths: StateDir) -> CargoSettings:
 
 
 @functools.cache
-def _artifact_places(artifacts: str, url: str) -> tuple[Interpolate, Interpolate, Interpolate]:
+def _artifact_places(artifacts: str, url: str) -> tuple[IRenderable, IRenderable, Interpolate]:
     """Where a build's artifacts go, their URL and their release's URL: renderables
-    for every builder, made once."""
+    for every builder, made once. A reproduction's go beside the release's, apart."""
     release = f"{url}plugins/artifacts/%(prop:{PROJECT_PROPERTY})s/%(prop:revision_label)s/"
-    return (Interpolate(f"{artifacts}/%(prop:{PROJECT_PROPERTY})s/%(prop:revision_label)s/"
-                        f"%(prop:{TARGET_PROPERTY})s"),
-            Interpolate(release + f"%(prop:{TARGET_PROPERTY})s/"), Interpolate(release))
+    return (ReleasePlace(Interpolate(f"{artifacts}/%(prop:{PROJECT_PROPERTY})s/"
+                                     f"%(prop:revision_label)s/%(prop:{TARGET_PROPERTY})s"), "/"),
+            ReleasePlace(Interpolate(release + f"%(prop:{TARGET_PROPERTY})s/"), ""),
+            Interpolate(release))
+
+
+@implementer(IRenderable)
+@dataclass(frozen=True)
+class ReleasePlace:
+    """A target's place in the artifact store (its directory or URL), or for a
+    reproduction, its REPRODUCTION_DIR there."""
+
+    place: Interpolate
+    separator: str
+
+    @defer.inlineCallbacks
+    def getRenderingFor(self, props):
+        place = yield props.render(self.place)
+        if is_reproduction(props):
+            return f"{place}{self.separator}{REPRODUCTION_DIR}" + ("/" if not self.separator
+                                                                  else "")
+        return place
+
+
+def _not_reproduction(step) -> bool:
+    return not is_reproduction(step.build)
+
+
+def _reproduction(step) -> bool:
+    return is_reproduction(step.build)
+
+
+def _skipped(results, step) -> bool:
+    return results == SKIPPED
 
 
 def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
@@ -193,7 +254,8 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
     store_config = Interpolate(f"{base}/.rustfarm/dependencies.toml") if fetches else None
     profile = CargoProfile(project.profiles, project.profile)
     cargo_args = _cargo_args(farm, project, target, profile, store_config)
-    env = {**target.cargo_env(), "CARGO_TARGET_DIR": target_dir, "CARGO_TERM_COLOR": "never"}
+    env = {**target.cargo_env(), "CARGO_TARGET_DIR": target_dir, "CARGO_TERM_COLOR": "never",
+           **reproducible_env(target, base, docker)}
 
     memory_limit = pool.memory if docker else None
     if docker and pool.compile_cache:
@@ -250,7 +312,10 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
             artifact_dir=artifact_dir, artifact_url=None if upload else artifact_url,
             upload=upload, tool=tool, workdir="build", haltOnFailure=True, logEnviron=False))
     if has_cache:
-        factory.addStep(CompileCacheSetup(tool=tool, workdir="build", logEnviron=False, env=env))
+        # A reproduction builds without the compile cache: what the cache hands out
+        # is part of what it checks.
+        factory.addStep(CompileCacheSetup(tool=tool, workdir="build", logEnviron=False, env=env,
+                                          doStepIf=_not_reproduction, hideStepIf=_skipped))
     factory.addStep(cargo("build", "compiling", "compiled"))
     if project.test and target.can_run:
         factory.addStep(cargo("test", "testing", "tested"))
@@ -264,7 +329,11 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
             artifact_dir, archive, project.name, project.source, target.triple,
             farm.farm.url, profile, cargo_args, target.cargo_env(), url=artifact_url,
             package_kinds=package_kinds(project, target.triple), service=project.service,
-            maintainer=project.maintainer, haltOnFailure=True))
+            maintainer=project.maintainer, haltOnFailure=True, doStepIf=_not_reproduction,
+            hideStepIf=_skipped))
+        factory.addStep(CompareWithRelease(artifact_dir, release_url, doStepIf=_reproduction,
+                                           hideStepIf=_skipped))
         factory.addStep(PruneArtifacts(paths.artifacts / project.name, farm.artifacts.keep,
-                                       release_url=release_url))
+                                       release_url=release_url, doStepIf=_not_reproduction,
+                                       hideStepIf=_skipped))
     return factory

@@ -4,6 +4,7 @@ SHA256SUMS signed with the farm's release key (rustfarm/release_keys.py)."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,8 @@ from rustfarm.device_packages import PackageInfo, package_name, package_version
 from rustfarm.errors import FarmError
 from rustfarm.names import IMAGE_ID_PROPERTY, IMAGE_PROPERTY
 from rustfarm.release_keys import ReleaseKeys
-from rustfarm.release_files import SIGNATURE_FILE, Packaging, attest_target
+from rustfarm.release_files import REPRODUCED_FILE, SIGNATURE_FILE, Packaging, \
+    ReleaseCheckFailed, attest_target, compare_reproduction
 
 
 class SignRelease(buildstep.BuildStep):
@@ -115,3 +117,55 @@ class SignRelease(buildstep.BuildStep):
         self.descriptionDone = (f"signed (key {signed.key_id}), SBOM of {signed.crates} crates"
                                 + (f", {' and '.join(made)}" if made else ""))
         return SUCCESS
+
+
+# Where a reproduction's files go, inside the release's target directory.
+REPRODUCTION_DIR = ".reproduce"
+
+
+class CompareWithRelease(buildstep.BuildStep):
+    """A reproduction's last step: its binaries against the release's, byte for byte;
+    the outcome goes beside the release (``reproduced.json``), which its page shows."""
+
+    name = "compare with the release"
+    description = "comparing"
+    renderables = ["reproduction_dir", "release_url"]
+
+    def __init__(self, reproduction_dir, release_url, **kwargs):
+        super().__init__(**kwargs)
+        self.reproduction_dir = reproduction_dir
+        self.release_url = release_url
+
+    @defer.inlineCallbacks
+    def run(self):
+        log = yield self.addLog("stdio")
+        here = Path(self.reproduction_dir)
+        archive = Path(self.getProperty("package_archive") or "").name
+        try:
+            differs = yield threads.deferToThread(compare_reproduction, here.parent, here,
+                                                  archive)
+        except (ReleaseCheckFailed, OSError) as err:
+            yield log.addStderr(f"{err}\n")
+            self.descriptionDone = "nothing to compare with"
+            return FAILURE
+        outcome = {"reproduced": not differs, "differs": differs,
+                   "build": (yield self.build.getUrl()), "checked": int(time.time()),
+                   "archive_sha256": self.getProperty("archive_sha256") or ""}
+        yield threads.deferToThread(write_json, here.parent / REPRODUCED_FILE, outcome)
+        if self.release_url:
+            yield self.addURL(f"release {self.getProperty('revision_label')}", self.release_url)
+        if differs:
+            yield log.addStderr(f"not reproduced: {', '.join(differs)} differ from the "
+                                "release's\n")
+            verb = "differs" if len(differs) == 1 else "differ"
+            self.descriptionDone = f"NOT reproduced: {', '.join(differs)} {verb}"
+            return FAILURE
+        yield log.addStdout("reproduced: every binary is the release's, byte for byte\n")
+        self.descriptionDone = "reproduced"
+        return SUCCESS
+
+
+def write_json(path: Path, document: dict) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    partial.replace(path)

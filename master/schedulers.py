@@ -7,7 +7,8 @@ from buildbot.schedulers.forcesched import CollectedValidationError, ValidationE
 from twisted.internet import defer
 
 from rustfarm.farmfile import Farm, Project
-from rustfarm.names import builder_name, project_force_scheduler, scheduler_id
+from rustfarm.names import REPRODUCE_PROPERTY, builder_name, project_force_scheduler, \
+    project_verify_scheduler, scheduler_id
 from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.state import StateDir
 
@@ -111,6 +112,20 @@ def force_schedulers(farm: Farm) -> list:
                                            choices=list(project.targets),
                                            default=list(project.targets), multiple=True),
                 _profile_parameter(project),
+            ]))
+        result.append(TargetsForceScheduler(
+            name=project_verify_scheduler(project.name),
+            buttonName=f"Check that a release of {project.name} reproduces",
+            label=f"Rebuild a release of {project.name}: no compile cache, a volume of its "
+                  "own; its binaries must be the release's, byte for byte",
+            builderNames=list(target_builders.values()),
+            target_builders=target_builders,
+            codebases=[_source_parameter(project)],
+            properties=[
+                util.ChoiceStringParameter(name="targets", label="Targets",
+                                           choices=list(project.targets),
+                                           default=list(project.targets), multiple=True),
+                util.FixedParameter(name=REPRODUCE_PROPERTY, default=True),
             ]))
         # A one-target project's dialog can name the target; otherwise it is the page's.
         which = project.targets[0] if len(project.targets) == 1 else "this target"

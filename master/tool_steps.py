@@ -273,6 +273,7 @@ class Package(WorkerToolStep):
         self.packed_digest = answer.get("sha256")
         self.setProperty("binary_sizes", sizes, "Package")
         self.setProperty("archive_sha256", self.packed_digest, "Package")
+        self.setProperty("package_archive", answer.get("archive", ""), "Package")
         self.setProperty("binary_digests", {b["name"]: b.get("sha256", "")
                                             for b in answer.get("binaries", [])}, "Package")
         self.setProperty("crate_about", answer.get("crate", {}), "Package")

@@ -60,6 +60,20 @@ def upload_job(props) -> str | None:
     return job if isinstance(job, str) and _UPLOAD_JOB_ID.fullmatch(job) else None
 
 
+# A rebuild of a release to check that it reproduces: set by the project's verify
+# scheduler's form alone (a change or another scheduler carrying the name is ignored).
+# It builds in a volume of its own with no compile cache, and writes beside the release.
+REPRODUCE_PROPERTY = "farm_reproduce"
+FORCE_FORM_SOURCE = "Force Build Form"      # the source Buildbot's force forms give
+
+
+def is_reproduction(props) -> bool:
+    """Whether a build (or its properties) is a reproduction its project's form asked for."""
+    props = props.getProperties() if hasattr(props, "getProperties") else props
+    return bool(props.getProperty(REPRODUCE_PROPERTY)) and \
+        props.getPropertySource(REPRODUCE_PROPERTY) == FORCE_FORM_SOURCE
+
+
 def builder_name(project: str, triple: str) -> str:
     """The builder of a (project, target): ``project:triple``."""
     return f"{project}:{triple}"
@@ -68,6 +82,11 @@ def builder_name(project: str, triple: str) -> str:
 def scheduler_id(text: str) -> str:
     """Scheduler names appear in URLs: keep them to identifier characters."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
+
+
+def project_verify_scheduler(project: str) -> str:
+    """The scheduler that rebuilds a project's release to check it (`farm verify-build`)."""
+    return scheduler_id(f"verify-{project}")
 
 
 def project_force_scheduler(project: str) -> str:

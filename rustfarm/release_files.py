@@ -57,7 +57,7 @@ class Packaging:
 MAKERS = {"deb": debian_package, "ipk": openwrt_package}
 
 
-def _binaries_of(archive: Path) -> dict[str, bytes]:
+def binaries_of(archive: Path) -> dict[str, bytes]:
     with tarfile.open(archive) as tar:
         return {member.name: tar.extractfile(member).read() for member in tar.getmembers()
                 if member.isfile()}
@@ -66,7 +66,7 @@ def _binaries_of(archive: Path) -> dict[str, bytes]:
 def make_packages(directory: Path, archive: str, packaging: Packaging) -> list[Path]:
     if not packaging.kinds:
         return []
-    binaries = _binaries_of(directory / archive)
+    binaries = binaries_of(directory / archive)
     return [MAKERS[kind](packaging.info, architecture, binaries, directory)
             for kind, architecture in packaging.kinds]
 
@@ -110,6 +110,21 @@ def attest_target(directory: Path, facts: ReleaseFacts, keys: ReleaseKeys,
     _write(directory / SIGNATURE_FILE, signature)
     _write(directory / SUMS_FILE, sums)
     return Signed(files, key.public.id_text, sum(1 for p in packages if p.kind != "path"))
+
+
+REPRODUCED_FILE = "reproduced.json"
+
+
+def compare_reproduction(target_dir: Path, reproduction: Path, archive: str) -> list[str]:
+    """The binaries of the reproduction's archive that differ from the release's (by
+    name; one only in either counts); [] when it reproduced. ReleaseCheckFailed when
+    the release has no such archive."""
+    released = target_dir / archive
+    if not released.is_file():
+        raise ReleaseCheckFailed(f"the release has no {archive} to compare with (build the "
+                                 "revision first)")
+    theirs, ours = binaries_of(released), binaries_of(reproduction / archive)
+    return sorted(name for name in set(theirs) | set(ours) if theirs.get(name) != ours.get(name))
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from zope.interface import implementer
 
 from rustfarm.farmfile import DockerPool
 from rustfarm.names import (FARM_PROPERTY, IMAGE_ID_PROPERTY, IMAGE_PROPERTY, PROJECT_PROPERTY,
-                            TARGET_PROPERTY, is_upload_build, upload_job)
+                            TARGET_PROPERTY, is_reproduction, is_upload_build, upload_job)
 from rustfarm.state import StateDir, worker_secret_name
 from rustfarm.targets import image_toolchain
 
@@ -92,8 +92,16 @@ def upload_volume_name(farm: str, job: str, target: str) -> str:
     return f"{upload_volume_prefix(farm)}{job}-{digest}"
 
 
+def reproduction_volume_name(farm: str, project: str, target: str) -> str:
+    """The volume of a rebuild that checks a release reproduces: not the project's cache
+    volume (another path, nothing left from earlier builds); removed with its container."""
+    digest = hashlib.sha256("\0".join((farm, project, target)).encode()).hexdigest()[:16]
+    return f"{upload_volume_prefix(farm)}verify-{digest}"
+
+
 def upload_volume_prefix(farm: str) -> str:
-    """What every upload volume of ``farm`` starts with (`farm down` removes those left)."""
+    """What every volume of one build (an upload's, a reproduction's) of ``farm`` starts
+    with (`farm down` removes those left)."""
     digest = hashlib.sha256(farm.encode()).hexdigest()[:8]
     return f"rustfarm-upload-{digest}-"
 
@@ -118,6 +126,8 @@ class CacheVolume:
             # A volume must name its project: one without would be every project's.
             raise ValueError(f"a build without its builder's farm, project and target "
                              f"({farm!r}, {project!r}, {target!r})")
+        if is_reproduction(props):
+            return reproduction_volume_name(farm, project, target)
         return cache_volume_name(farm, project, target, self.master)
 
 
@@ -137,7 +147,8 @@ def compile_cache_mount(props) -> str:
     volume = compile_cache_volume_name(props.getProperty(FARM_PROPERTY),
                                        props.getProperty(IMAGE_PROPERTY),
                                        props.getProperty(TARGET_PROPERTY))
-    mode = ":ro" if is_upload_build(props) else ""
+    # A reproduction takes nothing from it either (its steps leave the cache out).
+    mode = ":ro" if is_upload_build(props) or is_reproduction(props) else ""
     return f"{volume}:{COMPILE_CACHE_DIR}{mode}"
 
 
@@ -253,10 +264,14 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, LatentWorkerPr
             self.rendered_worker_props = build.props
             return threads.deferToThread(self.thd_start_container,
                                          *copy.deepcopy(build.props))
-        # An upload's build has a volume of its own, removed with its container.
+        # An upload's build, and a reproduction, has a volume of its own, removed with
+        # its container.
         job = upload_job(build)
-        self._upload_volume = upload_volume_name(build.getProperty(FARM_PROPERTY), job,
-                                                 build.getProperty(TARGET_PROPERTY)) if job else None
+        farm, target = build.getProperty(FARM_PROPERTY), build.getProperty(TARGET_PROPERTY)
+        self._upload_volume = upload_volume_name(farm, job, target) if job else None
+        if is_reproduction(build):
+            self._upload_volume = reproduction_volume_name(
+                farm, build.getProperty(PROJECT_PROPERTY), target)
         self._starting_build = build
         watch = watch_of(self.master)
         if watch is not None:

@@ -277,7 +277,10 @@ def test_a_release_is_signed_and_its_sbom_lists_what_cargo_linked_for_the_target
     keys.write_text(requests.get(real_farm.url + "plugins/artifacts/release-keys.pub",
                                  timeout=30).text)
     done = real_farm.farm("verify", base, "--key", str(keys))
-    assert f"verified {MIPS_MUSL}: 4 files" in done.stdout
+    # The archive, the lock, a .deb (Debian's mips) and an .ipk (OpenWrt's mips_24kc),
+    # the SBOM and the provenance.
+    assert f"verified {MIPS_MUSL}: 6 files" in done.stdout
+    assert "_mips.deb, " in done.stdout and "_mips_24kc.ipk, " in done.stdout
     for name in ("SHA256SUMS", "SHA256SUMS.minisig"):
         (tmp_path / name).write_bytes(requests.get(base + name, timeout=30).content)
     checked = subprocess.run([minisign(), "-V", "-p", str(keys), "-m", "SHA256SUMS"],

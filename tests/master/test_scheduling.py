@@ -99,7 +99,7 @@ def test_1100_builders_on_two_workers(tmp_path):
 def test_schedulers_are_per_project(tmp_path):
     config = buildmaster_config(big_farm(tmp_path, 100, 2))
     schedulers = config["schedulers"]
-    assert len(schedulers) == 300          # force form, force button, nightly (no git)
+    assert len(schedulers) == 400          # force form, force button, verify, nightly (no git)
     by_name = {s.name: s for s in schedulers}
     button = by_name["force-p0042-builder"]
     assert isinstance(button, BuilderForceScheduler)

@@ -1,0 +1,127 @@
+"""Reproducible releases: a project with crates from crates.io, built for MIPS musl and
+aarch64 glibc with debug info kept, with the shared compile cache and a standby
+container, is rebuilt by `farm verify-build` without the cache in a fresh volume, and
+every binary is the same, byte for byte; a build script that writes the time is
+reported as not reproduced, naming the binary."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import requests
+
+from rustfarm.workers.docker import reproduction_volume_name
+from tests.support.crates import renamed_copy, write_crate
+from tests.support.crates_io import require_crates_io
+from tests.support.farm import RunningFarm
+
+from .conftest import targets_yaml, wait_until_no_containers
+
+pytestmark = pytest.mark.docker
+
+POOL = "rb"
+FARM = "repro"
+MIPS_MUSL = "mips-unknown-linux-musl"
+AARCH64_GNU = "aarch64-unknown-linux-gnu"
+TIMEY_BUILD_RS = """use std::time::{SystemTime, UNIX_EPOCH};
+fn main() {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    println!("cargo:rustc-env=BUILT_AT={now}");
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def repro_farm(built_chain, tmp_path_factory):
+    require_crates_io()
+    root = tmp_path_factory.mktemp("reprofarm")
+    renamed_copy("cli-deps", root, "tool")
+    timey = write_crate(root / "timey", "timey",
+                        'fn main() {\n    println!("built at {}", env!("BUILT_AT"));\n}\n')
+    (timey / "build.rs").write_text(TIMEY_BUILD_RS)
+    farm = RunningFarm(root / "farm", f"""\
+farm: {{name: {FARM}}}
+schedule: {{nightly: false}}
+workers:
+  {POOL}: {{kind: docker, count: 2, cpus: 2, memory: 3g, standby: 1}}
+targets:
+{targets_yaml(built_chain, POOL)}
+projects:
+  tool:
+    source: {root / 'tool'}
+    targets: [{MIPS_MUSL}, {AARCH64_GNU}]
+    test: false
+    strip: false                    # debug info too: every path in it must be remapped
+  timey:
+    source: {timey}
+    targets: [{MIPS_MUSL}]
+    test: false
+""")
+    try:
+        yield farm.up()
+    finally:
+        farm.down()
+        shutil.rmtree(root / "farm" / ".farm" / "crates", ignore_errors=True)
+    left = wait_until_no_containers(pool=POOL)
+    assert not left, f"containers left after the farm stopped: {left}"
+
+
+def build(farm, project: str, *triples: str) -> dict[str, dict]:
+    farm.login()
+    brids = farm.force(f"force-{project}", targets=list(triples))
+    return {name.split(":", 1)[1]: farm.wait_for_build(brid, timeout=1200)
+            for name, brid in brids.items()}
+
+
+def prop(farm, build: dict, name: str):
+    found = farm.api(f"builds/{build['buildid']}", property=name)["builds"][0]["properties"]
+    return found.get(name, [None])[0]
+
+
+def builds_of(farm, builder: str) -> list[dict]:
+    [found] = farm.api("builders", name=builder)["builders"]
+    return farm.api(f"builders/{found['builderid']}/builds", order="number")["builds"]
+
+
+def test_a_release_rebuilt_without_the_cache_in_its_own_volume_is_the_same(repro_farm):
+    farm = repro_farm
+    build(farm, "tool", MIPS_MUSL, AARCH64_GNU)
+    # The release: the second build, from the compile cache the first filled, in the
+    # standby container the first left.
+    release = build(farm, "tool", MIPS_MUSL, AARCH64_GNU)
+    for triple, result in release.items():
+        assert result["results"] == 0, farm.step_log(result, "cargo build")[-3000:]
+        assert prop(farm, result, "compile_cache")["hits"] > 0, triple
+    label = prop(farm, release[MIPS_MUSL], "revision_label")
+    done = farm.farm("verify-build", "tool", label, timeout=2400)
+    assert "tool " + label + ": every target reproduced" in done.stdout, done.stdout
+    for triple, result in release.items():
+        [rebuilt] = builds_of(farm, f"tool:{triple}")[-1:]
+        assert rebuilt["buildid"] != result["buildid"] and rebuilt["results"] == 0
+        assert prop(farm, rebuilt, "archive_sha256") == prop(farm, result, "archive_sha256")
+        assert prop(farm, rebuilt, "binary_digests") == prop(farm, result, "binary_digests")
+        steps = {s["name"]: s for s in farm.steps(rebuilt)}
+        assert steps["compile cache"]["results"] == 3          # skipped: no cache
+        assert steps["compare with the release"]["state_string"] == "reproduced"
+        assert prop(farm, rebuilt, "cache_volume") == reproduction_volume_name(FARM, "tool",
+                                                                                  triple)
+    # The rebuilds' volumes went with their containers.
+    volumes = subprocess.run(["docker", "volume", "ls", "-q"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert not [v for v in volumes if "verify" in v and v.startswith("rustfarm-upload-")]
+    page = requests.get(f"{farm.url}plugins/artifacts/tool/{label}/", timeout=30).text
+    assert page.count(">reproduced</a>") == 2
+
+
+def test_a_build_that_writes_the_time_is_not_reproduced_and_the_binary_is_named(repro_farm):
+    farm = repro_farm
+    [result] = build(farm, "timey", MIPS_MUSL).values()
+    assert result["results"] == 0, farm.step_log(result, "cargo build")[-3000:]
+    label = prop(farm, result, "revision_label")
+    done = farm.farm("verify-build", "timey", label, check=False, timeout=1200)
+    assert done.returncode == 1
+    assert "NOT reproduced: timey differs" in done.stdout, done.stdout
+    page = requests.get(f"{farm.url}plugins/artifacts/timey/{label}/", timeout=30).text
+    assert "not reproduced: timey" in page

@@ -134,7 +134,15 @@ def cmd_verify_build(args) -> int:
     from .build_command import follow, force
     farm = load(args.config)
     api = FarmApi.for_farm(farm)
-    requests = force(farm, api, args.project, args.target or [], None, args.revision, None,
+    project = farm.projects.get(args.project)
+    revision = args.revision
+    if project is not None and not project.is_git:
+        # A plain directory has one revision, its files' content hash: the rebuild takes
+        # them as they are, and compares with the release of the hash they give.
+        say(f"{args.project} is a plain directory: rebuilding its files as they are "
+            f"(their content hash must be {args.revision})")
+        revision = None
+    requests = force(farm, api, args.project, args.target or [], None, revision, None,
                      reproduce=True)
     for request in requests:
         say(f"rebuilding {args.project} {args.revision} for {request.builder.split(':', 1)[1]} "

@@ -15,14 +15,14 @@ import requests
 from rustfarm.workers.docker import reproduction_volume_name
 from tests.support.crates import renamed_copy, write_crate
 from tests.support.crates_io import require_crates_io
-from tests.support.farm import RunningFarm
+from tests.support.farm import RunningFarm, wait_until
 
-from .conftest import targets_yaml, wait_until_no_containers
+from .conftest import remove_cache_volumes, targets_yaml, wait_until_no_containers
 
 pytestmark = pytest.mark.docker
 
 POOL = "rb"
-FARM = "repro"
+FARM = "test"
 MIPS_MUSL = "mips-unknown-linux-musl"
 AARCH64_GNU = "aarch64-unknown-linux-gnu"
 TIMEY_BUILD_RS = """use std::time::{SystemTime, UNIX_EPOCH};
@@ -36,16 +36,19 @@ fn main() {
 @pytest.fixture(scope="module")
 def repro_farm(built_chain, tmp_path_factory):
     require_crates_io()
+    # Cold: no project volume or compile cache left by an earlier run.
+    remove_cache_volumes(FARM)
     root = tmp_path_factory.mktemp("reprofarm")
     renamed_copy("cli-deps", root, "tool")
+    renamed_copy("cli-deps", root, "warm")      # the same crates, to fill the compile cache
     timey = write_crate(root / "timey", "timey",
                         'fn main() {\n    println!("built at {}", env!("BUILT_AT"));\n}\n')
     (timey / "build.rs").write_text(TIMEY_BUILD_RS)
     farm = RunningFarm(root / "farm", f"""\
-farm: {{name: {FARM}}}
 schedule: {{nightly: false}}
 workers:
-  {POOL}: {{kind: docker, count: 2, cpus: 2, memory: 3g, standby: 1}}
+  # One worker: which builder its standby container waits for is then certain.
+  {POOL}: {{kind: docker, count: 1, cpus: 2, memory: 3g, standby: 1}}
 targets:
 {targets_yaml(built_chain, POOL)}
 projects:
@@ -54,6 +57,11 @@ projects:
     targets: [{MIPS_MUSL}, {AARCH64_GNU}]
     test: false
     strip: false                    # debug info too: every path in it must be remapped
+  warm:
+    source: {root / 'warm'}
+    targets: [{MIPS_MUSL}, {AARCH64_GNU}]
+    test: false
+    strip: false
   timey:
     source: {timey}
     targets: [{MIPS_MUSL}]
@@ -75,6 +83,13 @@ def build(farm, project: str, *triples: str) -> dict[str, dict]:
             for name, brid in brids.items()}
 
 
+def standby_connected(farm) -> bool:
+    """The pool's one worker waits, connected, in a container with no build."""
+    [worker] = farm.api("workers", name=f"{POOL}-1")["workers"]
+    return bool(worker["connected_to"]) and not any(
+        b for b in farm.api("builds", complete="false")["builds"])
+
+
 def prop(farm, build: dict, name: str):
     found = farm.api(f"builds/{build['buildid']}", property=name)["builds"][0]["properties"]
     return found.get(name, [None])[0]
@@ -87,13 +102,23 @@ def builds_of(farm, builder: str) -> list[dict]:
 
 def test_a_release_rebuilt_without_the_cache_in_its_own_volume_is_the_same(repro_farm):
     farm = repro_farm
-    build(farm, "tool", MIPS_MUSL, AARCH64_GNU)
-    # The release: the second build, from the compile cache the first filled, in the
-    # standby container the first left.
-    release = build(farm, "tool", MIPS_MUSL, AARCH64_GNU)
+    build(farm, "warm", MIPS_MUSL, AARCH64_GNU)
+    first, release = {}, {}
+    for triple in (MIPS_MUSL, AARCH64_GNU):
+        # The release's first build takes its crates from the compile cache "warm"
+        # filled; its second, of the same revision, runs in the standby container the
+        # first left.
+        [first[triple]] = build(farm, "tool", triple).values()
+        wait_until(lambda: standby_connected(farm), 90, "a standby container connected")
+        [release[triple]] = build(farm, "tool", triple).values()
+        log = (farm.state / "master" / "twistd.log").read_text()
+        assert f"build of tool:{triple} takes the standby container" in log
     for triple, result in release.items():
+        assert first[triple]["results"] == 0, farm.step_log(first[triple], "cargo build")[-3000:]
+        assert prop(farm, first[triple], "compile_cache")["hits"] > 0, triple
         assert result["results"] == 0, farm.step_log(result, "cargo build")[-3000:]
-        assert prop(farm, result, "compile_cache")["hits"] > 0, triple
+        assert prop(farm, result, "archive_sha256") == prop(farm, first[triple],
+                                                            "archive_sha256")
     label = prop(farm, release[MIPS_MUSL], "revision_label")
     done = farm.farm("verify-build", "tool", label, timeout=2400)
     assert "tool " + label + ": every target reproduced" in done.stdout, done.stdout

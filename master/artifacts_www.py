@@ -29,12 +29,13 @@ from buildbot.www.plugin import Application
 from twisted.internet import threads
 from twisted.web import resource, static
 
+from rustfarm.attestations import PROVENANCE_FILE, binary_sizes
 from rustfarm.release_files import REPRODUCED_FILE, SIGNATURE_FILE, SUMS_FILE
 from rustfarm.release_keys import keys_file_text, published_keys
 
 from .deferred_resource import DeferredResource
 from .releases import ALL_DIR, Release, TargetArchive, all_targets_archive, latest_complete, \
-    read_release, releases
+    previous_release, read_release, releases
 from .steps import human_size
 
 
@@ -99,7 +100,8 @@ class ArtifactFiles(static.File):
         if self.depth == 2:
             release = read_release(Path(self.path).parent, Path(self.path).name)
             targets = self.project_targets.get(release.project, [])
-            return Page(f"{release.project} {release.revision}", release_page(release, targets))
+            return Page(f"{release.project} {release.revision}",
+                        release_page(release, targets, previous_release(release)))
         return super().directoryListing()
 
     def createSimilarFile(self, path):
@@ -267,11 +269,39 @@ def _reproduced(archive: TargetArchive) -> str:
     return f'<a class="missing" href="{build}">not reproduced: {differs}</a>'
 
 
-def release_page(release: Release, targets: list[str]) -> str:
+def _sizes(archive: TargetArchive | None) -> dict[str, int]:
+    if archive is None:
+        return {}
+    try:
+        return binary_sizes((archive.path.parent / PROVENANCE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _binaries(archive: TargetArchive, previous: TargetArchive | None) -> str:
+    """Each binary's size, and how it changed since the previous release's."""
+    before = _sizes(previous)
+    parts = []
+    for name, size in sorted(_sizes(archive).items()):
+        change = ""
+        if name in before and before[name] != size:
+            delta = size - before[name]
+            change = f' <span class="{"missing" if delta > 0 else ""}">(' \
+                f'{"+" if delta > 0 else "-"}{human_size(abs(delta))})</span>'
+        elif name in before:
+            change = " (unchanged)"
+        parts.append(f"{html.escape(name)} {human_size(size)}{change}")
+    return "<br>".join(parts)
+
+
+def release_page(release: Release, targets: list[str],
+                 previous: Release | None = None) -> str:
+    earlier = {a.target: a for a in previous.archives} if previous else {}
     rows = "".join(
         f'<tr><td>{html.escape(a.target)}</td>'
         f'<td><a href="{html.escape(a.member)}">{html.escape(a.name)}</a></td>'
-        f'<td class="size">{human_size(a.size)}</td><td><code>{a.sha256}</code></td>'
+        f'<td class="size">{human_size(a.size)}</td>'
+        f"<td>{_binaries(a, earlier.get(a.target))}</td><td><code>{a.sha256}</code></td>"
         f"<td>{_signed_files(a)}</td><td>{_reproduced(a)}</td></tr>"
         for a in release.archives)
     missing = [t for t in targets if t not in release.targets]
@@ -279,8 +309,10 @@ def release_page(release: Release, targets: list[str]) -> str:
               if missing else "")
     return (f'<p><a href="../">all releases of {html.escape(release.project)}</a></p>'
             + absent
-            + "<table><tr><th>target</th><th>archive</th><th>size</th><th>SHA-256</th>"
-            "<th>signed files</th><th>rebuilt</th></tr>"
+            + "<table><tr><th>target</th><th>archive</th><th>size</th>"
+            + (f"<th>binaries (against {html.escape(previous.revision)})</th>" if previous
+               else "<th>binaries</th>")
+            + "<th>SHA-256</th><th>signed files</th><th>rebuilt</th></tr>"
             + rows + "</table>"
             + f'<p><a href="SHA256SUMS">SHA256SUMS</a> of every archive · '
             f'<a href="{html.escape(release.all_name)}">{html.escape(release.all_name)}</a>'

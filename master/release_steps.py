@@ -58,6 +58,7 @@ class SignRelease(buildstep.BuildStep):
         build = yield self.master.data.get(("builds", self.build.buildid))
         started = build["started_at"]
         digests = self.getProperty("binary_digests") or {}
+        sizes = self.getProperty("binary_sizes") or {}
         return ReleaseFacts(
             project=self.project, target=self.target,
             revision=self.getProperty("got_revision") or self.getProperty("revision_label"),
@@ -71,7 +72,8 @@ class SignRelease(buildstep.BuildStep):
             started=started.timestamp() if isinstance(started, datetime) else time.time(),
             finished=time.time(),
             archive=Shipped(self.archive, self.getProperty("archive_sha256") or ""),
-            binaries=tuple(Shipped(name, digest) for name, digest in sorted(digests.items())))
+            binaries=tuple(Shipped(name, digest, int(sizes.get(name, 0)))
+                           for name, digest in sorted(digests.items())))
 
     def packaging(self) -> Packaging | None:
         if not self.package_kinds:

@@ -92,6 +92,12 @@ def releases(project_dir: Path) -> list[Release]:
                   reverse=True)
 
 
+def previous_release(release: Release) -> Release | None:
+    """The project's release first built before ``release``."""
+    older = [r for r in releases(release.path.parent) if r.first_built < release.first_built]
+    return older[0] if older else None
+
+
 def latest_complete(project_dir: Path, targets: list[str]) -> Release | None:
     return next((r for r in releases(project_dir) if r.complete_for(targets)), None)
 

@@ -35,9 +35,10 @@ BUILD_TYPE = "urn:rustfarm:build-type:cargo:v1"
 
 @dataclass(frozen=True)
 class Shipped:
-    """A file of the release: its name and SHA-256."""
+    """A file of the release: its name, SHA-256 and (binaries) size in bytes."""
     name: str
     sha256: str
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -171,11 +172,22 @@ def provenance(facts: ReleaseFacts) -> str:
     run.metadata.invocation_id = facts.build_url
     run.metadata.started_on.FromSeconds(int(facts.started))
     run.metadata.finished_on.FromSeconds(int(facts.finished))
-    subjects = [ResourceDescriptor(name=s.name, digest={"sha256": s.sha256}).pb
+    subjects = [ResourceDescriptor(name=s.name, digest={"sha256": s.sha256},
+                                   annotations={"size": str(s.size)} if s.size else None).pb
                 for s in (facts.archive, *facts.binaries, *facts.packages)]
     statement = Statement(subjects, SLSA_PROVENANCE, json_format.MessageToDict(predicate))
     statement.validate()
     return json.dumps(json_format.MessageToDict(statement.pb), indent=2, sort_keys=True) + "\n"
+
+
+def binary_sizes(text: str) -> dict[str, int]:
+    """The sizes the provenance gives its binaries (subjects annotated with one)."""
+    sizes = {}
+    for subject in json.loads(text).get("subject", []):
+        size = subject.get("annotations", {}).get("size")
+        if isinstance(size, str) and size.isdigit():
+            sizes[subject["name"]] = int(size)
+    return sizes
 
 
 def _source_uri(repository: str, revision: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import shutil
 import tarfile
 
 import pytest
@@ -23,15 +25,19 @@ UNBUILDABLE = "i686-unknown-linux-gnu"
 def release_farm(tmp_path_factory):
     require_cargo()
     broken = broken_crate(tmp_path_factory.mktemp("broken"))
+    grows = tmp_path_factory.mktemp("grows") / "hello"
+    shutil.copytree(EXAMPLE, grows, ignore=shutil.ignore_patterns("target"))
     farm = RunningFarm(tmp_path_factory.mktemp("farm"), local_farm_yaml(f"""\
   hello: {{source: {EXAMPLE}, binaries: [hello], targets: [{HOST_TARGET}]}}
   half: {{source: {EXAMPLE}, binaries: [hello], test: false}}
   broken: {{source: {broken}, targets: [{HOST_TARGET}]}}
+  grows: {{source: {grows}, binaries: [hello], targets: [{HOST_TARGET}], test: false}}
 """, targets=f"""\
   {HOST_TARGET}: {{pool: local, runner: native}}
   {UNBUILDABLE}: {{pool: local}}
 """))
     farm.up()
+    farm.grows = grows
     try:
         farm.login()
         builds = {}
@@ -109,7 +115,7 @@ def test_the_matrix_data_has_a_cell_per_project_and_target(release_farm):
     farm, builds = release_farm
     data = get(farm, "matrix/data.json").json()
     assert data["projects"] == {"hello": [HOST_TARGET], "half": [HOST_TARGET, UNBUILDABLE],
-                                "broken": [HOST_TARGET]}
+                                "broken": [HOST_TARGET], "grows": [HOST_TARGET]}
     assert data["targets"][UNBUILDABLE] == {"arch": "i686", "pool": "local"}
     hello = data["cells"][f"hello {HOST_TARGET}"]
     rev = revision_of(farm, builds[f"hello:{HOST_TARGET}"])
@@ -122,3 +128,20 @@ def test_the_matrix_data_has_a_cell_per_project_and_target(release_farm):
     assert data["cells"][f"half {UNBUILDABLE}"]["result"] == "failure"
     page = get(farm, "matrix/")
     assert page.status_code == 200 and "Target matrix" in page.text
+
+
+def test_a_release_page_gives_each_binary_s_size_against_the_previous_release(release_farm):
+    farm, _ = release_farm
+    [first] = [farm.wait_for_build(b) for b in farm.force("force-grows").values()]
+    main = farm.grows / "src" / "main.rs"
+    # 64 KiB more of data in the binary.
+    main.write_text(main.read_text() + '\n#[used]\nstatic PADDING: [u8; 65536] = [7; 65536];\n')
+    [second] = [farm.wait_for_build(b) for b in farm.force("force-grows").values()]
+    assert first["results"] == second["results"] == 0
+    old, new = revision_of(farm, first), revision_of(farm, second)
+    assert old != new
+    page = get(farm, f"artifacts/grows/{new}/").text
+    assert f"binaries (against {old})" in page
+    grown = re.search(r"hello [0-9.]+ [KM]B <span[^>]*>\(\+([0-9.]+) KB\)</span>", page)
+    assert grown, page
+    assert 60 <= float(grown.group(1)) <= 70

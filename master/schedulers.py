@@ -66,6 +66,12 @@ class ProfileParameter(util.ChoiceStringParameter):
         return s
 
 
+def _targets_parameter(project: Project) -> util.ChoiceStringParameter:
+    return util.ChoiceStringParameter(name="targets", label="Targets",
+                                      choices=list(project.targets),
+                                      default=list(project.targets), multiple=True)
+
+
 def _profile_parameter(project: Project) -> util.ChoiceStringParameter:
     return ProfileParameter(name="profile", label="Cargo profile", choices=list(project.profiles),
                             default=project.profile)
@@ -107,12 +113,7 @@ def force_schedulers(farm: Farm) -> list:
             builderNames=list(target_builders.values()),
             target_builders=target_builders,
             codebases=[_source_parameter(project)],
-            properties=[
-                util.ChoiceStringParameter(name="targets", label="Targets",
-                                           choices=list(project.targets),
-                                           default=list(project.targets), multiple=True),
-                _profile_parameter(project),
-            ]))
+            properties=[_targets_parameter(project), _profile_parameter(project)]))
         result.append(TargetsForceScheduler(
             name=project_verify_scheduler(project.name),
             buttonName=f"Check that a release of {project.name} reproduces",
@@ -121,12 +122,8 @@ def force_schedulers(farm: Farm) -> list:
             builderNames=list(target_builders.values()),
             target_builders=target_builders,
             codebases=[_source_parameter(project)],
-            properties=[
-                util.ChoiceStringParameter(name="targets", label="Targets",
-                                           choices=list(project.targets),
-                                           default=list(project.targets), multiple=True),
-                util.FixedParameter(name=REPRODUCE_PROPERTY, default=True),
-            ]))
+            properties=[_targets_parameter(project),
+                        util.FixedParameter(name=REPRODUCE_PROPERTY, default=True)]))
         # A one-target project's dialog can name the target; otherwise it is the page's.
         which = project.targets[0] if len(project.targets) == 1 else "this target"
         result.append(BuilderForceScheduler(

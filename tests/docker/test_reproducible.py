@@ -18,6 +18,7 @@ from tests.support.crates_io import require_crates_io
 from tests.support.farm import RunningFarm, wait_until
 
 from .conftest import remove_cache_volumes, targets_yaml, wait_until_no_containers
+from .test_real_projects import build
 
 pytestmark = pytest.mark.docker
 
@@ -74,13 +75,6 @@ projects:
         shutil.rmtree(root / "farm" / ".farm" / "crates", ignore_errors=True)
     left = wait_until_no_containers(pool=POOL)
     assert not left, f"containers left after the farm stopped: {left}"
-
-
-def build(farm, project: str, *triples: str) -> dict[str, dict]:
-    farm.login()
-    brids = farm.force(f"force-{project}", targets=list(triples))
-    return {name.split(":", 1)[1]: farm.wait_for_build(brid, timeout=1200)
-            for name, brid in brids.items()}
 
 
 def standby_connected(farm) -> bool:

@@ -6,6 +6,8 @@ release's binaries)."""
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
 from pathlib import Path
 
 import requests
@@ -18,7 +20,8 @@ from rustfarm.release_files import SIGNATURE_FILE, SUMS_FILE, ReleaseCheckFailed
     verify_target
 from rustfarm.release_keys import ReleaseKeys, keys_file_text, parse_keys_file, \
     published_keys
-from rustfarm.state import StateDir
+from rustfarm.artifact_store import KEY_ID_SECRET, SECRET_KEY_SECRET
+from rustfarm.state import SecretStore, StateDir
 
 KEYS_URL_PATH = "plugins/artifacts/release-keys.pub"
 
@@ -153,6 +156,30 @@ def cmd_verify_build(args) -> int:
     return 0 if reproduced else 1
 
 
+def cmd_artifacts_credentials(args) -> int:
+    """The S3 store's access key, kept in the secret store: the master alone uses it."""
+    farm = load(args.config)
+    if farm.artifacts.s3 is None:
+        raise FarmError(f"{farm.path.name}: artifacts.s3 names no bucket; the store is the "
+                        f"directory {farm.artifacts.directory}, which needs no credentials")
+    if sys.stdin.isatty():
+        key_id = input("access key id: ").strip()
+        secret = getpass.getpass("secret access key: ").strip()
+    else:
+        key_id, secret = (sys.stdin.readline().strip(), sys.stdin.readline().strip())
+    if not key_id or not secret:
+        raise FarmError("give the access key id and the secret access key, one a line; "
+                        "nothing changed")
+    paths = StateDir.of(farm)
+    paths.create()
+    store = SecretStore(paths.secrets)
+    store.write(KEY_ID_SECRET, key_id)
+    store.write(SECRET_KEY_SECRET, secret)
+    say(f"stored the credentials of bucket {farm.artifacts.s3.bucket} in {paths.secrets} "
+        "(a running master uses them after `farm reload`)")
+    return 0
+
+
 def add_commands(sub, common: argparse.ArgumentParser) -> None:
     key = sub.add_parser("key", parents=[common], help="print the public key that signs releases",
                          description="Print the public key (minisign's format) that signs the "
@@ -182,3 +209,9 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     again.add_argument("--timeout", type=float, default=3600,
                        help="seconds to wait for the rebuilds (default 3600)")
     again.set_defaults(func=cmd_verify_build)
+    credentials = sub.add_parser(
+        "artifacts-credentials", parents=[common], help="store the S3 store's access key",
+        description="Read the access key id and the secret access key of artifacts.s3's "
+        "bucket (one a line) on standard input, or at prompts, into the farm's secret "
+        "store; without them the master uses boto3's own chain (an instance profile).")
+    credentials.set_defaults(func=cmd_artifacts_credentials)

@@ -27,7 +27,8 @@ from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR, CRATE_STORE_DI
 from .builds import FarmBuild
 from .cargo_steps import Cargo
 from .dependency_steps import Dependencies
-from .release_steps import REPRODUCTION_DIR, CompareWithRelease, SignRelease
+from .artifact_places import ArtifactPlaces
+from .release_steps import REPRODUCTION_DIR, CompareWithRelease, PublishRelease, SignRelease
 from .steps import PruneArtifacts, SnapshotSource
 from .tool_steps import CompileCacheSetup, FetchSource, Package, ToolchainCheck, WorkerTool
 
@@ -232,6 +233,10 @@ def _reproduction(step) -> bool:
     return is_reproduction(step.build)
 
 
+def _project_place(places: ArtifactPlaces, project: str):
+    return places.root / project
+
+
 def _skipped(results, step) -> bool:
     return results == SKIPPED
 
@@ -272,7 +277,8 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                      command=["cargo", subcommand, *cargo_args], env=env, logEnviron=False,
                      haltOnFailure=True, description=doing, descriptionDone=done)
 
-    artifact_dir, artifact_url, release_url = _artifact_places(str(paths.artifacts),
+    places = ArtifactPlaces(farm.artifacts, paths)
+    artifact_dir, artifact_url, release_url = _artifact_places(str(places.build_base),
                                                                farm.farm.url)
     # Those cargo reports building (the build's cargo command, run again, builds nothing
     # new), or farm.yaml's binaries of them; cargo also says what it linked into them.
@@ -331,9 +337,11 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
             package_kinds=package_kinds(project, target.triple), service=project.service,
             maintainer=project.maintainer, haltOnFailure=True, doStepIf=_not_reproduction,
             hideStepIf=_skipped))
-        factory.addStep(CompareWithRelease(artifact_dir, release_url, doStepIf=_reproduction,
-                                           hideStepIf=_skipped))
-        factory.addStep(PruneArtifacts(paths.artifacts / project.name, farm.artifacts.keep,
-                                       release_url=release_url, doStepIf=_not_reproduction,
-                                       hideStepIf=_skipped))
+        factory.addStep(CompareWithRelease(artifact_dir, release_url, places,
+                                           doStepIf=_reproduction, hideStepIf=_skipped))
+        if places.remote:
+            factory.addStep(PublishRelease(artifact_dir, places, haltOnFailure=True))
+        factory.addStep(PruneArtifacts(functools.partial(_project_place, places, project.name),
+                                       farm.artifacts.keep, release_url=release_url,
+                                       doStepIf=_not_reproduction, hideStepIf=_skipped))
     return factory

@@ -13,12 +13,15 @@ from buildbot.process import buildstep
 from buildbot.process.results import FAILURE, SUCCESS
 from twisted.internet import defer, threads
 
+from rustfarm.artifact_store import StoreError, publish, write_text
 from rustfarm.attestations import PROVENANCE_FILE, SBOM_FILE, ReleaseFacts, Shipped
 from rustfarm.crate_store import CrateStore
 from rustfarm.device_packages import PackageInfo, package_name, package_version
 from rustfarm.errors import FarmError
 from rustfarm.names import IMAGE_ID_PROPERTY, IMAGE_PROPERTY
 from rustfarm.release_keys import ReleaseKeys
+
+from .artifact_places import ArtifactPlaces
 from rustfarm.release_files import REPRODUCED_FILE, SIGNATURE_FILE, Packaging, \
     ReleaseCheckFailed, attest_target, compare_reproduction
 
@@ -133,18 +136,20 @@ class CompareWithRelease(buildstep.BuildStep):
     description = "comparing"
     renderables = ["reproduction_dir", "release_url"]
 
-    def __init__(self, reproduction_dir, release_url, **kwargs):
+    def __init__(self, reproduction_dir, release_url, places: ArtifactPlaces, **kwargs):
         super().__init__(**kwargs)
         self.reproduction_dir = reproduction_dir
         self.release_url = release_url
+        self.places = places
 
     @defer.inlineCallbacks
     def run(self):
         log = yield self.addLog("stdio")
         here = Path(self.reproduction_dir)
         archive = Path(self.getProperty("package_archive") or "").name
+        release_dir = self.places.stored(here.parent)
         try:
-            differs = yield threads.deferToThread(compare_reproduction, here.parent, here,
+            differs = yield threads.deferToThread(compare_reproduction, release_dir, here,
                                                   archive)
         except (ReleaseCheckFailed, OSError) as err:
             yield log.addStderr(f"{err}\n")
@@ -153,7 +158,8 @@ class CompareWithRelease(buildstep.BuildStep):
         outcome = {"reproduced": not differs, "differs": differs,
                    "build": (yield self.build.getUrl()), "checked": int(time.time()),
                    "archive_sha256": self.getProperty("archive_sha256") or ""}
-        yield threads.deferToThread(write_json, here.parent / REPRODUCED_FILE, outcome)
+        yield threads.deferToThread(write_text, release_dir / REPRODUCED_FILE,
+                                    json.dumps(outcome, indent=2, sort_keys=True) + "\n")
         if self.release_url:
             yield self.addURL(f"release {self.getProperty('revision_label')}", self.release_url)
         if differs:
@@ -167,7 +173,31 @@ class CompareWithRelease(buildstep.BuildStep):
         return SUCCESS
 
 
-def write_json(path: Path, document: dict) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    partial.replace(path)
+class PublishRelease(buildstep.BuildStep):
+    """With an S3 store: the build's files, staged on the master, uploaded to their
+    place in the bucket (SHA256SUMS last: the target then appears in its release)."""
+
+    name = "publish"
+    description = "publishing"
+    renderables = ["staged"]
+
+    def __init__(self, staged, places: ArtifactPlaces, **kwargs):
+        super().__init__(**kwargs)
+        self.staged = staged
+        self.places = places
+
+    @defer.inlineCallbacks
+    def run(self):
+        log = yield self.addLog("stdio")
+        staged = Path(self.staged)
+        try:
+            destination = self.places.stored(staged)
+            names = yield threads.deferToThread(publish, staged, destination)
+        except (StoreError, OSError, ValueError) as err:
+            yield log.addStderr(f"{err}\n")
+            self.descriptionDone = "could not publish to the artifact store"
+            return FAILURE
+        yield log.addStdout("".join(f"uploaded {name}\n" for name in names)
+                            + f"to {destination}\n")
+        self.descriptionDone = f"published {len(names)} files"
+        return SUCCESS

@@ -102,20 +102,22 @@ def latest_complete(project_dir: Path, targets: list[str]) -> Release | None:
     return next((r for r in releases(project_dir) if r.complete_for(targets)), None)
 
 
-def all_targets_archive(release: Release) -> Path:
+def all_targets_archive(release: Release, cache: Path | None = None) -> Path:
     """The archive of every target's archive and the combined SHA256SUMS, made once per
-    set of archives (named by their checksums) and reproducible: sorted, zero times."""
+    set of archives (named by their checksums) and reproducible: sorted, zero times;
+    kept in the release's ``.all`` (or ``cache``, for a store that is not a directory)."""
     sums = release.sha256sums()
     key = hashlib.sha256(sums.encode()).hexdigest()[:16]
-    cache = release.path / ALL_DIR
+    cache = cache or release.path / ALL_DIR
     made = cache / f"{key}.tar.gz"
     if made.exists():
         return made
-    cache.mkdir(exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     partial = cache / f".{key}.{os.getpid()}.partial"
     with open(partial, "wb") as out:
+        # os.fspath: a bucket's object is fetched into the client's local cache first.
         write_tar_gz(out, [Member("SHA256SUMS", data=sums.encode())]
-                     + [Member(a.member, path=str(a.path)) for a in release.archives])
+                     + [Member(a.member, path=os.fspath(a.path)) for a in release.archives])
     os.replace(partial, made)
     for old in cache.iterdir():
         if old != made:

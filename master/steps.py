@@ -5,13 +5,13 @@ in tool_steps.py (the worker tool's) and cargo_steps.py."""
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 from buildbot.process import buildstep, results
 from buildbot.process.results import FAILURE, SUCCESS
 from twisted.internet import defer, threads
 
+from rustfarm.artifact_store import remove_tree
 from rustfarm.farmfile import Project
 
 from .releases import read_release
@@ -107,7 +107,9 @@ class PruneArtifacts(buildstep.BuildStep):
     descriptionDone = "pruned"
     renderables = ["release_url"]
 
-    def __init__(self, project_dir: Path, keep: int, release_url=None, **kwargs):
+    def __init__(self, project_dir, keep: int, release_url=None, **kwargs):
+        """``project_dir``: the project's place in the store, or a function giving it
+        (a bucket's client is made when first needed)."""
         super().__init__(**kwargs)
         self.project_dir = project_dir
         self.keep = keep
@@ -118,8 +120,8 @@ class PruneArtifacts(buildstep.BuildStep):
         current = self.getProperty("revision_label")
         if self.release_url:
             yield self.addURL(f"release {current} (every target)", self.release_url)
-        removed = yield threads.deferToThread(prune_revisions, self.project_dir, self.keep,
-                                              current)
+        place = self.project_dir() if callable(self.project_dir) else self.project_dir
+        removed = yield threads.deferToThread(prune_revisions, place, self.keep, current)
         log = yield self.addLog("stdio")
         yield log.addStdout("".join(f"removed {name}\n" for name in removed) or "nothing to prune\n")
         return results.SUCCESS
@@ -141,6 +143,6 @@ def prune_revisions(project_dir: Path, keep: int, current: str | None) -> list[s
     for old in revisions[keep:]:
         if old.name == current:
             continue
-        shutil.rmtree(old, ignore_errors=True)
+        remove_tree(old)
         removed.append(old.name)
     return removed

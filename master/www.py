@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from buildbot.plugins import util
 
 from rustfarm.farmfile import Farm
@@ -13,11 +15,14 @@ CONTROL_ROLE = "builders"
 
 
 def www_config(farm: Farm, paths: StateDir) -> dict:
+    s3 = farm.artifacts.s3
     config = {
         "port": f"tcp:{farm.www.port}:interface={farm.www.host}",
         "plugins": {"artifacts": {
             "directory": str(paths.artifacts),
             "keys": str(paths.release_keys),
+            "state_dir": str(paths.root),
+            "s3": dataclasses.asdict(s3) if s3 else None,
             "projects": {name: list(project.targets)
                          for name, project in farm.projects.items()}},
             "compile": {"url": f"{farm.farm.url}plugins/compile/",

@@ -88,6 +88,11 @@ class StateDir:
         return self.root / "secrets"
 
     @property
+    def staging(self) -> Path:
+        """Where builds leave their files for the publish step, with an S3 store."""
+        return self.root / "staging"
+
+    @property
     def release_keys(self) -> Path:
         """The public keys of every release signing key the farm has had."""
         return self.root / "release-keys"

@@ -130,9 +130,19 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class S3Artifacts:
+    """An artifact store in an S3 bucket, under a key prefix ("" or ending in "/")."""
+    bucket: str
+    prefix: str
+    region: str = ""
+    endpoint_url: str = ""           # "" is AWS's own S3
+
+
+@dataclass(frozen=True)
 class ArtifactSettings:
     directory: Path
     keep: int
+    s3: S3Artifacts | None = None    # the store is this bucket (directory is not used)
 
 
 @dataclass(frozen=True)

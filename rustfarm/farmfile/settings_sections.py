@@ -9,7 +9,7 @@ from .checks import (CONTAINER_POOLS, DEFAULT_STATE_DIR, artifact_directory_prob
                      docker_name_check, registry_index_check, state_dir_problem, time_check,
                      toolchain_text, url_check)
 from .errors import did_you_mean
-from .model import (COMPILE_PROJECT, ArtifactSettings, CargoRegistry, CompileSettings,
+from .model import (COMPILE_PROJECT, ArtifactSettings, S3Artifacts, CargoRegistry, CompileSettings,
                     CrateSource, DbSettings, FarmSettings, Pool, Project, ScheduleSettings,
                     Target, WwwSettings)
 from .db_section import DB_KEYS, read_db
@@ -94,14 +94,32 @@ class SettingsSections:
         return ScheduleSettings(nightly=(int(hour), int(minute)))
 
     def artifacts(self, top: Section, farm: FarmSettings) -> ArtifactSettings:
-        s = self.section(top.raw("artifacts"), "artifacts", ("directory", "keep"),
+        s = self.section(top.raw("artifacts"), "artifacts", ("directory", "keep", "s3"),
                          top.key_line("artifacts"))
         directory = (farm.state_dir / s.text("directory", "artifacts")).resolve()
+        s3 = self.s3_artifacts(s) if s.has("s3") else None
+        if s3 is not None and s.has("directory"):
+            s.error(s.key_line("s3"), "artifacts.s3",
+                    "the store is a directory or an S3 bucket: give directory or s3, not both")
         problem = artifact_directory_problem(directory, farm.state_dir, self.base)
         # A store left at its default is refused with its state directory, if that is.
-        if problem and (s.has("directory") or not self.state_dir_refused):
+        if s3 is None and problem and (s.has("directory") or not self.state_dir_refused):
             s.error(s.key_line("directory"), "artifacts.directory", problem)
-        return ArtifactSettings(directory=directory, keep=s.integer("keep", 5, minimum=1))
+        return ArtifactSettings(directory=directory, keep=s.integer("keep", 5, minimum=1),
+                                s3=s3)
+
+    def s3_artifacts(self, s: Section) -> S3Artifacts | None:
+        bucket = self.section(s.raw("s3"), "artifacts.s3",
+                              ("bucket", "prefix", "region", "endpoint_url"), s.key_line("s3"))
+        name = bucket.text("bucket", check=_bucket_problem)
+        prefix = bucket.text("prefix", "rustfarm/", check=_prefix_problem) or ""
+        endpoint = bucket.text("endpoint_url", "", check=url_check) or ""
+        region = bucket.text("region", "", check=lambda v: "" if re.fullmatch(
+            r"[a-z]{2}(-[a-z]+)+-[0-9]", v) else f"not an AWS region name: '{v}'") or ""
+        if not name:
+            return None
+        return S3Artifacts(bucket=name, prefix=prefix.strip("/") + "/" if prefix.strip("/")
+                           else "", region=region, endpoint_url=endpoint)
 
     def compile(self, top: Section, farm: FarmSettings, www: WwwSettings,
                 pools: dict[str, Pool], targets: dict[str, Target],
@@ -185,3 +203,17 @@ class SettingsSections:
             return CrateSource("registry", s.text("registry", check=registry_index_check),
                                tuple(registries))
         return CrateSource("crates-io", registries=tuple(registries))
+
+
+def _bucket_problem(name: str) -> str:
+    if re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", name) and ".." not in name:
+        return ""
+    return (f"'{name}' is not an S3 bucket name: 3 to 63 lower-case letters, digits, '.' "
+            "and '-'")
+
+
+def _prefix_problem(prefix: str) -> str:
+    if prefix.startswith("/") or ".." in prefix.split("/") or "//" in prefix:
+        return f"'{prefix}' is not a key prefix: no leading '/', no '..', no empty parts"
+    return ""
+

@@ -434,3 +434,20 @@ def test_a_release_s_packages_and_service_are_checked(tmp_path):
     assert (farm.projects["hello"].packages, farm.projects["hello"].service) == (
         ("ipk",), "hello --serve")
     assert loads(BASE, config).projects["hello"].packages == ("deb", "ipk")
+
+
+def test_an_s3_artifact_store_is_checked(tmp_path):
+    config = tmp_path / "farm.yaml"
+    text = with_lines("artifacts:", "  directory: releases",
+                      "  s3: {bucket: My_Bucket, prefix: /abs, endpoint_url: 'ftp://x'}")
+    assert problems(config, text) == [
+        f"{config}:11: artifacts.s3: the store is a directory or an S3 bucket: give directory "
+        "or s3, not both",
+        f"{config}:11: artifacts.s3.bucket: 'My_Bucket' is not an S3 bucket name: 3 to 63 "
+        "lower-case letters, digits, '.' and '-'",
+        f"{config}:11: artifacts.s3.endpoint_url: must be an http:// or https:// URL",
+        f"{config}:11: artifacts.s3.prefix: '/abs' is not a key prefix: no leading '/', no "
+        "'..', no empty parts"]
+    farm = loads(with_lines("artifacts:", "  s3: {bucket: team-releases, prefix: fw/mips}"),
+                 config)
+    assert (farm.artifacts.s3.bucket, farm.artifacts.s3.prefix) == ("team-releases", "fw/mips/")

@@ -75,7 +75,8 @@ def test_a_release_page_lists_every_target_with_matching_checksums(release_farm)
     assert sums == f"{digest}  {HOST_TARGET}/{archive}\n"
 
     everything = get(farm, f"artifacts/hello/{rev}/hello-{rev}-all.tar.gz")
-    assert everything.status_code == 200
+    assert everything.status_code == 200 and "content-encoding" not in everything.headers
+    assert everything.content[:2] == b"\x1f\x8b"          # as stored: gzip's bytes
     with tarfile.open(fileobj=io.BytesIO(everything.content)) as tar:
         assert tar.getnames() == ["SHA256SUMS", f"{HOST_TARGET}/{archive}"]
         assert tar.extractfile("SHA256SUMS").read().decode() == sums

@@ -62,7 +62,7 @@ def test_builder_pages_offer_their_force_buttons(pg_farm):
     builders = {b["name"]: b["builderid"] for b in pg_farm.api("builders")["builders"]}
     page = pg_farm.api(f"builders/{builders[f'hello:{HOST_TARGET}']}/forceschedulers",
                        order="name")["forceschedulers"]
-    assert [s["name"] for s in page] == ["force-hello", "force-hello-builder"]
+    assert [s["name"] for s in page] == ["force-hello", "force-hello-builder", "verify-hello"]
 
 
 def test_a_forced_build_runs_and_a_restart_keeps_it(pg_farm):

@@ -85,10 +85,12 @@ def test_1100_builders_start_and_a_page_force_builds_that_builder_only(big_farm)
     assert {n for n in workers if not n.startswith("__")} == {"local-1", "local-2"}
     assert all(len(workers[n]["configured_on"]) <= 1000 and workers[n]["connected_to"]
                for n in ("local-1", "local-2"))
-    # A builder page offers its project's two force schedulers, not one per builder.
+    # A builder page offers its project's force schedulers (its form, its button and its
+    # reproduction check), not one per builder.
     builder = ids[f"p0042:{HOST_TARGET}"]
     page = farm.api(f"builders/{builder}/forceschedulers")["forceschedulers"]
-    assert sorted(s["name"] for s in page) == ["force-p0042", "force-p0042-builder"]
+    assert sorted(s["name"] for s in page) == ["force-p0042", "force-p0042-builder",
+                                               "verify-p0042"]
 
     farm.login()
     bsid, brids = force_from_page(farm, builder)

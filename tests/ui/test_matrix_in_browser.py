@@ -99,8 +99,10 @@ def test_the_release_page_lists_every_target_with_its_checksum(browser, matrix_f
     page.get_by_role("heading", name="hello").wait_for(timeout=10_000)
     rows = page.locator("table tr").all()[1:]
     assert len(rows) == 1
-    target, archive, _, checksum = (cell.inner_text() for cell in rows[0].locator("td").all())
+    target, archive, _, binaries, checksum, signed, rebuilt = (
+        cell.inner_text() for cell in rows[0].locator("td").all())
     assert target == HOST_TARGET
+    assert binaries.startswith("hello ") and "signature" in signed and rebuilt == "not checked"
     data = requests.get(page.url + f"{HOST_TARGET}/{archive}", timeout=30).content
     assert hashlib.sha256(data).hexdigest() == checksum
     assert page.get_by_role("link", name="SHA256SUMS").count() == 1

@@ -137,7 +137,9 @@ def cmd_logs(args) -> int:
 
 def cmd_reload(args) -> int:
     from .lifecycle import Farmhouse
-    return 0 if Farmhouse(_load(args)).reload(timeout=args.timeout) else 1
+    farm = _load(args)
+    _check_stored_secrets(farm)
+    return 0 if Farmhouse(farm).reload(timeout=args.timeout) else 1
 
 
 def cmd_token(args) -> int:

@@ -152,7 +152,7 @@ class OncePerRevisionScheduler(schedulers.AnyBranchScheduler):
     scheduler's state, so a restart does not forget them."""
 
     KEEP = 200
-    _seen: dict[str, list[str]] = {}
+    _seen: dict[str, list[str]]     # branch -> revisions, read as it activates
 
     @defer.inlineCallbacks
     def activate(self):

@@ -464,7 +464,8 @@ class Project:
     service: str = ""         # the command procd runs on OpenWrt (the .ipk's init script)
     maintainer: str = ""      # the packages' Maintainer field
     forge: Forge | None = None
-    notify: ProjectNotify = ProjectNotify()
+    # Out of its repr (which steps' log lines show): a chat webhook's URL often holds a token.
+    notify: ProjectNotify = field(default=ProjectNotify(), repr=False)
 
     @property
     def watched(self) -> bool:

@@ -9,7 +9,8 @@ from rustfarm.errors import FarmError
 from rustfarm.failures import error_lines
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.errors import did_you_mean
-from rustfarm.names import builder_name, project_force_scheduler, project_verify_scheduler
+from rustfarm.names import (STEP_DURATIONS_PROPERTY, builder_name, project_force_scheduler,
+                            project_verify_scheduler)
 from rustfarm.progress import say
 from rustfarm.runtime import running_farm
 
@@ -118,8 +119,22 @@ def report_failure(api: FarmApi, build: dict) -> None:
         say(f"    {line}")
 
 
+def step_seconds(step: dict, durations: dict, build_complete: bool) -> float | None:
+    """How long a finished step took: as the build measured it, else (a step the build
+    does not time, such as waiting for locks) from Buildbot's whole seconds; None
+    while the build's measure may still come (it is published just after the step
+    ends, and before the next step's)."""
+    if str(step["number"]) in durations:
+        return float(durations[str(step["number"])])
+    later_timed = any(int(n) > step["number"] for n in durations)
+    if not build_complete and not later_timed:
+        return None
+    return float((step["complete_at"] or 0) - (step["started_at"] or 0))
+
+
 def _poll(farm: Farm, api: FarmApi, request: BuildRequest) -> None:
-    builds = api.get("builds", buildrequestid=request.brid)["builds"]
+    builds = api.get("builds", buildrequestid=request.brid,
+                     property=STEP_DURATIONS_PROPERTY)["builds"]
     if not builds:
         return
     build = builds[-1]   # a retried build request has several builds; follow the newest
@@ -128,10 +143,13 @@ def _poll(farm: Farm, api: FarmApi, request: BuildRequest) -> None:
             f"({farm.farm.url}#/builders/{build['builderid']}/builds/{build['number']})")
         request.steps_seen = set()
     request.build = build
+    durations = (build.get("properties", {}).get(STEP_DURATIONS_PROPERTY) or [{}])[0] or {}
     for step in api.get(f"builds/{build['buildid']}/steps")["steps"]:
         if step["complete"] and step["stepid"] not in request.steps_seen:
+            took = step_seconds(step, durations, build["complete"])
+            if took is None:
+                break               # its duration is published a moment after it ends
             request.steps_seen.add(step["stepid"])
-            took = (step["complete_at"] or 0) - (step["started_at"] or 0)
             say(f"{request.builder}:   {step['name']}: {RESULTS.get(step['results'])} "
                 f"({step['state_string']}, {took:.1f} s)")
     # A build ended RETRY (its worker vanished) is followed by another for the same request.

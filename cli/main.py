@@ -1,5 +1,5 @@
 """The `farm` command: check, up, reload, down, status, build, logs, compile, token, passwd,
-db-password, targets, images, key, verify."""
+db-password, registry-token, webhook-secret, forge-token, targets, images, key, verify."""
 
 from __future__ import annotations
 
@@ -36,11 +36,20 @@ def _check_listed_user(farm: Farm, user: str) -> None:
                         f"(users: {', '.join(farm.www.users) or 'none'})")
 
 
-def _check_registry_tokens(farm: Farm) -> None:
+def _check_stored_secrets(farm: Farm) -> None:
     """A registry that needs a token, without one in the secret store, would fail every
-    build that takes a crate from it: refused now."""
+    build that takes a crate from it; a forge's statuses without its token would fail at
+    every build: refused now."""
+    from rustfarm.farmfile.model import forge_token_name
     from rustfarm.state import SecretStore, StateDir
     store = SecretStore(StateDir.of(farm).secrets)
+    for project in farm.projects.values():
+        if project.forge and project.forge.statuses and \
+                not store.read(forge_token_name(project.name)):
+            raise FarmError(f"{farm.path.name}: projects.{project.name}.forge: the farm has no "
+                            f"token for {project.forge.kind} to post commit statuses with; "
+                            f"store it with `farm forge-token {project.name}` (it reads the "
+                            "token on its standard input), or set statuses: false")
     for registry in farm.crates.registries:
         if registry.token and not store.read(registry.secret_name):
             raise FarmError(f"{farm.path.name}: crates.registries.{registry.name}.token: the "
@@ -53,7 +62,7 @@ def cmd_check(args) -> int:
     from rustfarm.builder_defs import builder_defs
     farm = _load(args)
     builder_defs(farm)          # a pool too small for its builders is refused now
-    _check_registry_tokens(farm)
+    _check_stored_secrets(farm)
     _warn_about(farm)
     pools = ", ".join(f"{p.name} ({p.kind})" for p in farm.pools.values())
     builders = sum(len(p.targets) for p in farm.projects.values())
@@ -65,7 +74,7 @@ def cmd_check(args) -> int:
 def cmd_up(args) -> int:
     from .lifecycle import Farmhouse
     farm = _load(args)
-    _check_registry_tokens(farm)
+    _check_stored_secrets(farm)
     _warn_about(farm)
     ready = Farmhouse(farm).up(wait=args.wait_timeout, build_images=not args.no_images)
     return 0 if ready else 1
@@ -128,7 +137,9 @@ def cmd_logs(args) -> int:
 
 def cmd_reload(args) -> int:
     from .lifecycle import Farmhouse
-    return 0 if Farmhouse(_load(args)).reload(timeout=args.timeout) else 1
+    farm = _load(args)
+    _check_stored_secrets(farm)
+    return 0 if Farmhouse(farm).reload(timeout=args.timeout) else 1
 
 
 def cmd_token(args) -> int:
@@ -200,6 +211,61 @@ def cmd_registry_token(args) -> int:
     store.write(registry.secret_name, token)
     say(f"stored the token of registry '{registry.name}' in "
         f"{store.path(registry.secret_name)}")
+    return 0
+
+
+def _forge_project(farm: Farm, name: str):
+    project = farm.projects.get(name)
+    if project is None:
+        from rustfarm.farmfile.errors import did_you_mean
+        raise FarmError(f"no project '{name}' in {farm.path.name}{did_you_mean(name, farm.projects)}")
+    if project.forge is None:
+        raise FarmError(f"project '{name}' has no forge in {farm.path.name} (add "
+                        "forge: {kind: github, repository: owner/name}, see docs/forges.md)")
+    return project
+
+
+def cmd_webhook_secret(args) -> int:
+    """The secret a project's forge signs its webhooks with: made the first time."""
+    from rustfarm.farmfile.model import webhook_secret_name
+    from rustfarm.state import SecretStore, StateDir
+    farm = _load(args)
+    project = _forge_project(farm, args.project)
+    state = StateDir.of(farm)
+    state.create()
+    store = SecretStore(state.secrets)
+    name = webhook_secret_name(project.name)
+    if args.new or not store.read(name):
+        store.write(name, _new_secret())
+        warn(f"made the webhook secret of '{project.name}' (kept in {store.path(name)}); "
+             f"give it to {project.forge.kind} with the webhook (docs/forges.md)")
+    say(store.read(name))
+    return 0
+
+
+def _new_secret() -> str:
+    import secrets
+    return secrets.token_hex(32)
+
+
+def cmd_forge_token(args) -> int:
+    """A project's forge API token, kept in the secret store: only the master's status
+    reporter uses it; no build, property or log sees it."""
+    from rustfarm.farmfile.model import forge_token_name
+    from rustfarm.state import SecretStore, StateDir
+    farm = _load(args)
+    project = _forge_project(farm, args.project)
+    token = (sys.stdin.readline() if not sys.stdin.isatty()
+             else getpass.getpass(f"{project.forge.kind} token for {project.name}: ")).strip()
+    if not token:
+        raise FarmError("no token given; nothing changed")
+    state = StateDir.of(farm)
+    state.create()
+    store = SecretStore(state.secrets)
+    store.write(forge_token_name(project.name), token)
+    say(f"stored the {project.forge.kind} token of '{project.name}' in "
+        f"{store.path(forge_token_name(project.name))} (a running master uses it after "
+        "`farm reload`)")
     return 0
 
 
@@ -296,6 +362,8 @@ EXAMPLES = {
     "passwd": "examples:\n  farm passwd admin\n  echo 'a long password' | farm passwd admin "
               "--password-stdin",
     "registry-token": "example:\n  farm registry-token company < company-token.txt",
+    "webhook-secret": "examples:\n  farm webhook-secret hello\n  farm webhook-secret hello --new",
+    "forge-token": "example:\n  farm forge-token hello < github-token.txt",
     "targets": "examples:\n  farm targets\n  farm targets --known\n  farm targets --markdown",
     "builders": "example:\n  farm builders --config other.yaml",
     "compile": """examples:
@@ -410,6 +478,23 @@ def parser() -> argparse.ArgumentParser:
                               "fetch crates, and no build sees it.")
     registry_token.add_argument("registry")
     registry_token.set_defaults(func=cmd_registry_token)
+
+    webhook_secret = _command(sub, "webhook-secret", common,
+                              help="print (or make) a project's webhook secret",
+                              description="Print the secret PROJECT's forge signs its webhooks "
+                              "with, making one the first time; --new replaces it. Give it to "
+                              "the forge with the webhook's URL (docs/forges.md).")
+    webhook_secret.add_argument("project")
+    webhook_secret.add_argument("--new", action="store_true", help="replace the secret")
+    webhook_secret.set_defaults(func=cmd_webhook_secret)
+
+    forge_token = _command(sub, "forge-token", common,
+                           help="store the token commit statuses are posted with",
+                           description="Read the API token of PROJECT's forge on standard "
+                           "input, or at a prompt, and keep it in the farm's secret store; the "
+                           "master posts commit statuses with it, and no build sees it.")
+    forge_token.add_argument("project")
+    forge_token.set_defaults(func=cmd_forge_token)
 
     passwd = _command(sub, "passwd", common, help="set a web UI user's password")
     passwd.add_argument("user")

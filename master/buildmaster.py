@@ -22,6 +22,7 @@ from twisted.internet import defer
 from twisted.python import log
 
 from rustfarm.master.botmaster import FarmBotMaster
+from rustfarm.master.forge_hooks import FarmWWWService
 
 
 class DatabaseUnavailableError(Exception):
@@ -54,8 +55,9 @@ def bring_schema_up_to_date(basedir: str, config, db_config) -> defer.Deferred:
 
 
 class FarmMaster(BuildMaster):
-    """Buildbot's master, whose database is made current before its first use and
-    whose BotMaster registers builders from one read of the database."""
+    """Buildbot's master, whose database is made current before its first use, whose
+    BotMaster registers builders from one read of the database, and whose web server
+    checks each forge webhook with its project's secret (master/forge_hooks.py)."""
 
     _schema_checked = False
 
@@ -70,6 +72,14 @@ class FarmMaster(BuildMaster):
         yield self.botmaster.setServiceParent(self)
         self.services.insert(place, self.services.pop())
         self.botmaster.reconfig_priority = stock.reconfig_priority
+        # Buildbot's web server gives way to one with the farm's change hooks.
+        stock = self.www
+        place = self.services.index(stock)
+        yield stock.disownServiceParent()
+        self.www = FarmWWWService()
+        yield self.www.setServiceParent(self)
+        self.services.insert(place, self.services.pop())
+        self.www.reconfig_priority = stock.reconfig_priority
 
     @defer.inlineCallbacks
     def get_db_config(self, new_config):

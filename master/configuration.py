@@ -19,6 +19,7 @@ from .compile_www import TesselServer
 from .database import database_services, database_url, db_config
 from .multimaster import multi_master_config, multi_master_services
 from .prioritizer import prioritize_builders
+from .reporters import project_reporters
 from .secret_files import SecretFiles
 from .schedulers import all_schedulers, change_sources
 from .farm_file import load_farm
@@ -76,7 +77,8 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
         "builders": builder_configs(farm, paths),
         "schedulers": all_schedulers(farm),
         "change_source": change_sources(farm, paths),
-        "services": services(farm, runtime, paths) + database_services(farm.db.url),
+        "services": services(farm, runtime, paths) + database_services(farm.db.url)
+                    + project_reporters(farm),
         "www": www_config(farm, paths),
         "collapseRequests": False,
         "prioritizeBuilders": prioritize_builders,

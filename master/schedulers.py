@@ -5,6 +5,7 @@ from __future__ import annotations
 from buildbot.plugins import schedulers, util
 from buildbot.schedulers.forcesched import CollectedValidationError, ValidationError
 from twisted.internet import defer
+from twisted.python import log
 
 from rustfarm.farmfile import Farm, Project
 from rustfarm.names import REPRODUCE_PROPERTY, builder_name, project_force_scheduler, \
@@ -141,12 +142,41 @@ def builder_force_scheduler_name(project: str) -> str:
     return scheduler_id(f"force-{project}-builder")
 
 
+class OncePerRevisionScheduler(schedulers.AnyBranchScheduler):
+    """A project's new commits, built once each: a push reaches the farm both as a forge's
+    webhook and through the git poller, as two changes of the same revision; the second
+    is dropped. The revisions seen are kept per branch (the newest ``KEEP``), in the
+    scheduler's state, so a restart does not forget them."""
+
+    KEEP = 200
+    _seen: dict[str, list[str]]     # branch -> revisions, read as it activates
+
+    @defer.inlineCallbacks
+    def activate(self):
+        # Before changes are consumed: every change is checked against these.
+        self._seen = yield self.getState("seen_revisions", {})
+        yield super().activate()
+
+    @defer.inlineCallbacks
+    def gotChange(self, change, important):
+        if change.revision:
+            seen = self._seen.setdefault(change.branch or "", [])
+            if change.revision in seen:
+                log.msg(f"{self.name}: {change.branch} {change.revision[:12]} came before; "
+                        f"change {change.number} is not built again")
+                return
+            seen.append(change.revision)
+            del seen[:-self.KEEP]
+            yield self.setState("seen_revisions", self._seen)
+        yield super().gotChange(change, important)
+
+
 def commit_schedulers(farm: Farm) -> list:
     result = []
     for project in farm.projects.values():
-        if not project.polls:
+        if not project.watched:
             continue
-        result.append(schedulers.AnyBranchScheduler(
+        result.append(OncePerRevisionScheduler(
             name=scheduler_id(f"commits-{project.name}"),
             change_filter=util.ChangeFilter(project=project.name,
                                             branch=list(project.branches)),

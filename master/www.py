@@ -10,6 +10,7 @@ from rustfarm.farmfile import Farm
 from rustfarm.state import StateDir
 
 from .auth import SecretPasswordAuth
+from .forge_hooks import hook_dialects
 
 CONTROL_ROLE = "builders"
 
@@ -34,6 +35,8 @@ def www_config(farm: Farm, paths: StateDir) -> dict:
                 "targets": {triple: {"arch": target.arch, "pool": target.pool}
                             for triple, target in farm.targets.items()}}},
         "authz": authz(farm),
+        # /change_hook/github, gitlab, gitea: pushes of the projects with a forge.
+        "change_hook_dialects": hook_dialects(farm),
     }
     if farm.www.users:
         config["auth"] = SecretPasswordAuth(farm.www.users)

@@ -25,6 +25,10 @@ IMAGE_ID_PROPERTY = "image_id"
 # Whether the builder builds uploads (the compile endpoint's builders).
 UPLOAD_BUILDER_PROPERTY = "farm_upload_builder"
 
+# Set by every build as its steps end: {step number: seconds it took}, to the
+# microsecond (Buildbot's REST API gives steps whole-second times).
+STEP_DURATIONS_PROPERTY = "step_durations"
+
 # What Buildbot sets after the builder's properties, from the source stamp or the
 # build itself: never a name of the farm's builder properties.
 BUILDBOT_OWNED_PROPERTIES = frozenset({

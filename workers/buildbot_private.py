@@ -13,6 +13,8 @@ from buildbot.util import debounce
 from buildbot.util.latent import CompatibleLatentWorkerMixin
 from buildbot.worker.docker import DockerLatentWorker
 from buildbot.worker.latent import AbstractLatentWorker
+from buildbot.www.change_hook import ChangeHookResource
+from buildbot.www.hooks.gitlab import GitLabHandler
 
 # (class, name): the signature upstream has, or "attribute" for a private attribute.
 UPSTREAM = {
@@ -31,6 +33,10 @@ UPSTREAM = {
     (Builder, "_find_builder_config_by_name"):
         "(self, new_config: 'MasterConfig') -> 'BuilderConfig | None'",
     (Builder, "_builderid"): "attribute",
+    (GitLabHandler, "_process_change"):
+        "(self, payload: 'dict[str, Any]', user: 'str', repo: 'str', repo_url: 'str', "
+        "event: 'str', codebase: 'str | None' = None) -> 'list[dict[str, Any]]'",
+    (ChangeHookResource, "_dialect_handlers"): "attribute",
 }
 
 
@@ -132,3 +138,17 @@ class BuilderPrivates(Builder):
 
     def builder_config_named(self, new_config):
         return self._find_builder_config_by_name(new_config)
+
+
+def gitlab_push_changes(master, payload: dict) -> list[dict]:
+    """The changes of a verified GitLab push payload, as Buildbot's GitLab hook makes
+    them (its push parsing has no public name)."""
+    handler = GitLabHandler(master, {})
+    return handler._process_change(payload, payload["user_name"], payload["repository"]["name"],
+                                   payload["repository"]["url"], "push")
+
+
+def forget_hook_handlers(resource: ChangeHookResource) -> None:
+    """Drop the change hook's handlers made for the last configuration (Buildbot keeps
+    them across reconfigurations, with the dialects' old options)."""
+    resource._dialect_handlers = {}

@@ -25,6 +25,28 @@ def url_check(value: str) -> str:
     return "" if re.match(r"^https?://[^/\s]+(/.*)?$", value) else "must be an http:// or https:// URL"
 
 
+def email_check(value: str) -> str:
+    return "" if re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value) else \
+        f"'{value}' is not a mail address (name@example.com)"
+
+
+def host_port_check(value: str) -> str:
+    match = re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:(\d+))?$", value)
+    if not match or (match.group(3) and not 1 <= int(match.group(3)) <= 65535):
+        return f"'{value}' is not HOST or HOST:PORT (e.g. smtp.example.com:587)"
+    return ""
+
+
+def forge_repository_check(value: str, subgroups: bool = False) -> str:
+    """A forge's repository as its URLs name it: owner/name (GitLab: group/sub/name)."""
+    part = r"[A-Za-z0-9_.-]+"
+    pattern = rf"^{part}(/{part})+$" if subgroups else rf"^{part}/{part}$"
+    if re.match(pattern, value) and not value.endswith(".git"):
+        return ""
+    shape = "group/name or group/subgroup/name" if subgroups else "owner/name"
+    return f"'{value}' is not a repository: {shape}, as in the forge's URLs (no .git)"
+
+
 def registry_index_check(value: str) -> str:
     """A registry's index as cargo takes it: sparse+http(s)://..., or a git index's URL."""
     url = value.removeprefix("sparse+").removeprefix("registry+")

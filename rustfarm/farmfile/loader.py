@@ -18,7 +18,7 @@ from .target_sections import TargetSections
 from .yamlsource import load_yaml
 
 TOP_KEYS = ("farm", "www", "db", "masters", "router", "schedule", "artifacts", "compile", "crates", "workers",
-            "targets", "projects", "failover")
+            "targets", "projects", "failover", "notify")
 MAX_FILE_BYTES = 2**20
 
 
@@ -141,4 +141,5 @@ class FarmReader(SettingsSections, TargetSections, ProjectSections):
             masters=masters,
             router=router,
             failover=read_failover(self.section, top),
+            notify=self.notify(top),
         )

@@ -410,6 +410,50 @@ class Target:
         return env
 
 
+FORGE_KINDS = ("github", "gitlab", "gitea")
+# Where each forge's API is unless farm.yaml says (Gitea has none: it is self-hosted).
+FORGE_API_URLS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com"}
+
+
+@dataclass(frozen=True)
+class Forge:
+    """Where a project's code lives: pushes arrive from there as webhooks
+    (/change_hook/<kind>), and its commits get a status per target."""
+
+    kind: str                 # github | gitlab | gitea
+    repository: str           # owner/name (GitLab: group/subgroup/name)
+    api_url: str              # the forge's API (statuses go there)
+    statuses: bool = True     # post commit statuses (needs `farm forge-token PROJECT`)
+
+
+@dataclass(frozen=True)
+class ProjectNotify:
+    """Who hears of a project's builds: mail on a change from pass to fail and back,
+    and a JSON webhook for every build's end."""
+
+    email: tuple[str, ...] = ()
+    webhook: str = ""
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """The SMTP relay notification mail goes through."""
+
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    sender: str = ""          # the From address ("" = rustfarm@<farm name>)
+
+
+def webhook_secret_name(project: str) -> str:
+    """The secret a project's forge signs its webhooks with (`farm webhook-secret`)."""
+    return f"webhook-{project}"
+
+
+def forge_token_name(project: str) -> str:
+    """The token statuses are posted to a project's forge with (`farm forge-token`)."""
+    return f"forge-token-{project}"
+
+
 @dataclass(frozen=True)
 class Project:
     name: str
@@ -429,6 +473,14 @@ class Project:
     packages: tuple[str, ...] = ("deb", "ipk")  # the release's packages, where a target has them
     service: str = ""         # the command procd runs on OpenWrt (the .ipk's init script)
     maintainer: str = ""      # the packages' Maintainer field
+    forge: Forge | None = None
+    # Out of its repr (which steps' log lines show): a chat webhook's URL often holds a token.
+    notify: ProjectNotify = field(default=ProjectNotify(), repr=False)
+
+    @property
+    def watched(self) -> bool:
+        """New commits build it: it is polled, or its forge sends webhooks."""
+        return self.polls or self.forge is not None
 
     @property
     def is_git(self) -> bool:
@@ -463,6 +515,7 @@ class Farm:
     masters: tuple[MasterSettings, ...] = ()
     router: RouterSettings | None = None
     failover: FailoverSettings = FailoverSettings()
+    notify: NotifySettings = NotifySettings()
     # The master this farm is seen from (as_master), with several; "" otherwise.
     serving: str = ""
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from .checks import CONTAINER_POOLS, name_check
+from .checks import CONTAINER_POOLS, email_check, forge_repository_check, name_check, url_check
 from .errors import did_you_mean
-from .model import Pool, Project, Target
+from .model import FORGE_API_URLS, FORGE_KINDS, Forge, Pool, Project, ProjectNotify, Target
 from .reader import Section
 
 # The packages a release can hold besides its archive (rustfarm/device_packages.py).
@@ -23,7 +23,8 @@ class ProjectSections:
             s = self.section(node, path, ("source", "subdir", "branches", "poll_interval",
                                           "targets", "profile", "features", "test",
                                           "binaries", "toolchain", "strip", "fetch_timeout",
-                                          "packages", "service", "maintainer"),
+                                          "packages", "service", "maintainer",
+                                          "forge", "notify"),
                              line)
             source = s.text("source")
             if source is not None:
@@ -72,10 +73,59 @@ class ProjectSections:
                 fetch_timeout=s.integer("fetch_timeout", 600, minimum=1),
                 packages=packages, service=service,
                 maintainer=s.text("maintainer", "") or "",
+                forge=self.forge(s, name),
+                notify=self.project_notify(s, name),
             )
         if not top.has("projects"):
             top.error(1, "projects", "missing required key")
         return projects
+
+    def forge(self, s: Section, project: str) -> Forge | None:
+        """Where the project's pushes come from and its statuses go."""
+        if not s.has("forge"):
+            return None
+        f = self.section(s.raw("forge"), f"projects.{project}.forge",
+                         ("kind", "repository", "api_url", "statuses"), s.key_line("forge"))
+        kind = f.text("kind")
+        if kind is not None and kind not in FORGE_KINDS:
+            f.error(f.key_line("kind"), f.key_path("kind"),
+                    f"unknown forge '{kind}'{did_you_mean(kind, FORGE_KINDS)} "
+                    f"(forges: {', '.join(FORGE_KINDS)})")
+            kind = None
+        repository = f.text("repository")
+        if isinstance(repository, str):
+            problem = forge_repository_check(repository, subgroups=kind == "gitlab")
+            if problem:
+                f.error(f.key_line("repository"), f.key_path("repository"), problem)
+                repository = None
+        if f.has("api_url"):
+            api_url = f.text("api_url", check=url_check)
+        else:
+            api_url = FORGE_API_URLS.get(kind or "", "")
+            if kind == "gitea":
+                f.error(f.line, f.key_path("api_url"),
+                        "missing required key: Gitea is self-hosted, give its address "
+                        "(e.g. https://gitea.example.com)")
+        statuses = f.flag("statuses", True)
+        if not kind or not repository or not isinstance(api_url, str):
+            return None
+        return Forge(kind=kind, repository=repository, api_url=api_url.rstrip("/"),
+                     statuses=bool(statuses))
+
+    def project_notify(self, s: Section, project: str) -> ProjectNotify:
+        """Who hears of the project's builds."""
+        if not s.has("notify"):
+            return ProjectNotify()
+        n = self.section(s.raw("notify"), f"projects.{project}.notify", ("email", "webhook"),
+                         s.key_line("notify"))
+        addresses = n.texts("email", ())
+        for index, address in enumerate(addresses):
+            problem = email_check(address)
+            if problem:
+                n.error(n.item_line("email", index), f"{n.path}.email[{index}]", problem)
+        webhook = n.text("webhook", "", check=url_check)
+        return ProjectNotify(email=tuple(a for a in addresses if not email_check(a)),
+                             webhook=webhook or "")
 
     def check_toolchain_images(self, s: Section, project: str, toolchain: str,
                                targets: list[Target], pools: dict[str, Pool]) -> None:

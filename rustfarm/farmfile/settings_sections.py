@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 
 from .checks import (CONTAINER_POOLS, DEFAULT_STATE_DIR, artifact_directory_problem,
-                     docker_name_check, registry_index_check, state_dir_problem, time_check,
-                     toolchain_text, url_check)
+                     docker_name_check, email_check, host_port_check, registry_index_check,
+                     state_dir_problem, time_check, toolchain_text, url_check)
 from .errors import did_you_mean
-from .model import (COMPILE_PROJECT, ArtifactSettings, S3Artifacts, CargoRegistry, CompileSettings,
-                    CrateSource, DbSettings, FarmSettings, Pool, Project, ScheduleSettings,
+from .model import (COMPILE_PROJECT, ArtifactSettings, CargoRegistry, CompileSettings,
+                    CrateSource, DbSettings, FarmSettings, NotifySettings, Pool, Project,
+                    S3Artifacts, ScheduleSettings,
                     Target, WwwSettings)
 from .db_section import DB_KEYS, read_db
 from .pools import size_bytes
@@ -181,6 +182,17 @@ class SettingsSections:
             tessel_target=tessel_target,
             tessel_anonymous=bool(s.flag("tessel_anonymous", False)),
         )
+
+    def notify(self, top: Section) -> NotifySettings:
+        """The SMTP relay of notification mail (projects' notify.email)."""
+        s = self.section(top.raw("notify"), "notify", ("smtp", "from"), top.key_line("notify"))
+        relay = s.text("smtp", "localhost:25", check=host_port_check)
+        sender = s.text("from", "", check=lambda v: email_check(v) if v else "")
+        if not isinstance(relay, str) or host_port_check(relay):
+            relay = "localhost:25"
+        host, port = (relay.rsplit(":", 1) if re.search(r":\d+$", relay) else (relay, "25"))
+        return NotifySettings(smtp_host=host.strip("[]"), smtp_port=int(port),
+                              sender=sender or "")
 
     def crates(self, top: Section) -> CrateSource:
         s = self.section(top.raw("crates"), "crates", ("directory", "registry", "registries"),

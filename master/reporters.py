@@ -1,0 +1,184 @@
+"""What the farm tells the world about a project's builds: commit statuses on its
+forge, mail to its owners when it breaks or recovers, and a JSON webhook.
+
+Buildbot's reporters, one set per project (its own token, repository and
+recipients), each reporting on that project's builders only:
+
+- statuses: GitHubStatusPush, GitLabStatusPush and buildbot-gitea's
+  GiteaStatusPush, context ``rustfarm/<target>``: pending when the build is
+  queued (GitLab: running once it starts), then its result, linked to the
+  build's page. Statuses are posted to farm.yaml's repository (Buildbot's
+  reporters would guess it from the source stamp, which names the farm's
+  project and source); the token comes from the secret store
+  (`farm forge-token PROJECT`) and is never a property or logged.
+- mail: MailNotifier, on a change of result only (Buildbot's mode "change":
+  pass to fail, fail to pass), through farm.yaml's notify.smtp relay;
+- JSON: HttpStatusPush, each finished build's dictionary, posted to
+  notify.webhook.
+"""
+
+from __future__ import annotations
+
+import copy
+from urllib.parse import quote_plus
+
+from buildbot.plugins import reporters, util
+from buildbot.reporters.generators.build import BuildStartEndStatusGenerator, BuildStatusGenerator
+from buildbot.reporters.generators.buildrequest import BuildRequestGenerator
+from buildbot.reporters.message import (MessageFormatter, MessageFormatterFunction,
+                                        MessageFormatterRenderable)
+from buildbot_gitea.reporter import GiteaStatusPush
+from twisted.internet import defer
+from twisted.python import log
+
+from rustfarm.farmfile import Farm, Project
+from rustfarm.farmfile.model import forge_token_name
+from rustfarm.names import TARGET_PROPERTY, builder_name, scheduler_id
+
+STATUS_CONTEXT = util.Interpolate(f"rustfarm/%(prop:{TARGET_PROPERTY})s")
+
+
+def _status_generators(builders: list[str]) -> list:
+    return [BuildRequestGenerator(builders=builders,
+                                  formatter=MessageFormatterRenderable("queued")),
+            BuildStartEndStatusGenerator(
+                builders=builders,
+                start_formatter=MessageFormatterRenderable("building"),
+                end_formatter=MessageFormatterRenderable("done"))]
+
+
+def _reports_naming(reports: list[dict], repository: str, field: str) -> list[dict]:
+    """The reports with each source stamp's ``field`` set to the forge's repository
+    (a copy: the build's own data is untouched)."""
+    reports = copy.deepcopy(reports)
+    for report in reports:
+        for build in report.get("builds", []):
+            for stamp in build.get("buildset", {}).get("sourcestamps", []):
+                stamp[field] = repository
+    return reports
+
+
+class GitHubStatuses(reporters.GitHubStatusPush):
+    """GitHub's commit statuses, on farm.yaml's repository (owner/name)."""
+
+    def checkConfig(self, repository: str = "", **kwargs):
+        super().checkConfig(**kwargs)
+
+    def reconfigService(self, repository: str = "", **kwargs):
+        self.repository = repository
+        return super().reconfigService(**kwargs)
+
+    def sendMessage(self, reports):
+        # Buildbot's reporter takes owner/name from a source stamp's project.
+        return super().sendMessage(_reports_naming(reports, self.repository, "project"))
+
+
+class GitLabStatuses(reporters.GitLabStatusPush):
+    """GitLab's commit statuses, on farm.yaml's project path (group/.../name)."""
+
+    def checkConfig(self, repository: str = "", **kwargs):
+        super().checkConfig(**kwargs)
+
+    def reconfigService(self, repository: str = "", **kwargs):
+        self.repository = repository
+        return super().reconfigService(**kwargs)
+
+    @defer.inlineCallbacks
+    def getProjectId(self, sourcestamp):
+        path = quote_plus(self.repository)
+        if path not in self.project_ids:
+            response = yield self._http.get(f"/api/v4/projects/{path}")
+            found = yield response.json()
+            if response.code != 200:
+                log.msg(f"GitLab project {self.repository} unknown or hidden: "
+                        f"{found.get('message') if isinstance(found, dict) else response.code}")
+                return None
+            self.project_ids[path] = found["id"]
+        return self.project_ids[path]
+
+
+class GiteaStatuses(GiteaStatusPush):
+    """Gitea's commit statuses (buildbot-gitea), on farm.yaml's repository."""
+
+    def checkConfig(self, baseURL, token, repository: str = "", **kwargs):
+        super().checkConfig(baseURL, token, **kwargs)
+
+    def reconfigService(self, baseURL, token, repository: str = "", **kwargs):
+        self.repository = repository
+        return super().reconfigService(baseURL, token, **kwargs)
+
+    def sendMessage(self, reports):
+        # The plugin's reporter reads the repository from these two build properties.
+        owner, name = self.repository.split("/", 1)
+        reports = copy.deepcopy(reports)
+        for report in reports:
+            for build in report.get("builds", []):
+                build["properties"] = {**build.get("properties", {}),
+                                       "owner": (owner, "farm.yaml"),
+                                       "repository_name": (name, "farm.yaml")}
+        return super().sendMessage(reports)
+
+
+def status_reporter(project: Project):
+    forge = project.forge
+    builders = [builder_name(project.name, t) for t in project.targets]
+    common = {"name": scheduler_id(f"statuses-{project.name}"),
+              "repository": forge.repository,
+              "context": STATUS_CONTEXT,
+              "generators": _status_generators(builders)}
+    token = util.Secret(forge_token_name(project.name))
+    if forge.kind == "github":
+        return GitHubStatuses(token=token, baseURL=forge.api_url, **common)
+    if forge.kind == "gitlab":
+        return GitLabStatuses(token=token, baseURL=forge.api_url, **common)
+    return GiteaStatuses(forge.api_url, token, **common)
+
+
+MAIL_SUBJECT = ("{{ buildername }}: {{ 'passes again' if results == 0 else "
+                "'broken (' ~ result_names[results] ~ ')' }}")
+MAIL_TEMPLATE = """\
+{{ buildername }}: {{ summary }}
+(the build before was {{ result_names[previous_results] }})
+
+Build: {{ build_url }}
+Revision: {{ build['properties'].get('got_revision', ['unknown'])[0] }}
+"""
+
+
+def build_as_json(context: dict) -> dict:
+    """The JSON webhook's body: the build as Buildbot's REST API gives it."""
+    return context["build"]
+
+
+def notifiers(farm: Farm, project: Project) -> list:
+    builders = [builder_name(project.name, t) for t in project.targets]
+    found = []
+    if project.notify.email:
+        found.append(reporters.MailNotifier(
+            name=scheduler_id(f"mail-{project.name}"),
+            fromaddr=farm.notify.sender or f"rustfarm@{farm.farm.name}.invalid",
+            relayhost=farm.notify.smtp_host,
+            smtpPort=farm.notify.smtp_port,
+            sendToInterestedUsers=False,
+            extraRecipients=list(project.notify.email),
+            generators=[BuildStatusGenerator(
+                mode=("change",), builders=builders,
+                message_formatter=MessageFormatter(
+                    template=MAIL_TEMPLATE, template_type="plain", subject=MAIL_SUBJECT))]))
+    if project.notify.webhook:
+        found.append(reporters.HttpStatusPush(
+            name=scheduler_id(f"webhook-{project.name}"),
+            serverUrl=project.notify.webhook,
+            generators=[BuildStatusGenerator(
+                mode="all", builders=builders,
+                message_formatter=MessageFormatterFunction(build_as_json, "json"))]))
+    return found
+
+
+def project_reporters(farm: Farm) -> list:
+    found = []
+    for project in farm.projects.values():
+        if project.forge and project.forge.statuses:
+            found.append(status_reporter(project))
+        found.extend(notifiers(farm, project))
+    return found

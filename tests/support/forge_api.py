@@ -1,0 +1,109 @@
+"""A stand-in for a forge's API (GitHub's, GitLab's, Gitea's statuses) and for a chat
+system's webhook: an HTTP server on loopback, started by a test, that answers as the
+forge would and records every request it gets, as moto does for EC2."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# What GitLab answers GET /api/v4/projects/<path> with: the project's id.
+GITLAB_PROJECT_ID = 4242
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: object          # the JSON body, or None
+
+    def header(self, name: str) -> str | None:
+        """A header, whatever case the client wrote its name in."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A master that stops drops its kept-alive connections: not the test's concern.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class RecordingForge:
+    """``url`` answers every request and keeps it in ``calls``, in order."""
+
+    def __init__(self):
+        self.calls: list[Call] = []
+        self._lock = threading.Lock()
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"    # keep-alive, as the forges answer
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    raw = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        chunk = self.rfile.read(size + 2)[:size]
+                        if not size:
+                            return raw
+                        raw += chunk
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _record(self):
+                raw = self._body()
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = raw.decode(errors="replace")
+                with recorder._lock:
+                    recorder.calls.append(Call(self.command, self.path, dict(self.headers), body))
+                return body
+
+            def _answer(self, status: int, body: object):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._record()
+                if self.path.startswith("/api/v4/projects/"):
+                    self._answer(200, {"id": GITLAB_PROJECT_ID})
+                else:
+                    self._answer(404, {"message": "Not Found"})
+
+            def do_POST(self):
+                body = self._record()
+                self._answer(201, {"id": len(recorder.calls), **(body if isinstance(body, dict)
+                                                                  else {})})
+
+            def log_message(self, *args):
+                pass
+
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> "RecordingForge":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def received(self, method: str | None = None, prefix: str = "") -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls
+                    if (method is None or c.method == method) and c.path.startswith(prefix)]

@@ -23,9 +23,25 @@ sys.path.insert(0, str(REPO))
 from benchmarks.container_builds import Farm, image_of  # noqa: E402
 
 APPS = {"hello": REPO / "examples" / "hello", "big-app": REPO / "benchmarks" / "fixtures" / "big-app"}
-VARIANTS = {"release": "profile: release, strip: false",
-            "stripped": "profile: release",
+VARIANTS = {"release": "profile: release, strip: false",     # cargo's own release
+            "stripped": "profile: release",                     # the farm's default
             "min-size": "profile: min-size"}
+
+
+def variants_for(triple: str) -> dict[str, str]:
+    """min-size needs std's bitcode (fat LTO): not where the image builds std from source."""
+    from rustfarm.targets import target_table
+    spec = target_table().targets[triple]
+    if spec.std_for(spec_toolchain()) == "source":
+        print(f"min-size: not measured for {triple}, whose image builds std without LLVM "
+              "bitcode (farm check refuses it there)")
+        return {k: v for k, v in VARIANTS.items() if k != "min-size"}
+    return VARIANTS
+
+
+def spec_toolchain() -> str:
+    from rustfarm.targets import target_table
+    return next(t.version for t in target_table().toolchains.values() if t.default)
 
 
 def main() -> int:
@@ -35,13 +51,14 @@ def main() -> int:
     args = parser.parse_args()
     apps = {args.only: APPS[args.only]} if args.only else APPS
     triple = args.target
+    variants = variants_for(triple)
     with tempfile.TemporaryDirectory(prefix="rustfarm-sizes-") as scratch:
         root = Path(scratch)
         projects = []
         for app, source in apps.items():
             copy = root / app
             shutil.copytree(source, copy, ignore=shutil.ignore_patterns("target"))
-            for variant, settings in VARIANTS.items():
+            for variant, settings in variants.items():
                 projects.append(f"  {app}-{variant}: {{source: {copy}, test: false, {settings}}}")
         (root / "farm").mkdir()
         farm = Farm(root / "farm", f"""\
@@ -54,7 +71,7 @@ projects:
         rows = []
         with farm:
             for app in apps:
-                for variant in VARIANTS:
+                for variant in variants:
                     began = time.monotonic()
                     build = farm.wait(farm.force(f"{app}-{variant}", triple)[1])
                     props = farm.api(f"builds/{build['buildid']}", property="binary_sizes")

@@ -451,3 +451,18 @@ def test_an_s3_artifact_store_is_checked(tmp_path):
     farm = loads(with_lines("artifacts:", "  s3: {bucket: team-releases, prefix: fw/mips}"),
                  config)
     assert (farm.artifacts.s3.bucket, farm.artifacts.s3.prefix) == ("team-releases", "fw/mips/")
+
+
+def test_min_size_is_refused_where_std_has_no_bitcode_for_fat_lto(tmp_path):
+    config = tmp_path / "farm.yaml"
+    text = BASE.replace("targets:\n  x86_64-unknown-linux-gnu: {pool: local}\n",
+                        "targets:\n  x86_64-unknown-linux-gnu: {pool: local}\n"
+                        "  mipsel-unknown-linux-musl: {pool: local}\n").replace(
+        f"  hello: {{source: {EXAMPLE}}}\n",
+        f"  hello: {{source: {EXAMPLE}, profile: min-size}}\n")
+    assert problems(config, text) == [
+        f"{config}:9: projects.hello.profile: min-size links with fat LTO, which needs std's "
+        "LLVM bitcode; the images of mipsel-unknown-linux-musl build std from source without "
+        "it: use release for those targets"]
+    loads(text.replace("profile: min-size", "profile: min-size, targets: "
+                                             "[x86_64-unknown-linux-gnu]"), config)

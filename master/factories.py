@@ -14,7 +14,8 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from rustfarm.farmfile import Farm, Project, Target
-from rustfarm.farmfile.model import COMPILE_PROJECT, S3CompileCache
+from rustfarm.farmfile.model import COMPILE_PROJECT
+from rustfarm.farmfile.pool_kinds import S3CompileCache
 from rustfarm.farmfile.pools import size_bytes
 from rustfarm.names import PROJECT_PROPERTY, TARGET_PROPERTY, is_reproduction, upload_job
 from rustfarm.state import StateDir

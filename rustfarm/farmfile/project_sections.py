@@ -7,7 +7,8 @@ import re
 
 from .checks import CONTAINER_POOLS, name_check
 from .errors import did_you_mean
-from .model import Pool, Project, Target
+from .model import Project, Target
+from .pool_kinds import Pool
 from .reader import Section
 
 # The packages a release can hold besides its archive (rustfarm/device_packages.py).

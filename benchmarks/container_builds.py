@@ -174,12 +174,12 @@ class Farm:
 
 
 def cache_volume_name(farm: str, project: str, target: str) -> str:
-    from rustfarm.workers.docker import cache_volume_name as name
+    from rustfarm.workers.docker_volumes import cache_volume_name as name
     return name(farm, project, target)
 
 
 def compile_cache_volume(farm: str, triple: str) -> str:
-    from rustfarm.workers.docker import compile_cache_volume_name
+    from rustfarm.workers.docker_volumes import compile_cache_volume_name
     return compile_cache_volume_name(farm, image_of(triple), triple)
 
 

@@ -23,7 +23,7 @@ from rustfarm.targets import cargo_target_variable, target_table
 from rustfarm.crate_store import CrateStore
 from rustfarm.dependencies import CargoSettings, machine_config_files
 from rustfarm.release_keys import ReleaseKeys
-from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR, CRATE_STORE_DIR
+from rustfarm.workers.docker_volumes import CACHE_DIR, COMPILE_CACHE_DIR, CRATE_STORE_DIR
 
 from .builds import FarmBuild
 from .cargo_steps import Cargo

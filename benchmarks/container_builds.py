@@ -1,5 +1,8 @@
 """Container builds measured against the alternatives, on this machine's Docker engine.
 
+Longer than 350 lines because it is one measurement run as one script: the farm it
+makes, the bare builds it compares with and what it prints read best top to bottom.
+
     .venv/bin/python benchmarks/container_builds.py [--runs N]
 
 1. Container overhead: force request to first build step, with a fresh container

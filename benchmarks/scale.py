@@ -1,5 +1,8 @@
 """How the farm's costs grow with its number of builders.
 
+Longer than 350 lines because it is one measurement run as one script: the farm it
+makes, what it times and the table it prints read best top to bottom.
+
     .venv/bin/python benchmarks/scale.py [--builders 11,110,550,1100,2200] [--targets 11]
         [--pool local|docker] [--db sqlite|postgresql] [--poll-interval 60] [--runs 3]
 

@@ -10,6 +10,16 @@ from pathlib import Path
 
 from rustfarm.worker_tool_file import INFO_KEY, worker_tool_info, write_tool
 
+# Both .tac files' log: twistd.log in the base directory, rotated, to the microsecond.
+LOG_SETUP = '''\
+logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"),
+                               rotateLength=10000000, maxRotatedFiles=10)
+observer = FileLogObserver(logfile)
+# To the microsecond: where a build's time goes shows in the log.
+observer.timeFormat = "%Y-%m-%d %H:%M:%S.%f"
+application.setComponent(ILogObserver, observer.emit)
+'''
+
 MASTER_TAC = """\
 import os
 
@@ -27,13 +37,7 @@ os.environ["RUSTFARM_MASTER"] = {master!r}
 # note: this line is matched against to check that this is a buildmaster
 # directory; do not edit it.
 application = service.Application('buildmaster')
-logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"),
-                               rotateLength=10000000, maxRotatedFiles=10)
-observer = FileLogObserver(logfile)
-# To the microsecond: where a build's time goes shows in the log.
-observer.timeFormat = "%Y-%m-%d %H:%M:%S.%f"
-application.setComponent(ILogObserver, observer.emit)
-
+{log_setup}
 m = FarmMaster(basedir, configfile, None)
 m.setServiceParent(application)
 m.log_rotation.rotateLength = 10000000
@@ -55,13 +59,7 @@ basedir = {basedir!r}
 # note: this line is matched against to check that this is a worker
 # directory; do not edit it.
 application = service.Application('buildbot-worker')
-logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"),
-                               rotateLength=10000000, maxRotatedFiles=10)
-observer = FileLogObserver(logfile)
-# To the microsecond: where a build's time goes shows in the log.
-observer.timeFormat = "%Y-%m-%d %H:%M:%S.%f"
-application.setComponent(ILogObserver, observer.emit)
-
+{log_setup}
 with open({password_file!r}) as secret:
     passwd = secret.read().strip()
 
@@ -90,7 +88,7 @@ def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path,
     """``master``: which of farm.yaml's masters this one is ("" = its first)."""
     (basedir / "buildbot.tac").write_text(MASTER_TAC.format(
         basedir=str(basedir), configfile=str(configfile), farm_yaml=str(farm_yaml),
-        master=master))
+        master=master, log_setup=LOG_SETUP))
 
 
 def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_file: Path,
@@ -107,5 +105,5 @@ def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_fi
     (basedir / "info" / INFO_KEY).write_text(worker_tool_info(write_tool(basedir)))
     masters = [(host, p) for p in (port, *other_ports)] + list(elsewhere)
     (basedir / "buildbot.tac").write_text(WORKER_TAC.format(
-        basedir=str(basedir), host=host, port=port, name=name, masters=masters,
+        log_setup=LOG_SETUP, basedir=str(basedir), host=host, port=port, name=name, masters=masters,
         password_file=str(password_file)))

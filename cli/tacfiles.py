@@ -42,7 +42,7 @@ m = FarmMaster(basedir, configfile, None)
 m.setServiceParent(application)
 m.log_rotation.rotateLength = 10000000
 m.log_rotation.maxRotatedFiles = 10
-"""
+""".replace("{log_setup}", LOG_SETUP)
 
 WORKER_TAC = """\
 import os
@@ -80,7 +80,7 @@ s = FailoverWorker({masters!r}, {name!r}, passwd, basedir, 600, umask=0o022,
                    maxdelay=30, numcpus=None, allow_shutdown=None, maxRetries=None,
                    protocol="pb", useTls=0, delete_leftover_dirs=0)
 s.setServiceParent(application)
-"""
+""".replace("{log_setup}", LOG_SETUP)
 
 
 def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path,
@@ -88,7 +88,7 @@ def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path,
     """``master``: which of farm.yaml's masters this one is ("" = its first)."""
     (basedir / "buildbot.tac").write_text(MASTER_TAC.format(
         basedir=str(basedir), configfile=str(configfile), farm_yaml=str(farm_yaml),
-        master=master, log_setup=LOG_SETUP))
+        master=master))
 
 
 def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_file: Path,
@@ -105,5 +105,5 @@ def write_worker_tac(basedir: Path, host: str, port: int, name: str, password_fi
     (basedir / "info" / INFO_KEY).write_text(worker_tool_info(write_tool(basedir)))
     masters = [(host, p) for p in (port, *other_ports)] + list(elsewhere)
     (basedir / "buildbot.tac").write_text(WORKER_TAC.format(
-        log_setup=LOG_SETUP, basedir=str(basedir), host=host, port=port, name=name, masters=masters,
+        basedir=str(basedir), host=host, port=port, name=name, masters=masters,
         password_file=str(password_file)))

@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 
+from .digests import file_sha256
 from .rustc_args import exit_as, flag_values, write_all
 
 # The entries' directory in the cache.
@@ -63,14 +64,6 @@ def log(event: str, crate: str) -> None:
             os.close(fd)
     except OSError:
         pass
-
-
-def file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library(args: list[str]):
@@ -119,7 +112,7 @@ def key_of(rustc: str, args: list[str], externs: list[str]) -> str:
                 and not name.startswith(NOT_INPUTS):
             add(name, os.environ[name])
     for path in externs:
-        add(path, file_digest(path))
+        add(path, file_sha256(path))
     return digest.hexdigest()
 
 
@@ -148,7 +141,7 @@ def restore(entry: str, outputs: dict) -> bytes | None:
         recorded = json.load(manifest)
     for path, digest in recorded["files"].items():
         try:
-            if file_digest(path) != digest:
+            if file_sha256(path) != digest:
                 return None
         except OSError:
             return None
@@ -189,7 +182,7 @@ def _put_in_place(work: str, entry: str) -> None:
 
 def store(entry: str, outputs: dict, transcript: bytes) -> bool:
     files, env = dep_info(outputs["dep-info"])
-    manifest = {"files": {path: file_digest(path) for path in files},
+    manifest = {"files": {path: file_sha256(path) for path in files},
                 "env": {name: env_dep_value(name) for name in env}}
     if manifest["env"] != env:
         return False       # the compile saw other values than the key's environment

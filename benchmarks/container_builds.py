@@ -1,5 +1,8 @@
 """Container builds measured against the alternatives, on this machine's Docker engine.
 
+Longer than 350 lines because it is one measurement run as one script: the farm it
+makes, the bare builds it compares with and what it prints read best top to bottom.
+
     .venv/bin/python benchmarks/container_builds.py [--runs N]
 
 1. Container overhead: force request to first build step, with a fresh container
@@ -174,12 +177,12 @@ class Farm:
 
 
 def cache_volume_name(farm: str, project: str, target: str) -> str:
-    from rustfarm.workers.docker import cache_volume_name as name
+    from rustfarm.workers.docker_volumes import cache_volume_name as name
     return name(farm, project, target)
 
 
 def compile_cache_volume(farm: str, triple: str) -> str:
-    from rustfarm.workers.docker import compile_cache_volume_name
+    from rustfarm.workers.docker_volumes import compile_cache_volume_name
     return compile_cache_volume_name(farm, image_of(triple), triple)
 
 

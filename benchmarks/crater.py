@@ -33,7 +33,7 @@ from rustfarm.crate_store import CrateStore  # noqa: E402
 from rustfarm.dependencies import (CargoSettings, DependencyError,  # noqa: E402
                                    fetch_dependencies, machine_config_files)
 from rustfarm.images.recipes import current_reference  # noqa: E402
-from rustfarm.workers.docker import CRATE_STORE_DIR  # noqa: E402
+from rustfarm.workers.docker_volumes import CRATE_STORE_DIR  # noqa: E402
 
 HERE = REPO / "benchmarks" / "crater"
 REFERENCE = "x86_64-unknown-linux-musl"

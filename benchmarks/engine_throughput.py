@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rustfarm.farmfile.model import LOCAL_DOCKER_ENGINE  # noqa: E402
+from rustfarm.farmfile.pool_kinds import LOCAL_DOCKER_ENGINE  # noqa: E402
 from rustfarm.images.engine import local_image  # noqa: E402
 from rustfarm.plumbing import connect  # noqa: E402
 from rustfarm.images.recipes import current_catalog  # noqa: E402

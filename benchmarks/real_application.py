@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.container_builds import (Farm, cache_volume_name,  # noqa: E402
                                          compile_cache_volume, image_of, remove_volumes)
 from rustfarm.cargo_lock import read_lock, store_config, toml_text  # noqa: E402
-from rustfarm.workers.docker import CRATE_STORE_DIR  # noqa: E402
+from rustfarm.workers.docker_volumes import CRATE_STORE_DIR  # noqa: E402
 
 APP = REPO / "benchmarks" / "fixtures" / "big-app"
 BARE = "rustfarm-bench-real-bare"

@@ -1,32 +1,14 @@
 """How the farm's costs grow with its number of builders.
 
+Longer than 350 lines because it is one measurement run as one script: the farm it
+makes, what it times and the table it prints read best top to bottom.
+
     .venv/bin/python benchmarks/scale.py [--builders 11,110,550,1100,2200] [--targets 11]
         [--pool local|docker] [--db sqlite|postgresql] [--poll-interval 60] [--runs 3]
 
-For each size, a fresh farm of builders/targets copies of the example project
-(each its own git repository, polled every --poll-interval seconds, nightly
-builds at 03:00), measured:
-
-- farm up of the fresh farm, farm down, and farm up again (a restart);
-- the API calls the web UI's builder page makes (the slowest of them), and
-  /api/v2/forceschedulers (time and size);
-- a forced build of one builder from its page's "Force build" button (as the UI
-  sends it): request to first step started, and to done (median of --runs);
-- a commit pushed to one project: push to that project's first build started,
-  and whether it started that project's builds only;
-- the master's resident memory (now and peak) and its CPU use while idle.
-
---pool local (the default) puts every target on one local pool of 2 workers
-(x86_64-unknown-linux-gnu builds; the other triples only add builders and fail
-fast). --pool docker takes farm.yaml's targets and images with a docker pool of
-2 and a local pool of 1, as the repository's farm.yaml has them (the worker
-images must be built). Past 2,000 builders the pool gets one worker per 1,000
-builders: a worker cannot serve more (master/builders.py). --db postgresql runs
-each farm on a private PostgreSQL server (Debian's postgresql). The forced build
-is of the host target.
-
-Prints the figures as a table; asserts nothing. The first size is the
-single-project reference the others are compared with.
+For each size, a fresh farm of copies of the example project; what it measures and how
+is in docs/benchmarks.md. Prints the figures as a table; asserts nothing. The first
+size is the single-project reference the others are compared with.
 """
 
 from __future__ import annotations

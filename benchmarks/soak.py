@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.container_builds import Farm  # noqa: E402
 from rustfarm.images.recipes import current_catalog  # noqa: E402
-from rustfarm.workers.docker import cache_volume_name  # noqa: E402
+from rustfarm.workers.docker_volumes import cache_volume_name  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "crates"
 FARM = str(Path(sys.executable).parent / "farm")

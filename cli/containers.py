@@ -19,7 +19,7 @@ def container_names(house, pool) -> dict[str, str]:
 
 def remove_containers(house) -> list[str]:
     """Remove the containers of this farm's docker workers that still exist."""
-    from rustfarm.workers.docker import upload_volume_prefix
+    from rustfarm.workers.docker_volumes import upload_volume_prefix
     pools = docker_pools(house.farm)
     if not pools:
         return []

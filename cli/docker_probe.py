@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from rustfarm.farmfile import Farm
-from rustfarm.farmfile.model import LOCAL_DOCKER_ENGINE
+from rustfarm.farmfile.pool_kinds import LOCAL_DOCKER_ENGINE
 from rustfarm.progress import say
 from rustfarm.runtime import Runtime
 from rustfarm.plumbing import DeadlinePassed, docker_client, engine_error, wait_until

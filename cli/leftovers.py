@@ -31,7 +31,7 @@ class Cleared:
 def projectless_volume_names(farm: Farm) -> set[str]:
     """Every cache volume name a build without a project could have used: for each target
     the farm or the target table knows, on each of its masters."""
-    from rustfarm.workers.docker import cache_volume_name
+    from rustfarm.workers.docker_volumes import cache_volume_name
     triples = set(farm.targets) | {t.triple for t in target_table()}
     masters = [""] + ([m.name for m in farm.masters] if farm.multi_master else [])
     return {cache_volume_name(farm.farm.name, "", triple, master)

@@ -5,17 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from rustfarm.errors import FarmError
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import MasterSettings
-from rustfarm.plumbing import is_loopback
 from rustfarm.progress import say
 from rustfarm.runtime import Adjusted, Runtime, effective_farm
 from rustfarm.state import SecretStore, StateDir, ui_secret_name, worker_secret_name
@@ -25,17 +21,17 @@ from .containers import remove_containers
 from .docker_probe import probe
 from .image_check import build_missing_images
 from .leftovers import clear_projectless_leftovers, describe
+from .local_workers import LocalWorkerStarting, local_worker_names
 from .master_log import failure_reason, wait_for_reconfig
+from .master_start import MasterStarting
 from .postgres import LocalServer, stop_local_server
-from .processes import (console_script, build_environment, port_in_use, read_pid, stop_pid,
-                        stop_processes, wait_for_exit)
+from .processes import read_pid, stop_pid, stop_processes, wait_for_exit
 from .router import Router, is_local
 from .supervisor import Supervisor
-from .tacfiles import write_master_tac, write_worker_tac
 
 
 @dataclass
-class Farmhouse:
+class Farmhouse(MasterStarting, LocalWorkerStarting):
     """The processes of one farm, found through its state directory."""
 
     farm: Farm
@@ -89,8 +85,7 @@ class Farmhouse:
                 if (pid := read_pid(home / "twistd.pid"))}
 
     def local_workers(self) -> list[str]:
-        return [name for pool in self.farm.pools.values() if pool.kind == "local"
-                for name in pool.worker_names()]
+        return local_worker_names(self.farm)
 
     def all_workers(self) -> list[str]:
         return [name for pool in self.farm.pools.values() for name in pool.worker_names()]
@@ -179,116 +174,6 @@ class Farmhouse:
             say(f"  {triple}: builds on local workers instead")
         if adjusted.disabled:
             say(f"  not built until a Docker engine answers: {', '.join(adjusted.disabled)}")
-
-    def launch_master(self, master: MasterSettings, master_dir: Path) -> int:
-        """Start a master's process; the offset of its log where this start's lines begin."""
-        farm = self.farm
-        several = farm.multi_master
-        for host, port, key in ((farm.www.host, master.www_port,
-                                 "masters" if several else "www.port"),
-                                (self.runtime.worker_host(farm), master.worker_port,
-                                 "masters" if several else "farm.worker_port")):
-            if port and port_in_use(host, port):
-                raise FarmError(f"cannot start the master: port {port} on {host} ({key} in "
-                                f"{farm.path.name}) is already in use by another program")
-        master_dir.mkdir(parents=True, exist_ok=True)
-        pidfile = master_dir / "twistd.pid"
-        # A master killed outright leaves its pid file, and maybe an unreaped
-        # zombie that twistd would take for a running master.
-        if read_pid(pidfile) is None:
-            pidfile.unlink(missing_ok=True)
-        configfile = Path(str(resources.files("rustfarm.master").joinpath("master.cfg")))
-        write_master_tac(master_dir, configfile, farm.path, master.name)
-        self.runtime.write(self.state.runtime_file)       # the master reads it from there
-        # Left by farms whose database `buildbot upgrade-master` made; the master does it now.
-        (master_dir / ".buildbot-version").unlink(missing_ok=True)
-        log = master_dir / "twistd.log"
-        since = log.stat().st_size if log.exists() else 0
-        say(f"starting {'master ' + master.name if several else 'the master'} in {master_dir}")
-        # What `buildbot start` runs, without the second it takes to start itself and the
-        # one its `tail -F` of the log may take to see the master's "running" line.
-        launched = subprocess.run([sys.executable, "-c",
-                                   "from twisted.scripts import twistd; twistd.run()",
-                                   "--no_save", "--logfile=twistd.log", "--python=buildbot.tac"],
-                                  cwd=master_dir, capture_output=True, text=True)
-        if launched.returncode != 0:
-            raise FarmError("the master failed to start; from its log "
-                            f"({log}):\n{failure_reason(log, since) or launched.stderr}")
-        return since
-
-    def wait_for_master(self, master_dir: Path, since: int) -> None:
-        log = master_dir / "twistd.log"
-        if not self.master_started(log, since, timeout=120, pidfile=master_dir / "twistd.pid"):
-            raise FarmError("the master failed to start; from its log "
-                            f"({log}):\n{failure_reason(log, since)}")
-
-    def master_started(self, log: Path, since: int, timeout: float,
-                       pidfile: Path | None = None) -> bool:
-        """Wait for the master's log to say it runs: False when it failed or stopped; True
-        also when it still starts after ``timeout`` (wait_until_ready waits on)."""
-        pidfile = pidfile or self.state.master_pidfile
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with log.open(errors="replace") as handle:
-                    handle.seek(since)
-                    text = handle.read()
-            except OSError:
-                text = ""
-            if "BuildMaster is running" in text:
-                return True
-            if "BuildMaster startup failed" in text:
-                return False
-            if pidfile.exists() and not read_pid(pidfile):
-                return False
-            time.sleep(0.1)
-        return read_pid(pidfile) is not None
-
-    def start_local_workers(self) -> dict[str, subprocess.Popen]:
-        """Start the local workers not running yet (all at once: each `buildbot-worker
-        start` takes most of a second). Each start returns once its worker reaches the
-        master's port (cli/tacfiles.py)."""
-        farm = self.running
-        store = SecretStore(self.state.secrets)
-        host = self.runtime.worker_host(farm)
-        starting = {}
-        # Several masters share the workers out: each worker attaches to one of them.
-        ports = [m.worker_port for m, _ in self.master_homes()] if self.farm.multi_master \
-            else [farm.farm.worker_port]
-        elsewhere = self.masters_elsewhere(host)
-        for index, name in enumerate(Farmhouse(farm).local_workers()):
-            basedir = self.state.worker(name)
-            if read_pid(basedir / "twistd.pid"):
-                continue
-            # Its own master first, then the others of this machine in turn (the next one
-            # first), then those of other machines.
-            own = index % len(ports)
-            write_worker_tac(basedir, "127.0.0.1" if host == "0.0.0.0" else host,
-                             ports[own], name, store.path(worker_secret_name(name)),
-                             other_ports=tuple(ports[own + 1:] + ports[:own]),
-                             elsewhere=elsewhere)
-            starting[name] = subprocess.Popen(
-                [console_script("buildbot-worker"), "start", "--quiet", str(basedir)],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                env=build_environment())
-        return starting
-
-    def masters_elsewhere(self, worker_host: str) -> tuple[tuple[str, int], ...]:
-        """The worker ports of the farm's masters on other machines, where a local worker
-        goes when this machine's masters are lost: only where masters listen for workers
-        beyond loopback (``farm.worker_host``), as those on other machines then do."""
-        # An empty worker_host is the default, 127.0.0.1.
-        if not self.farm.multi_master or not worker_host or is_loopback(worker_host):
-            return ()
-        here = {m.name for m, _ in self.master_homes()}
-        return tuple((m.host, m.worker_port) for m in self.farm.masters if m.name not in here)
-
-    def finish_starting_local_workers(self, starting: dict[str, subprocess.Popen]) -> None:
-        for name, started in starting.items():
-            output, _ = started.communicate()
-            if started.returncode != 0:
-                raise FarmError(f"local worker {name} failed to start:\n{output}"[-2000:])
-            say(f"started local worker {name}")
 
     def wait_until_ready(self, wait: float) -> None:
         api = self.api

@@ -11,10 +11,8 @@ command line, a log or farm.yaml.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import grp
+import hashlib
 import os
 import pwd
 import shlex
@@ -22,6 +20,8 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+
+from psycopg import pq
 
 from rustfarm.errors import FarmError
 from rustfarm.farmfile.model import DbSettings
@@ -96,19 +96,16 @@ def unreachable_directory(path: Path, user: str) -> Path | None:
     return None
 
 
-def scram_sha_256(password: str, iterations: int = 4096) -> str:
-    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password`` (RFC 5803): given
-    to ALTER ROLE, the server never sees the password itself."""
-    salt = os.urandom(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    return (f"SCRAM-SHA-256${iterations}:{b64(salt)}$"
-            f"{b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}")
+def scram_sha_256(password: str) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for ``password``, as libpq makes it
+    (PQencryptPasswordConn): given to ALTER ROLE, the server never sees the password."""
+    # Told the algorithm, libpq asks no server, so a connection that never opens serves
+    # (no socket can exist under /dev/null).
+    unopened = pq.PGconn.connect_start(b"host=/dev/null")
+    try:
+        return unopened.encrypt_password(password.encode(), b"", b"scram-sha-256").decode()
+    finally:
+        unopened.finish()
 
 
 class Cluster:

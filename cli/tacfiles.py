@@ -10,6 +10,16 @@ from pathlib import Path
 
 from rustfarm.worker_tool_file import INFO_KEY, worker_tool_info, write_tool
 
+# Both .tac files' log: twistd.log in the base directory, rotated, to the microsecond.
+LOG_SETUP = '''\
+logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"),
+                               rotateLength=10000000, maxRotatedFiles=10)
+observer = FileLogObserver(logfile)
+# To the microsecond: where a build's time goes shows in the log.
+observer.timeFormat = "%Y-%m-%d %H:%M:%S.%f"
+application.setComponent(ILogObserver, observer.emit)
+'''
+
 MASTER_TAC = """\
 import os
 
@@ -27,18 +37,12 @@ os.environ["RUSTFARM_MASTER"] = {master!r}
 # note: this line is matched against to check that this is a buildmaster
 # directory; do not edit it.
 application = service.Application('buildmaster')
-logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"),
-                               rotateLength=10000000, maxRotatedFiles=10)
-observer = FileLogObserver(logfile)
-# To the microsecond: where a build's time goes shows in the log.
-observer.timeFormat = "%Y-%m-%d %H:%M:%S.%f"
-application.setComponent(ILogObserver, observer.emit)
-
+{log_setup}
 m = FarmMaster(basedir, configfile, None)
 m.setServiceParent(application)
 m.log_rotation.rotateLength = 10000000
 m.log_rotation.maxRotatedFiles = 10
-"""
+""".replace("{log_setup}", LOG_SETUP)
 
 WORKER_TAC = """\
 import os
@@ -55,13 +59,7 @@ basedir = {basedir!r}
 # note: this line is matched against to check that this is a worker
 # directory; do not edit it.
 application = service.Application('buildbot-worker')
-logfile = LogFile.fromFullPath(os.path.join(basedir, "twistd.log"),
-                               rotateLength=10000000, maxRotatedFiles=10)
-observer = FileLogObserver(logfile)
-# To the microsecond: where a build's time goes shows in the log.
-observer.timeFormat = "%Y-%m-%d %H:%M:%S.%f"
-application.setComponent(ILogObserver, observer.emit)
-
+{log_setup}
 with open({password_file!r}) as secret:
     passwd = secret.read().strip()
 
@@ -82,7 +80,7 @@ s = FailoverWorker({masters!r}, {name!r}, passwd, basedir, 600, umask=0o022,
                    maxdelay=30, numcpus=None, allow_shutdown=None, maxRetries=None,
                    protocol="pb", useTls=0, delete_leftover_dirs=0)
 s.setServiceParent(application)
-"""
+""".replace("{log_setup}", LOG_SETUP)
 
 
 def write_master_tac(basedir: Path, configfile: Path, farm_yaml: Path,

@@ -14,9 +14,7 @@ tags, or one image's Dockerfile as it is built.
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -26,6 +24,8 @@ from rustfarm.targets import load_table, target_table, TargetError, TargetSpec, 
 from rustfarm.worker_tool_file import INFO_KEY, TOOL_NAME, image_tool_info, tool_bytes
 
 from . import tags
+from .dockerfiles import (copied_pins, copied_sources, render_target_dockerfile,
+                          render_toolchain_dockerfile)
 from .wheels import WheelPin, read_pins
 
 IMAGES_DIR = Path(__file__).resolve().parent
@@ -200,27 +200,6 @@ class Catalog:
         return keys
 
 
-def copied_sources(dockerfile: str) -> list[str]:
-    """Sources of the COPY and ADD lines that read the build context."""
-    joined = dockerfile.replace("\\\n", " ")
-    sources = []
-    for line in joined.splitlines():
-        words = line.strip().split(None, 1)
-        if len(words) < 2 or words[0].upper() not in ("COPY", "ADD"):
-            continue
-        rest = words[1].strip()
-        if rest.startswith("["):
-            args = json.loads(rest)
-        else:
-            args = shlex.split(rest)
-        flags = [a for a in args if a.startswith("--")]
-        if any(f.startswith("--from=") for f in flags):
-            continue
-        paths = [a for a in args if not a.startswith("--")]
-        sources.extend(paths[:-1])
-    return sources
-
-
 # Build-context files from outside images/: the worker tool, as the farm assembles it
 # (rustfarm/worker_tool_file.py), is every target image's last layer.
 OUTSIDE_FILES = {
@@ -256,49 +235,10 @@ def _context_files(name: str, dockerfile: str,
     return tuple(sorted(files.items()))
 
 
-def _copied_pins(dockerfile: str, root: Path) -> tuple[WheelPin, ...]:
-    """The wheels a Dockerfile installs: the pins of each requirements file it copies."""
-    return tuple(pin for source in copied_sources(dockerfile)
-                 if source.endswith("requirements.txt")
-                 for pin in read_pins(root / source))
-
-
 def _dockerfile_recipe(name: str, parent: str | None, dockerfile: str, root: Path,
                        **extra) -> Recipe:
     return Recipe(name=name, parent=parent, dockerfile=dockerfile,
                   files=_context_files(name, dockerfile, root), **extra)
-
-
-def _fill(template: str, values: dict[str, str]) -> str:
-    for key, value in values.items():
-        template = template.replace(f"@{key}@", value)
-    return template
-
-
-def render_toolchain_dockerfile(template: str, table: TargetTable, version: str) -> str:
-    toolchain = table.toolchain(version)
-    return _fill(template, {"TOOLCHAIN": version,
-                            "TOOLCHAIN_PACKAGES": " ".join(toolchain.packages),
-                            "STD_SOURCE": toolchain.std_source or ""})
-
-
-def render_target_dockerfile(template: str, target: TargetSpec, version: str) -> str:
-    """A target image's Dockerfile: the template plus its row's values."""
-    std = target.std_for(version)
-    install = []
-    if target.zig:
-        install += ["--zig", shlex.quote(target.zig)]
-    if std == "source":
-        install.append("--build-std")
-    install.append(target.triple)
-    install += list(target.packages)
-    if isinstance(std, tuple):
-        install += list(std)
-    env = " \\\n    ".join(f"{key}={shlex.quote(value)}"
-                            for key, value in target.image_environment(version).items())
-    return _fill(template, {"TRIPLE": target.triple, "TOOLCHAIN": version,
-                            "INSTALL_ARGS": " ".join(install), "ENV": env,
-                            "CHECK_ARGS": f"{target.triple} {'run' if target.runs_here else 'build'}"})
 
 
 def load_catalog(root: Path = IMAGES_DIR, table: TargetTable | None = None) -> Catalog:
@@ -326,12 +266,12 @@ def load_catalog(root: Path = IMAGES_DIR, table: TargetTable | None = None) -> C
         dockerfile = render_toolchain_dockerfile(text(f"rust/{version}.Dockerfile"), table,
                                                  version)
         add(_dockerfile_recipe(TOOLCHAIN_IMAGE, "worker", dockerfile, root,
-                               wheels=_copied_pins(dockerfile, root), toolchain=version))
+                               wheels=copied_pins(dockerfile, root), toolchain=version))
     template = text("target/Dockerfile.template")
     for target, version in table.pairs():
         dockerfile = render_target_dockerfile(template, target, version)
         add(_dockerfile_recipe(target.triple, f"{TOOLCHAIN_IMAGE}@{version}", dockerfile, root,
-                               wheels=_copied_pins(dockerfile, root), target=target,
+                               wheels=copied_pins(dockerfile, root), target=target,
                                toolchain=version))
     return Catalog(recipes=recipes, table=table, root=root)
 

@@ -10,7 +10,6 @@ outside the repository, by default ~/.cache/rustfarm/wheels
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rustfarm.errors import ImagesError
+from rustfarm.plumbing import file_sha256
 
 # The wheels' platform, whatever the host's Python is.
 PLATFORM_ARGS = [
@@ -65,20 +65,12 @@ def read_pins(requirements: Path) -> tuple[WheelPin, ...]:
     return tuple(pins)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _cached(pins: tuple[WheelPin, ...], directory: Path) -> dict[str, Path]:
     wanted = {pin.sha256 for pin in pins}
     found = {}
     if directory.is_dir():
         for path in directory.glob("*.whl"):
-            digest = _sha256(path)
+            digest = file_sha256(path)
             if digest in wanted:
                 found[digest] = path
     return found

@@ -4,8 +4,8 @@ As it starts, Buildbot's BotMaster registers each builder on its own: it finds
 the builder's id, its project's id and its tags' ids (a query each), rewrites
 the builder's description, project and tags, announces that update (which reads
 the builder back with every builder's tags), and marks the builder as this
-master's (two more). One builder after another, that was 5 of the 10 s a farm
-of 1,100 builders took to restart. Here the builders and projects are read
+master's (two more), one builder after another, a large part of a large farm's
+restart (docs/benchmarks.md). Here the builders and projects are read
 once, a builder whose stored description, project and tags are what the
 configuration says is left as it is, and this master's builders are recorded
 in one transaction. A new or changed builder goes Buildbot's own way.
@@ -63,14 +63,13 @@ class FarmBuilder(BuilderPrivates):
                 and sorted(set(stored.tags)) == sorted(set(config.tags or [])))
 
 
-# Buildbot gathers new and unclaimed build requests until none has arrived for 0.1 s
-# before it offers workers to their builders: every build waited that long before it
-# started, most of the 0.14 s from a forced build to its first step on an idle local
-# worker. The requests of a buildset (a build of every target) are announced together,
-# a few milliseconds gather them, and the requests of buildsets that arrive together.
-# A master of several, whose messages pass through the router, keeps Buildbot's 0.1 s:
-# two builds of one builder forced together did not run at once on two masters with
-# the shorter wait (tests/docker/test_master_failover.py, in a run of every test).
+# Seconds the only master of a farm gathers new build requests before it offers workers
+# to their builders. Buildbot waits until none has arrived for 0.1 s, which every build
+# then waits out; a buildset's requests (a build of every target) are announced
+# together, so a far shorter wait still gathers them. A master of several keeps
+# Buildbot's wait: its requests come through the router, and with the shorter one two
+# builds of one builder forced together may not run at once on two masters. Figures:
+# docs/benchmarks.md, "Figures behind the code".
 REQUESTS_GATHERED_FOR = 0.01
 
 

@@ -24,9 +24,9 @@ def locks(d: BuilderDef) -> list:
 
 # Each time a builder starts, Buildbot reads the tags of every builder (its builder
 # lookup builds the whole tag map), so tags cost builders x tagged builders rows at
-# every master start: 17 of the 27 s that 1,100 builders took. Past this size the
-# builders page's search (names are project:target) and Buildbot's projects page
-# group them instead.
+# every master start, most of a large farm's start (docs/benchmarks.md). Past this
+# size the builders page's search (names are project:target) and Buildbot's projects
+# page group the builders instead.
 MAX_TAGGED_BUILDERS = 300
 
 

@@ -1,8 +1,8 @@
 """The farm's BuildMaster: one that creates or upgrades its own database as it starts.
 
 Buildbot leaves that to ``buildbot upgrade-master``, a process of its own that
-imports Buildbot and loads the whole configuration a second time: 2.5 of the 18 s
-a fresh farm of 1,100 builders took to start. A farm's database belongs to the
+imports Buildbot and loads the whole configuration a second time, which lengthens
+every fresh farm's start (docs/benchmarks.md). A farm's database belongs to the
 farm, so its master brings the schema to Buildbot's current one before it uses
 it, the way ``upgrade-master`` does (the same steps, the same migrations), and
 says so in its log.

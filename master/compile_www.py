@@ -1,24 +1,9 @@
 """The compile endpoint: send a Cargo project, get its binaries back.
 
-A Buildbot www plugin under ``/plugins/compile/``, and with
-``compile.tessel_port`` a port of its own answering ``POST /rust-compile`` as
-Tessel's compile server did:
-
-- ``POST jobs?target=T&target=U`` with a tar or tar.gz body: waits for the
-  builds and answers 200 with the binary (one target and one binary; the
-  target's ``<crate>-<target>.tar.gz`` when the client accepts application/gzip
-  or the crate has several binaries), or with one tar.gz of every target's
-  archive and a SHA256SUMS (several targets); 400 with the compiler's errors
-  when a build fails, or with what is wrong with the upload. ``&wait=0``
-  answers 202 with the job at once, to poll at ``jobs/<id>`` and fetch from
-  ``jobs/<id>/result``.
-- Credentials: ``Authorization: Bearer <token>`` (or basic auth with the
-  token as password) of a user in www.users, tokens made by `farm token USER`
-  and read through the master's secrets provider. 401 without, 403 for a
-  token given too often wrong (throttled as UI logins are).
-- 413 past ``compile.max_upload``; 429 with Retry-After while
-  ``compile.queue`` jobs wait or run (or an anonymous Tessel client's address
-  already has one).
+A Buildbot www plugin under ``/plugins/compile/``: ``POST jobs?target=T`` with a tar or
+tar.gz body, answered with the binaries or the compiler's errors, or a job to poll with
+``&wait=0``; a token of www.users is the credential. docs/compile-endpoint.md has the
+protocol; tessel_www.py serves Tessel's clients on a port of their own.
 """
 
 from __future__ import annotations
@@ -29,14 +14,12 @@ import json
 import tarfile
 from pathlib import Path
 
-from buildbot.util import service
 from buildbot.www.plugin import Application
 from twisted.internet import defer, reactor, threads
 from twisted.python import log
 from twisted.web import resource, server
 
 from rustfarm.state import UPLOAD_RESULTS, token_secret_name
-from rustfarm.worker_tool.archives import Member, tar_bytes
 
 from .auth import LoginThrottle
 from .plugin_root import PluginRoot
@@ -64,7 +47,7 @@ def _text(request, status: int, message: str, headers: dict | None = None) -> No
     request.finish()
 
 
-def _json(request, status: int, body: dict) -> None:
+def json_reply(request, status: int, body: dict) -> None:
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json")
     request.write(json.dumps(body).encode())
@@ -209,7 +192,7 @@ class CompileEndpoint:
     def answer(self, request, job: Job, binary_wanted: bool):
         """Write the job's result: its binary or archives (200), or its errors (400)."""
         if not job.done:
-            _json(request, 202, job.as_dict(self.base_url))
+            json_reply(request, 202, job.as_dict(self.base_url))
             return
         if not job.succeeded:
             _text(request, 400, failure_text(job))
@@ -243,7 +226,7 @@ class CompileEndpoint:
             if refusal_as_json:
                 for name, value in (headers or {}).items():
                     request.setHeader(name.encode(), str(value).encode())
-                _json(request, status, {"error": message.rstrip("\n"), "stdout": "",
+                json_reply(request, status, {"error": message.rstrip("\n"), "stdout": "",
                                         "stderr": "", "binary": None})
             else:
                 _text(request, status, message, headers)
@@ -280,7 +263,7 @@ class JobsResource(resource.Resource):
         async def action(request):
             job = await endpoint.submit(request, targets)
             if not wait:
-                _json(request, 202, job.as_dict(endpoint.base_url))
+                json_reply(request, 202, job.as_dict(endpoint.base_url))
                 return
             await endpoint.wait(job)
             await endpoint.answer(request, job, binary_wanted=True)
@@ -306,7 +289,7 @@ class JobResource(resource.Resource):
                 raise Refusal(404, f"no compile job {self.job_id} (jobs are kept for "
                               "compile.keep seconds after they end)")
             if request.postpath in ([], [b""]):
-                _json(request, 200, job.as_dict(endpoint.base_url))
+                json_reply(request, 200, job.as_dict(endpoint.base_url))
             elif request.postpath == [b"result"]:
                 await endpoint.answer(request, job, binary_wanted=False)
             else:
@@ -329,94 +312,3 @@ class CompilePlugin(Application):
 ep = CompilePlugin()
 
 
-def tessel_binary(archive: Path, name: str) -> bytes | str:
-    """The uncompressed tar Tessel's client deploys: the binary named ``name`` (the
-    crate's only one, by whatever name) under that name; or why there is none."""
-    with tarfile.open(archive) as tar:
-        members = {m.name: m for m in tar.getmembers() if m.isfile()}
-        member = members.get(name) or (next(iter(members.values()))
-                                       if len(members) == 1 else None)
-        if member is None:
-            return (f"the project builds {', '.join(sorted(members)) or 'no binary'}; "
-                    f"none is named {name}")
-        data = tar.extractfile(member).read()
-    return tar_bytes([Member(name, data=data, executable=True)])
-
-
-class TesselCompile(resource.Resource):
-    """``POST /rust-compile``: the project in, the binary out, as Tessel's compile
-    server answered; one target, no job to poll.
-
-    Tessel's last client (t2-cli 0.1.23) names the binary it wants
-    (``?target=NAME``) and reads JSON: ``{"stdout", "stderr", "binary"}``, the binary
-    as base64 of a tar that holds it under that name, or ``{"error"}`` with a 4xx
-    status. Older clients name none and get the raw binary (200) or the error as
-    text (400)."""
-
-    isLeaf = True
-
-    def __init__(self, endpoint: CompileEndpoint, target: str):
-        super().__init__()
-        self.endpoint = endpoint
-        self.target = target
-
-    def render_POST(self, request):
-        if request.postpath not in ([], [b""]):
-            request.setResponseCode(404)
-            return b"POST /rust-compile\n"
-        endpoint = self.endpoint
-        wanted = request.args.get(b"target", [b""])[0].decode(errors="replace")
-        if not wanted:
-            async def action(request):
-                job = await endpoint.submit(request, [self.target])
-                await endpoint.wait(job)
-                await endpoint.answer(request, job, binary_wanted=True)
-            return endpoint.handle(request, action)
-
-        async def json_action(request):
-            job = await endpoint.submit(request, [self.target])
-            await endpoint.wait(job)
-            await self.answer_json(request, job, wanted)
-
-        return endpoint.handle(request, json_action, refusal_as_json=True)
-
-    @defer.inlineCallbacks
-    def answer_json(self, request, job: Job, wanted: str):
-        if not job.done:
-            raise Refusal(503, f"the build is still running: {job.as_dict('')['targets']}")
-        if not job.succeeded:
-            raise Refusal(400, failure_text(job))
-        [archive] = job_release(job).archives
-        binary = yield threads.deferToThread(tessel_binary, archive.path, wanted)
-        if isinstance(binary, str):
-            raise Refusal(400, binary)
-        result = job.results[self.target]
-        _json(request, 200, {"stdout": f"compiled {job.crate} for {self.target}: "
-                                       f"{result.build_url}\n",
-                             "stderr": "", "binary": base64.b64encode(binary).decode()})
-
-
-class TesselServer(service.BuildbotService):
-    """A port of its own answering POST /rust-compile, like Tessel's server's 49160."""
-
-    name = "rustfarm-tessel-compile"
-
-    def checkConfig(self, port: int, host: str, target: str, anonymous: bool, url: str):
-        pass
-
-    @defer.inlineCallbacks
-    def reconfigService(self, port: int, host: str, target: str, anonymous: bool, url: str):
-        if getattr(self, "listening", None) is not None:
-            yield self.listening.stopListening()
-        endpoint = CompileEndpoint(self.master, anonymous=anonymous)
-        endpoint.base_url = url
-        root = resource.Resource()
-        root.putChild(b"rust-compile", TesselCompile(endpoint, target))
-        self.listening = reactor.listenTCP(port, server.Site(root), interface=host)
-
-    @defer.inlineCallbacks
-    def stopService(self):
-        if getattr(self, "listening", None) is not None:
-            yield self.listening.stopListening()
-            self.listening = None
-        yield super().stopService()

@@ -15,7 +15,7 @@ from rustfarm.workers.engines import engine_watch
 
 from .builders import builder_configs
 from .compile_jobs import CompileJobs
-from .compile_www import TesselServer
+from .tessel_www import TesselServer
 from .database import database_services, database_url, db_config
 from .multimaster import multi_master_config, multi_master_services
 from .prioritizer import prioritize_builders

@@ -3,11 +3,10 @@ how SQLite connections are kept, and one repair PostgreSQL needs with psycopg 3.
 
 SQLite: Buildbot opens a new connection for every query and closes it after (its
 NullPool, chosen for SQLAlchemy 0.6). Closing the only connection to a WAL
-database checkpoints it, so every query also paid a connect and a checkpoint:
-with the few rows the master writes for each builder and scheduler when it
-starts, that was more than half of the start of 1,100 builders (39 s, 16 s
-without). Buildbot runs SQLite queries on one thread, so one pooled connection
-serves them all; its ``engine_kwargs`` setting says so.
+database checkpoints it, so every query also pays a connect and a checkpoint, a
+large part of a large farm's start (docs/benchmarks.md). Buildbot runs SQLite
+queries on one thread, so one pooled connection serves them all; its
+``engine_kwargs`` setting says so.
 """
 
 from __future__ import annotations

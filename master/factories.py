@@ -14,7 +14,8 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from rustfarm.farmfile import Farm, Project, Target
-from rustfarm.farmfile.model import COMPILE_PROJECT, S3CompileCache
+from rustfarm.farmfile.model import COMPILE_PROJECT
+from rustfarm.farmfile.pool_kinds import S3CompileCache
 from rustfarm.farmfile.pools import size_bytes
 from rustfarm.names import PROJECT_PROPERTY, TARGET_PROPERTY, is_reproduction, upload_job
 from rustfarm.state import StateDir
@@ -22,7 +23,7 @@ from rustfarm.targets import cargo_target_variable, target_table
 from rustfarm.crate_store import CrateStore
 from rustfarm.dependencies import CargoSettings, machine_config_files
 from rustfarm.release_keys import ReleaseKeys
-from rustfarm.workers.docker import CACHE_DIR, COMPILE_CACHE_DIR, CRATE_STORE_DIR
+from rustfarm.workers.docker_volumes import CACHE_DIR, COMPILE_CACHE_DIR, CRATE_STORE_DIR
 
 from .builds import FarmBuild
 from .cargo_steps import Cargo

@@ -2,9 +2,7 @@
 
 Every poll of Buildbot's GitPoller runs six git commands (``--version``, ``init``,
 ``ls-remote``, ``fetch``, ``rev-parse``, ``log``), each one a fork of the master's
-process, about 20 ms of its main thread at 1,000 builders. With 100 projects
-polled at launch that held the master for 10 s of its start, and every poll
-interval after. Here:
+process that holds its main thread (figures: docs/benchmarks.md). Here:
 
 - one ``git ls-remote`` asks whether a watched branch moved, and Buildbot's full
   poll runs only when one did;
@@ -14,8 +12,8 @@ interval after. Here:
 - a project never polled before gets its starting point from that same
   ``ls-remote`` when the master starts (what its branches hold then is where its
   builds start from, as with Buildbot's first poll), and its first full poll,
-  which fills the mirror, comes at its random point like the others'. A fresh
-  farm of 100 projects spent 6 s of its start on those first full polls.
+  which fills the mirror, comes at its random point like the others', not during the
+  master's start.
   (The one difference from Buildbot's first poll: should a branch be rewritten
   before that first full poll, the commits before the rewrite are not in the
   mirror to be told apart, and the rewritten branch's whole history counts as new.)

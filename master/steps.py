@@ -4,7 +4,6 @@ in tool_steps.py (the worker tool's) and cargo_steps.py."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from buildbot.process import buildstep, results
@@ -13,6 +12,7 @@ from twisted.internet import defer, threads
 
 from rustfarm.artifact_store import remove_tree
 from rustfarm.farmfile import Project
+from rustfarm.plumbing import file_sha256
 
 from .releases import read_release
 from .snapshots import GitCommands, SnapshotError, make_snapshot, prune_snapshots
@@ -91,12 +91,9 @@ def human_size(size: int) -> str:
 
 def write_checksums(archive: Path) -> str:
     """SHA256SUMS beside ``archive``, for it alone; returns its digest."""
-    digest = hashlib.sha256()
-    with archive.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    (archive.parent / "SHA256SUMS").write_text(f"{digest.hexdigest()}  {archive.name}\n")
-    return digest.hexdigest()
+    digest = file_sha256(archive)
+    (archive.parent / "SHA256SUMS").write_text(f"{digest}  {archive.name}\n")
+    return digest
 
 
 class PruneArtifacts(buildstep.BuildStep):

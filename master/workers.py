@@ -5,7 +5,7 @@ from __future__ import annotations
 from rustfarm.farmfile import Farm
 from rustfarm.runtime import Runtime
 from rustfarm.state import StateDir
-from rustfarm.workers.docker import docker_workers
+from rustfarm.workers.docker_pool import docker_workers
 from rustfarm.workers.ec2 import ec2_workers
 from rustfarm.workers.local import local_workers
 

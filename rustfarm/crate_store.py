@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -22,16 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cargo_lock import LockedPackage
+from .plumbing import file_sha256
 
 CHECKSUM_FILE = ".cargo-checksum.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def entry_problem(entry: Path, package: LockedPackage) -> str | None:
@@ -53,7 +45,7 @@ def entry_problem(entry: Path, package: LockedPackage) -> str | None:
         return f"{package}: files added {extra} or missing {gone}"
     for name, digest in files.items():
         path = entry / name
-        if path.is_symlink() or _sha256(path) != digest:
+        if path.is_symlink() or file_sha256(path) != digest:
             return f"{package}: {name} was changed"
     return None
 

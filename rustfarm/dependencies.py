@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from .cargo_lock import CRATES_IO, CRATES_IO_SPARSE, LockedPackage, LockError, read_lock
 from .crate_store import CrateStore
 from .errors import FarmError
-from .farmfile.model import CargoRegistry
+from .farmfile.crate_source import CargoRegistry
 
 # What a project may keep that makes cargo run a program of its choice, or pick a
 # toolchain: left out of the copy cargo resolves and fetches from.

@@ -1,7 +1,7 @@
 """The small pieces images/, workers/, master/ and the command line share: whether a
-host is this machine's loopback, waiting for something with a deadline, and clients
-of Docker engines (TLS for tcp://, the ssh client for ssh://). Free of Buildbot, so
-the `farm` command uses it without loading the master.
+host is this machine's loopback, a file's SHA-256, waiting for something with a
+deadline, and clients of Docker engines (TLS for tcp://, the ssh client for ssh://).
+Free of Buildbot, so the `farm` command uses it without loading the master.
 
 (The reproducible archive writer and the worker tool's digest are the worker tool's,
 which must stand alone: rustfarm/worker_tool/archives.py, rustfarm/worker_tool_file.py.)
@@ -9,6 +9,7 @@ which must stand alone: rustfarm/worker_tool/archives.py, rustfarm/worker_tool_f
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import time
@@ -23,6 +24,12 @@ T = TypeVar("T")
 # A ping's patience; builds and pushes can be silent for minutes (a large layer).
 PING_TIMEOUT = 5
 LONG_TIMEOUT = 3600
+
+
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a file's content, read in blocks."""
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 # -- hosts --------------------------------------------------------------------

@@ -1,36 +1,11 @@
 """EC2 user-data for a rustfarm worker instance, as the AMI's boot script reads it.
 
-The format belongs to ``ami/rustfarm-boot`` (documented in ``ami/README.md``)::
-
-    #rustfarm-worker v1
-    image=registry.example.com/rustfarm/worker:2026-11-21
-    master=buildmaster.example.com
-    port=9989
-    name=ec2-mipsel-1
-    password=...
-
-The first line names the format; then one ``KEY=VALUE`` per line, split at the
-first ``=``, values taken literally. Blank lines and lines starting with ``#``
-are ignored. ``image``, ``master``, ``port``, ``name`` and ``password`` are
-required; ``memory``, ``cpus`` and ``pids_limit`` (Docker's limits for the
-worker container) and ``max_lifetime`` (seconds after which the instance stops
-its worker and powers off, a safety net against a lost master) are optional, as
-is the shared compile cache: ``cache_bucket``, ``cache_prefix`` and
-``cache_region`` together (the S3 bucket and key prefix the instance's cache
-relay serves to builds), with ``cache_endpoint`` (an S3 work-alike's URL) and
-``cache_read_only=yes`` (builds read the cache and add nothing).
-EC2 caps user-data at 16 KB; ours stays far below.
-
-One module reads and checks it on both sides: the master renders user-data with
-:func:`render_user_data` (refusing, with a clear message, a value an instance would
-refuse) and farm.yaml's loader checks the pool's values with :func:`value_problem`;
-on the instance the AMI's boot script runs this file (installed beside it) to
-parse and check what it read::
-
-    python3 userdata.py settings FILE|-
-
-prints one ``KEY=VALUE`` line per setting and exits 0, or prints one problem per
-line and exits 1. It needs Python 3.9 and nothing else.
+The format (``#rustfarm-worker v1``, then one ``KEY=VALUE`` a line) is ami/README.md's.
+One module reads and checks it on both sides: the master renders it
+(:func:`render_user_data`), farm.yaml's loader checks a pool's values
+(:func:`value_problem`), and on the instance the boot script runs this file,
+``python3 userdata.py settings FILE|-``, which prints one ``KEY=VALUE`` line per
+setting and exits 0, or one problem a line and exits 1. It needs Python 3.9 alone.
 """
 
 from __future__ import annotations

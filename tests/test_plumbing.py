@@ -1,14 +1,15 @@
-"""The small shared pieces of rustfarm/plumbing.py: loopback hosts, deadlines, engine
-clients' arguments."""
+"""The small shared pieces of rustfarm/plumbing.py: loopback hosts, a file's SHA-256,
+deadlines, engine clients' arguments."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
 
-from rustfarm.plumbing import (DeadlinePassed, EngineError, client_args, connect, is_loopback,
-                               url_host, wait_until)
+from rustfarm.plumbing import (DeadlinePassed, EngineError, client_args, connect, file_sha256,
+                               is_loopback, url_host, wait_until)
 
 
 @pytest.mark.parametrize("host, loopback", [
@@ -41,3 +42,9 @@ def test_engine_clients_take_a_socket_path_tls_and_ssh(tmp_path):
     assert client_args("ssh://farm@build2")["use_ssh_client"] is True
     with pytest.raises(EngineError, match=f"no Docker engine answers at unix://{tmp_path}/no"):
         connect(f"unix://{tmp_path}/no.sock", timeout=2)
+
+
+def test_a_file_s_sha256_is_hashlib_s_of_its_content(tmp_path):
+    content = bytes(range(256)) * 5000          # over one block of reading
+    (tmp_path / "file").write_bytes(content)
+    assert file_sha256(tmp_path / "file") == hashlib.sha256(content).hexdigest()

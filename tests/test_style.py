@@ -131,3 +131,42 @@ def test_no_module_imports_itself_through_others():
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a -> b -> c -> a"]
     cycles = find_cycles(module_imports())
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+
+# -- file size: a file a reader can hold in mind -------------------------------------
+
+LONGEST = 350
+# What a longer file's module docstring says, on a line of its own, before its reason.
+LONGER_BECAUSE = "Longer than 350 lines because "
+
+
+def too_long_without_reason(root: Path) -> list[str]:
+    """The Python files under ``root``, tests aside, over LONGEST lines whose module
+    docstring gives no reason for it."""
+    import ast
+    found = []
+    folders = [p for p in root.iterdir() if p.is_dir() and p.name != "tests"
+               and not p.name.startswith(".") and not p.name.endswith(".egg-info")]
+    for path in sorted([*root.glob("*.py"), *(p for f in folders for p in f.rglob("*.py"))]):
+        relative = path.relative_to(root)
+        text = path.read_text()
+        lines = len(text.splitlines())
+        if lines <= LONGEST:
+            continue
+        docstring = ast.get_docstring(ast.parse(text, str(path)), clean=False) or ""
+        if not any(line.startswith(LONGER_BECAUSE) for line in docstring.splitlines()):
+            found.append(f"{relative}: {lines} lines")
+    return found
+
+
+def test_no_file_is_longer_than_350_lines_without_a_reason(tmp_path):
+    long = "\n".join(f"x{i} = {i}" for i in range(LONGEST + 1)) + "\n"
+    (tmp_path / "bare.py").write_text(long)
+    (tmp_path / "told.py").write_text(f'"""A module.\n\n{LONGER_BECAUSE}it is a table."""\n'
+                                      + long)
+    (tmp_path / "short.py").write_text("x = 1\n")
+    assert too_long_without_reason(tmp_path) == [f"bare.py: {LONGEST + 1} lines"]
+    long_files = too_long_without_reason(REPO)
+    assert not long_files, (f"over {LONGEST} lines, with no line '{LONGER_BECAUSE}...' in the "
+                            "module docstring:\n" + "\n".join(long_files))

@@ -3,8 +3,8 @@
 A remote command is several small Perspective Broker messages in turn (start,
 output, status, completion). On a TCP connection with Nagle's algorithm, a small
 write waits until the peer acknowledges the previous one, and Linux delays that
-acknowledgement by up to 40 ms: every ping, file transfer and command paid it,
-about 0.3 s of a warm build's 2 s. The farm's workers turn the algorithm off on
+acknowledgement by up to 40 ms, which every ping, file transfer and command would
+pay (docs/benchmarks.md). The farm's workers turn the algorithm off on
 the master's side of their connection as they attach (the local worker socket's
 forwarder does the same for its own TCP side, see master/worker_socket.py).
 """

@@ -1,22 +1,10 @@
-"""A docker pool: every build in a fresh container of its target's image.
+"""A docker pool's worker: every build in a fresh container of its target's image.
 
-Each worker name runs one container at a time (N names, N parallel builds).
-The image comes from the builder's ``image`` property, so one pool serves every
-target. A named volume per (farm, project, target), and per master in a farm of
-several, keeps cargo's target directory and the unpacked sources between
-containers, so only changed crates recompile. Another per (farm, toolchain,
-target), shared by every project's builds, is the compile cache of dependency
-crates (the worker tool's crate cache): a crate one project compiled is not
-compiled again by another (uploaded projects read it only).
-
-Builds run other people's code, so on an engine of this machine a container has
-no network (it reaches the master through the worker socket mounted into it), no
-capabilities, no way to gain privileges, a pids limit, and its worker password
-comes in a file the entrypoint deletes, not in its environment.
-
-A pool may list several engines: each worker name is bound to one of them, in
-turn, and an engine that does not answer is skipped (workers/engines.py). An
-engine that lacks a build's image pulls it from the pool's image_registry first.
+Each worker name runs one container at a time; the image comes from the builder's
+``image`` property, so one pool serves every target. A container on this machine has no
+network, no capabilities and gets its worker password in a file, not its environment
+(docker_pool.py); its volumes are docker_volumes.py's. An engine that does not answer is
+skipped (engines.py); one that lacks a build's image pulls it from the pool's registry.
 """
 
 from __future__ import annotations
@@ -26,130 +14,26 @@ import hashlib
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from buildbot.interfaces import (IRenderable, LatentWorkerCannotSubstantiate,
+from buildbot.interfaces import (LatentWorkerCannotSubstantiate,
                                  LatentWorkerFailedToSubstantiate)
-from buildbot.plugins import util
 from docker.errors import APIError, DockerException, NotFound
 from requests.exceptions import RequestException
 from twisted.internet import defer, threads
 from twisted.python import log
-from zope.interface import implementer
 
-from rustfarm.farmfile import DockerPool
-from rustfarm.names import (FARM_PROPERTY, IMAGE_ID_PROPERTY, IMAGE_PROPERTY, PROJECT_PROPERTY,
-                            TARGET_PROPERTY, is_reproduction, is_upload_build, upload_job)
-from rustfarm.state import StateDir, worker_secret_name
+from rustfarm.names import (FARM_PROPERTY, IMAGE_ID_PROPERTY, PROJECT_PROPERTY,
+                            TARGET_PROPERTY, is_reproduction, upload_job)
 from rustfarm.targets import image_toolchain
 
 from .connection import PromptConnectionMixin
 from rustfarm.plumbing import api_client, client_args, engine_error
 from .engines import watch_of
 from .buildbot_private import DockerWorkerPrivates, LatentWorkerPrivates
+from .docker_volumes import (CACHE_VOLUME_PROPERTY, RUSTBUILD_UID, SECRET_DIR, SOCKET_DIR,
+                             reproduction_volume_name, upload_volume_name)
 from .standby import Standby, StandbyMixin
-
-# Inside the image: the mount point of the build cache (the image makes it,
-# owned by rustbuild, so a new volume inherits that owner), of the worker
-# socket's directory and of the container's own password file.
-CACHE_DIR = "/home/rustbuild/cache"
-# The shared compile cache's mount point (a directory the image makes for it).
-COMPILE_CACHE_DIR = "/home/rustbuild/.cache/sccache"
-# Where a container sees the farm's crate store, read-only (rustfarm/crate_store.py).
-CRATE_STORE_DIR = "/home/rustbuild/crates"
-SOCKET_DIR = "/run/rustfarm"
-SECRET_DIR = "/run/rustfarm-worker"
-RUSTBUILD_UID = 1000
-PIDS_LIMIT = 4096
-VOLUME_NAME_MAX = 200
-# The build property that names the volume a build's container mounts at CACHE_DIR.
-CACHE_VOLUME_PROPERTY = "cache_volume"
-
-
-def _volume_name(readable: str, *identity: str) -> str:
-    """A volume name: readable, and unambiguous even when names contain '-' (farm a-b
-    project c is not farm a project b-c), by a digest of what identifies it."""
-    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:10]
-    return f"{readable[:VOLUME_NAME_MAX - 11]}-{digest}"
-
-
-def cache_volume_name(farm: str, project: str, target: str, master: str = "") -> str:
-    """The (farm, project, target) cache volume; in a farm of several masters, each
-    master's own: the lock that makes a builder's builds take turns on its volume is a
-    master's (Buildbot has no lock across masters), and two builds unpacking different
-    revisions into one directory could ship one's binaries as the other's."""
-    if master:
-        return _volume_name(f"rustfarm-{farm}-{master}-{project}-{target}",
-                            farm, project, target, master)
-    return _volume_name(f"rustfarm-{farm}-{project}-{target}", farm, project, target)
-
-
-def upload_volume_name(farm: str, job: str, target: str) -> str:
-    """An uploaded project's volume: its own, used by its one build and then removed, so
-    no upload sees another's files (cache volumes are shared by a project's builds)."""
-    digest = hashlib.sha256("\0".join((farm, job, target)).encode()).hexdigest()[:10]
-    return f"{upload_volume_prefix(farm)}{job}-{digest}"
-
-
-def reproduction_volume_name(farm: str, project: str, target: str) -> str:
-    """The volume of a rebuild that checks a release reproduces: not the project's cache
-    volume (another path, nothing left from earlier builds); removed with its container."""
-    digest = hashlib.sha256("\0".join((farm, project, target)).encode()).hexdigest()[:16]
-    return f"{upload_volume_prefix(farm)}verify-{digest}"
-
-
-def upload_volume_prefix(farm: str) -> str:
-    """What every volume of one build (an upload's, a reproduction's) of ``farm`` starts
-    with (`farm down` removes those left)."""
-    digest = hashlib.sha256(farm.encode()).hexdigest()[:8]
-    return f"rustfarm-upload-{digest}-"
-
-
-@implementer(IRenderable)
-@dataclass(frozen=True)
-class CacheVolume:
-    """A build's volume: its upload's own, or its (project, target) cache volume on the
-    master ``master`` ("" in a farm of one master)."""
-
-    master: str = ""
-
-    def getRenderingFor(self, props) -> str:
-        farm, target = props.getProperty(FARM_PROPERTY), props.getProperty(TARGET_PROPERTY)
-        if is_upload_build(props):
-            job = upload_job(props)
-            if not job:
-                raise ValueError("an upload builder's build without its upload's job")
-            return upload_volume_name(farm, job, target)
-        project = props.getProperty(PROJECT_PROPERTY)
-        if not (farm and project and target):
-            # A volume must name its project: one without would be every project's.
-            raise ValueError(f"a build without its builder's farm, project and target "
-                             f"({farm!r}, {project!r}, {target!r})")
-        if is_reproduction(props):
-            return reproduction_volume_name(farm, project, target)
-        return cache_volume_name(farm, project, target, self.master)
-
-
-def compile_cache_volume_name(farm: str, image: str, target: str) -> str:
-    """The (farm, toolchain, target) compile cache that all projects' builds share: the
-    toolchain as the image tag names it, or the whole image where the tag names none
-    (a compiler the farm did not build is not mixed with another's)."""
-    toolchain = image_toolchain(image)
-    return _volume_name(f"rustfarm-{farm}-crates-{toolchain or 'image'}-{target}",
-                        farm, toolchain or image, target)
-
-
-@util.renderer
-def compile_cache_mount(props) -> str:
-    """The compile cache as the build's container mounts it: read-only for an uploaded
-    project (anyone's code), which uses the cache but cannot put crates in it."""
-    volume = compile_cache_volume_name(props.getProperty(FARM_PROPERTY),
-                                       props.getProperty(IMAGE_PROPERTY),
-                                       props.getProperty(TARGET_PROPERTY))
-    # A reproduction takes nothing from it either (its steps leave the cache out).
-    mode = ":ro" if is_upload_build(props) or is_reproduction(props) else ""
-    return f"{volume}:{COMPILE_CACHE_DIR}{mode}"
 
 
 def latent_container_name(worker: str, master_dir: Path) -> str:
@@ -451,56 +335,3 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, LatentWorkerPr
             client.close()
 
 
-def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> list:
-    """The pool's latent workers, each bound to one of its engines in turn.
-    ``master_address`` (HOST:PORT) is where a remote engine's containers reach the
-    master; those of an engine on this machine use the worker socket."""
-    # No docker --init: the image's entrypoint starts tini itself, after removing the
-    # worker password from the environment that process 1 (readable by builds) keeps.
-    hostconfig: dict = {
-        "init": False,
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
-        "pids_limit": PIDS_LIMIT,
-    }
-    if pool.cpus:
-        hostconfig["nano_cpus"] = int(pool.cpus * 1e9)
-    if pool.memory:
-        hostconfig["mem_limit"] = pool.memory
-        hostconfig["memswap_limit"] = pool.memory       # no swap: over the limit is over
-    workers = []
-    cache_volume = CacheVolume(state.master_name)
-    for name, engine in pool.worker_engines().items():
-        volumes = [util.Interpolate("%(kw:volume)s:%(kw:path)s",
-                                    volume=cache_volume, path=CACHE_DIR)]
-        if pool.compile_cache:
-            volumes.append(compile_cache_mount)
-        local = {}
-        config = dict(hostconfig)
-        if engine.on_this_machine:
-            config["network_mode"] = "none"
-            local = {"worker_socket": str(state.worker_socket),
-                     "secret_dir": str(state.container_secret_dir(name))}
-            volumes += [f"{state.worker_socket.parent}:{SOCKET_DIR}:ro",
-                        f"{state.container_secret_dir(name)}:{SECRET_DIR}",
-                        f"{state.crate_store}:{CRATE_STORE_DIR}:ro"]
-        workers.append(FarmDockerLatentWorker(
-            name,
-            util.Secret(worker_secret_name(name)),
-            docker_host=engine.url,
-            engine_tls=engine.tls,
-            image_registry=pool.image_registry,
-            image=util.Property(IMAGE_PROPERTY),
-            masterFQDN=master_address,
-            volumes=volumes,
-            hostconfig=config,
-            followStartupLogs=False,
-            # One build per container: it is stopped and removed right after (and
-            # another started for the builder's next build, see workers/standby.py).
-            build_wait_timeout=0,
-            standby=pool.standby,
-            cache_volume=cache_volume,
-            max_builds=1,
-            properties={"pool": pool.name, "docker_engine": engine.url},
-            **local))
-    return workers

@@ -27,7 +27,7 @@ from buildbot.util import service
 from twisted.internet import defer, task, threads
 from twisted.python import log
 
-from rustfarm.farmfile.model import DockerEngine
+from rustfarm.farmfile.pool_kinds import DockerEngine
 
 from rustfarm.plumbing import ping
 

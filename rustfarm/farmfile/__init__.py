@@ -3,8 +3,9 @@
 from .errors import FarmFileError, Problem
 from .checks import known_triples
 from .loader import load, loads
-from .model import (CrateSource, DockerPool, Ec2Pool, Farm, LocalPool, Pool, Project,
-                    Target)
+from .model import Farm, Project, Target
+from .crate_source import CrateSource
+from .pool_kinds import DockerPool, Ec2Pool, LocalPool, Pool
 
 __all__ = ["FarmFileError", "Problem", "load", "loads", "known_triples", "Farm", "Project",
            "Target", "Pool", "LocalPool", "DockerPool", "Ec2Pool", "CrateSource"]

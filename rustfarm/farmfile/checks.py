@@ -64,7 +64,7 @@ def name_check(value: str) -> str:
     return "" if NAME_RE.match(value) else "use lower-case letters, digits, '-', '_' and '.'"
 
 
-# Farm and project names make Docker volume names (workers/docker.py
+# Farm and project names make Docker volume names (workers/docker_volumes.py
 # cache_volume_name); beyond this the readable part is cut to nothing.
 MAX_NAME = 40
 

@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 from rustfarm.userdata import value_problem
 
-from .model import (DEFAULT_COMPILE_CACHE, DEFAULT_STANDBY, DEFAULT_WARM_ENGINE_WAIT,
-                    DOCKER_TLS_FILES, DockerEngine, DockerPool, Ec2Pool, LocalPool, S3CompileCache)
+from .pool_kinds import (DEFAULT_COMPILE_CACHE, DEFAULT_STANDBY, DEFAULT_WARM_ENGINE_WAIT,
+                         DOCKER_TLS_FILES, DockerEngine, DockerPool, Ec2Pool, LocalPool,
+                         S3CompileCache)
 from .reader import Section
 
 POOL_KINDS = ("local", "docker", "ec2")

@@ -7,7 +7,8 @@ import re
 
 from .checks import CONTAINER_POOLS, email_check, forge_repository_check, name_check, url_check
 from .errors import did_you_mean
-from .model import FORGE_API_URLS, FORGE_KINDS, Forge, Pool, Project, ProjectNotify, Target
+from .model import FORGE_API_URLS, FORGE_KINDS, Forge, Project, ProjectNotify, Target
+from .pool_kinds import Pool
 from .reader import Section
 
 # The packages a release can hold besides its archive (rustfarm/device_packages.py).

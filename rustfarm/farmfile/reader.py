@@ -63,12 +63,17 @@ class Section:
     def raw(self, key: str) -> Any:
         return self.node.get(key)
 
+    def _absent(self, key: str, default: Any) -> Any:
+        """What a key the node lacks reads as: its default, or None for a required one
+        (said to be missing)."""
+        if default is _MISSING:
+            self.error(self.line, self.key_path(key), "missing required key")
+            return None
+        return default
+
     def _typed(self, key: str, kinds: tuple[type, ...], default: Any, describe: str) -> Any:
         if key not in self.node:
-            if default is _MISSING:
-                self.error(self.line, self.key_path(key), "missing required key")
-                return None
-            return default
+            return self._absent(key, default)
         value = self.node[key]
         # bool is an int in Python; a number key must not accept "true".
         fits = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
@@ -117,10 +122,7 @@ class Section:
     def texts(self, key: str, default: Any = _MISSING) -> tuple[str, ...] | None:
         """A list of text; a single text is taken as a list of one."""
         if key not in self.node:
-            if default is _MISSING:
-                self.error(self.line, self.key_path(key), "missing required key")
-                return None
-            return default
+            return self._absent(key, default)
         value = self.node[key]
         if isinstance(value, str):
             return (value,)

@@ -9,10 +9,10 @@ from .checks import (CONTAINER_POOLS, DEFAULT_STATE_DIR, artifact_directory_prob
                      docker_name_check, email_check, host_port_check, registry_index_check,
                      state_dir_problem, time_check, toolchain_text, url_check)
 from .errors import did_you_mean
-from .model import (COMPILE_PROJECT, ArtifactSettings, CargoRegistry, CompileSettings,
-                    CrateSource, DbSettings, FarmSettings, NotifySettings, Pool, Project,
-                    S3Artifacts, ScheduleSettings,
-                    Target, WwwSettings)
+from .model import (COMPILE_PROJECT, ArtifactSettings, CompileSettings, DbSettings, FarmSettings,
+                    NotifySettings, Project, S3Artifacts, ScheduleSettings, Target, WwwSettings)
+from .crate_source import CargoRegistry, CrateSource
+from .pool_kinds import Pool
 from .db_section import DB_KEYS, read_db
 from .pools import size_bytes
 from .reader import Section, type_name

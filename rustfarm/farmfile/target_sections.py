@@ -9,7 +9,8 @@ from rustfarm.targets import HOST_TRIPLE, image_toolchain
 
 from .checks import CONTAINER_POOLS, known_triples
 from .errors import did_you_mean
-from .model import Pool, Target
+from .model import Target
+from .pool_kinds import Pool
 from .pools import POOL_KEYS, POOL_KEYS_ALL, POOL_KINDS, POOL_READERS
 from .reader import Section, type_name
 

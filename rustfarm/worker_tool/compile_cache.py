@@ -31,7 +31,7 @@ import shutil
 import subprocess
 from importlib import resources
 
-from . import crate_cache
+from . import crate_cache, crate_cache_upkeep
 from .cache_forward import forward
 from .protocol import answer, fail, say
 from .toolchain import worker_rustc
@@ -163,7 +163,7 @@ def sccache_stats(read_only: bool) -> dict:
 
 def stats() -> dict:
     if os.environ.get("RUSTFARM_COMPILE_CACHE"):
-        return crate_cache.stats()
+        return crate_cache_upkeep.stats()
     return sccache_stats(crate_cache.read_only())
 
 

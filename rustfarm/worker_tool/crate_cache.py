@@ -11,7 +11,7 @@ lists them after the fact, so rustc runs once per crate, and its output reaches
 cargo as it is written, so cargo's pipelining is kept. An entry is a directory
 renamed into place whole: concurrent builds read only complete entries, and one that
 cannot be read or is outdated is a miss, compiled and replaced. A cache error never
-fails a build: it compiles without.
+fails a build: it compiles without. crate_cache_upkeep.py keeps it to its size.
 
 Its settings come from the cargo step's environment: RUSTFARM_COMPILE_CACHE (the
 cache's directory), RUSTFARM_COMPILER (what names the compiler: compile_cache.py),
@@ -28,24 +28,18 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
+from .digests import file_sha256
 from .rustc_args import exit_as, flag_values, write_all
 
-# The entries' directory in the cache, and the walk's record in it: what the last
-# walk found, and how often the cache is walked (seconds); after how long a work
-# directory in tmp is abandoned.
+# The entries' directory in the cache.
 ENTRIES_DIR = "crates-v1"
-SCANNED_FILE = "scanned.json"
-SCAN_EVERY = 300
-ABANDONED_AFTER = 3600
 # What rustc writes for a library in cargo's pipelined compile, by --emit kind.
 OUTPUTS = (("metadata", "lib", ".rmeta"), ("link", "lib", ".rlib"), ("dep-info", "", ".d"))
 # The key reads cargo's and rustc's variables (cargo sets the package's CARGO_PKG_*,
 # OUT_DIR and the like; rustc reads RUSTC_BOOTSTRAP), but not cargo's jobserver nor
 # the wrapper's or the farm's own settings (the compiler is a part of the key itself).
 NOT_INPUTS = ("CARGO_MAKEFLAGS", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RUSTFARM_")
-DEFAULT_SIZE = 10 << 30
 
 
 def event_log() -> str:
@@ -70,14 +64,6 @@ def log(event: str, crate: str) -> None:
             os.close(fd)
     except OSError:
         pass
-
-
-def file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library(args: list[str]):
@@ -126,7 +112,7 @@ def key_of(rustc: str, args: list[str], externs: list[str]) -> str:
                 and not name.startswith(NOT_INPUTS):
             add(name, os.environ[name])
     for path in externs:
-        add(path, file_digest(path))
+        add(path, file_sha256(path))
     return digest.hexdigest()
 
 
@@ -155,7 +141,7 @@ def restore(entry: str, outputs: dict) -> bytes | None:
         recorded = json.load(manifest)
     for path, digest in recorded["files"].items():
         try:
-            if file_digest(path) != digest:
+            if file_sha256(path) != digest:
                 return None
         except OSError:
             return None
@@ -196,7 +182,7 @@ def _put_in_place(work: str, entry: str) -> None:
 
 def store(entry: str, outputs: dict, transcript: bytes) -> bool:
     files, env = dep_info(outputs["dep-info"])
-    manifest = {"files": {path: file_digest(path) for path in files},
+    manifest = {"files": {path: file_sha256(path) for path in files},
                 "env": {name: env_dep_value(name) for name in env}}
     if manifest["env"] != env:
         return False       # the compile saw other values than the key's environment
@@ -228,114 +214,6 @@ def compile_through(rustc: str, args: list[str]) -> tuple[int, bytes]:
         write_all(2, data)
         kept.append(data)
     return compiler.wait(), b"".join(kept)
-
-
-def _entries_by_use() -> tuple[list, int]:
-    found, total = [], 0
-    root = entries()
-    for shard in os.listdir(root):
-        place = os.path.join(root, shard)
-        if shard == "tmp" or not os.path.isdir(place):
-            continue
-        for key in os.listdir(place):
-            entry = os.path.join(place, key)
-            try:
-                size = sum(os.stat(os.path.join(entry, name)).st_size
-                           for name in os.listdir(entry))
-                used = os.stat(os.path.join(entry, "manifest.json")).st_mtime
-            except OSError:
-                continue
-            found.append((used, size, entry))
-            total += size
-    return found, total
-
-
-def _remove_abandoned(tmp: str) -> None:
-    for name in os.listdir(tmp) if os.path.isdir(tmp) else ():
-        work = os.path.join(tmp, name)
-        try:
-            abandoned = time.time() - os.stat(work).st_mtime > ABANDONED_AFTER
-        except OSError:
-            continue
-        if abandoned:
-            shutil.rmtree(work, ignore_errors=True)
-
-
-def evict() -> tuple[int, int, int]:
-    """The least recently used entries go while the cache is over 90% of its size;
-    work directories abandoned in tmp (a container stopped mid-store) go too.
-    (size, limit, entries evicted)."""
-    found, total = _entries_by_use()
-    tmp = os.path.join(entries(), "tmp")
-    _remove_abandoned(tmp)
-    limit = cache_limit()
-    evicted = 0
-    if total > limit:
-        os.makedirs(tmp, exist_ok=True)
-        for _, size, entry in sorted(found):
-            if total <= limit * 0.9:
-                break
-            gone = os.path.join(tmp, f"evicted.{os.urandom(8).hex()}")
-            try:
-                os.rename(entry, gone)
-            except OSError:
-                continue
-            shutil.rmtree(gone, ignore_errors=True)
-            total -= size
-            evicted += 1
-    return total, limit, evicted
-
-
-def cache_limit() -> int:
-    """In bytes, as the master gives it (farm.yaml's compile_cache)."""
-    return int(os.environ.get("RUSTFARM_COMPILE_CACHE_SIZE", DEFAULT_SIZE))
-
-
-def keep_to_size() -> tuple[int, int, int]:
-    """evict(), which stats every entry, at most once per SCAN_EVERY seconds for all the
-    builds that share the cache: in between, the size its last walk found (in
-    SCANNED_FILE, whose time is the walk's), unless the limit is smaller now or that
-    walk left the cache over it. Builds in the meantime add what they compile, for
-    which the 10% evict() frees below the limit is room."""
-    scanned = os.path.join(entries(), SCANNED_FILE)
-    try:
-        with open(scanned, encoding="utf-8") as last:
-            found = json.load(last)
-        if time.time() - os.stat(scanned).st_mtime < SCAN_EVERY \
-                and found["limit"] <= cache_limit() and found["size"] <= found["limit"]:
-            return found["size"], cache_limit(), 0
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    size, limit, evicted = evict()
-    part = f"{scanned}.{os.getpid()}"
-    with open(part, "w", encoding="utf-8") as out:
-        json.dump({"size": size, "limit": limit}, out)
-    os.replace(part, scanned)
-    return size, limit, evicted
-
-
-def stats() -> dict:
-    """The build's counts from its event log, and the cache kept to its size."""
-    events: dict[str, list[str]] = {}
-    try:
-        with open(event_log(), encoding="utf-8") as lines:
-            for line in lines:
-                event, _, crate = line.strip().partition(" ")
-                events.setdefault(event, []).append(crate)
-    except OSError:
-        pass
-    compiled = events.get("stored", []) + events.get("compiled", [])
-    found = {"kind": "crates", "location": os.environ.get("RUSTFARM_COMPILE_CACHE", ""),
-             "read_only": read_only(), "hits": len(events.get("hit", [])),
-             "misses": len(compiled), "not_cacheable": len(events.get("not-cacheable", [])),
-             "errors": len(events.get("error", [])),
-             "from_cache": sorted(events.get("hit", [])), "compiled": sorted(compiled)}
-    if not read_only() and os.path.isdir(entries()):
-        try:
-            found["size"], found["limit"], found["evicted"] = keep_to_size()
-        except (OSError, ValueError):
-            pass
-    return found
 
 
 def main(args: list[str]) -> None:

@@ -24,6 +24,7 @@ import subprocess
 import sys
 
 from .archives import Member, tar_gz_bytes
+from .digests import file_sha256
 from .protocol import answer, fail, say
 from .toolchain import manifest_value
 
@@ -61,14 +62,6 @@ def cargo_built(crate_dir: str, command: list[str]) -> tuple[list[str], list[str
     return sorted(set(found)), sorted(linked - {""})
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def crate_about(crate_dir: str) -> dict:
     """The crate's version and description, as its Cargo.toml (or workspace) says, for
     the release's packages."""
@@ -94,7 +87,7 @@ def package(archive: str, paths: list[str], linked: list[str] | None = None) -> 
     with open(archive, "wb") as out:
         out.write(data)
     shipped = sorted(({"name": os.path.basename(path), "size": os.path.getsize(path),
-                       "sha256": _sha256(path)} for path in paths),
+                       "sha256": file_sha256(path)} for path in paths),
                      key=lambda binary: binary["name"])
     for binary in shipped:
         say(f"packed {binary['name']} ({binary['size']} bytes)")

@@ -210,7 +210,7 @@ def company_registry(tmp_path):
 
 
 def test_a_private_registry_s_crates_come_with_its_token(company_registry, tmp_path):
-    from rustfarm.farmfile.model import CargoRegistry
+    from rustfarm.farmfile.crate_source import CargoRegistry
     registry = CargoRegistry("company", company_registry.index, token=True)
     secrets = tmp_path / "secrets"
     secrets.mkdir()

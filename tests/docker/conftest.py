@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rustfarm.targets import target_table
-from rustfarm.workers.docker import cache_volume_name
+from rustfarm.workers.docker_volumes import cache_volume_name
 from tests.support.containers import pool_containers
 from tests.support.farm import RunningFarm
 

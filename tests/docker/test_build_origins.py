@@ -22,7 +22,8 @@ import requests
 
 from rustfarm.cli.leftovers import projectless_volume_names
 from rustfarm.farmfile import load
-from rustfarm.workers.docker import CACHE_VOLUME_PROPERTY, cache_volume_name, upload_volume_name
+from rustfarm.workers.docker_volumes import (CACHE_VOLUME_PROPERTY, cache_volume_name,
+                                             upload_volume_name)
 from tests.support.binaries import check_artifact, run_downloaded
 from tests.support.crates import write_crate
 from tests.support.farm import RunningFarm, wait_until

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from rustfarm.workers.docker import (COMPILE_CACHE_DIR, compile_cache_volume_name,
-                                     upload_volume_prefix)
+from rustfarm.workers.docker_volumes import (COMPILE_CACHE_DIR, compile_cache_volume_name,
+                                             upload_volume_prefix)
 from tests.support.binaries import check_artifact
 from tests.support.crates import broken_crate, renamed_copy
 from tests.support.crates_io import require_crates_io

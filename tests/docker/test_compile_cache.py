@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rustfarm.workers.docker import compile_cache_volume_name
+from rustfarm.workers.docker_volumes import compile_cache_volume_name
 from tests.support.crates import chain_crate, generated_crate, renamed_copy, set_generated
 from tests.support.farm import RunningFarm
 

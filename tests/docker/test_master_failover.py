@@ -19,7 +19,7 @@ import requests
 from buildbot.process.results import RETRY, SUCCESS
 
 from rustfarm.cli.processes import read_pid
-from rustfarm.workers.docker import CACHE_DIR
+from rustfarm.workers.docker_volumes import CACHE_DIR
 from tests.integration.conftest import (  # noqa: F401 (fixtures)
     postgresql_installed,
     reachable_directory,

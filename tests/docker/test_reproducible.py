@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import requests
 
-from rustfarm.workers.docker import reproduction_volume_name
+from rustfarm.workers.docker_volumes import reproduction_volume_name
 from tests.support.crates import renamed_copy, write_crate
 from tests.support.crates_io import require_crates_io
 from tests.support.farm import RunningFarm, wait_until

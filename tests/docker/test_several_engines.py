@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rustfarm.farmfile.model import LOCAL_DOCKER_ENGINE
+from rustfarm.farmfile.pool_kinds import LOCAL_DOCKER_ENGINE
 from rustfarm.images.engine import local_image
 from rustfarm.plumbing import connect
 from rustfarm.images.recipes import current_catalog

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rustfarm.farmfile import FarmFileError, loads
-from rustfarm.farmfile.model import DockerEngine, is_loopback_engine
+from rustfarm.farmfile.pool_kinds import DockerEngine, is_loopback_engine
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "hello"

@@ -13,7 +13,8 @@ import pytest
 
 from rustfarm.images import tags
 from rustfarm.images.recipes import current_reference
-from rustfarm.images.recipes import IMAGES_DIR, RecipeError, copied_sources, load_catalog
+from rustfarm.images.recipes import IMAGES_DIR, RecipeError, load_catalog
+from rustfarm.images.dockerfiles import copied_sources
 from rustfarm.images.wheels import read_pins
 from rustfarm.targets import (TABLE_FILE, TargetError, cargo_target_variable, load_table,
                               markdown_table, target_table)

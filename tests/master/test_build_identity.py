@@ -21,9 +21,9 @@ from rustfarm.master.configuration import buildmaster_config
 from rustfarm.master.factories import ARCHIVE_NAME
 from rustfarm.master.farm_file import CONFIG_ENV, load_farm
 from rustfarm.names import BUILDBOT_OWNED_PROPERTIES, COMPILE_JOB_PROPERTY
-from rustfarm.workers.docker import (COMPILE_CACHE_DIR, CacheVolume, cache_volume_name,
-                                     compile_cache_mount, compile_cache_volume_name,
-                                     upload_volume_name)
+from rustfarm.workers.docker_volumes import (COMPILE_CACHE_DIR, CacheVolume, cache_volume_name,
+                                             compile_cache_mount, compile_cache_volume_name,
+                                             upload_volume_name)
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET = "mipsel-unknown-linux-gnu"

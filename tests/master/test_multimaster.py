@@ -12,7 +12,7 @@ from rustfarm.master.configuration import buildmaster_config
 from rustfarm.master.failover import MasterFailover
 from rustfarm.master.farm_file import CONFIG_ENV, MASTER_ENV, load_farm
 from rustfarm.names import FARM_PROPERTY, PROJECT_PROPERTY, TARGET_PROPERTY
-from rustfarm.workers.docker import CACHE_DIR, cache_volume_name
+from rustfarm.workers.docker_volumes import CACHE_DIR, cache_volume_name
 
 REPO = Path(__file__).resolve().parents[2]
 

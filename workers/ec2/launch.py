@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from buildbot.process.properties import Interpolate
 
 from rustfarm.farmfile import Ec2Pool, Farm
-from rustfarm.farmfile.model import S3CompileCache
+from rustfarm.farmfile.pool_kinds import S3CompileCache
 from rustfarm.userdata import value_problem
 from rustfarm.names import IMAGE_PROPERTY
 

@@ -1,35 +1,9 @@
 """An EC2 latent worker for one farm pool: one instance per build, tagged, IMDSv2 only.
 
-:class:`FarmEC2LatentWorker` keeps Buildbot's latent-worker life cycle
-(substantiate, start_instance, check_instance until the worker connects,
-insubstantiate, stop_instance) and changes what upstream's EC2LatentWorker does
-inside it:
-
-* nothing talks to AWS while the configuration loads; the AMI is looked up, and
-  endpoint, credentials and user-data are rendered, when an instance starts;
-* instance and root volume are tagged at launch (farm, pool, worker, launching
-  master, user tags), so that nothing untagged ever exists; the reaper relies on
-  these tags;
-* IMDSv2 is required (hop limit 2, for the worker container), and powering off
-  terminates the instance, so the AMI's boot script ending never leaves a
-  stopped instance behind;
-* an instance that stops existing, or whose worker has not connected within
-  ``connect_timeout``, fails the substantiation: Buildbot terminates it through
-  stop_instance and returns the build request to the queue (build result RETRY);
-* once its worker is connected, the instance is still checked every
-  ``running_check_interval`` seconds: if it ended (a Spot reclaim, a crash that
-  left no TCP reset behind) the worker's connection is dropped, so the build is
-  retried now rather than when TCP gives up;
-* Spot is requested with RunInstances' InstanceMarketOptions; when EC2 has no
-  Spot capacity the worker falls back to on-demand, or fails the build with a
-  clear reason when ``spot_fallback='fail'``.
-
-Shaped like Buildbot's own container workers (Docker, Kubernetes): the latent
-worker base with the compatible mixin, one settings value passed in
-(``Ec2Launch``, launch.py, validated there), the EC2 calls in a plain module
-(instances.py). The worker's password (``util.Secret`` or text; random when
-None) reaches the instance only inside user-data: it is never logged nor put in
-a property.
+Shaped like Buildbot's own container workers (Docker, Kubernetes): the latent worker
+base with the compatible mixin, one settings value passed in (``Ec2Launch``,
+launch.py), the EC2 calls in a plain module (instances.py). The worker's password
+reaches the instance only inside user-data: it is never logged nor put in a property.
 """
 
 
@@ -76,7 +50,31 @@ class FarmEC2LatentWorker(PromptConnectionMixin, CompatibleLatentWorkerMixin,
     """One worker name of an EC2 pool; each substantiation launches a fresh instance.
 
     ``FarmEC2LatentWorker(name, password, Ec2Launch(...), **latent_worker_options)``:
-    the options are Buildbot's (build_wait_timeout, max_builds, properties, ...)."""
+    the options are Buildbot's (build_wait_timeout, max_builds, properties, ...).
+
+    It keeps Buildbot's latent-worker life cycle
+    (substantiate, start_instance, check_instance until the worker connects,
+    insubstantiate, stop_instance) and changes what upstream's EC2LatentWorker does
+    inside it:
+
+    * nothing talks to AWS while the configuration loads; the AMI is looked up, and
+      endpoint, credentials and user-data are rendered, when an instance starts;
+    * instance and root volume are tagged at launch (farm, pool, worker, launching
+      master, user tags), so that nothing untagged ever exists; the reaper relies on
+      these tags;
+    * IMDSv2 is required (hop limit 2, for the worker container), and powering off
+      terminates the instance, so the AMI's boot script ending never leaves a
+      stopped instance behind;
+    * an instance that stops existing, or whose worker has not connected within
+      ``connect_timeout``, fails the substantiation: Buildbot terminates it through
+      stop_instance and returns the build request to the queue (build result RETRY);
+    * once its worker is connected, the instance is still checked every
+      ``running_check_interval`` seconds: if it ended (a Spot reclaim, a crash that
+      left no TCP reset behind) the worker's connection is dropped, so the build is
+      retried now rather than when TCP gives up;
+    * Spot is requested with RunInstances' InstanceMarketOptions; when EC2 has no
+      Spot capacity the worker falls back to on-demand, or fails the build with a
+      clear reason when ``spot_fallback='fail'``."""
 
     # Seconds between DescribeInstances calls while an instance starts (tests lower it).
     poll_interval = 2.0

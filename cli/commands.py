@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rustfarm.errors import FarmError
 from rustfarm.farmfile import Farm, FarmFileError, known_triples, load
-from rustfarm.progress import say, warn
+from rustfarm.progress import plural, say, warn
 
 DEFAULT_CONFIG = Path("farm.yaml")
 
@@ -37,7 +37,7 @@ def _check_stored_secrets(farm: Farm) -> None:
     """A registry that needs a token, without one in the secret store, would fail every
     build that takes a crate from it; a forge's statuses without its token would fail at
     every build: refused now."""
-    from rustfarm.farmfile.model import forge_token_name
+    from rustfarm.farmfile.forge_settings import forge_token_name
     from rustfarm.state import SecretStore, StateDir
     store = SecretStore(StateDir.of(farm).secrets)
     for project in farm.projects.values():
@@ -63,7 +63,8 @@ def cmd_check(args) -> int:
     _warn_about(farm)
     pools = ", ".join(f"{p.name} ({p.kind})" for p in farm.pools.values())
     builders = sum(len(p.targets) for p in farm.projects.values())
-    say(f"{args.config}: fine: {len(farm.projects)} projects, {len(farm.targets)} targets, "
+    say(f"{args.config}: fine: {plural(len(farm.projects), 'project')}, "
+        f"{plural(len(farm.targets), 'target')}, "
         f"{builders} builders, pools: {pools or 'none'}")
     return 0
 
@@ -224,7 +225,7 @@ def _forge_project(farm: Farm, name: str):
 
 def cmd_webhook_secret(args) -> int:
     """The secret a project's forge signs its webhooks with: made the first time."""
-    from rustfarm.farmfile.model import webhook_secret_name
+    from rustfarm.farmfile.forge_settings import webhook_secret_name
     from rustfarm.state import SecretStore, StateDir
     farm = _load(args)
     project = _forge_project(farm, args.project)
@@ -248,7 +249,7 @@ def _new_secret() -> str:
 def cmd_forge_token(args) -> int:
     """A project's forge API token, kept in the secret store: only the master's status
     reporter uses it; no build, property or log sees it."""
-    from rustfarm.farmfile.model import forge_token_name
+    from rustfarm.farmfile.forge_settings import forge_token_name
     from rustfarm.state import SecretStore, StateDir
     farm = _load(args)
     project = _forge_project(farm, args.project)

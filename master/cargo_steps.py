@@ -12,8 +12,9 @@ from twisted.internet import defer
 
 from rustfarm.failures import ERROR_START, SUMMARY
 from rustfarm.worker_tool.protocol import ProtocolError, read_answer
+from rustfarm.progress import plural
 
-from .steps import SaysHowItEnded, plural
+from .steps import SaysHowItEnded
 from .tool_steps import ToolNotSent, UsesWorkerTool, WorkerTool
 
 # Where the kernel counts the container's processes killed for memory: cgroup v2's

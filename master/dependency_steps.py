@@ -15,8 +15,8 @@ from twisted.internet import defer, threads
 from rustfarm.cargo_lock import store_config, toml_text
 from rustfarm.crate_store import CrateStore
 from rustfarm.dependencies import CargoSettings, DependencyError, fetch_dependencies
+from rustfarm.progress import plural
 
-from .steps import plural
 from .tool_steps import WorkerToolStep
 
 

@@ -31,7 +31,7 @@ from twisted.python import log
 from twisted.web import server
 
 from rustfarm.farmfile import Farm
-from rustfarm.farmfile.model import webhook_secret_name
+from rustfarm.farmfile.forge_settings import webhook_secret_name
 from rustfarm.workers.buildbot_private import forget_hook_handlers, gitlab_push_changes
 
 

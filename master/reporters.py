@@ -32,7 +32,7 @@ from twisted.internet import defer
 from twisted.python import log
 
 from rustfarm.farmfile import Farm, Project
-from rustfarm.farmfile.model import forge_token_name
+from rustfarm.farmfile.forge_settings import forge_token_name
 from rustfarm.names import TARGET_PROPERTY, builder_name, scheduler_id
 
 STATUS_CONTEXT = util.Interpolate(f"rustfarm/%(prop:{TARGET_PROPERTY})s")

@@ -77,10 +77,6 @@ class SnapshotSource(SaysHowItEnded, buildstep.BuildStep):
         return SUCCESS
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def human_size(size: int) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":

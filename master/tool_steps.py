@@ -20,8 +20,9 @@ from twisted.internet import defer, threads
 from rustfarm.cargo_lock import package_id_name_version
 from rustfarm.worker_tool_file import INFO_KEY, tool_bytes, tool_digest
 from rustfarm.worker_tool.protocol import ProtocolError, read_answer
+from rustfarm.progress import plural
 
-from .steps import SaysHowItEnded, human_size, plural, write_checksums
+from .steps import SaysHowItEnded, human_size, write_checksums
 
 # Blocks of a file moved between master and worker: each one is a round trip, and
 # Perspective Broker refuses a string over 640 KB.

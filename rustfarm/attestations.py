@@ -5,7 +5,6 @@ predicate (in-toto-attestation), both JSON, both listed in the signed SHA256SUMS
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -204,11 +203,3 @@ def provenance_subjects(text: str) -> dict[str, str]:
             or statement.get("predicateType") != SLSA_PROVENANCE:
         raise ValueError("not an in-toto statement of SLSA v1 provenance")
     return {s["name"]: s["digest"]["sha256"] for s in statement.get("subject", [])}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -15,6 +15,11 @@ from typing import Callable, Iterable, TextIO
 _START = time.monotonic()
 
 
+def plural(count: int, noun: str) -> str:
+    """"1 project", "2 projects"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def say(message: str) -> None:
     print(message, flush=True)
 

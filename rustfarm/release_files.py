@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .attestations import LOCK_FILE, PROVENANCE_FILE, SBOM_FILE, ReleaseFacts, Shipped, \
-    crate_license, linked_packages, provenance, provenance_subjects, sbom, sha256_file
+    crate_license, linked_packages, provenance, provenance_subjects, sbom
 from .cargo_lock import LockError, LockedPackage, read_lock
 from .crate_store import CrateStore
 from .device_packages import PackageInfo, debian_package, openwrt_package
 from .errors import FarmError
+from .plumbing import file_sha256
 from .minisign import PublicKey, SignatureError, verify
 from .release_keys import ReleaseKeys
 
@@ -83,9 +84,9 @@ def attest_target(directory: Path, facts: ReleaseFacts, keys: ReleaseKeys,
             lock = read_lock(lock_path.read_text(), LOCK_FILE)
         except LockError:
             lock = []
-        facts = dataclasses.replace(facts, lock_sha256=sha256_file(lock_path))
+        facts = dataclasses.replace(facts, lock_sha256=file_sha256(lock_path))
     made = make_packages(directory, facts.archive.name, packaging) if packaging else []
-    facts = dataclasses.replace(facts, packages=tuple(Shipped(p.name, sha256_file(p))
+    facts = dataclasses.replace(facts, packages=tuple(Shipped(p.name, file_sha256(p))
                                                       for p in made))
     packages = linked_packages(linked, lock)
     licenses = {}
@@ -99,7 +100,7 @@ def attest_target(directory: Path, facts: ReleaseFacts, keys: ReleaseKeys,
     _write(directory / PROVENANCE_FILE, provenance(facts))
     names = [facts.archive.name] + [n for n in (LOCK_FILE, *(p.name for p in made), SBOM_FILE,
                                                 PROVENANCE_FILE) if (directory / n).exists()]
-    files = [(name, sha256_file(directory / name)) for name in names]
+    files = [(name, file_sha256(directory / name)) for name in names]
     if files[0][1] != facts.archive.sha256:
         raise ReleaseCheckFailed(f"{facts.archive.name} changed after it was packaged")
     sums = "".join(f"{digest}  {name}\n" for name, digest in files)

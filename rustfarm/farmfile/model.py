@@ -8,6 +8,7 @@ from typing import Mapping
 
 from rustfarm.targets import cargo_target_variable
 
+from .forge_settings import Forge, NotifySettings, ProjectNotify
 from .crate_source import CrateSource
 from .pool_kinds import Pool
 
@@ -203,50 +204,6 @@ class Target:
             env[cargo_target_variable(self.triple, "RUNNER")] = self.runner
         env.update(self.env)
         return env
-
-
-FORGE_KINDS = ("github", "gitlab", "gitea")
-# Where each forge's API is unless farm.yaml says (Gitea has none: it is self-hosted).
-FORGE_API_URLS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com"}
-
-
-@dataclass(frozen=True)
-class Forge:
-    """Where a project's code lives: pushes arrive from there as webhooks
-    (/change_hook/<kind>), and its commits get a status per target."""
-
-    kind: str                 # github | gitlab | gitea
-    repository: str           # owner/name (GitLab: group/subgroup/name)
-    api_url: str              # the forge's API (statuses go there)
-    statuses: bool = True     # post commit statuses (needs `farm forge-token PROJECT`)
-
-
-@dataclass(frozen=True)
-class ProjectNotify:
-    """Who hears of a project's builds: mail on a change from pass to fail and back,
-    and a JSON webhook for every build's end."""
-
-    email: tuple[str, ...] = ()
-    webhook: str = ""
-
-
-@dataclass(frozen=True)
-class NotifySettings:
-    """The SMTP relay notification mail goes through."""
-
-    smtp_host: str = "localhost"
-    smtp_port: int = 25
-    sender: str = ""          # the From address ("" = rustfarm@<farm name>)
-
-
-def webhook_secret_name(project: str) -> str:
-    """The secret a project's forge signs its webhooks with (`farm webhook-secret`)."""
-    return f"webhook-{project}"
-
-
-def forge_token_name(project: str) -> str:
-    """The token statuses are posted to a project's forge with (`farm forge-token`)."""
-    return f"forge-token-{project}"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import re
 
 from .checks import CONTAINER_POOLS, email_check, forge_repository_check, name_check, url_check
 from .errors import did_you_mean
-from .model import FORGE_API_URLS, FORGE_KINDS, Forge, Project, ProjectNotify, Target
+from .forge_settings import FORGE_API_URLS, FORGE_KINDS, Forge, ProjectNotify
+from .model import Project, Target
 from .pool_kinds import Pool
 from .reader import Section
 

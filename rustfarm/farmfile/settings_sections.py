@@ -9,8 +9,9 @@ from .checks import (CONTAINER_POOLS, DEFAULT_STATE_DIR, artifact_directory_prob
                      docker_name_check, email_check, host_port_check, registry_index_check,
                      state_dir_problem, time_check, toolchain_text, url_check)
 from .errors import did_you_mean
+from .forge_settings import NotifySettings
 from .model import (COMPILE_PROJECT, ArtifactSettings, CompileSettings, DbSettings, FarmSettings,
-                    NotifySettings, Project, S3Artifacts, ScheduleSettings, Target, WwwSettings)
+                    Project, S3Artifacts, ScheduleSettings, Target, WwwSettings)
 from .crate_source import CargoRegistry, CrateSource
 from .pool_kinds import Pool
 from .db_section import DB_KEYS, read_db

@@ -9,7 +9,7 @@ import pytest
 
 from rustfarm.cli.main import main
 from rustfarm.farmfile import FarmFileError, loads
-from rustfarm.farmfile.model import Forge, NotifySettings, ProjectNotify
+from rustfarm.farmfile.forge_settings import Forge, NotifySettings, ProjectNotify
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello"
 

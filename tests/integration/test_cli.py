@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_check_says_fine(tmp_path):
     done = farm_command(REPO / "farm.yaml", "check")
-    assert done.stdout.startswith(f"{REPO / 'farm.yaml'}: fine: 1 projects, 22 targets")
+    assert done.stdout.startswith(f"{REPO / 'farm.yaml'}: fine: 1 project, 22 targets")
 
 
 def test_check_lists_every_problem_without_a_traceback(tmp_path):

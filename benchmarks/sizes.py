@@ -32,16 +32,12 @@ def variants_for(triple: str) -> dict[str, str]:
     """min-size needs std's bitcode (fat LTO): not where the image builds std from source."""
     from rustfarm.targets import target_table
     spec = target_table().targets[triple]
-    if spec.std_for(spec_toolchain()) == "source":
+    if spec.std_for(target_table().default_toolchain) == "source":
         print(f"min-size: not measured for {triple}, whose image builds std without LLVM "
               "bitcode (farm check refuses it there)")
         return {k: v for k, v in VARIANTS.items() if k != "min-size"}
     return VARIANTS
 
-
-def spec_toolchain() -> str:
-    from rustfarm.targets import target_table
-    return next(t.version for t in target_table().toolchains.values() if t.default)
 
 
 def main() -> int:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .artifact_store import write_text
 from .attestations import LOCK_FILE, PROVENANCE_FILE, SBOM_FILE, ReleaseFacts, Shipped, \
     crate_license, linked_packages, provenance, provenance_subjects, sbom
 from .cargo_lock import LockError, LockedPackage, read_lock
@@ -40,12 +41,6 @@ class Signed:
 
 def trusted_comment(project: str, revision: str, target: str) -> str:
     return f"rustfarm release project:{project} revision:{revision} target:{target}"
-
-
-def _write(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 @dataclass(frozen=True)
@@ -96,8 +91,8 @@ def attest_target(directory: Path, facts: ReleaseFacts, keys: ReleaseKeys,
                 found = crate_license(store.entry(package))
                 if found:
                     licenses[(package.name, package.version)] = found
-    _write(directory / SBOM_FILE, sbom(facts, packages, licenses))
-    _write(directory / PROVENANCE_FILE, provenance(facts))
+    write_text(directory / SBOM_FILE, sbom(facts, packages, licenses))
+    write_text(directory / PROVENANCE_FILE, provenance(facts))
     names = [facts.archive.name] + [n for n in (LOCK_FILE, *(p.name for p in made), SBOM_FILE,
                                                 PROVENANCE_FILE) if (directory / n).exists()]
     files = [(name, file_sha256(directory / name)) for name in names]
@@ -108,8 +103,8 @@ def attest_target(directory: Path, facts: ReleaseFacts, keys: ReleaseKeys,
     signature = key.sign(sums.encode(), trusted_comment(facts.project, facts.revision,
                                                         facts.target))
     # The signature first: a reader that finds the new SHA256SUMS finds its signature.
-    _write(directory / SIGNATURE_FILE, signature)
-    _write(directory / SUMS_FILE, sums)
+    write_text(directory / SIGNATURE_FILE, signature)
+    write_text(directory / SUMS_FILE, sums)
     return Signed(files, key.public.id_text, sum(1 for p in packages if p.kind != "path"))
 
 

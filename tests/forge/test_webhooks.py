@@ -111,15 +111,11 @@ def build_url(farm: RunningFarm, build: dict) -> str:
 def test_github_push_builds_its_project_and_posts_its_statuses(forge_farm, repos, forge_api):
     before, after = push(repos, "shared", "github push")
     body = push_payload("github", "acme/two", before, after)
-    sent = time.monotonic()
     reply = hook(forge_farm, "github", body, signed_headers("github", forge_farm.secrets["two"],
                                                             body))
     assert (reply.status_code, reply.text) == (200, "1 change found")
-    first_step = wait_until(lambda: first_step_started(forge_farm, "two"), 30,
-                            "the first step of a build of two", interval=0.02)
-    took = time.monotonic() - sent
-    print(f"webhook sent to first step started: {took:.2f} s ({first_step})")
-    assert took < 1, took
+    wait_until(lambda: first_step_started(forge_farm, "two"), 30,
+               "the first step of a build of two", interval=0.02)
     build = finished_build(forge_farm, "two", after)
     assert build["results"] == 0
     # Only the project the payload names: the others on the same repository wait.

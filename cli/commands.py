@@ -189,6 +189,14 @@ def cmd_passwd(args) -> int:
     return 0
 
 
+def _read_token(prompt: str) -> str:
+    """A token from standard input (one line), or typed at ``prompt``; none refused."""
+    token = (sys.stdin.readline() if not sys.stdin.isatty() else getpass.getpass(prompt)).strip()
+    if not token:
+        raise FarmError("no token given; nothing changed")
+    return token
+
+
 def cmd_registry_token(args) -> int:
     """A registry's token, kept in the secret store: only the farm's own cargo, which
     fetches crates on this machine, ever sees it."""
@@ -199,10 +207,7 @@ def cmd_registry_token(args) -> int:
         names = ", ".join(r.name for r in farm.crates.registries) or "none"
         raise FarmError(f"no registry '{args.registry}' under crates.registries of "
                         f"{farm.path.name} (registries: {names})")
-    token = (sys.stdin.readline() if not sys.stdin.isatty()
-             else getpass.getpass(f"token of registry {registry.name}: ")).strip()
-    if not token:
-        raise FarmError("no token given; nothing changed")
+    token = _read_token(f"token of registry {registry.name}: ")
     state = StateDir.of(farm)
     state.create()
     store = SecretStore(state.secrets)
@@ -253,10 +258,7 @@ def cmd_forge_token(args) -> int:
     from rustfarm.state import SecretStore, StateDir
     farm = _load(args)
     project = _forge_project(farm, args.project)
-    token = (sys.stdin.readline() if not sys.stdin.isatty()
-             else getpass.getpass(f"{project.forge.kind} token for {project.name}: ")).strip()
-    if not token:
-        raise FarmError("no token given; nothing changed")
+    token = _read_token(f"{project.forge.kind} token for {project.name}: ")
     state = StateDir.of(farm)
     state.create()
     store = SecretStore(state.secrets)

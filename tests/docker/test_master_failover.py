@@ -26,7 +26,7 @@ from tests.integration.conftest import (  # noqa: F401 (fixtures)
     router_installed,
 )
 from tests.support.binaries import run_downloaded
-from tests.support.containers import pool_containers
+from tests.support.containers import pool_container_ids, pool_containers
 from tests.support.farm import RunningFarm, two_masters_yaml, wait_until
 
 from .conftest import FIXTURES, TARGETS, remove_cache_volumes
@@ -87,7 +87,7 @@ def test_a_master_killed_mid_build_has_its_container_build_retried_by_the_other(
     farm = failover_farm
     ids = {m["name"].rsplit("/", 1)[1]: m["masterid"] for m in farm.api("masters")["masters"]}
     name_of = {masterid: name for name, masterid in ids.items()}
-    before = set(pool_containers(POOL))
+    before = set(pool_container_ids(POOL))
     farm.login()
     [brid] = farm.force("force-slow", targets=[TRIPLE]).values()
 
@@ -103,7 +103,7 @@ def test_a_master_killed_mid_build_has_its_container_build_retried_by_the_other(
     victim = name_of[killed["masterid"]]
     survivor = "second" if victim == "first" else "first"
     # The build runs in a container the victim started, which reached the victim.
-    [orphan] = set(pool_containers(POOL)) - before
+    [orphan] = set(pool_container_ids(POOL)) - before
     assert running(orphan)
     os.kill(read_pid(farm.state / "masters" / victim / "twistd.pid"), signal.SIGKILL)
 
@@ -127,7 +127,7 @@ def test_a_master_killed_mid_build_has_its_container_build_retried_by_the_other(
     # The victim's container outlived it; `farm up` starts the victim again, which
     # removes that container and serves the same artifact and history.
     farm.up()
-    wait_until(lambda: orphan not in pool_containers(POOL), 60,
+    wait_until(lambda: orphan not in pool_container_ids(POOL), 60,
                f"the killed master's container {orphan} was not removed")
     victim_archive = archive.replace(farm.urls[survivor], farm.urls[victim], 1)
     check_binary(victim_archive, tmp_path / "from-victim")
@@ -167,11 +167,13 @@ def test_each_master_runs_the_pool_s_workers_with_cache_volumes_of_its_own(failo
     # the build script run again, so both builds take seconds, not a warm rebuild's
     # fraction of one, and overlap.
     (farm.directory.parent / "slow" / "slow.txt").write_text("16\n")
-    before = set(pool_containers(POOL))
+    # The containers of the test before may still be going away; they have the names
+    # the new ones will have, so the new ones are told apart by their ids.
+    before = set(pool_container_ids(POOL))
     brids = [brid for _ in range(2) for brid in farm.force("force-slow", targets=[TRIPLE]).values()]
 
     def both_running() -> set | None:
-        started = {c for c in set(pool_containers(POOL)) - before if running(c)}
+        started = {c for c in set(pool_container_ids(POOL)) - before if running(c)}
         return started if len(started) == 2 else None
 
     containers = wait_until(both_running, 300, "two containers never ran at once")

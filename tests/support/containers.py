@@ -37,8 +37,15 @@ def left_before() -> list[str]:
                   if cid in names and names[cid].startswith("buildbot-"))
 
 
-def pool_containers(pool: str) -> list[str]:
-    """Names of this run's containers of a docker pool (buildbot-<pool>-<n>-<master>)."""
+def pool_container_ids(pool: str) -> dict[str, str]:
+    """This run's containers of a docker pool, id to name (buildbot-<pool>-<n>-<master>).
+    A worker's container has the same name every time it starts, so telling a new
+    container from one that is still being removed takes its id."""
     before = _before or set()
-    return sorted(name for cid, name in _listed().items()
-                  if cid not in before and name.startswith(f"buildbot-{pool}-"))
+    return {cid: name for cid, name in _listed().items()
+            if cid not in before and name.startswith(f"buildbot-{pool}-")}
+
+
+def pool_containers(pool: str) -> list[str]:
+    """Names of this run's containers of a docker pool."""
+    return sorted(pool_container_ids(pool).values())

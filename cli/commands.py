@@ -55,12 +55,19 @@ def _check_stored_secrets(farm: Farm) -> None:
                             "its standard input)")
 
 
-def cmd_check(args) -> int:
+def _load_checked(args) -> Farm:
+    """farm.yaml, refused for everything `farm check` refuses: `farm up` and `farm reload`
+    start or change nothing for a file `farm check` would refuse, and say the same lines."""
     from rustfarm.builder_defs import builder_defs
     farm = _load(args)
     builder_defs(farm)          # a pool too small for its builders is refused now
     _check_stored_secrets(farm)
     _warn_about(farm)
+    return farm
+
+
+def cmd_check(args) -> int:
+    farm = _load_checked(args)
     pools = ", ".join(f"{p.name} ({p.kind})" for p in farm.pools.values())
     builders = sum(len(p.targets) for p in farm.projects.values())
     say(f"{args.config}: fine: {plural(len(farm.projects), 'project')}, "
@@ -71,9 +78,7 @@ def cmd_check(args) -> int:
 
 def cmd_up(args) -> int:
     from .lifecycle import Farmhouse
-    farm = _load(args)
-    _check_stored_secrets(farm)
-    _warn_about(farm)
+    farm = _load_checked(args)
     ready = Farmhouse(farm).up(wait=args.wait_timeout, build_images=not args.no_images)
     return 0 if ready else 1
 
@@ -135,8 +140,7 @@ def cmd_logs(args) -> int:
 
 def cmd_reload(args) -> int:
     from .lifecycle import Farmhouse
-    farm = _load(args)
-    _check_stored_secrets(farm)
+    farm = _load_checked(args)
     return 0 if Farmhouse(farm).reload(timeout=args.timeout) else 1
 
 

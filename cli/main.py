@@ -7,7 +7,7 @@ import argcomplete
 
 from rustfarm.errors import FarmError
 from rustfarm.farmfile import FarmFileError
-from rustfarm.progress import warn
+from rustfarm.progress import summarised, warn
 
 from .arguments import parser
 
@@ -20,11 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except FarmFileError as err:
-        for problem in err.problems:
-            warn(str(problem))
+        for line in summarised(str(problem) for problem in err.problems):
+            warn(line)
         return 2
     except FarmError as err:
-        warn(f"farm: {err}")
+        for line in summarised(f"farm: {err}".splitlines()):
+            warn(line)
         return 1
     except KeyboardInterrupt:
         warn("farm: interrupted")

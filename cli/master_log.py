@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rustfarm.errors import FarmError
-from rustfarm.progress import say
+from rustfarm.progress import say, summarised
 
 
 _EXCEPTION_LINE = re.compile(r"^\s*([\w.]+(Error|Exception|Failure)[\w.]*): (.+)$")
@@ -62,7 +62,8 @@ def wait_for_reconfig(log: Path, since: int, timeout: float) -> Reconfig:
             body = text[text.find(_RECONFIG_BEGIN) + len(_RECONFIG_BEGIN):done.start()]
             lines = [line.strip() for line in body.splitlines()
                      if line.strip() and not _RECONFIG_ONGOING.search(line)]
-            return Reconfig(False, float(done.group(2)), tuple(lines[-12:] + [done.group(1)]))
+            return Reconfig(False, float(done.group(2)),
+                            tuple(summarised(lines)[-12:] + [done.group(1)]))
         ongoing = _RECONFIG_ONGOING.findall(text)
         if ongoing and float(ongoing[-1]) > said:
             said = float(ongoing[-1])
@@ -76,12 +77,12 @@ def summarize_failure(output: str) -> str:
     config_errors = re.search(r"(?:Configuration Errors|Errors loading configuration):\s*\n"
                               r"((?:[ \t]+\S.*\n?)+)", output)
     if config_errors:
-        return "configuration errors: " + "; ".join(
-            line.strip() for line in config_errors.group(1).splitlines())
+        return "configuration errors:\n" + "\n".join(
+            summarised(line.strip() for line in config_errors.group(1).splitlines()))
     lines = [line.strip() for line in output.splitlines()]
     found = [m for m in map(_EXCEPTION_LINE.match, lines) if m]
     if found:
         last = found[-1]
         return f"{last.group(3)} ({last.group(1).rsplit('.', 1)[-1]})"
     picked = [line for line in lines if _REASON_PATTERNS.search(line)]
-    return "\n".join(picked[-12:] or lines[-10:])
+    return "\n".join(summarised(picked[-12:] or lines[-10:]))

@@ -6,6 +6,7 @@ silent, and the duration at the end."""
 from __future__ import annotations
 
 import queue
+import re
 import sys
 import threading
 import time
@@ -18,6 +19,35 @@ _START = time.monotonic()
 def plural(count: int, noun: str) -> str:
     """"1 project", "2 projects"."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+SCREEN_LINES = 20       # the most lines one message of the farm's takes
+LINE_WIDTH = 400        # and the most characters of one of its lines
+_VARYING = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\d+")
+
+
+def _shortened(line: str) -> str:
+    if len(line) <= LINE_WIDTH:
+        return line
+    return f"{line[:LINE_WIDTH - 40]}… ({len(line) - LINE_WIDTH + 40} characters more)"
+
+
+def summarised(lines: Iterable[str], examples: int = 3) -> list[str]:
+    """Problems to print, at most a screen of them: lines that differ only in their quoted
+    names and numbers (2,000 "Unknown builder '…' in scheduler '…'") are shown by their
+    first ``examples`` and a count of the rest, and no line is longer than LINE_WIDTH."""
+    groups: dict[str, list[str]] = {}
+    for line in lines:
+        groups.setdefault(_VARYING.sub("…", line), []).append(line)
+    shown: list[str] = []
+    for similar in groups.values():
+        shown += [_shortened(line) for line in similar[:examples]]
+        if len(similar) > examples:
+            shown.append(f"… and {plural(len(similar) - examples, 'more problem')} like these")
+    if len(shown) > SCREEN_LINES:
+        more = len(shown) - SCREEN_LINES + 1
+        shown = shown[:SCREEN_LINES - 1] + [f"… and {plural(more, 'more line')}"]
+    return shown
 
 
 def say(message: str) -> None:

@@ -48,3 +48,15 @@ def test_a_file_s_sha256_is_hashlib_s_of_its_content(tmp_path):
     content = bytes(range(256)) * 5000          # over one block of reading
     (tmp_path / "file").write_bytes(content)
     assert file_sha256(tmp_path / "file") == hashlib.sha256(content).hexdigest()
+
+
+def test_a_message_takes_at_most_a_screen():
+    from rustfarm.progress import LINE_WIDTH, SCREEN_LINES, summarised
+    # Different problems are all shown, in their order.
+    assert summarised(["a.b: bad", "c: missing"]) == ["a.b: bad", "c: missing"]
+    # Many different ones: a screen of them and how many more there are.
+    lines = summarised(f"problem {chr(65 + i % 26) * (i // 26 + 1)}" for i in range(100))
+    assert len(lines) == SCREEN_LINES and lines[-1] == "… and 81 more lines"
+    # A line longer than a screen's width is cut, saying by how much.
+    [long] = summarised(["x" * 100_000])
+    assert len(long) < LINE_WIDTH and long.endswith("(99640 characters more)")

@@ -107,7 +107,16 @@ def test_failures_are_summarized_without_tracebacks():
     from rustfarm.cli.master_log import summarize_failure
     assert summarize_failure("Errors loading configuration:\n  builder 'a': bad tag\n"
                              "  builder 'b': bad name\n") == \
-        "configuration errors: builder 'a': bad tag; builder 'b': bad name"
+        "configuration errors:\nbuilder 'a': bad tag\nbuilder 'b': bad name"
+    # A master that refuses 2,222 builders says so in a screen, not in 358 KB.
+    unknown = "".join(f"  Unknown builder 'p{i}:mips' in scheduler 'nightly'\n"
+                      for i in range(2222))
+    said = summarize_failure(f"Errors loading configuration:\n{unknown}").splitlines()
+    assert said == ["configuration errors:",
+                    "Unknown builder 'p0:mips' in scheduler 'nightly'",
+                    "Unknown builder 'p1:mips' in scheduler 'nightly'",
+                    "Unknown builder 'p2:mips' in scheduler 'nightly'",
+                    "… and 2219 more problems like these"]
     trace = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
              "sqlalchemy.exc.OperationalError: connection refused\n")
     assert summarize_failure(trace) == "connection refused (OperationalError)"

@@ -60,6 +60,17 @@ def test_an_invalid_file_is_refused_and_the_farm_keeps_working(farm):
     assert "farm.yaml:" in refused.stderr and "lcoal" in refused.stderr
     assert "Traceback" not in refused.stdout + refused.stderr
     assert builder_names(farm) == before
+    # What `farm check` refuses, `farm reload` refuses with its line, before the master
+    # sees it: 1,101 builders are too many for the one worker.
+    good = farm.config.read_text().replace("{pool: lcoal}", "{pool: local}")
+    farm.config.write_text(good + "".join(f"  p{i:04d}: {{source: {EXAMPLE}}}\n"
+                                          for i in range(1100)))
+    refused = farm.farm("reload", check=False)
+    assert (refused.returncode, refused.stderr.splitlines()) == (1, [
+        "farm: workers.local: 1101 builders need at least 2 workers "
+        "(a worker serves at most 1000 builders; the pool has 1)"])
+    assert builder_names(farm) == before
+    farm.config.write_text(good.replace("{pool: local}", "{pool: lcoal}"))
     farm.login()
     [brid] = farm.force("force-slow", targets=[HOST_TARGET]).values()
     assert farm.wait_for_build(brid, timeout=180)["results"] == 0

@@ -5,6 +5,11 @@ requests are built again after the next start; but the interrupted step then
 reports CANCELLED, which outranks RETRY, and the request is dropped. A build
 stopped to be retried stays RETRY here.
 
+A build request cancelled while a build for it starts (claimed, not yet
+preparing its worker) makes Buildbot stop that build and return from its start
+without finishing it: the build would never end, its worker would stay busy and
+the master could not shut down cleanly. Such a build is finished here, CANCELLED.
+
 Buildbot keeps a step's start and end in whole seconds, so a step of 0.3 s
 shows 0 s or 1 s; each step's own duration is kept in the build's
 ``step_durations`` property as it ends (what `farm build --wait` prints).
@@ -12,16 +17,22 @@ shows 0 s or 1 s; each step's own duration is kept in the build's
 
 from __future__ import annotations
 
-from buildbot.process.build import Build
 from buildbot.process.results import CANCELLED, RETRY
 from twisted.internet import defer
 
 from rustfarm.names import STEP_DURATIONS_PROPERTY
+from rustfarm.workers.buildbot_private import BuildPrivates
 
 
-class FarmBuild(Build):
+class FarmBuild(BuildPrivates):
     _stopped_for = None
     _step_started: dict | None = None
+
+    @defer.inlineCallbacks
+    def startBuild(self, workerforbuilder):
+        yield super().startBuild(workerforbuilder)
+        if self.stopped and not self.finished and not self.preparation_started:
+            yield self.buildFinished(["cancelled", f"({self.stopped_reason})"], CANCELLED)
 
     def getNextStep(self):
         step = super().getNextStep()

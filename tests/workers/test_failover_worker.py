@@ -3,7 +3,10 @@ worker that moves to another master when its own is lost."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from twisted.application import service
 from twisted.application.internet import ClientService
 from twisted.internet import defer
 from twisted.internet.error import ConnectError, ConnectionRefusedError
@@ -33,27 +36,38 @@ def outcome(deferred: defer.Deferred):
     return result
 
 
-def test_one_master_is_the_worker_s_only_master(tmp_path):
+def served_worker(basedir, monkeypatch) -> FailoverWorker:
+    """The worker the .tac `farm up` wrote serves, as twistd runs it (its own master's
+    port is not waited for: no master runs here)."""
+    monkeypatch.setattr("rustfarm.workers.local_application.wait_for_port",
+                        lambda host, port: False)
+    namespace = {"__file__": str(basedir / "buildbot.tac")}
+    exec(compile((basedir / "buildbot.tac").read_text(), "buildbot.tac", "exec"), namespace)
+    [worker] = list(service.IServiceCollection(namespace["application"]))
+    assert namespace["basedir"] == str(basedir)
+    return worker
+
+
+def test_one_master_is_the_worker_s_only_master(tmp_path, monkeypatch):
     secret = tmp_path / "secret"
+    secret.write_text("pw\n")
     write_worker_tac(tmp_path / "w", "127.0.0.1", 9001, "local-1", secret)
-    text = (tmp_path / "w" / "buildbot.tac").read_text()
-    assert text == WORKER_TAC.format(basedir=str(tmp_path / "w"), host="127.0.0.1",
-                                     port=9001, name="local-1", password_file=str(secret),
-                                     masters=[("127.0.0.1", 9001)])
-    compile(text, "buildbot.tac", "exec")
-    assert "s = FailoverWorker([('127.0.0.1', 9001)], 'local-1', passwd," in text
+    assert (tmp_path / "w" / "buildbot.tac").read_text() == WORKER_TAC
+    assert "Application('buildbot-worker')" in WORKER_TAC    # buildbot-worker looks for it
+    settings = json.loads((tmp_path / "w" / "worker.json").read_text())
+    assert settings == {"name": "local-1", "masters": [["127.0.0.1", 9001]],
+                        "password_file": str(secret)}
+    worker = served_worker(tmp_path / "w", monkeypatch)
+    assert [label for label, _ in worker.endpoint.endpoints] == ["127.0.0.1:9001"]
 
 
-def test_with_several_masters_the_worker_tries_its_own_then_the_others(tmp_path):
+def test_with_several_masters_the_worker_tries_its_own_then_the_others(tmp_path, monkeypatch):
+    (tmp_path / "secret").write_text("pw\n")
     write_worker_tac(tmp_path / "w", "127.0.0.1", 9002, "local-2", tmp_path / "secret",
                      other_ports=(9003, 9001))
-    text = (tmp_path / "w" / "buildbot.tac").read_text()
-    compile(text, "buildbot.tac", "exec")
-    assert "from rustfarm.workers.failover_worker import FailoverWorker\n" in text
-    assert ("s = FailoverWorker([('127.0.0.1', 9002), ('127.0.0.1', 9003), "
-            "('127.0.0.1', 9001)], 'local-2', passwd, basedir, 600,") in text
-    # It still waits for its own master's port as `farm up` starts them together.
-    assert "socket.create_connection(('127.0.0.1', 9002), timeout=1)" in text
+    worker = served_worker(tmp_path / "w", monkeypatch)
+    assert [label for label, _ in worker.endpoint.endpoints] == [
+        "127.0.0.1:9002", "127.0.0.1:9003", "127.0.0.1:9001"]
 
 
 def test_the_endpoint_connects_to_the_first_master_that_answers():
@@ -95,10 +109,10 @@ def test_the_worker_refuses_what_it_cannot_fail_over(tmp_path):
         FailoverWorker([("127.0.0.1", 9001)], "w", "p", str(tmp_path), 600, useTls=1)
 
 
-def test_after_this_machine_s_masters_the_worker_tries_other_machines(tmp_path):
+def test_after_this_machine_s_masters_the_worker_tries_other_machines(tmp_path, monkeypatch):
+    (tmp_path / "secret").write_text("pw\n")
     write_worker_tac(tmp_path / "w", "127.0.0.1", 9002, "local-2", tmp_path / "secret",
                      other_ports=(9001,), elsewhere=(("build2.internal", 9002),))
-    text = (tmp_path / "w" / "buildbot.tac").read_text()
-    compile(text, "buildbot.tac", "exec")
-    assert ("s = FailoverWorker([('127.0.0.1', 9002), ('127.0.0.1', 9001), "
-            "('build2.internal', 9002)], 'local-2', passwd, basedir, 600,") in text
+    worker = served_worker(tmp_path / "w", monkeypatch)
+    assert [label for label, _ in worker.endpoint.endpoints] == [
+        "127.0.0.1:9002", "127.0.0.1:9001", "build2.internal:9002"]

@@ -15,6 +15,11 @@ recipients), each reporting on that project's builders only:
   pass to fail, fail to pass), through farm.yaml's notify.smtp relay;
 - JSON: HttpStatusPush, each finished build's dictionary, posted to
   notify.webhook.
+
+In a farm of several masters every master's reporters hear of every build (the
+router carries each event to all of them), and each would report it: a build is
+reported by the master that runs it, a queued request by the active master of the
+lowest id, so that each status, mail and post is sent once.
 """
 
 from __future__ import annotations
@@ -38,10 +43,49 @@ from rustfarm.names import TARGET_PROPERTY, builder_name, scheduler_id
 STATUS_CONTEXT = util.Interpolate(f"rustfarm/%(prop:{TARGET_PROPERTY})s")
 
 
+def _runs_here(master, build: dict) -> bool:
+    return build.get("masterid") in (None, master.masterid)
+
+
+@defer.inlineCallbacks
+def _first_active_master(master):
+    """Whether this master is the active master of the lowest id."""
+    masters = yield master.data.get(("masters",))
+    active = [m["masterid"] for m in masters if m["active"]]
+    return not active or min(active) == master.masterid
+
+
+class BuildReport(BuildStatusGenerator):
+    """Buildbot's report of a build's end, sent by the master that ran it."""
+
+    def generate(self, master, reporter, key, build):
+        if not _runs_here(master, build):
+            return defer.succeed(None)
+        return super().generate(master, reporter, key, build)
+
+
+class BuildStartEndReport(BuildStartEndStatusGenerator):
+    """Buildbot's report of a build's start and end, sent by the master that runs it."""
+
+    def generate(self, master, reporter, key, build):
+        if not _runs_here(master, build):
+            return defer.succeed(None)
+        return super().generate(master, reporter, key, build)
+
+
+class QueuedReport(BuildRequestGenerator):
+    """Buildbot's report of a queued build request, sent by one master of the farm."""
+
+    @defer.inlineCallbacks
+    def generate(self, master, reporter, key, buildrequest):
+        if not (yield _first_active_master(master)):
+            return None
+        return (yield super().generate(master, reporter, key, buildrequest))
+
+
 def _status_generators(builders: list[str]) -> list:
-    return [BuildRequestGenerator(builders=builders,
-                                  formatter=MessageFormatterRenderable("queued")),
-            BuildStartEndStatusGenerator(
+    return [QueuedReport(builders=builders, formatter=MessageFormatterRenderable("queued")),
+            BuildStartEndReport(
                 builders=builders,
                 start_formatter=MessageFormatterRenderable("building"),
                 end_formatter=MessageFormatterRenderable("done"))]
@@ -161,7 +205,7 @@ def notifiers(farm: Farm, project: Project) -> list:
             smtpPort=farm.notify.smtp_port,
             sendToInterestedUsers=False,
             extraRecipients=list(project.notify.email),
-            generators=[BuildStatusGenerator(
+            generators=[BuildReport(
                 mode=("change",), builders=builders,
                 message_formatter=MessageFormatter(
                     template=MAIL_TEMPLATE, template_type="plain", subject=MAIL_SUBJECT))]))
@@ -169,7 +213,7 @@ def notifiers(farm: Farm, project: Project) -> list:
         found.append(reporters.HttpStatusPush(
             name=scheduler_id(f"webhook-{project.name}"),
             serverUrl=project.notify.webhook,
-            generators=[BuildStatusGenerator(
+            generators=[BuildReport(
                 mode="all", builders=builders,
                 message_formatter=MessageFormatterFunction(build_as_json, "json"))]))
     return found

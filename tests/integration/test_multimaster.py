@@ -1,7 +1,8 @@
 """Two masters in Buildbot's multi-master mode (the PostgreSQL server and the crossbar
 router `farm up` runs, real masters and a real local worker): a build forced through
 one master runs on the worker attached to the other, its artifact is downloadable from
-both, and a pushed commit gives one build per builder, not one per master."""
+both, and a pushed commit gives one build per builder, not one per master, and one
+commit status per state and one chat post (a recording stand-in for the forge)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import time
 import pytest
 import requests
 
-from tests.support.farm import EXAMPLE, RunningFarm, two_masters_yaml
+from tests.support.farm import EXAMPLE, RunningFarm, two_masters_yaml, wait_until
+from tests.support.forge_api import RecordingForge
 
 from .conftest import HOST_TARGET, reachable_directory, require_cargo
 
@@ -42,8 +44,18 @@ def project_repo(tmp_path_factory):
     return bare, work
 
 
+CHAT = "/hooks/chat"
+
+
 @pytest.fixture(scope="module")
-def two_masters(postgresql_installed, router_installed, project_repo):
+def forge_api():
+    forge = RecordingForge().start()
+    yield forge
+    forge.stop()
+
+
+@pytest.fixture(scope="module")
+def two_masters(postgresql_installed, router_installed, project_repo, forge_api):
     require_cargo()
     bare, _ = project_repo
     directory = reachable_directory("rustfarm-multi-")
@@ -56,8 +68,15 @@ targets:
   {HOST_TARGET}: {{pool: local, runner: native}}
 projects:
   hello: {{source: {EXAMPLE}, test: false}}
-  pushed: {{source: "file://{bare}", branches: [main], poll_interval: 1, test: false}}
+  pushed:
+    source: "file://{bare}"
+    branches: [main]
+    poll_interval: 1
+    test: false
+    forge: {{kind: github, repository: acme/pushed, api_url: "{forge_api.url}"}}
+    notify: {{webhook: "{forge_api.url}{CHAT}"}}
 """)
+    farm.farm("forge-token", "pushed", input="pushed-forge-token\n")
     try:
         yield farm.up()
     finally:
@@ -104,7 +123,8 @@ def test_a_build_forced_via_one_master_runs_on_the_other_s_worker(two_masters):
     assert downloads[0].content == downloads[1].content and downloads[0].content
 
 
-def test_a_pushed_commit_builds_once_not_once_per_master(two_masters, project_repo):
+def test_a_pushed_commit_builds_once_not_once_per_master(two_masters, project_repo,
+                                                        forge_api):
     farm = two_masters
     _, work = project_repo
     builder = f"pushed:{HOST_TARGET}"
@@ -129,6 +149,20 @@ def test_a_pushed_commit_builds_once_not_once_per_master(two_masters, project_re
     assert len(farm.api("changes")["changes"]) >= 1
     changes = [c for c in farm.api("changes")["changes"] if c["comments"] == "a change"]
     assert len(changes) == 1
+    # Both masters hear of the build; one reports it: one status per state of its
+    # context (queued, building, done) and one chat post.
+    revision = git(work, "rev-parse", "HEAD")
+    statuses = wait_until(lambda: (lambda found: found if len(found) >= 3 else None)(
+        forge_api.received("POST", f"/repos/acme/pushed/statuses/{revision}")), 60,
+        "three statuses of the pushed commit")
+    posts = wait_until(lambda: forge_api.received("POST", CHAT), 60, "a chat post")
+    time.sleep(3)        # what a second master would have sent has arrived by now
+    statuses = forge_api.received("POST", f"/repos/acme/pushed/statuses/{revision}")
+    assert [(c.body["state"], c.body["context"]) for c in statuses] == [
+        ("pending", f"rustfarm/{HOST_TARGET}"), ("pending", f"rustfarm/{HOST_TARGET}"),
+        ("success", f"rustfarm/{HOST_TARGET}")]
+    posts = forge_api.received("POST", CHAT)
+    assert [c.body["buildid"] for c in posts] == [found[0]["buildid"]]
 
 
 def test_status_shows_every_master_and_the_router(two_masters):

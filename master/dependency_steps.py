@@ -17,6 +17,7 @@ from rustfarm.crate_store import CrateStore
 from rustfarm.dependencies import CargoSettings, DependencyError, fetch_dependencies
 from rustfarm.progress import plural
 
+from .staged_uploads import store_refusal
 from .tool_steps import WorkerToolStep
 
 
@@ -61,7 +62,13 @@ class Dependencies(WorkerToolStep):
             return FAILURE
         self.fetched = fetched
         yield log.addStdout(self.report(fetched))
-        yield self.keep_lock(fetched)
+        try:
+            yield self.keep_lock(fetched)
+        except OSError as err:
+            reason = store_refusal(err, Path(self.artifact_dir))
+            yield log.addStderr(f"{reason}: the Cargo.lock the build uses was not stored\n")
+            self.descriptionDone = reason
+            return FAILURE
         request = {
             "store": self.worker_store, "view": self.view,
             "entries": {f"{p.name}-{p.version}": p.store_key for p in fetched.packages},

@@ -19,11 +19,12 @@ from rustfarm.crate_store import CrateStore
 from rustfarm.device_packages import PackageInfo, package_name, package_version
 from rustfarm.errors import FarmError
 from rustfarm.names import IMAGE_ID_PROPERTY, IMAGE_PROPERTY
+from rustfarm.release_files import REPRODUCED_FILE, SIGNATURE_FILE, Packaging, \
+    ReleaseCheckFailed, attest_target, compare_reproduction
 from rustfarm.release_keys import ReleaseKeys
 
 from .artifact_places import ArtifactPlaces
-from rustfarm.release_files import REPRODUCED_FILE, SIGNATURE_FILE, Packaging, \
-    ReleaseCheckFailed, attest_target, compare_reproduction
+from .staged_uploads import store_refusal
 
 
 class SignRelease(buildstep.BuildStep):
@@ -106,7 +107,9 @@ class SignRelease(buildstep.BuildStep):
                 list(self.getProperty("linked_crates") or []), self.packaging())
         except (FarmError, OSError, ValueError) as err:
             yield log.addStderr(f"{err}\n")
-            self.descriptionDone = f"could not sign the release: {str(err)[:200]}"
+            why = store_refusal(err, Path(self.artifact_dir)) \
+                if isinstance(err, OSError) and err.errno is not None else str(err)[:200]
+            self.descriptionDone = f"could not sign the release: {why}"
             return FAILURE
         yield log.addStdout(
             "".join(f"{digest}  {name}\n" for name, digest in signed.files)

@@ -12,7 +12,6 @@ from twisted.internet import defer, threads
 
 from rustfarm.artifact_store import remove_tree
 from rustfarm.farmfile import Project
-from rustfarm.plumbing import file_sha256
 
 from .releases import read_release
 from .snapshots import GitCommands, SnapshotError, make_snapshot, prune_snapshots
@@ -83,13 +82,6 @@ def human_size(size: int) -> str:
             return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}".replace(".0 ", " ")
         size /= 1024
     return f"{size} bytes"
-
-
-def write_checksums(archive: Path) -> str:
-    """SHA256SUMS beside ``archive``, for it alone; returns its digest."""
-    digest = file_sha256(archive)
-    (archive.parent / "SHA256SUMS").write_text(f"{digest}  {archive.name}\n")
-    return digest
 
 
 class PruneArtifacts(buildstep.BuildStep):

@@ -22,7 +22,8 @@ from rustfarm.worker_tool_file import INFO_KEY, tool_bytes, tool_digest
 from rustfarm.worker_tool.protocol import ProtocolError, read_answer
 from rustfarm.progress import plural
 
-from .steps import SaysHowItEnded, human_size, write_checksums
+from .staged_uploads import DamagedTransfer, StagedFileWriter, store_refusal
+from .steps import SaysHowItEnded, human_size
 
 # Blocks of a file moved between master and worker: each one is a round trip, and
 # Perspective Broker refuses a string over 640 KB.
@@ -230,7 +231,8 @@ class Package(WorkerToolStep):
     on the master, where its SHA256SUMS is written from the digest of what arrived
     (checked against the worker's: a damaged transfer fails the step), in one step; the
     summary and the ``binary_sizes`` property give each binary's size. With ``url``, the
-    step links the archive and its checksums."""
+    step links the archive and its checksums. An archive the store has no room for is
+    not stored, and the step says so (staged_uploads.py)."""
 
     name = "package"
     description = "packaging"
@@ -249,22 +251,44 @@ class Package(WorkerToolStep):
         if packed != SUCCESS:
             return packed
         archive = Path(self.destination) / self.archive
+        try:
+            writer = StagedFileWriter(str(archive), None, 0o644)
+        except OSError as err:
+            return (yield self.refused(err, archive))
         upload = remotecommand.RemoteCommand("uploadFile", {
             "workersrc": self.archive, "workdir": self.workdir, "maxsize": None,
-            "blocksize": TRANSFER_BLOCK, "keepstamp": False,
-            "writer": remotetransfer.FileWriter(str(archive), None, 0o644)})
-        yield self.runCommand(upload)
+            "blocksize": TRANSFER_BLOCK, "keepstamp": False, "writer": writer})
+        try:
+            yield self.runCommand(upload)
+        finally:
+            if writer.error is not None or upload.didFail():
+                writer.discard()
+        if writer.error is not None:
+            return (yield self.refused(writer.error, archive))
         if upload.didFail():
             self.descriptionDone = f"upload of {self.archive} failed"
             return FAILURE
-        digest = yield threads.deferToThread(write_checksums, archive)
-        if digest != self.packed_digest:
-            self.descriptionDone = f"{self.archive} arrived damaged (its SHA-256 differs)"
+        try:
+            yield threads.deferToThread(writer.put_in_place, self.packed_digest)
+        except DamagedTransfer as err:
+            self.descriptionDone = str(err)
             return FAILURE
+        except OSError as err:
+            return (yield self.refused(err, archive))
         if self.url:
             for name in (self.archive, "SHA256SUMS"):
                 yield self.addURL(name, self.url + name)
         return SUCCESS
+
+    @defer.inlineCallbacks
+    def refused(self, err: OSError, archive: Path):
+        """The store refused the archive: the release keeps the files it had."""
+        reason = store_refusal(err, archive.parent)
+        log = yield self.addLog("store")
+        yield log.addStderr(f"{reason}: {self.archive} was not stored; the release keeps "
+                            "the files it had\n")
+        self.descriptionDone = reason
+        return FAILURE
 
     def outcome(self, failed, answer):
         if failed:

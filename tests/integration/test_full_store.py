@@ -55,7 +55,7 @@ def full_store_farm(tmp_path_factory):
     # master and the workers it starts stay in that namespace.
     started = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         f'mount -t tmpfs -o size=2m tmpfs "$1" && exec "$2" --config "$3" up',
+         'mount -t tmpfs -o size=2m tmpfs "$1" && exec "$2" --config "$3" up',
          "sh", str(store), str(FARM), str(farm.config)],
         capture_output=True, text=True, timeout=300, cwd=farm.directory)
     assert started.returncode == 0, started.stdout + started.stderr

@@ -1,5 +1,6 @@
 """The master's database: farm.yaml's URL with its password from the secret store,
-how SQLite connections are kept, and one repair PostgreSQL needs with psycopg 3.
+how SQLite connections are kept, how a server's are checked (a restarted server's
+are made again), and one repair PostgreSQL needs with psycopg 3.
 
 SQLite: Buildbot opens a new connection for every query and closes it after (its
 NullPool, chosen for SQLAlchemy 0.6). Closing the only connection to a WAL
@@ -86,6 +87,11 @@ def db_config(url) -> dict:
         path = url.removeprefix("sqlite:///")
         config["engine_kwargs"] = {"poolclass": QueuePool, "pool_size": 1,
                                    "creator": SqliteConnector(path)}
+    elif not (isinstance(url, str) and url.startswith("sqlite:")):
+        # A server restarted (a failover, an upgrade) leaves the pooled connections
+        # dead: each is checked as it is taken (a round trip) and made again if it is,
+        # where Buildbot would fail the query (a REST answer 500, a step's exception).
+        config["engine_kwargs"] = {"pool_pre_ping": True}
     return config
 
 

@@ -18,6 +18,9 @@ from tests.support.postgres import PrivateCluster
 from tests.support.registry import free_port
 
 from .conftest import HOST_TARGET, reachable_directory, require_cargo
+from .test_shutdown import FIXTURES, wait_for_step
+
+SLOW = FIXTURES / "slow"
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +38,7 @@ targets:
   {HOST_TARGET}: {{pool: local, runner: native}}
 projects:
   hello: {{source: {EXAMPLE}, test: false}}
+  slow: {{source: {SLOW}, test: false}}
 """)
     farm.db_port = port
     try:
@@ -187,3 +191,25 @@ projects:
             ) in refused.stderr, refused.stderr
     assert not (farm.state / "postgres" / "data").exists()
     assert not (farm.state / "master" / "twistd.pid").exists()
+
+
+def test_a_build_outlives_a_restart_of_the_database(local_pg_farm):
+    """PostgreSQL restarted while a build compiles (a failover, an upgrade): the
+    master's connections are made again, the build ends and is recorded, and its
+    request is not lost; the next build runs as before."""
+    from rustfarm.cli.postgres import Cluster
+    farm = local_pg_farm
+    farm.login()
+    [brid] = farm.force("force-slow", targets=[HOST_TARGET]).values()
+    running = wait_for_step(farm, brid, "cargo build", timeout=120)
+    before = server_pid(farm)
+    cluster = Cluster(farm.state / "postgres", "127.0.0.1", farm.db_port)
+    assert cluster.stop()
+    cluster.start()
+    assert server_pid(farm) not in (None, before)
+    done = farm.wait_for_build(brid, timeout=300)
+    assert done["buildid"] == running["buildid"]
+    assert done["results"] == 0, farm.step_log(done, "cargo build")
+    assert farm.api(f"buildrequests/{brid}")["buildrequests"][0]["complete"]
+    [again] = farm.force("force-hello", targets=[HOST_TARGET]).values()
+    assert farm.wait_for_build(again, timeout=180)["results"] == 0

@@ -330,7 +330,8 @@ def test_sqlite_keeps_one_connection_postgresql_gets_its_repair():
     assert sqlite["engine_kwargs"]["poolclass"] is QueuePool
     # Equal from one load of the configuration to the next: a reload may not change it.
     assert db_config("sqlite:////var/farm/state.sqlite") == sqlite
-    assert db_config("postgresql://farm@db/farm") == {"db_url": "postgresql://farm@db/farm"}
+    assert db_config("postgresql://farm@db/farm") == {
+        "db_url": "postgresql://farm@db/farm", "engine_kwargs": {"pool_pre_ping": True}}
     assert [type(s) for s in database_services("postgresql://farm@db/farm")] == \
         [IntegerTextEquality]
     assert database_services("sqlite:////var/farm/state.sqlite") == []

@@ -4,7 +4,6 @@ deadlines, engine clients' arguments."""
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 
@@ -31,10 +30,8 @@ def test_a_url_s_host(url, host):
 def test_waiting_ends_with_the_first_true_value_or_says_what_did_not_happen():
     answers = iter([None, 0, "found"])
     assert wait_until(lambda: next(answers), 5, "never", interval=0.01) == "found"
-    started = time.monotonic()
     with pytest.raises(DeadlinePassed, match="the engine did not answer within 0 s"):
         wait_until(lambda: False, 0.2, "the engine did not answer", interval=0.05)
-    assert time.monotonic() - started < 2
 
 
 def test_engine_clients_take_a_socket_path_tls_and_ssh(tmp_path):

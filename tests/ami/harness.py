@@ -34,7 +34,6 @@ import tempfile
 import subprocess
 import tarfile
 import threading
-import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -380,9 +379,9 @@ def boot_instance(user_data: str | bytes | None, extra_env: dict[str, str] | Non
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+    """Whether ``predicate()`` came true within ``timeout`` seconds (the farm's wait)."""
+    from rustfarm.plumbing import DeadlinePassed, wait_until
+    try:
+        return bool(wait_until(predicate, timeout, "the condition", interval))
+    except DeadlinePassed:
+        return False

@@ -53,7 +53,6 @@ def no_aws_but(recorder, **extra):
 
 def test_constructing_workers_and_reaper_makes_no_connection(recorder):
     with no_aws_but(recorder):
-        started = time.monotonic()
         workers = [FarmEC2LatentWorker(f"ec2-mips-{i}", Secret("ec2-password"),
                                        Ec2Launch(**WORKER_ARGS))
                    for i in range(1, 4)]
@@ -65,10 +64,8 @@ def test_constructing_workers_and_reaper_makes_no_connection(recorder):
                                                  "aws_secret_access_key": Secret("aws-key"),
                                                  "endpoint_url": recorder.url})))
         reaper = FarmEC2Reaper(farm="rustfarm", interval=60)
-        elapsed = time.monotonic() - started
         time.sleep(0.3)  # let a late connection attempt reach the recorder
     assert recorder.connections == 0
-    assert elapsed < 1.0
     assert reaper.name == "ec2-reaper-rustfarm"
     assert [w.name for w in workers] == ["ec2-mips-1", "ec2-mips-2", "ec2-mips-3",
                                          "ec2-explicit-1"]
@@ -108,14 +105,11 @@ def test_buildbot_checkconfig_passes_without_credentials_or_endpoint(tmp_path, r
         """))
     env = aws_environment(f"http://127.0.0.1:{closed_port}", credentials=False)
     env.update(AWS_EC2_METADATA_DISABLED="false", AWS_EC2_METADATA_SERVICE_ENDPOINT=recorder.url)
-    started = time.monotonic()
     checked = subprocess.run([str(BUILDBOT), "checkconfig", str(tmp_path)], env=env,
                              capture_output=True, text=True, timeout=60)
-    elapsed = time.monotonic() - started
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "Config file is good!" in checked.stdout
     assert recorder.connections == 0
-    assert elapsed < 15
 
 
 @pytest.mark.parametrize("change, message", [

@@ -28,18 +28,6 @@ VARIANTS = {"release": "profile: release, strip: false",     # cargo's own relea
             "min-size": "profile: min-size"}
 
 
-def variants_for(triple: str) -> dict[str, str]:
-    """min-size needs std's bitcode (fat LTO): not where the image builds std from source."""
-    from rustfarm.targets import target_table
-    spec = target_table().targets[triple]
-    if spec.std_for(target_table().default_toolchain) == "source":
-        print(f"min-size: not measured for {triple}, whose image builds std without LLVM "
-              "bitcode (farm check refuses it there)")
-        return {k: v for k, v in VARIANTS.items() if k != "min-size"}
-    return VARIANTS
-
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="mipsel-unknown-linux-musl")
@@ -47,14 +35,14 @@ def main() -> int:
     args = parser.parse_args()
     apps = {args.only: APPS[args.only]} if args.only else APPS
     triple = args.target
-    variants = variants_for(triple)
+
     with tempfile.TemporaryDirectory(prefix="rustfarm-sizes-") as scratch:
         root = Path(scratch)
         projects = []
         for app, source in apps.items():
             copy = root / app
             shutil.copytree(source, copy, ignore=shutil.ignore_patterns("target"))
-            for variant, settings in variants.items():
+            for variant, settings in VARIANTS.items():
                 projects.append(f"  {app}-{variant}: {{source: {copy}, test: false, {settings}}}")
         (root / "farm").mkdir()
         farm = Farm(root / "farm", f"""\
@@ -67,7 +55,7 @@ projects:
         rows = []
         with farm:
             for app in apps:
-                for variant in variants:
+                for variant in VARIANTS:
                     began = time.monotonic()
                     build = farm.wait(farm.force(f"{app}-{variant}", triple)[1])
                     props = farm.api(f"builds/{build['buildid']}", property="binary_sizes")

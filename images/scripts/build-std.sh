@@ -15,7 +15,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/src" "$work/.cargo"
 # panic_abort must be compiled with -C panic=abort, as Rust's own build does,
-# so that projects with panic = "abort" can link it.
+# so that projects with panic = "abort" can link it. std keeps its LLVM bitcode
+# (-C embed-bitcode=yes, as Rust's own std does; cargo would pass "no"), which
+# projects with lto = true and the farm's min-size profile link against.
 cat >"$work/Cargo.toml" <<TOML
 cargo-features = ["profile-rustflags"]
 
@@ -27,8 +29,11 @@ edition = "2021"
 [lib]
 path = "src/lib.rs"
 
+[profile.release]
+rustflags = ["-Cembed-bitcode=yes"]
+
 [profile.release.package.panic_abort]
-rustflags = ["-Cpanic=abort"]
+rustflags = ["-Cpanic=abort", "-Cembed-bitcode=yes"]
 TOML
 : >"$work/src/lib.rs"
 cat >"$work/.cargo/config.toml" <<TOML

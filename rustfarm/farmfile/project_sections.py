@@ -40,8 +40,6 @@ class ProjectSections:
             profile = s.text("profile", "release", check=name_check)
             toolchain = self.toolchain(s, "toolchain", default_toolchain)
             chosen = tuple(t for t in wanted if t in targets)
-            if profile == "min-size":
-                self.check_min_size(s, name, toolchain, chosen)
             self.check_toolchain_images(s, name, toolchain, [targets[t] for t in chosen], pools)
             binaries = s.texts("binaries", ())
             for index, binary in enumerate(binaries):
@@ -153,20 +151,6 @@ class ProjectSections:
                     f"with (pinned: {pinned}); add rustfarm/{target.triple}:{toolchain}-... "
                     f"(`farm images build --target {target.triple} --toolchain {toolchain}`"
                     " then `farm images pin`)")
-
-    def check_min_size(self, s: Section, project: str, toolchain: str,
-                       chosen: tuple[str, ...]) -> None:
-        """min-size links with fat LTO, which needs LLVM bitcode in std: the images that
-        build std from source build it without (images/scripts/build-std.sh)."""
-        lacking = [t for t in chosen if (spec := self.table.targets.get(t)) is not None
-                   and spec.std_for(toolchain) == "source"]
-        if lacking:
-            shown = ", ".join(lacking[:3]) + (f" and {len(lacking) - 3} more"
-                                              if len(lacking) > 3 else "")
-            s.error(s.key_line("profile"), f"projects.{project}.profile",
-                    f"min-size links with fat LTO, which needs std's LLVM bitcode; the "
-                    f"images of {shown} build std from source without it: use release for "
-                    "those targets")
 
     def resolve_source(self, s: Section, source: str) -> str:
         if re.match(r"^[a-z][a-z0-9+.-]*://", source) or source.startswith("git@"):

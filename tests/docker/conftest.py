@@ -20,6 +20,8 @@ RUNNABLE = [t.triple for t in target_table() if t.runs_here]
 BIG_ENDIAN = [t.triple for t in target_table() if t.binary.endian == "big"]
 POOL = "dk"
 OLD_RUST = "x86_64-unknown-linux-gnu"     # the target the tests build with Rust 1.63
+# Targets the size tests build for: std from source, linked by zig (musl) and by gcc.
+SMALL = ["mips-unknown-linux-musl", "mipsel-unknown-linux-gnu"]
 
 
 def farm_containers(pool: str = POOL) -> list[str]:
@@ -66,6 +68,11 @@ def docker_farm(built_chain, tmp_path_factory):
     shutil.copytree(FIXTURES / "deps-demo", deps, ignore=shutil.ignore_patterns("target"))
     escape = root / "escape"
     shutil.copytree(FIXTURES / "escape", escape, ignore=shutil.ignore_patterns("target"))
+    # A project whose own release profile links with fat LTO, as firmware teams' do.
+    lto = root / "lto"
+    shutil.copytree(FIXTURES / "hello-arch", lto, ignore=shutil.ignore_patterns("target"))
+    with (lto / "Cargo.toml").open("a") as manifest:
+        manifest.write('\n[profile.release]\nlto = true\ncodegen-units = 1\n')
     farm = RunningFarm(root, f"""\
 schedule: {{nightly: false}}
 workers:
@@ -97,6 +104,17 @@ projects:
     targets: [{OLD_RUST}]
     binaries: [hello-arch]
     toolchain: "1.63"
+  tiny:                             # the farm's min-size profile (fat LTO against std)
+    source: {FIXTURES / 'hello-arch'}
+    binaries: [hello-arch]
+    targets: [{', '.join(SMALL)}]
+    profile: min-size
+    test: false
+  lto:
+    source: {lto}
+    binaries: [hello-arch]
+    targets: [{', '.join(SMALL)}]
+    test: false
   escape:                           # a hostile build script
     source: {escape}
     targets: [{OLD_RUST}]

@@ -16,7 +16,7 @@ from elftools.elf.elffile import ELFFile
 
 from tests.support.binaries import check_artifact
 
-from .conftest import (BIG_ENDIAN, OLD_RUST, RUNNABLE, TARGETS, cache_volume, farm_containers,
+from .conftest import (BIG_ENDIAN, OLD_RUST, RUNNABLE, SMALL, TARGETS, cache_volume, farm_containers,
                        wait_until_no_containers)
 
 pytestmark = pytest.mark.docker
@@ -107,6 +107,25 @@ def test_cargo_test_runs_on_the_target_machine(docker_farm, triple):
         # binfmt_misc handler for it), so it ran through the image's qemu runner.
         handlers = list(Path("/proc/sys/fs/binfmt_misc").glob(f"*{TARGETS[triple].qemu[5:]}*"))
         assert handlers == []
+
+
+@pytest.mark.parametrize("triple", SMALL)
+def test_min_size_and_a_project_s_own_lto_link_against_std_s_bitcode(docker_farm, built_chain,
+                                                                    triple, tmp_path):
+    """Fat LTO needs std's LLVM bitcode, which the image's std (built from source) keeps:
+    the min-size profile and a project's own lto = true both link, run on the target,
+    and min-size is the smallest."""
+    sizes = {}
+    for project in ("arch", "lto", "tiny"):
+        result = build(docker_farm, project, triple)
+        assert result["results"] == 0, docker_farm.step_log(result, "cargo build")[-3000:]
+        binary = fetch_binary(docker_farm, result, "hello-arch", tmp_path / project)
+        check_artifact(binary, **TARGETS[triple].binary.__dict__)
+        target = TARGETS[triple]
+        assert run_in_image(built_chain.reference(triple), binary.parent, binary.name,
+                            [target.qemu]).startswith(f"hello from {target.arch}")
+        sizes[project] = binary.stat().st_size
+    assert sizes["tiny"] < sizes["arch"], sizes
 
 
 def test_unstripped_when_the_project_says_so(docker_farm, tmp_path):

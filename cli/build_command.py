@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from rustfarm.errors import FarmError
 from rustfarm.failures import error_lines
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.errors import did_you_mean
-from rustfarm.names import (STEP_DURATIONS_PROPERTY, builder_name, project_force_scheduler,
-                            project_verify_scheduler)
+from rustfarm.names import (
+    STEP_DURATIONS_PROPERTY,
+    builder_name,
+    project_force_scheduler,
+    project_verify_scheduler,
+)
+from rustfarm.plumbing import DeadlinePassed, wait_until
 from rustfarm.progress import say
 from rustfarm.runtime import running_farm
 
@@ -70,15 +74,17 @@ def force(farm: Farm, api: FarmApi, project_name: str, targets: list[str], branc
 
 def follow(farm: Farm, api: FarmApi, requests: list[BuildRequest], timeout: float) -> bool:
     """Print progress until every build ends; True when all succeeded."""
-    deadline = time.monotonic() + timeout
-    while not all(r.done for r in requests):
-        if time.monotonic() > deadline:
-            raise FarmError(f"builds still running after {timeout:.0f} s; follow them at "
-                            f"{farm.farm.url}")
+    def all_done() -> bool:
         for request in requests:
             if not request.done:
                 _poll(farm, api, request)
-        time.sleep(0.5)
+        return all(r.done for r in requests)
+
+    try:
+        wait_until(all_done, timeout, "the builds", interval=0.5)
+    except DeadlinePassed:
+        raise FarmError(f"builds still running after {timeout:.0f} s; follow them at "
+                        f"{farm.farm.url}") from None
     ok = True
     for request in requests:
         build = request.build or {}

@@ -16,13 +16,13 @@ import io
 import os
 import subprocess
 import tarfile
-import time
 from pathlib import Path
 
 import requests
 
 from rustfarm.errors import FarmError
 from rustfarm.farmfile import Farm
+from rustfarm.plumbing import DeadlinePassed, wait_until
 from rustfarm.progress import say
 from rustfarm.state import SecretStore, StateDir, token_secret_name
 from rustfarm.worker_tool.archives import member_of, tar_gz_bytes
@@ -99,19 +99,24 @@ def compile_project(farm: Farm, directory: Path, targets: list[str], out: Path,
                          headers={"Content-Type": "application/gzip"}).json()
     say(f"compile job {job['job']}: {job['crate']} for {', '.join(job['targets'])}")
     seen: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    while True:
-        for target, state in job["targets"].items():
+    latest = [job]         # the job as last asked for
+
+    def ended() -> dict | None:
+        current = latest[0]
+        for target, state in current["targets"].items():
             if seen.get(target) != state["result"]:
                 seen[target] = state["result"]
                 link = f" ({state['build_url']})" if state["build_url"] else ""
                 say(f"  {target}: {state['result']}{link}")
-        if job["state"] != "running":
-            break
-        if time.monotonic() > deadline:
-            raise FarmError(f"the builds did not end within {timeout:.0f} s")
-        time.sleep(POLL)
-        job = client.request("GET", f"jobs/{job['job']}").json()
+        if current["state"] != "running":
+            return current
+        latest[0] = client.request("GET", f"jobs/{current['job']}").json()
+        return None
+
+    try:
+        job = wait_until(ended, timeout, "the builds", interval=POLL)
+    except DeadlinePassed:
+        raise FarmError(f"the builds did not end within {timeout:.0f} s") from None
     if job["state"] != "succeeded":
         for target, state in job["targets"].items():
             if state["result"] in ("success", "warnings"):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rustfarm.errors import FarmError
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import MasterSettings
+from rustfarm.plumbing import DeadlinePassed, wait_until
 from rustfarm.progress import say
 from rustfarm.runtime import Adjusted, Runtime, effective_farm
 from rustfarm.state import SecretStore, StateDir, ui_secret_name, worker_secret_name
@@ -177,25 +177,29 @@ class Farmhouse(MasterStarting, LocalWorkerStarting):
 
     def wait_until_ready(self, wait: float) -> None:
         api = self.api
-        deadline = time.monotonic() + wait
         expected = set(Farmhouse(self.running).local_workers())
-        while time.monotonic() < deadline:
+
+        def connected_workers() -> set[str] | None:
             for master, home in self.master_homes():
                 if not read_pid(home / "twistd.pid"):
                     raise FarmError(f"master {master.name} stopped while starting; from its "
                                     "log:\n" + failure_reason(home / "twistd.log", 0))
-            if api.answers():
-                connected = {w["name"] for w in api.workers()
-                             if w["connected_to"] and not w["name"].startswith("__")}
-                if expected <= connected:
-                    builders = api.builder_names()
-                    say(f"farm '{self.farm.farm.name}' is up: {self.farm.farm.url} "
-                        f"({len(builders)} builders, {len(connected)} workers connected); "
-                        f"target matrix: {self.farm.farm.url}plugins/matrix/")
-                    return
-            time.sleep(0.15)
-        raise FarmError(f"the farm did not become ready within {wait:.0f} s; see "
-                        f"{self.state.master_log} and {self.state.workers}/*/twistd.log")
+            if not api.answers():
+                return None
+            connected = {w["name"] for w in api.workers()
+                         if w["connected_to"] and not w["name"].startswith("__")}
+            return connected if expected <= connected else None
+
+        try:
+            connected = wait_until(connected_workers, wait, "the farm did not become ready",
+                                   interval=0.15)
+        except DeadlinePassed as late:
+            raise FarmError(f"{late}; see {self.state.master_log} and "
+                            f"{self.state.workers}/*/twistd.log") from None
+        builders = api.builder_names()
+        say(f"farm '{self.farm.farm.name}' is up: {self.farm.farm.url} "
+            f"({len(builders)} builders, {len(connected)} workers connected); "
+            f"target matrix: {self.farm.farm.url}plugins/matrix/")
 
     # -- reload ---------------------------------------------------------
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from rustfarm.errors import FarmError
+from rustfarm.plumbing import DeadlinePassed, wait_until
 from rustfarm.progress import say, summarised
-
 
 _EXCEPTION_LINE = re.compile(r"^\s*([\w.]+(Error|Exception|Failure)[\w.]*): (.+)$")
 _REASON_PATTERNS = re.compile(
@@ -46,9 +45,9 @@ _TWISTD_PREFIX = re.compile(r"(?m)^\S+ \S+ \[[^]]*\] ")
 
 def wait_for_reconfig(log: Path, since: int, timeout: float) -> Reconfig:
     """Follow the master's log from offset ``since`` until its reconfiguration ends."""
-    deadline = time.monotonic() + timeout
-    said = 0.0
-    while time.monotonic() < deadline:
+    said = [0.0]          # the longest "reconfig is ongoing" said so far
+
+    def ended() -> Reconfig | None:
         try:
             with log.open(errors="replace") as handle:
                 handle.seek(since if log.stat().st_size >= since else 0)   # rotated meanwhile
@@ -65,11 +64,16 @@ def wait_for_reconfig(log: Path, since: int, timeout: float) -> Reconfig:
             return Reconfig(False, float(done.group(2)),
                             tuple(summarised(lines)[-12:] + [done.group(1)]))
         ongoing = _RECONFIG_ONGOING.findall(text)
-        if ongoing and float(ongoing[-1]) > said:
-            said = float(ongoing[-1])
-            say(f"  still reconfiguring ({said:.0f} s)")
-        time.sleep(0.2)
-    raise FarmError(f"the master did not finish reloading within {timeout:.0f} s; see {log}")
+        if ongoing and float(ongoing[-1]) > said[0]:
+            said[0] = float(ongoing[-1])
+            say(f"  still reconfiguring ({said[0]:.0f} s)")
+        return None
+
+    try:
+        return wait_until(ended, timeout, "the master's reconfiguration", interval=0.2)
+    except DeadlinePassed:
+        raise FarmError(f"the master did not finish reloading within {timeout:.0f} s; "
+                        f"see {log}") from None
 
 
 def summarize_failure(output: str) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from importlib import resources
 from pathlib import Path
 
 from rustfarm.errors import FarmError
 from rustfarm.farmfile.model import MasterSettings
+from rustfarm.plumbing import DeadlinePassed, wait_until
 from rustfarm.progress import say
 
 from .master_log import failure_reason
@@ -67,8 +67,8 @@ class MasterStarting:
         """Wait for the master's log to say it runs: False when it failed or stopped; True
         also when it still starts after ``timeout`` (wait_until_ready waits on)."""
         pidfile = pidfile or self.state.master_pidfile
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def outcome() -> str | None:
             try:
                 with log.open(errors="replace") as handle:
                     handle.seek(since)
@@ -76,10 +76,14 @@ class MasterStarting:
             except OSError:
                 text = ""
             if "BuildMaster is running" in text:
-                return True
+                return "running"
             if "BuildMaster startup failed" in text:
-                return False
+                return "failed"
             if pidfile.exists() and not read_pid(pidfile):
-                return False
-            time.sleep(0.1)
-        return read_pid(pidfile) is not None
+                return "stopped"
+            return None
+
+        try:
+            return wait_until(outcome, timeout, "the master's start", interval=0.1) == "running"
+        except DeadlinePassed:
+            return read_pid(pidfile) is not None

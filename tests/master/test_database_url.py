@@ -43,7 +43,8 @@ def test_a_local_server_s_url_takes_the_stored_password(tmp_path):
     assert rendered(url, "p@ss/w:rd%") == \
         "postgresql://rustfarm:p%40ss%2Fw%3Ard%25@127.0.0.1:5433/rustfarm"
     # Buildbot renders db_url itself (DBConfig), and compares two loads' settings.
-    assert db_config(url) == {"db_url": url} == db_config(database_url(db, tmp_path))
+    assert db_config(url) == {"db_url": url, "engine_kwargs": {"pool_pre_ping": True}} \
+        == db_config(database_url(db, tmp_path))
     assert "p@ss" not in repr(url)
 
 

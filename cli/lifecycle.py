@@ -179,7 +179,8 @@ class Farmhouse(MasterStarting, LocalWorkerStarting):
         api = self.api
         expected = set(Farmhouse(self.running).local_workers())
 
-        def connected_workers() -> set[str] | None:
+        def connected_workers() -> tuple[set[str]] | None:
+            # A tuple: the set of connected workers may be empty (a farm of containers).
             for master, home in self.master_homes():
                 if not read_pid(home / "twistd.pid"):
                     raise FarmError(f"master {master.name} stopped while starting; from its "
@@ -188,11 +189,11 @@ class Farmhouse(MasterStarting, LocalWorkerStarting):
                 return None
             connected = {w["name"] for w in api.workers()
                          if w["connected_to"] and not w["name"].startswith("__")}
-            return connected if expected <= connected else None
+            return (connected,) if expected <= connected else None
 
         try:
-            connected = wait_until(connected_workers, wait, "the farm did not become ready",
-                                   interval=0.15)
+            [connected] = wait_until(connected_workers, wait, "the farm did not become ready",
+                                     interval=0.15)
         except DeadlinePassed as late:
             raise FarmError(f"{late}; see {self.state.master_log} and "
                             f"{self.state.workers}/*/twistd.log") from None

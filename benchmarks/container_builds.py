@@ -170,7 +170,16 @@ class Farm:
             builds = self.api("builds", buildrequestid=brid)["builds"]
             if builds and builds[-1]["complete"] and builds[-1]["results"] != 5:
                 if builds[-1]["results"] != 0:
-                    raise SystemExit(f"build failed: {self.url}#/builders/"
+                    steps = self.api(f"builds/{builds[-1]['buildid']}/steps")["steps"]
+                    failed = "; ".join(f"{s['name']}: {s['state_string']}" for s in steps
+                                       if s["results"] not in (0, 3, None))
+                    for step in (s for s in steps if s["results"] not in (0, 3, None)):
+                        for log in self.api(f"steps/{step['stepid']}/logs")["logs"]:
+                            text = self.session.get(f"{self.url}api/v2/logs/{log['logid']}/raw",
+                                                    timeout=30).text
+                            print(f"--- {step['name']}, {log['name']} (its end):\n"
+                                  + text[-2000:], file=sys.stderr)
+                    raise SystemExit(f"build failed ({failed}): {self.url}#/builders/"
                                      f"{builds[-1]['builderid']}/builds/{builds[-1]['number']}")
                 return builds[-1]
             time.sleep(0.5)

@@ -93,6 +93,13 @@ class UsesWorkerTool:
         return path
 
 
+def tool_answer(stdout: str) -> dict:
+    """The worker tool's answer as a step's log holds it: one line of JSON, which
+    Buildbot's log splits every 4,096 characters (a release's list of linked crates is
+    longer); joined again, as the JSON itself holds no line break."""
+    return read_answer("".join(stdout.splitlines()))
+
+
 class WorkerToolStep(UsesWorkerTool, SaysHowItEnded, buildstep.ShellMixin,
                      buildstep.BuildStep):
     """A command of the worker tool, whose answer makes the step's result: subclasses
@@ -122,7 +129,7 @@ class WorkerToolStep(UsesWorkerTool, SaysHowItEnded, buildstep.ShellMixin,
         cmd = yield self.makeRemoteShellCommand()
         yield self.runCommand(cmd)
         try:
-            answer = read_answer(self.output.getStdout())
+            answer = tool_answer(self.output.getStdout())
         except ProtocolError as err:
             yield self.addCompleteLog("worker tool", f"{err}\n")
             answer = None

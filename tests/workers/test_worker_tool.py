@@ -312,3 +312,22 @@ def test_package_names_what_cargo_linked_for_the_target_and_ships_the_listed_bin
     done, answer = run(tool, "package", "out.tar.gz", "--only", "absent", "--built-by", crate,
                        *build, cwd=tmp_path, env=env)
     assert done.returncode == 1 and "binary absent not found" in answer["error"]
+
+
+def test_a_long_answer_survives_buildbot_s_log_splitting():
+    """A release's answer names every crate linked into it: longer than the 4,096
+    characters at which Buildbot's log splits a line (196 crates gave 20 KB)."""
+    import json
+
+    from buildbot.util.lineboundaries import LineBoundaryFinder
+
+    from rustfarm.master.tool_steps import tool_answer
+    answer = {"linked": [f"registry+https://github.com/rust-lang/crates.io-index#crate-{i}@1.0.{i}"
+                         for i in range(300)], "note": "a \"quoted\"\nline\tand \u00e9"}
+    # As the worker sends a command's output: in chunks, as its pipe gives them.
+    printed = json.dumps(answer, sort_keys=True) + "\n"
+    finder = LineBoundaryFinder()
+    logged = "".join(finder.append(printed[at:at + 1024]) or ""
+                     for at in range(0, len(printed), 1024)) + (finder.flush() or "")
+    assert logged.strip().count("\n") >= 4          # Buildbot split it
+    assert tool_answer(logged) == answer

@@ -43,10 +43,6 @@ from rustfarm.names import TARGET_PROPERTY, builder_name, scheduler_id
 STATUS_CONTEXT = util.Interpolate(f"rustfarm/%(prop:{TARGET_PROPERTY})s")
 
 
-def _runs_here(master, build: dict) -> bool:
-    return build.get("masterid") in (None, master.masterid)
-
-
 @defer.inlineCallbacks
 def _first_active_master(master):
     """Whether this master is the active master of the lowest id."""
@@ -55,32 +51,34 @@ def _first_active_master(master):
     return not active or min(active) == master.masterid
 
 
-class BuildReport(BuildStatusGenerator):
-    """Buildbot's report of a build's end, sent by the master that ran it."""
+class ReportedWhereItRuns:
+    """For Buildbot's build report generators (before them in the bases): a build is
+    reported by the master that runs it."""
 
     def generate(self, master, reporter, key, build):
-        if not _runs_here(master, build):
+        if build.get("masterid") not in (None, master.masterid):
             return defer.succeed(None)
         return super().generate(master, reporter, key, build)
 
 
-class BuildStartEndReport(BuildStartEndStatusGenerator):
-    """Buildbot's report of a build's start and end, sent by the master that runs it."""
+class BuildReport(ReportedWhereItRuns, BuildStatusGenerator):
+    """Buildbot's report of a build's end."""
 
-    def generate(self, master, reporter, key, build):
-        if not _runs_here(master, build):
-            return defer.succeed(None)
-        return super().generate(master, reporter, key, build)
+
+class BuildStartEndReport(ReportedWhereItRuns, BuildStartEndStatusGenerator):
+    """Buildbot's report of a build's start and end."""
 
 
 class QueuedReport(BuildRequestGenerator):
-    """Buildbot's report of a queued build request, sent by one master of the farm."""
+    """Buildbot's report of a queued build request, sent by one master of the farm
+    (asked only of a report this reporter wants: its project's builders)."""
 
     @defer.inlineCallbacks
     def generate(self, master, reporter, key, buildrequest):
-        if not (yield _first_active_master(master)):
+        report = yield super().generate(master, reporter, key, buildrequest)
+        if report is None or not (yield _first_active_master(master)):
             return None
-        return (yield super().generate(master, reporter, key, buildrequest))
+        return report
 
 
 def _status_generators(builders: list[str]) -> list:

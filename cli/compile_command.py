@@ -99,18 +99,17 @@ def compile_project(farm: Farm, directory: Path, targets: list[str], out: Path,
                          headers={"Content-Type": "application/gzip"}).json()
     say(f"compile job {job['job']}: {job['crate']} for {', '.join(job['targets'])}")
     seen: dict[str, str] = {}
-    latest = [job]         # the job as last asked for
 
     def ended() -> dict | None:
-        current = latest[0]
-        for target, state in current["targets"].items():
+        nonlocal job
+        for target, state in job["targets"].items():
             if seen.get(target) != state["result"]:
                 seen[target] = state["result"]
                 link = f" ({state['build_url']})" if state["build_url"] else ""
                 say(f"  {target}: {state['result']}{link}")
-        if current["state"] != "running":
-            return current
-        latest[0] = client.request("GET", f"jobs/{current['job']}").json()
+        if job["state"] != "running":
+            return job
+        job = client.request("GET", f"jobs/{job['job']}").json()
         return None
 
     try:

@@ -45,9 +45,10 @@ _TWISTD_PREFIX = re.compile(r"(?m)^\S+ \S+ \[[^]]*\] ")
 
 def wait_for_reconfig(log: Path, since: int, timeout: float) -> Reconfig:
     """Follow the master's log from offset ``since`` until its reconfiguration ends."""
-    said = [0.0]          # the longest "reconfig is ongoing" said so far
+    said = 0.0          # the longest "reconfig is ongoing" said so far
 
     def ended() -> Reconfig | None:
+        nonlocal said
         try:
             with log.open(errors="replace") as handle:
                 handle.seek(since if log.stat().st_size >= since else 0)   # rotated meanwhile
@@ -64,9 +65,9 @@ def wait_for_reconfig(log: Path, since: int, timeout: float) -> Reconfig:
             return Reconfig(False, float(done.group(2)),
                             tuple(summarised(lines)[-12:] + [done.group(1)]))
         ongoing = _RECONFIG_ONGOING.findall(text)
-        if ongoing and float(ongoing[-1]) > said[0]:
-            said[0] = float(ongoing[-1])
-            say(f"  still reconfiguring ({said[0]:.0f} s)")
+        if ongoing and float(ongoing[-1]) > said:
+            said = float(ongoing[-1])
+            say(f"  still reconfiguring ({said:.0f} s)")
         return None
 
     try:

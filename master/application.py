@@ -14,7 +14,6 @@ from rustfarm.plumbing import log_in_basedir
 from .buildmaster import FarmMaster
 
 
-
 def serve_master(application, tac_file: str) -> tuple[str, str]:
     """Add the farm's master to ``application``; its base directory and configuration
     file, which Buildbot's commands read back from the .tac's names."""

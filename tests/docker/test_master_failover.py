@@ -181,6 +181,6 @@ def test_each_master_runs_the_pool_s_workers_with_cache_volumes_of_its_own(failo
     assert len(volumes) == 2, volumes
     assert all(any(f"-{name}-slow-" in v for v in volumes) for name in ("first", "second"))
     done = [farm.wait_for_build(brid, timeout=300) for brid in brids]
-    assert [b["results"] for b in done] == [SUCCESS, SUCCESS], \
-        [farm.step_log(b, "cargo build") for b in done]
+    failed = [b for b in done if b["results"] != SUCCESS]
+    assert not failed, "\n".join(farm.all_logs(b)[-3000:] for b in failed)
     assert {ids[b["masterid"]] for b in done} == {"first", "second"}

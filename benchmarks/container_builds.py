@@ -187,7 +187,7 @@ class Farm:
 
 def cache_volume_name(farm: str, project: str, target: str) -> str:
     from rustfarm.workers.docker_volumes import cache_volume_name as name
-    return name(farm, project, target)
+    return name(farm, project, target, image_of(target))
 
 
 def compile_cache_volume(farm: str, triple: str) -> str:

@@ -164,7 +164,8 @@ def foreign_volumes(builds: dict[int, list[dict]]) -> int:
         if "cache_volume" not in props:
             continue       # a build that never got a container
         project, target = props["farm_project"][0], props["target"][0]
-        wrong += props["cache_volume"][0] != cache_volume_name("bench", project, target)
+        wrong += props["cache_volume"][0] != cache_volume_name("bench", project, target,
+                                                               props["image"][0])
     return wrong
 
 

@@ -1,4 +1,9 @@
-"""What builds without a project left behind, cleared by `farm up` before any build starts.
+"""What no build may use again, cleared by `farm up` before any build starts: the cache
+volumes of images no longer pinned, and what builds without a project left behind.
+
+A project's cache volume and a target's compile cache belong to one image
+(workers/docker_volumes.py): once farm.yaml pins another, the old image's volumes
+only take disk, and a target directory built against another std fails (E0460).
 
 Nightly builds once took their project from Buildbot's ``project`` property, which
 a nightly build's source stamp sets to "": every project's nightly build of a target
@@ -11,10 +16,12 @@ Nothing under a project's own name is touched.
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rustfarm.builder_defs import builder_defs
 from rustfarm.farmfile import Farm
 from rustfarm.state import StateDir
 from rustfarm.targets import target_table
@@ -23,19 +30,68 @@ from rustfarm.targets import target_table
 @dataclass
 class Cleared:
     volumes: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
     archives: list[Path] = field(default_factory=list)
     moved_to: Path | None = None
     problems: list[str] = field(default_factory=list)
 
 
+def unimaged_cache_volume_name(farm: str, project: str, target: str, master: str = "") -> str:
+    """A cache volume's name from before images were part of it."""
+    from rustfarm.workers.docker_volumes import volume_name
+    if master:
+        return volume_name(f"rustfarm-{farm}-{master}-{project}-{target}",
+                           farm, project, target, master)
+    return volume_name(f"rustfarm-{farm}-{project}-{target}", farm, project, target)
+
+
 def projectless_volume_names(farm: Farm) -> set[str]:
     """Every cache volume name a build without a project could have used: for each target
     the farm or the target table knows, on each of its masters."""
-    from rustfarm.workers.docker_volumes import cache_volume_name
     triples = set(farm.targets) | {t.triple for t in target_table()}
     masters = [""] + ([m.name for m in farm.masters] if farm.multi_master else [])
-    return {cache_volume_name(farm.farm.name, "", triple, master)
+    return {unimaged_cache_volume_name(farm.farm.name, "", triple, master)
             for triple in triples for master in masters}
+
+
+def farm_masters(farm: Farm) -> list[str]:
+    return [m.name for m in farm.masters] if farm.multi_master else [""]
+
+
+def current_cache_volumes(farm: Farm) -> tuple[set[str], list[str]]:
+    """The cache and compile cache volumes the farm's builders use now, and the readable
+    starts of every name those volumes had or will have with other images."""
+    from rustfarm.workers.docker_volumes import (cache_volume_name, cache_volume_prefix,
+                                                 compile_cache_volume_name,
+                                                 compile_cache_volume_prefix)
+    names, prefixes = set(), []
+    name = farm.farm.name
+    for builder in builder_defs(farm):
+        if builder.pool_kind != "docker":
+            continue
+        triple = builder.target.triple
+        names.add(compile_cache_volume_name(name, builder.image, triple))
+        prefixes.append(compile_cache_volume_prefix(name, triple))
+        # Before compile caches were per image they were per toolchain.
+        prefixes.append(f"rustfarm-{name}-crates-{builder.project.toolchain}-{triple}-")
+        if builder.is_upload:
+            continue
+        for master in farm_masters(farm):
+            names.add(cache_volume_name(name, builder.project.name, triple, builder.image,
+                                        master))
+            prefixes.append(cache_volume_prefix(name, builder.project.name, triple, master))
+    return names, sorted(set(prefixes))
+
+
+def is_stale(volume: str, current: set[str], prefixes: list[str]) -> bool:
+    """A volume of one of the farm's (project, target) or compile caches whose image is not
+    the one pinned now; a name made by ``volume_name`` ends in ``-`` and ten hex digits."""
+    from rustfarm.workers.docker_volumes import VOLUME_NAME_MAX
+    if volume in current or not re.fullmatch(r".+-[0-9a-f]{10}", volume):
+        return False
+    # The readable part, as the name had it before images were part of it too.
+    readable = volume[:-10]
+    return any(readable.startswith(p[:VOLUME_NAME_MAX - 11]) for p in prefixes)
 
 
 def projectless_archive_dirs(artifacts: Path) -> list[Path]:
@@ -74,6 +130,7 @@ def remove_projectless_volumes(farm: Farm, cleared: Cleared) -> None:
     from docker.errors import DockerException
     from rustfarm.plumbing import docker_client
     names = projectless_volume_names(farm)
+    current, prefixes = current_cache_volumes(farm)
     for engine in {e.url: e for p in pools for e in p.engines}.values():
         try:
             client = docker_client(engine.url, engine.tls, timeout=20)
@@ -85,6 +142,9 @@ def remove_projectless_volumes(farm: Farm, cleared: Cleared) -> None:
                 if volume.name in names:
                     volume.remove(force=True)
                     cleared.volumes.append(volume.name)
+                elif is_stale(volume.name, current, prefixes):
+                    volume.remove(force=True)
+                    cleared.stale.append(volume.name)
         except DockerException as err:
             cleared.problems.append(f"engine {engine.url}: {err}")
         finally:
@@ -108,6 +168,9 @@ def describe(cleared: Cleared) -> list[str]:
     if cleared.volumes:
         lines.append(f"removed {len(cleared.volumes)} cache volume(s) that builds of several "
                      f"projects shared (builds without a project): {', '.join(cleared.volumes)}")
+    if cleared.stale:
+        lines.append(f"removed {len(cleared.stale)} cache volume(s) of images farm.yaml no "
+                     f"longer pins: {', '.join(sorted(cleared.stale))}")
     if cleared.archives:
         lines.append(f"moved {len(cleared.archives)} archive(s) built without a "
                      f"project, which may hold another project's binaries, out of the "

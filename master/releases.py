@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from rustfarm.plumbing import partial_path
 from rustfarm.worker_tool.archives import Member, write_tar_gz
 
 ALL_DIR = ".all"          # the cached archives of all targets, inside a revision
@@ -113,14 +114,15 @@ def all_targets_archive(release: Release, cache: Path | None = None) -> Path:
     if made.exists():
         return made
     cache.mkdir(parents=True, exist_ok=True)
-    partial = cache / f".{key}.{os.getpid()}.partial"
+    partial = partial_path(made)
     with open(partial, "wb") as out:
         # os.fspath: a bucket's object is fetched into the client's local cache first.
         write_tar_gz(out, [Member("SHA256SUMS", data=sums.encode())]
                      + [Member(a.member, path=os.fspath(a.path)) for a in release.archives])
     os.replace(partial, made)
     for old in cache.iterdir():
-        if old != made:
+        # Not another master's archive still being written (a hidden partial).
+        if old != made and not old.name.startswith("."):
             old.unlink(missing_ok=True)
     return made
 

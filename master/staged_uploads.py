@@ -18,7 +18,7 @@ from pathlib import Path
 
 from buildbot.process import remotetransfer
 
-from rustfarm.plumbing import file_sha256
+from rustfarm.plumbing import file_sha256, partial_path
 
 # Why a file system refuses a write, as a build's summary says it.
 _REFUSALS = {errno.ENOSPC: "artifact store full", errno.EDQUOT: "artifact store over its quota",
@@ -80,7 +80,7 @@ class StagedFileWriter(remotetransfer.FileWriter):
         room), so a store that fills up meanwhile leaves the release as it was."""
         staged, archive = Path(self.tmpname), Path(self.destfile)
         sums = archive.parent / "SHA256SUMS"
-        partial = archive.parent / ".SHA256SUMS.partial"
+        partial = partial_path(sums)
         try:
             digest = file_sha256(staged)
             if expected_sha256 is not None and digest != expected_sha256:

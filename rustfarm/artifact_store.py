@@ -18,6 +18,7 @@ from typing import Union
 
 from .errors import FarmError
 from .farmfile.model import ArtifactSettings
+from .plumbing import partial_path
 from .state import SecretStore, StateDir
 
 KEY_ID_SECRET = "artifacts-s3-access-key-id"
@@ -87,7 +88,7 @@ def write_text(path: StorePath, text: str) -> None:
     if is_remote(path):
         path.write_text(text)      # one PUT: S3 replaces an object whole
         return
-    partial = path.with_name(f".{path.name}.partial")
+    partial = partial_path(path)
     partial.write_text(text)
     partial.replace(path)
 

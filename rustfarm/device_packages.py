@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import FarmError
+from .plumbing import partial_path
 from .worker_tool.archives import Member, tar_gz_bytes
 
 FILES = Path(__file__).with_name("package_files")
@@ -95,7 +96,7 @@ def debian_package(info: PackageInfo, architecture: str, binaries: dict[str, byt
             # Whatever the master's umask: dpkg-deb wants these modes.
             path.chmod(0o755 if path.is_dir() or path.parent.name == "bin" else 0o644)
             os.utime(path, (info.epoch, info.epoch), follow_symlinks=False)
-        partial = into / f".{out.name}.partial"
+        partial = partial_path(out)
         done = subprocess.run(
             ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(partial)],
             capture_output=True, text=True,
@@ -132,7 +133,7 @@ def openwrt_package(info: PackageInfo, architecture: str, binaries: dict[str, by
              Member("./control.tar.gz", data=tar_gz_bytes(control, info.epoch)),
              Member("./data.tar.gz", data=tar_gz_bytes(data, info.epoch))]
     out = into / f"{info.name}_{info.version}_{architecture}.ipk"
-    partial = into / f".{out.name}.partial"
+    partial = partial_path(out)
     partial.write_bytes(tar_gz_bytes(outer, info.epoch))
     partial.replace(out)
     return out

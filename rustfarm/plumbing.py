@@ -1,5 +1,5 @@
 """The small pieces images/, workers/, master/ and the command line share: whether a
-host is this machine's loopback, a file's SHA-256, waiting for something with a
+host is this machine's loopback, a file's SHA-256, a file's half-written sibling, waiting for something with a
 deadline, and clients of Docker engines (TLS for tcp://, the ssh client for ssh://).
 Free of Buildbot, so the `farm` command uses it without loading the master.
 
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import re
+import secrets
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -30,6 +32,13 @@ def file_sha256(path: Path) -> str:
     """The hex SHA-256 of a file's content, read in blocks."""
     with path.open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def partial_path(path: Path) -> Path:
+    """Where to write ``path``'s new contents before renaming them over it: a hidden
+    sibling of this writer's alone, so two writers of one file (two masters storing one
+    revision's release) never rename, or write into, each other's half-written file."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
 
 
 # -- hosts --------------------------------------------------------------------

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from .minisign import PublicKey, SecretKey
+from .plumbing import partial_path
 from .state import SecretStore, StateDir
 
 SIGNING_KEY_SECRET = "release-signing-key"
@@ -80,7 +81,7 @@ def published_keys(directory: Path) -> list[PublicKey]:
 
 
 def _write(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial = partial_path(path)
     partial.write_text(text)
     os.replace(partial, path)
 

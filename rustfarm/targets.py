@@ -34,10 +34,18 @@ def cargo_target_variable(triple: str, setting: str) -> str:
     return f"CARGO_TARGET_{re.sub(r'[^A-Za-z0-9]', '_', triple).upper()}_{setting}"
 
 
+def image_tag(reference: str) -> str:
+    """An image reference's tag (``rustfarm/x:1.96-3f2a...`` -> ``1.96-3f2a...``), its
+    digest for a digest reference, "" for one without either."""
+    if "@" in reference:
+        return reference.partition("@")[2]
+    last = reference.rpartition("/")[2]
+    return last.rpartition(":")[2] if ":" in last else ""
+
+
 def image_toolchain(reference: str) -> str | None:
     """The toolchain an image's tag names: ``rustfarm/x:1.96-3f2a...`` -> ``1.96``."""
-    tag = reference.rpartition(":")[2] if ":" in reference.rpartition("/")[2] else ""
-    match = re.match(r"^(\d+\.\d+)-", tag)
+    match = re.match(r"^(\d+\.\d+)-", image_tag(reference))
     return match.group(1) if match else None
 
 

@@ -1,10 +1,16 @@
 """The volumes a docker pool's containers mount, and where: a cache volume per (farm,
-project, target) kept between containers so only changed crates recompile, an upload's
-own volume, and the compile cache per (farm, toolchain, target) all projects share."""
+project, target, image) kept between containers so only changed crates recompile, an
+upload's own volume, and the compile cache per (farm, image, target) all projects share.
+
+Both caches belong to one image: a new image may carry another std under the same rustc
+version, which neither cargo's fingerprints nor sccache's keys see, and crates built
+against the old one then fail with E0460. Volumes of images no longer pinned are
+removed by `farm up` (cli/leftovers.py)."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 from buildbot.interfaces import IRenderable
@@ -13,7 +19,7 @@ from zope.interface import implementer
 
 from rustfarm.names import (FARM_PROPERTY, IMAGE_PROPERTY, PROJECT_PROPERTY,
                             TARGET_PROPERTY, is_reproduction, is_upload_build, upload_job)
-from rustfarm.targets import image_toolchain
+from rustfarm.targets import image_tag
 
 
 # Inside the image: the mount point of the build cache (the image makes it,
@@ -32,22 +38,38 @@ VOLUME_NAME_MAX = 200
 CACHE_VOLUME_PROPERTY = "cache_volume"
 
 
-def _volume_name(readable: str, *identity: str) -> str:
+def volume_name(readable: str, *identity: str) -> str:
     """A volume name: readable, and unambiguous even when names contain '-' (farm a-b
     project c is not farm a project b-c), by a digest of what identifies it."""
     digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:10]
     return f"{readable[:VOLUME_NAME_MAX - 11]}-{digest}"
 
 
-def cache_volume_name(farm: str, project: str, target: str, master: str = "") -> str:
-    """The (farm, project, target) cache volume; in a farm of several masters, each
-    master's own: the lock that makes a builder's builds take turns on its volume is a
-    master's (Buildbot has no lock across masters), and two builds unpacking different
-    revisions into one directory could ship one's binaries as the other's."""
+def image_label(image: str) -> str:
+    """What a volume's readable name says of its image: the tag (``1.96-3f2a...``, a
+    content tag naming exactly one recipe), in the characters a volume name allows."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", image_tag(image) or "latest")[:40]
+
+
+def cache_volume_prefix(farm: str, project: str, target: str, master: str = "") -> str:
+    """The readable start of every (farm, project, target) cache volume, whatever its
+    image: ``rustfarm-<farm>-[<master>-]<project>-<target>-``."""
+    owner = f"{farm}-{master}" if master else farm
+    return f"rustfarm-{owner}-{project}-{target}-"
+
+
+def cache_volume_name(farm: str, project: str, target: str, image: str,
+                      master: str = "") -> str:
+    """The (farm, project, target, image) cache volume; in a farm of several masters,
+    each master's own: the lock that makes a builder's builds take turns on its volume
+    is a master's (Buildbot has no lock across masters), and two builds unpacking
+    different revisions into one directory could ship one's binaries as the other's.
+    The image is the whole reference: a tag such as ``latest`` that moves to other
+    contents keeps its volume, so farm.yaml pins content tags."""
+    readable = cache_volume_prefix(farm, project, target, master) + image_label(image)
     if master:
-        return _volume_name(f"rustfarm-{farm}-{master}-{project}-{target}",
-                            farm, project, target, master)
-    return _volume_name(f"rustfarm-{farm}-{project}-{target}", farm, project, target)
+        return volume_name(readable, farm, project, target, image, master)
+    return volume_name(readable, farm, project, target, image)
 
 
 def upload_volume_name(farm: str, job: str, target: str) -> str:
@@ -86,23 +108,26 @@ class CacheVolume:
             if not job:
                 raise ValueError("an upload builder's build without its upload's job")
             return upload_volume_name(farm, job, target)
-        project = props.getProperty(PROJECT_PROPERTY)
-        if not (farm and project and target):
+        project, image = props.getProperty(PROJECT_PROPERTY), props.getProperty(IMAGE_PROPERTY)
+        if not (farm and project and target and image):
             # A volume must name its project: one without would be every project's.
-            raise ValueError(f"a build without its builder's farm, project and target "
-                             f"({farm!r}, {project!r}, {target!r})")
+            raise ValueError(f"a build without its builder's farm, project, target and "
+                             f"image ({farm!r}, {project!r}, {target!r}, {image!r})")
         if is_reproduction(props):
             return reproduction_volume_name(farm, project, target)
-        return cache_volume_name(farm, project, target, self.master)
+        return cache_volume_name(farm, project, target, image, self.master)
+
+
+def compile_cache_volume_prefix(farm: str, target: str) -> str:
+    """The readable start of every compile cache volume of (farm, target)."""
+    return f"rustfarm-{farm}-crates-{target}-"
 
 
 def compile_cache_volume_name(farm: str, image: str, target: str) -> str:
-    """The (farm, toolchain, target) compile cache that all projects' builds share: the
-    toolchain as the image tag names it, or the whole image where the tag names none
-    (a compiler the farm did not build is not mixed with another's)."""
-    toolchain = image_toolchain(image)
-    return _volume_name(f"rustfarm-{farm}-crates-{toolchain or 'image'}-{target}",
-                        farm, toolchain or image, target)
+    """The (farm, image, target) compile cache that all projects' builds of the target
+    share: one image's, as its std and linker are (see the module)."""
+    return volume_name(compile_cache_volume_prefix(farm, target) + image_label(image),
+                        farm, "crates", image, target)
 
 
 @util.renderer

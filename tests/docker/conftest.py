@@ -56,8 +56,8 @@ def remove_cache_volumes(farm_name: str = "test") -> None:
         subprocess.run(["docker", "volume", "rm", "-f", *names], capture_output=True)
 
 
-def cache_volume(project: str, target: str, farm_name: str = "test") -> str:
-    return cache_volume_name(farm_name, project, target)
+def cache_volume(project: str, target: str, image: str, farm_name: str = "test") -> str:
+    return cache_volume_name(farm_name, project, target, image)
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from rustfarm.cli.leftovers import projectless_volume_names
+from rustfarm.cli.leftovers import projectless_volume_names, unimaged_cache_volume_name
 from rustfarm.farmfile import load
 from rustfarm.workers.docker_volumes import (CACHE_VOLUME_PROPERTY, cache_volume_name,
-                                             upload_volume_name)
+                                             compile_cache_volume_name, upload_volume_name)
 from tests.support.binaries import check_artifact, run_downloaded
 from tests.support.crates import write_crate
 from tests.support.farm import RunningFarm, wait_until
@@ -35,6 +35,8 @@ from .test_compile import tar_of
 pytestmark = pytest.mark.docker
 
 POOL = "og"
+# An image the farm once pinned for TARGET.
+OLD_IMAGE = "rustfarm/mips-unknown-linux-musl:1.96-000000000000"
 TARGET = "mips-unknown-linux-musl"      # static: it runs under the host's qemu-mips
 PROJECTS = ("alpha", "beta")
 NIGHTLY_SCHEDULERS = {f"nightly-{p}": p for p in PROJECTS}
@@ -89,8 +91,17 @@ projects:
     # What an older farm's nightly builds left: a volume without a project, an
     # archive outside every project; and a project's own release, to be kept.
     leftover_volume = sorted(projectless_volume_names(load(farm.config)))[0]
-    subprocess.run(["docker", "volume", "create", leftover_volume], check=True,
-                   capture_output=True)
+    # And volumes of images farm.yaml no longer pins: alpha's of an older image, and
+    # its and the compile cache's from before an image was part of their names; another
+    # farm's volume of the same project and target is not this farm's to remove.
+    farm.image = built_chain.reference(TARGET)
+    stale = [cache_volume_name("test", "alpha", TARGET, OLD_IMAGE),
+             unimaged_cache_volume_name("test", "alpha", TARGET),
+             compile_cache_volume_name("test", OLD_IMAGE, TARGET)]
+    farm.kept = [cache_volume_name("other", "alpha", TARGET, OLD_IMAGE)]
+    for volume in [leftover_volume, *stale, *farm.kept]:
+        subprocess.run(["docker", "volume", "create", volume], check=True, capture_output=True)
+    farm.stale = stale
     store = farm.state / "artifacts"
     (store / "0123456789ab" / TARGET).mkdir(parents=True)
     (store / "0123456789ab" / TARGET / f"-0123456789ab-{TARGET}.tar.gz").write_bytes(b"x")
@@ -102,9 +113,9 @@ projects:
         yield farm.up()
     finally:
         farm.down()
-        for project in PROJECTS:
-            subprocess.run(["docker", "volume", "rm", "-f",
-                            cache_volume_name("test", project, TARGET)], capture_output=True)
+        for volume in [*(cache_volume_name("test", p, TARGET, farm.image) for p in PROJECTS),
+                       *farm.stale, *farm.kept]:
+            subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
     left = wait_until_no_containers(pool=POOL)
     assert not left, f"containers left after the farm stopped: {left}"
 
@@ -119,7 +130,8 @@ def check_own_build(farm, build: dict, project: str, tmp_path: Path) -> None:
     assert build["results"] == 0, farm.step_log(build, "cargo build")[-2000:]
     props = farm.api(f"builds/{build['buildid']}", property="*")["builds"][0]["properties"]
     marker = farm.markers[props["got_revision"][0]]
-    assert props[CACHE_VOLUME_PROPERTY][0] == cache_volume_name("test", project, TARGET)
+    assert props[CACHE_VOLUME_PROPERTY][0] == cache_volume_name("test", project, TARGET,
+                                                                 farm.image)
     label = props["revision_label"][0]
     [archive] = [u for u in farm.artifact_urls(build) if u.endswith(".tar.gz")]
     release = f"{farm.url}plugins/artifacts/{project}/{label}/"
@@ -147,6 +159,13 @@ def test_farm_up_cleared_what_builds_without_a_project_left(origins):
     assert (origins.state / "quarantine" / "projectless-archives" / "0123456789ab" / TARGET /
             f"-0123456789ab-{TARGET}.tar.gz").is_file()
     assert own.read_bytes() == b"alpha's own"
+
+
+def test_farm_up_removed_the_volumes_of_images_no_longer_pinned(origins):
+    assert not set(origins.stale) & volumes()
+    assert set(origins.kept) <= volumes()
+    assert f"removed 3 cache volume(s) of images farm.yaml no longer pins: " \
+        f"{', '.join(sorted(origins.stale))}" in origins.up_output, origins.up_output
 
 
 def test_the_force_button_and_the_project_form_build_two_projects_at_once(origins, tmp_path):

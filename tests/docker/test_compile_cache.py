@@ -190,7 +190,8 @@ def test_a_library_s_dependents_start_on_its_metadata_through_the_cache(cache_fa
     deps = f"/cache/target/{HOST}/release/deps"
     listed = subprocess.run(
         ["docker", "run", "--rm", "--network", "none", "--user", "0",
-         "-v", f"{cache_volume('chain', HOST, FARM)}:/cache:ro", "--entrypoint", "sh",
+         "-v", f"{cache_volume('chain', HOST, built_chain.reference(HOST), FARM)}:/cache:ro",
+         "--entrypoint", "sh",
          built_chain.reference(HOST), "-c",
          f"stat -c '%.9Y %n' {deps}/libbottom-*.rlib {deps}/libmiddle-*.rmeta"],
         capture_output=True, text=True, timeout=120)

@@ -188,7 +188,7 @@ def test_a_project_newer_than_its_pinned_toolchain_fails_at_once_naming_both(doc
     assert "cargo build" not in [s["name"] for s in steps if s["started_at"]]
 
 
-def test_containers_get_the_pools_limits_and_no_network(docker_farm):
+def test_containers_get_the_pools_limits_and_no_network(docker_farm, built_chain):
     farm = docker_farm
     farm.login()
     [brid] = farm.force("force-arch", targets=["aarch64-unknown-linux-gnu"]).values()
@@ -210,7 +210,8 @@ def test_containers_get_the_pools_limits_and_no_network(docker_farm):
     assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
     assert host["PidsLimit"] > 0
     assert not any(env.startswith("WORKERPASS=") for env in seen["Config"]["Env"])
-    assert any(m["Type"] == "volume" and m["Name"] == cache_volume("arch", "aarch64-unknown-linux-gnu")
+    assert any(m["Type"] == "volume" and m["Name"] == cache_volume(
+        "arch", "aarch64-unknown-linux-gnu", built_chain.reference("aarch64-unknown-linux-gnu"))
                for m in seen["Mounts"])
 
 

@@ -125,15 +125,31 @@ def test_builder_properties_use_no_name_buildbot_sets_after_them(config):
 def test_a_project_build_uses_its_own_volume_cache_and_artifact_path(config, carried):
     props = build_properties(config, f"alpha:{TARGET}", carried)
     assert props.getProperty("project") == ""        # Buildbot's, from the source stamp
-    assert render(props, CacheVolume()) == cache_volume_name("own", "alpha", TARGET)
+    assert render(props, CacheVolume()) == cache_volume_name("own", "alpha", TARGET, IMAGE)
     assert render(props, CacheVolume("first")) == cache_volume_name("own", "alpha", TARGET,
-                                                                    "first")
+                                                                    IMAGE, "first")
     assert render(props, compile_cache_mount) == \
         f"{compile_cache_volume_name('own', IMAGE, TARGET)}:{COMPILE_CACHE_DIR}"
     assert render(props, ARCHIVE_NAME) == f"alpha-3b617a36869c-{TARGET}.tar.gz"
     step = package_step(config, f"alpha:{TARGET}")
     artifact_dir = render(props, step.args[1])
     assert artifact_dir.endswith(f"/artifacts/alpha/3b617a36869c/{TARGET}")
+
+
+def test_a_project_s_caches_are_its_image_s_alone(config, tmp_path, monkeypatch):
+    """Another image may carry another std under the same rustc version: neither its
+    target directory nor its compile cache is the old image's."""
+    newer = IMAGE.replace("1.96-abc", "1.96-def")
+    (tmp_path / "farm.yaml").write_text(FARM.replace(IMAGE, newer))
+    repinned = build_properties(buildmaster_config(load_farm()), f"alpha:{TARGET}", {})
+    before = build_properties(config, f"alpha:{TARGET}", {})
+    assert render(repinned, CacheVolume()) == cache_volume_name("own", "alpha", TARGET, newer)
+    assert render(repinned, CacheVolume()) != render(before, CacheVolume())
+    assert render(repinned, CacheVolume()).startswith(
+        f"rustfarm-own-alpha-{TARGET}-1.96-def-")
+    assert render(repinned, compile_cache_mount).split(":")[0] == \
+        compile_cache_volume_name("own", newer, TARGET) != \
+        compile_cache_volume_name("own", IMAGE, TARGET)
 
 
 def test_a_project_build_s_cargo_profile_is_one_the_project_offers(config):
@@ -172,7 +188,7 @@ def test_an_upload_s_volume_and_paths_are_its_job_s(config, tmp_path):
 def test_a_project_build_never_takes_an_upload_s_job(config):
     # A project's build carrying a job is still the project's, with its cache writable.
     project = build_properties(config, f"alpha:{TARGET}", {COMPILE_JOB_PROPERTY: JOB})
-    assert render(project, CacheVolume()) == cache_volume_name("own", "alpha", TARGET)
+    assert render(project, CacheVolume()) == cache_volume_name("own", "alpha", TARGET, IMAGE)
     assert not render(project, compile_cache_mount).endswith(":ro")
 
 

@@ -11,8 +11,8 @@ from rustfarm.farmfile import loads
 from rustfarm.master.configuration import buildmaster_config
 from rustfarm.master.failover import MasterFailover
 from rustfarm.master.farm_file import CONFIG_ENV, MASTER_ENV, load_farm
-from rustfarm.names import FARM_PROPERTY, PROJECT_PROPERTY, TARGET_PROPERTY
-from rustfarm.workers.docker_volumes import CACHE_DIR, cache_volume_name
+from rustfarm.names import FARM_PROPERTY, IMAGE_PROPERTY, PROJECT_PROPERTY, TARGET_PROPERTY
+from rustfarm.workers.docker_volumes import CACHE_DIR, cache_volume_name, image_label
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,10 +31,11 @@ projects:
 """
 
 # The same farm with a docker pool instead of the local one.
+IMAGE = "rustfarm/x86_64-unknown-linux-gnu:1.96-0123456789ab"
 DOCKER_FARM = FARM.replace("  local: {kind: local, count: 1}\n",
                            "  dk: {kind: docker, count: 1}\n").replace(
     "x86_64-unknown-linux-gnu: {pool: local}",
-    'x86_64-unknown-linux-gnu: {pool: dk, image: "rustfarm/x86_64-unknown-linux-gnu:1.96-x"}')
+    f'x86_64-unknown-linux-gnu: {{pool: dk, image: "{IMAGE}"}}')
 
 
 def test_each_master_serves_its_own_ports_in_multi_master_mode(tmp_path, monkeypatch):
@@ -124,7 +125,7 @@ def test_each_master_on_one_machine_has_its_own_worker_socket(tmp_path, monkeypa
 
 def rendered_cache_mount(worker: dict) -> str:
     props = Properties(**{FARM_PROPERTY: "multi", PROJECT_PROPERTY: "hello",
-                          TARGET_PROPERTY: "x86_64-unknown-linux-gnu"})
+                          TARGET_PROPERTY: "x86_64-unknown-linux-gnu", IMAGE_PROPERTY: IMAGE})
     rendered = []
     props.render(worker["volumes"][0]).addCallback(rendered.append)
     return rendered[0]
@@ -139,7 +140,7 @@ def test_each_master_builds_in_cache_volumes_of_its_own(tmp_path, monkeypatch):
         [worker] = [w._config_kwargs for w in config["workers"]]
         mounts[name] = rendered_cache_mount(worker)
         assert mounts[name] == cache_volume_name("multi", "hello", "x86_64-unknown-linux-gnu",
-                                                 name) + ":" + CACHE_DIR
+                                                 IMAGE, name) + ":" + CACHE_DIR
     assert mounts["master-1"] != mounts["master-2"]
 
     one = (DOCKER_FARM.replace("masters: 2\n", "").replace(
@@ -148,5 +149,6 @@ def test_each_master_builds_in_cache_volumes_of_its_own(tmp_path, monkeypatch):
     monkeypatch.delenv(MASTER_ENV)
     [worker] = [w._config_kwargs for w in buildmaster_config(load_farm())["workers"]]
     assert rendered_cache_mount(worker) == \
-        "rustfarm-multi-hello-x86_64-unknown-linux-gnu-" \
-        + cache_volume_name("multi", "hello", "x86_64-unknown-linux-gnu")[-10:] + ":" + CACHE_DIR
+        f"rustfarm-multi-hello-x86_64-unknown-linux-gnu-{image_label(IMAGE)}-" \
+        + cache_volume_name("multi", "hello", "x86_64-unknown-linux-gnu", IMAGE)[-10:] \
+        + ":" + CACHE_DIR

@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -25,6 +26,16 @@ BINARIES = {"hello": b"\x7fELF mips binary", "helper": b"\x7fELF another"}
 INFO = PackageInfo(name="hello", version=package_version("0.3.1", "a1b2c3d4e5f6"),
                    description="Says hello\nfrom a router.", maintainer="Team <team@example.org>",
                    license="MIT", epoch=1_700_000_000, service="/usr/bin/hello --serve")
+
+
+def test_two_writers_of_one_release_s_packages_at_once_both_succeed(tmp_path):
+    """Two masters that built one revision write its packages into one directory at
+    once: each writes a file of its own, then renames it, and both end with the package."""
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda make: make(INFO, "mipsel", BINARIES, tmp_path),
+                             [debian_package, openwrt_package] * 4))
+    assert {p.name for p in made} == {p.name for p in tmp_path.iterdir()} == {
+        "hello_0.3.1+a1b2c3d4e5f6_mipsel.deb", "hello_0.3.1+a1b2c3d4e5f6_mipsel.ipk"}
 
 
 def test_the_table_names_debian_and_openwrt_architectures():

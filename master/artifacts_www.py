@@ -85,8 +85,9 @@ class ArtifactFiles(AsStoredFile):
             project = Path(self.path).name
             return Page(f"{project}: releases",
                         project_page(Path(self.path), self.project_targets.get(project, [])))
-        if self.depth == 2:
-            release = read_release(Path(self.path).parent, Path(self.path).name)
+        release = read_release(Path(self.path).parent, Path(self.path).name) \
+            if self.depth == 2 else None
+        if release is not None:          # not a pull request's pr-<number>/
             targets = self.project_targets.get(release.project, [])
             return Page(f"{release.project} {release.revision}",
                         release_page(release, targets, previous_release(release)))

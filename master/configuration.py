@@ -21,6 +21,7 @@ from .multimaster import multi_master_config, multi_master_services
 from .prioritizer import prioritize_builders
 from .reporters import project_reporters
 from .secret_files import SecretFiles
+from .pull_requests import pull_request_schedulers
 from .schedulers import all_schedulers, change_sources
 from .farm_file import load_farm
 from .worker_socket import WorkerSocket
@@ -75,7 +76,7 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
                                      description="projects uploaded to the compile endpoint")]
                        if farm.compile.targets else []),
         "builders": builder_configs(farm, paths),
-        "schedulers": all_schedulers(farm),
+        "schedulers": all_schedulers(farm) + pull_request_schedulers(farm),
         "change_source": change_sources(farm, paths),
         "services": services(farm, runtime, paths) + database_services(farm.db.url)
                     + project_reporters(farm),

@@ -15,16 +15,16 @@ from zope.interface import implementer
 
 from rustfarm.farmfile import Farm, Project, Target
 from rustfarm.farmfile.model import COMPILE_PROJECT
-from rustfarm.farmfile.pool_kinds import S3CompileCache
-from rustfarm.farmfile.pools import size_bytes
-from rustfarm.names import PROJECT_PROPERTY, TARGET_PROPERTY, is_reproduction, upload_job
+from rustfarm.names import (PROJECT_PROPERTY, PULL_REQUEST_DIR, TARGET_PROPERTY, is_reproduction,
+                            pull_request, upload_job)
 from rustfarm.state import StateDir
-from rustfarm.targets import cargo_target_variable, target_table
+from rustfarm.targets import target_table
 from rustfarm.crate_store import CrateStore
 from rustfarm.dependencies import CargoSettings, machine_config_files
 from rustfarm.release_keys import ReleaseKeys
-from rustfarm.workers.docker_volumes import CACHE_DIR, COMPILE_CACHE_DIR, CRATE_STORE_DIR
+from rustfarm.workers.docker_volumes import CACHE_DIR, CRATE_STORE_DIR
 
+from .build_env import compile_cache_env, reproducible_env, s3_compile_cache_env
 from .builds import FarmBuild
 from .cargo_steps import Cargo
 from .dependency_steps import Dependencies
@@ -81,48 +81,6 @@ class UploadPath:
         return str(self.paths.upload_source(job))
 
 
-# The crate cache's setting for a cache a build may read but not add to (an upload's:
-# its volume is mounted read-only too, which is what keeps it out).
-READ_ONLY_COMPILE_CACHE = {"RUSTFARM_COMPILE_CACHE_READ_ONLY": "1"}
-
-
-# What the cargo steps' RUSTC_WRAPPER runs: the wrapper the compile cache step wrote
-# (none where the worker has no cache), the worker tool and the compiler it names.
-WRAPPER_ENV = {"RUSTC_WRAPPER": Property("rustc_wrapper", default=""),
-               "RUSTFARM_TOOL": Property("worker_tool", default=""),
-               "RUSTFARM_COMPILER": Property("compiler_identity", default="")}
-
-
-def compile_cache_env(size: str, read_only: bool) -> dict:
-    """The worker tool's crate cache for the cargo steps, on the pool's shared cache;
-    its counts are the build's (a container per build)."""
-    env = {**WRAPPER_ENV,
-           "RUSTFARM_COMPILE_CACHE": COMPILE_CACHE_DIR,
-           "RUSTFARM_COMPILE_CACHE_SIZE": str(size_bytes(size))}
-    if read_only:
-        env.update(READ_ONLY_COMPILE_CACHE)
-    return env
-
-
-# The port on a build container's loopback where the worker tool forwards sccache's S3
-# requests to the instance's cache relay (the container has no other network).
-CACHE_RELAY_PORT = 4227
-
-
-def s3_compile_cache_env(cache: S3CompileCache, read_only: bool) -> dict:
-    """sccache for the cargo steps of an ec2 pool, on S3 through the instance's relay:
-    unsigned requests to the loopback, which the relay signs (no credential in the
-    build); an upload's instance relays reads only."""
-    env = {**WRAPPER_ENV,
-           "SCCACHE_BUCKET": cache.bucket, "SCCACHE_S3_KEY_PREFIX": cache.prefix,
-           "SCCACHE_REGION": cache.region, "SCCACHE_S3_NO_CREDENTIALS": "true",
-           "SCCACHE_ENDPOINT": f"http://127.0.0.1:{CACHE_RELAY_PORT}",
-           "SCCACHE_S3_USE_SSL": "false", "SCCACHE_IDLE_TIMEOUT": "0"}
-    if read_only:
-        env.update(READ_ONLY_COMPILE_CACHE)
-    return env
-
-
 def _cargo_args(farm: Farm, project: Project, target: Target, profile: CargoProfile,
                 store_config=None) -> list:
     """cargo's arguments; with ``store_config``, the file that takes the build's crates
@@ -154,24 +112,6 @@ def _feature_args(project: Project, profile: CargoProfile) -> list:
     return args
 
 
-def reproducible_env(target: Target, base: str, docker: bool) -> dict:
-    """What makes a build's binaries the same wherever it ran: the commit's time as
-    SOURCE_DATE_EPOCH, and the build's paths (its source, target directory and crates,
-    which differ between workers) remapped to fixed ones in what rustc writes (panic
-    messages, debug info). The target's own rustflags come first: this variable
-    replaces the image's."""
-    variable = cargo_target_variable(target.triple, "RUSTFLAGS")
-    spec = target_table().targets.get(target.triple)
-    flags = target.cargo_env().get(variable) or " ".join(spec.rustflags if spec else ())
-    places = [(f"{base}/src", "/rustfarm/src"), (f"{base}/target", "/rustfarm/target"),
-              (f"{base}/.rustfarm/crates", "/rustfarm/crates")]
-    if docker:
-        places.append((CRATE_STORE_DIR, "/rustfarm/crates"))
-    remaps = " ".join(f"--remap-path-prefix={path}={fixed}" for path, fixed in places)
-    return {variable: Interpolate(f"{flags} {remaps}".strip()),
-            "SOURCE_DATE_EPOCH": Interpolate("%(prop:commit_time:-0)s")}
-
-
 def has_c_compiler(triple: str) -> bool:
     """Whether the target's image has a C compiler for build scripts (the table says)."""
     spec = target_table().targets.get(triple)
@@ -201,10 +141,14 @@ def cargo_settings(farm: Farm, paths: StateDir) -> CargoSettings:
 def _artifact_places(artifacts: str, url: str) -> tuple[IRenderable, IRenderable, Interpolate]:
     """Where a build's artifacts go, their URL and their release's URL: renderables
     for every builder, made once. A reproduction's go beside the release's, apart."""
-    release = f"{url}plugins/artifacts/%(prop:{PROJECT_PROPERTY})s/%(prop:revision_label)s/"
-    return (ReleasePlace(Interpolate(f"{artifacts}/%(prop:{PROJECT_PROPERTY})s/"
-                                     f"%(prop:revision_label)s/%(prop:{TARGET_PROPERTY})s"), "/"),
-            ReleasePlace(Interpolate(release + f"%(prop:{TARGET_PROPERTY})s/"), ""),
+    project = f"%(prop:{PROJECT_PROPERTY})s"
+    release = f"{url}plugins/artifacts/{project}/%(prop:revision_label)s/"
+    pulls = f"{url}plugins/artifacts/{project}/%(kw:pr)s/"
+    return (ReleasePlace(Interpolate(f"{artifacts}/{project}/%(prop:revision_label)s/"
+                                     f"%(prop:{TARGET_PROPERTY})s"), "/",
+                         f"{artifacts}/{project}/%(kw:pr)s/%(prop:{TARGET_PROPERTY})s"),
+            ReleasePlace(Interpolate(release + f"%(prop:{TARGET_PROPERTY})s/"), "",
+                         pulls + f"%(prop:{TARGET_PROPERTY})s/"),
             Interpolate(release))
 
 
@@ -212,13 +156,19 @@ def _artifact_places(artifacts: str, url: str) -> tuple[IRenderable, IRenderable
 @dataclass(frozen=True)
 class ReleasePlace:
     """A target's place in the artifact store (its directory or URL), or for a
-    reproduction, its REPRODUCTION_DIR there."""
+    reproduction, its REPRODUCTION_DIR there; for a pull request's build, the target's
+    place under the project's ``pr-<number>/`` (``pull_place``, its %(kw:pr)s)."""
 
     place: Interpolate
     separator: str
+    pull_place: str
 
     @defer.inlineCallbacks
     def getRenderingFor(self, props):
+        number = pull_request(props)
+        if number is not None:
+            return (yield props.render(Interpolate(
+                self.pull_place, pr=PULL_REQUEST_DIR.format(number=number))))
         place = yield props.render(self.place)
         if is_reproduction(props):
             return f"{place}{self.separator}{REPRODUCTION_DIR}" + ("/" if not self.separator
@@ -228,6 +178,16 @@ class ReleasePlace:
 
 def _not_reproduction(step) -> bool:
     return not is_reproduction(step.build)
+
+
+def _not_pull_request(step) -> bool:
+    return pull_request(step.build) is None
+
+
+def _releases(step) -> bool:
+    """Whether the build makes or changes a release: not a reproduction's, not a pull
+    request's (signed, published, pruned by the project's own builds alone)."""
+    return not is_reproduction(step.build) and pull_request(step.build) is None
 
 
 def _reproduction(step) -> bool:
@@ -336,13 +296,14 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
             artifact_dir, archive, project.name, project.source, target.triple,
             farm.farm.url, profile, cargo_args, target.cargo_env(), url=artifact_url,
             package_kinds=package_kinds(project, target.triple), service=project.service,
-            maintainer=project.maintainer, haltOnFailure=True, doStepIf=_not_reproduction,
+            maintainer=project.maintainer, haltOnFailure=True, doStepIf=_releases,
             hideStepIf=_skipped))
         factory.addStep(CompareWithRelease(artifact_dir, release_url, places,
                                            doStepIf=_reproduction, hideStepIf=_skipped))
         if places.remote:
-            factory.addStep(PublishRelease(artifact_dir, places, haltOnFailure=True))
+            factory.addStep(PublishRelease(artifact_dir, places, haltOnFailure=True,
+                                           doStepIf=_not_pull_request, hideStepIf=_skipped))
         factory.addStep(PruneArtifacts(functools.partial(_project_place, places, project.name),
                                        farm.artifacts.keep, release_url=release_url,
-                                       doStepIf=_not_reproduction, hideStepIf=_skipped))
+                                       doStepIf=_releases, hideStepIf=_skipped))
     return factory

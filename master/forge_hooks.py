@@ -7,8 +7,10 @@ names (of each such project: one repository may be built as several projects).
 A request without a signature is answered 401, one with a wrong signature or for
 a repository no project has 403; the master's log says so, without the payload.
 
-Buildbot's handlers turn a verified payload into changes; here each change is
-given the farm project's name (its schedulers filter on it) and source.
+Buildbot's handlers turn a verified push into changes; here each change is given
+the farm project's name (its schedulers filter on it) and source. A pull (merge)
+request's event becomes a change of its head where the project builds it, or, as it
+closes, removes its artifacts (master/pull_requests.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from buildbot.plugins import util
 from buildbot.process.properties import Properties
@@ -26,13 +29,18 @@ from buildbot.www.hooks.base import BaseHookHandler
 from buildbot.www.hooks.github import GitHubEventHandler
 from buildbot.www.service import WWWService
 from buildbot_gitea.webhook import GiteaHandler
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.python import log
 from twisted.web import server
 
+from rustfarm.artifact_store import remove_tree
 from rustfarm.farmfile import Farm
-from rustfarm.farmfile.forge_settings import webhook_secret_name
+from rustfarm.farmfile.forge_settings import PullRequests, webhook_secret_name
+from rustfarm.names import PULL_REQUEST_DIR
+from rustfarm.state import StateDir
 from rustfarm.workers.buildbot_private import forget_hook_handlers, gitlab_push_changes
+
+from .pull_requests import github_pull_request, gitlab_merge_request
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class HookedProject:
     name: str
     source: str           # what the project's builds fetch (farm.yaml's source)
     secret: str           # the secret store's name of its webhook secret
+    pull_requests: PullRequests | None = None     # which requests it builds (None: none)
+    artifacts: str = ""   # its directory of the artifact store (builds write there)
 
 
 class WebhookRefused(ValueError):
@@ -53,8 +63,10 @@ class WebhookRefused(ValueError):
         self.reason = reason
 
 
-def hook_dialects(farm: Farm) -> dict:
+def hook_dialects(farm: Farm, paths: StateDir) -> dict:
     """www's change_hook_dialects: one per forge kind the farm's projects use."""
+    from .artifact_places import ArtifactPlaces
+    base = ArtifactPlaces(farm.artifacts, paths).build_base
     dialects: dict[str, dict] = {}
     for project in farm.projects.values():
         if project.forge is None:
@@ -62,7 +74,8 @@ def hook_dialects(farm: Farm) -> dict:
         kind = project.forge.kind
         dialect = dialects.setdefault(kind, {"custom_class": HANDLERS[kind], "repositories": {}})
         dialect["repositories"].setdefault(project.forge.repository.lower(), []).append(
-            HookedProject(project.name, project.source, webhook_secret_name(project.name)))
+            HookedProject(project.name, project.source, webhook_secret_name(project.name),
+                          project.forge.pull_requests, str(base / project.name)))
     return dialects
 
 
@@ -79,9 +92,11 @@ class ForgeHook(BaseHookHandler):
     @defer.inlineCallbacks
     def getChanges(self, request):
         body = request.content.read()
+        event = bytes2unicode(request.getHeader(self.event_header) or b"")
         try:
             payload = json.loads(body)
             repository = self.repository_of(payload)
+            pull = self.pull_request(payload, event)
         except (ValueError, KeyError, TypeError, AttributeError):
             raise WebhookRefused(400, f"not a {self.kind} webhook payload (JSON naming its "
                                       "repository)") from None
@@ -101,7 +116,9 @@ class ForgeHook(BaseHookHandler):
         if not signed:
             raise WebhookRefused(403, f"a push for {repository} with a wrong signature "
                                       f"(projects: {', '.join(p.name for p in projects)})")
-        event = bytes2unicode(request.getHeader(self.event_header) or b"")
+        if pull is not None:
+            changes = yield self.pull_request_changes(pull, signed, event, repository)
+            return changes, "git"
         found = yield self.changes(payload, event)
         changes = []
         for project in signed:
@@ -113,6 +130,34 @@ class ForgeHook(BaseHookHandler):
         log.msg(f"change hook {self.kind}: {event or 'event'} for {repository}: "
                 f"{len(found)} change(s) for {', '.join(p.name for p in signed)}")
         return changes, "git"
+
+    @defer.inlineCallbacks
+    def pull_request_changes(self, pull, projects: list[HookedProject], event: str,
+                             repository: str):
+        changes = []
+        for project in projects:
+            settings = project.pull_requests
+            if settings is None:
+                continue
+            if pull.closes:
+                gone = Path(project.artifacts) / PULL_REQUEST_DIR.format(number=pull.number)
+                yield threads.deferToThread(remove_tree, gone)
+                log.msg(f"change hook {self.kind}: request {pull.number} of {repository} "
+                        f"closed; its artifacts of {project.name} are removed")
+            elif pull.builds(settings):
+                change = pull.change()
+                changes.append({**change, "project": project.name,
+                                "repository": project.source,
+                                "properties": {**change["properties"], "forge_event": event}})
+            else:
+                log.msg(f"change hook {self.kind}: request {pull.number} of {repository} "
+                        f"({'from a fork' if pull.from_fork else 'its own'}, by {pull.author})"
+                        f" is not built for {project.name}: "
+                        + ("it needs the label "
+                           f"'{settings.label}'" if pull.from_fork else "nothing new to build"))
+        log.msg(f"change hook {self.kind}: {event} {pull.number} for {repository}: "
+                f"{len(changes)} change(s)")
+        return changes
 
     @defer.inlineCallbacks
     def secret(self, project: HookedProject):
@@ -142,6 +187,10 @@ class ForgeHook(BaseHookHandler):
     def changes(self, payload: dict, event: str):
         raise NotImplementedError
 
+    def pull_request(self, payload: dict, event: str):
+        """The pull request event the payload is, or None (a push, a ping, ...)."""
+        return github_pull_request(payload, event)
+
 
 def hmac_sha256(secret: str, body: bytes) -> str:
     return hmac.new(unicode2bytes(secret), body, hashlib.sha256).hexdigest()
@@ -165,7 +214,7 @@ class GitHubHook(ForgeHook):
         return hmac.compare_digest(f"sha256={hmac_sha256(secret, body)}", signature)
 
     def changes(self, payload: dict, event: str):
-        if event != "push":         # ping, pull requests (not built yet), ...
+        if event != "push":         # ping, ...
             return defer.succeed([])
         changes, _ = self.events.handle_push(payload, event)
         return defer.succeed(changes)
@@ -188,6 +237,9 @@ class GitLabHook(ForgeHook):
         if payload.get("object_kind") != "push":
             return defer.succeed([])
         return defer.succeed(gitlab_push_changes(self.master, payload))
+
+    def pull_request(self, payload: dict, event: str):
+        return gitlab_merge_request(payload, event)
 
 
 class GiteaHook(ForgeHook):

@@ -77,7 +77,8 @@ def read_target(directory: Path) -> TargetArchive | None:
 
 def read_release(project_dir: Path, revision: str) -> Release | None:
     path = project_dir / revision
-    if revision.startswith(".") or not path.is_dir():
+    # Hidden, or a pull request's builds (pr-<number>/): never a release.
+    if revision.startswith((".", "pr-")) or not path.is_dir():
         return None
     archives = [read_target(child) for child in sorted(path.iterdir())
                 if child.is_dir() and not child.name.startswith(".")]

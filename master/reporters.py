@@ -38,7 +38,8 @@ from twisted.python import log
 
 from rustfarm.farmfile import Farm, Project
 from rustfarm.farmfile.forge_settings import forge_token_name
-from rustfarm.names import TARGET_PROPERTY, builder_name, scheduler_id
+from rustfarm.names import (PULL_REQUEST_PROPERTY, PULL_REQUEST_SOURCE, TARGET_PROPERTY,
+                            builder_name, scheduler_id)
 
 STATUS_CONTEXT = util.Interpolate(f"rustfarm/%(prop:{TARGET_PROPERTY})s")
 
@@ -62,7 +63,14 @@ class ReportedWhereItRuns:
 
 
 class BuildReport(ReportedWhereItRuns, BuildStatusGenerator):
-    """Buildbot's report of a build's end."""
+    """Buildbot's report of a build's end, to the project's people: never a pull
+    request's (its author hears of it on the request, through its commit statuses)."""
+
+    def is_message_needed_by_props(self, build):
+        number = build["properties"].get(PULL_REQUEST_PROPERTY)
+        if number and number[1] == PULL_REQUEST_SOURCE:
+            return False
+        return super().is_message_needed_by_props(build)
 
 
 class BuildStartEndReport(ReportedWhereItRuns, BuildStartEndStatusGenerator):

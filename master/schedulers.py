@@ -178,8 +178,10 @@ def commit_schedulers(farm: Farm) -> list:
             continue
         result.append(OncePerRevisionScheduler(
             name=scheduler_id(f"commits-{project.name}"),
+            # A pull request's head is its own scheduler's (master/pull_requests.py).
             change_filter=util.ChangeFilter(project=project.name,
-                                            branch=list(project.branches)),
+                                            branch=list(project.branches),
+                                            category_not_eq="pull"),
             treeStableTimer=None,
             builderNames=[builder_name(project.name, t) for t in project.targets]))
     return result

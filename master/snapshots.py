@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -22,6 +23,9 @@ from rustfarm.worker_tool.archives import gzip_bytes, member_of, tar_gz_bytes
 
 # Never shipped to workers: build output and version control data.
 SKIPPED_DIRS = {"target", ".git", ".farm"}
+# Where forges keep a pull request's head (GitHub, Gitea) or a merge request's (GitLab):
+# the branch a pull request's change names (master/pull_requests.py).
+PULL_REF = re.compile(r"refs/(?:pull|merge-requests)/[1-9][0-9]{0,8}/head")
 
 
 class SnapshotError(Exception):
@@ -132,6 +136,11 @@ def _git_snapshot(project: Project, revision: str | None, branch: str | None,
     _git(git, "fetch", "--quiet", "--prune", "--no-auto-gc", project.source,
          "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", cwd=mirror, timeout=timeout)
     wanted = revision or f"refs/heads/{branch or project.branches[0]}"
+    if branch and PULL_REF.fullmatch(branch):
+        log.append(f"fetching {branch}")
+        _git(git, "fetch", "--quiet", "--no-auto-gc", project.source, f"+{branch}:{branch}",
+             cwd=mirror, timeout=timeout)
+        wanted = revision or branch
     try:
         commit = _git(git, "rev-parse", "--verify", "--quiet", f"{wanted}^{{commit}}",
                       cwd=mirror).strip()

@@ -122,7 +122,9 @@ def prune_revisions(project_dir: Path, keep: int, current: str | None) -> list[s
         release = read_release(project_dir, path.name)
         return release.first_built if release and release.archives else path.stat().st_mtime
 
-    revisions = sorted((p for p in project_dir.iterdir() if p.is_dir()),
+    # A pull request's builds (pr-<number>/) go when it closes.
+    revisions = sorted((p for p in project_dir.iterdir()
+                        if p.is_dir() and not p.name.startswith("pr-")),
                        key=first_built, reverse=True)
     removed = []
     for old in revisions[keep:]:

@@ -36,7 +36,7 @@ def www_config(farm: Farm, paths: StateDir) -> dict:
                             for triple, target in farm.targets.items()}}},
         "authz": authz(farm),
         # /change_hook/github, gitlab, gitea: pushes of the projects with a forge.
-        "change_hook_dialects": hook_dialects(farm),
+        "change_hook_dialects": hook_dialects(farm, paths),
     }
     if farm.www.users:
         config["auth"] = SecretPasswordAuth(farm.www.users)

@@ -78,6 +78,31 @@ def is_reproduction(props) -> bool:
         props.getPropertySource(REPRODUCE_PROPERTY) == FORCE_FORM_SOURCE
 
 
+# A pull (merge) request's build: set by its project's pull-request scheduler alone,
+# from the forge's webhook (a change or another scheduler carrying the name is ignored).
+# Anyone's code: a volume of its own, the compile cache read-only, nothing signed or
+# published, its artifacts under ``<project>/pr-<number>/``.
+PULL_REQUEST_PROPERTY = "farm_pull_request"
+PULL_REQUEST_SOURCE = "Pull request scheduler"
+PULL_REQUEST_DIR = "pr-{number}"
+
+
+def pull_request(props) -> int | None:
+    """The number of the pull request a build is of, or None."""
+    props = props.getProperties() if hasattr(props, "getProperties") else props
+    number = props.getProperty(PULL_REQUEST_PROPERTY)
+    if number is None or props.getPropertySource(PULL_REQUEST_PROPERTY) != PULL_REQUEST_SOURCE:
+        return None
+    return number if isinstance(number, int) and not isinstance(number, bool) and number > 0 \
+        else None
+
+
+def is_untrusted(props) -> bool:
+    """Whether a build runs code nobody in the farm vouched for: an upload's or a pull
+    request's. Such a build reads the compile cache but never adds to it."""
+    return is_upload_build(props) or pull_request(props) is not None
+
+
 def builder_name(project: str, triple: str) -> str:
     """The builder of a (project, target): ``project:triple``."""
     return f"{project}:{triple}"

@@ -23,8 +23,7 @@ from requests.exceptions import RequestException
 from twisted.internet import defer, threads
 from twisted.python import log
 
-from rustfarm.names import (FARM_PROPERTY, IMAGE_ID_PROPERTY, PROJECT_PROPERTY,
-                            TARGET_PROPERTY, is_reproduction, upload_job)
+from rustfarm.names import IMAGE_ID_PROPERTY
 from rustfarm.targets import image_toolchain
 
 from .connection import PromptConnectionMixin
@@ -32,7 +31,7 @@ from rustfarm.plumbing import api_client, client_args, engine_error
 from .engines import watch_of
 from .buildbot_private import DockerWorkerPrivates, LatentWorkerPrivates
 from .docker_volumes import (CACHE_VOLUME_PROPERTY, RUSTBUILD_UID, SECRET_DIR, SOCKET_DIR,
-                             reproduction_volume_name, upload_volume_name)
+                             build_own_volume)
 from .standby import Standby, StandbyMixin
 
 
@@ -148,14 +147,12 @@ class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, LatentWorkerPr
             self.rendered_worker_props = build.props
             return threads.deferToThread(self.thd_start_container,
                                          *copy.deepcopy(build.props))
-        # An upload's build, and a reproduction, has a volume of its own, removed with
-        # its container.
-        job = upload_job(build)
-        farm, target = build.getProperty(FARM_PROPERTY), build.getProperty(TARGET_PROPERTY)
-        self._upload_volume = upload_volume_name(farm, job, target) if job else None
-        if is_reproduction(build):
-            self._upload_volume = reproduction_volume_name(
-                farm, build.getProperty(PROJECT_PROPERTY), target)
+        # An upload's build, a reproduction and a pull request's build have a volume of
+        # their own, removed with the container.
+        try:
+            self._upload_volume = build_own_volume(build)
+        except ValueError:
+            self._upload_volume = None      # refused as the volume is rendered
         self._starting_build = build
         watch = watch_of(self.master)
         if watch is not None:

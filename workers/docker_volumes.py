@@ -18,7 +18,8 @@ from buildbot.plugins import util
 from zope.interface import implementer
 
 from rustfarm.names import (FARM_PROPERTY, IMAGE_PROPERTY, PROJECT_PROPERTY,
-                            TARGET_PROPERTY, is_reproduction, is_upload_build, upload_job)
+                            TARGET_PROPERTY, is_reproduction, is_untrusted, is_upload_build,
+                            pull_request, upload_job)
 from rustfarm.targets import image_tag
 
 
@@ -86,6 +87,34 @@ def reproduction_volume_name(farm: str, project: str, target: str) -> str:
     return f"{upload_volume_prefix(farm)}verify-{digest}"
 
 
+def pull_request_volume_name(farm: str, project: str, target: str, number: int,
+                             build: int) -> str:
+    """A pull request's build's volume: its own, removed with its container, so nothing
+    a request's code leaves reaches the project's builds (or another request's)."""
+    digest = hashlib.sha256("\0".join((farm, project, target, str(number), str(build)))
+                            .encode()).hexdigest()[:16]
+    return f"{upload_volume_prefix(farm)}pr{number}-{digest}"
+
+
+def build_own_volume(props) -> str | None:
+    """The volume of a build that has one of its own (an upload's, a reproduction's, a
+    pull request's), removed with its container; None for a cache volume's build."""
+    farm, target = props.getProperty(FARM_PROPERTY), props.getProperty(TARGET_PROPERTY)
+    if is_upload_build(props):
+        job = upload_job(props)
+        if not job:
+            raise ValueError("an upload builder's build without its upload's job")
+        return upload_volume_name(farm, job, target)
+    project = props.getProperty(PROJECT_PROPERTY)
+    if is_reproduction(props):
+        return reproduction_volume_name(farm, project, target)
+    number = pull_request(props)
+    if number is not None:
+        return pull_request_volume_name(farm, project, target, number,
+                                        props.getProperty("buildnumber"))
+    return None
+
+
 def upload_volume_prefix(farm: str) -> str:
     """What every volume of one build (an upload's, a reproduction's) of ``farm`` starts
     with (`farm down` removes those left)."""
@@ -104,17 +133,15 @@ class CacheVolume:
     def getRenderingFor(self, props) -> str:
         farm, target = props.getProperty(FARM_PROPERTY), props.getProperty(TARGET_PROPERTY)
         if is_upload_build(props):
-            job = upload_job(props)
-            if not job:
-                raise ValueError("an upload builder's build without its upload's job")
-            return upload_volume_name(farm, job, target)
+            return build_own_volume(props)
         project, image = props.getProperty(PROJECT_PROPERTY), props.getProperty(IMAGE_PROPERTY)
         if not (farm and project and target and image):
             # A volume must name its project: one without would be every project's.
             raise ValueError(f"a build without its builder's farm, project, target and "
                              f"image ({farm!r}, {project!r}, {target!r}, {image!r})")
-        if is_reproduction(props):
-            return reproduction_volume_name(farm, project, target)
+        own = build_own_volume(props)
+        if own is not None:
+            return own
         return cache_volume_name(farm, project, target, image, self.master)
 
 
@@ -132,11 +159,12 @@ def compile_cache_volume_name(farm: str, image: str, target: str) -> str:
 
 @util.renderer
 def compile_cache_mount(props) -> str:
-    """The compile cache as the build's container mounts it: read-only for an uploaded
-    project (anyone's code), which uses the cache but cannot put crates in it."""
+    """The compile cache as the build's container mounts it: read-only for an upload's
+    and a pull request's build (anyone's code), which use the cache but cannot put
+    crates in it."""
     volume = compile_cache_volume_name(props.getProperty(FARM_PROPERTY),
                                        props.getProperty(IMAGE_PROPERTY),
                                        props.getProperty(TARGET_PROPERTY))
     # A reproduction takes nothing from it either (its steps leave the cache out).
-    mode = ":ro" if is_upload_build(props) or is_reproduction(props) else ""
+    mode = ":ro" if is_untrusted(props) or is_reproduction(props) else ""
     return f"{volume}:{COMPILE_CACHE_DIR}{mode}"

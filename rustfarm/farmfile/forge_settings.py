@@ -10,6 +10,22 @@ FORGE_KINDS = ("github", "gitlab", "gitea")
 FORGE_API_URLS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com"}
 
 
+# The label a maintainer adds to a pull request from a fork to have it built.
+DEFAULT_PR_LABEL = "rustfarm: build"
+
+
+@dataclass(frozen=True)
+class PullRequests:
+    """Which pull (merge) requests are built: every one from the repository itself; one
+    from a fork once it has ``label`` or when its author is one of ``authors``."""
+
+    label: str = DEFAULT_PR_LABEL
+    authors: tuple[str, ...] = ()
+
+    def allows(self, from_fork: bool, author: str, labels: tuple[str, ...]) -> bool:
+        return not from_fork or self.label in labels or author in self.authors
+
+
 @dataclass(frozen=True)
 class Forge:
     """Where a project's code lives: pushes arrive from there as webhooks
@@ -19,6 +35,7 @@ class Forge:
     repository: str           # owner/name (GitLab: group/subgroup/name)
     api_url: str              # the forge's API (statuses go there)
     statuses: bool = True     # post commit statuses (needs `farm forge-token PROJECT`)
+    pull_requests: PullRequests | None = PullRequests()    # None: none is built
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import re
 
 from .checks import CONTAINER_POOLS, email_check, forge_repository_check, name_check, url_check
 from .errors import did_you_mean
-from .forge_settings import FORGE_API_URLS, FORGE_KINDS, Forge, ProjectNotify
+from .forge_settings import (DEFAULT_PR_LABEL, FORGE_API_URLS, FORGE_KINDS, Forge,
+                             ProjectNotify, PullRequests)
 from .model import Project, Target
 from .pool_kinds import Pool
 from .reader import Section
@@ -87,7 +88,8 @@ class ProjectSections:
         if not s.has("forge"):
             return None
         f = self.section(s.raw("forge"), f"projects.{project}.forge",
-                         ("kind", "repository", "api_url", "statuses"), s.key_line("forge"))
+                         ("kind", "repository", "api_url", "statuses", "pull_requests"),
+                         s.key_line("forge"))
         kind = f.text("kind")
         if kind is not None and kind not in FORGE_KINDS:
             f.error(f.key_line("kind"), f.key_path("kind"),
@@ -109,10 +111,25 @@ class ProjectSections:
                         "missing required key: Gitea is self-hosted, give its address "
                         "(e.g. https://gitea.example.com)")
         statuses = f.flag("statuses", True)
+        pull_requests = self.pull_requests(f)
         if not kind or not repository or not isinstance(api_url, str):
             return None
         return Forge(kind=kind, repository=repository, api_url=api_url.rstrip("/"),
-                     statuses=bool(statuses))
+                     statuses=bool(statuses), pull_requests=pull_requests)
+
+    def pull_requests(self, f: Section) -> PullRequests | None:
+        """``pull_requests: false``, or which forks' requests are built."""
+        if not f.has("pull_requests"):
+            return PullRequests()
+        if f.raw("pull_requests") in (False, True):
+            return PullRequests() if f.raw("pull_requests") else None
+        p = self.section(f.raw("pull_requests"), f.key_path("pull_requests"),
+                         ("label", "authors"), f.key_line("pull_requests"))
+        label = p.text("label", DEFAULT_PR_LABEL)
+        if isinstance(label, str) and not label.strip():
+            p.error(p.key_line("label"), p.key_path("label"),
+                    "a label's name, which a maintainer adds to a fork's request to build it")
+        return PullRequests(label=label or DEFAULT_PR_LABEL, authors=p.texts("authors", ()))
 
     def project_notify(self, s: Section, project: str) -> ProjectNotify:
         """Who hears of the project's builds."""

@@ -9,7 +9,7 @@ import pytest
 
 from rustfarm.cli.main import main
 from rustfarm.farmfile import FarmFileError, loads
-from rustfarm.farmfile.forge_settings import Forge, NotifySettings, ProjectNotify
+from rustfarm.farmfile.forge_settings import Forge, NotifySettings, ProjectNotify, PullRequests
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hello"
 
@@ -52,6 +52,23 @@ def test_defaults(tmp_path):
                  tmp_path / "farm.yaml")
     assert farm.projects["hello"].forge.api_url == "https://api.github.com"
     assert farm.notify == NotifySettings("localhost", 25, "")
+
+
+def test_which_pull_requests_are_built(tmp_path):
+    def pulls(lines: str):
+        farm = loads(farm_text("    forge:\n      kind: github\n      repository: acme/hello\n"
+                               + lines), tmp_path / "farm.yaml")
+        return farm.projects["hello"].forge.pull_requests
+    assert pulls("") == PullRequests("rustfarm: build", ())
+    assert pulls("      pull_requests: false\n") is None
+    assert pulls("      pull_requests: {label: ci-ok, authors: [alice]}\n") == \
+        PullRequests("ci-ok", ("alice",))
+    found = problems(tmp_path, "    forge:\n      kind: github\n      repository: acme/hello\n"
+                               "      pull_requests: {label: '', author: [alice]}\n")
+    assert "farm.yaml:13: projects.hello.forge.pull_requests.author: unknown key (did you " \
+           "mean 'authors'?)" in found
+    assert "farm.yaml:13: projects.hello.forge.pull_requests.label: a label's name, which a " \
+           "maintainer adds to a fork's request to build it" in found
 
 
 def test_mistakes_are_named_with_line_and_key(tmp_path):

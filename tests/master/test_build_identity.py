@@ -20,8 +20,10 @@ from buildbot.process.properties import Properties
 from rustfarm.master.configuration import buildmaster_config
 from rustfarm.master.factories import ARCHIVE_NAME
 from rustfarm.master.farm_file import CONFIG_ENV, load_farm
-from rustfarm.names import BUILDBOT_OWNED_PROPERTIES, COMPILE_JOB_PROPERTY
+from rustfarm.names import (BUILDBOT_OWNED_PROPERTIES, COMPILE_JOB_PROPERTY,
+                            PULL_REQUEST_PROPERTY, PULL_REQUEST_SOURCE)
 from rustfarm.workers.docker_volumes import (COMPILE_CACHE_DIR, CacheVolume, cache_volume_name,
+                                             pull_request_volume_name,
                                              compile_cache_mount, compile_cache_volume_name,
                                              upload_volume_name)
 
@@ -47,7 +49,7 @@ HOSTILE = {"farm": "other-farm", "farm_project": "beta", "project": "beta",
            "target": "x86_64-unknown-linux-gnu", "image": "evil/image:1",
            "farm_upload_builder": True, COMPILE_JOB_PROPERTY: "someone-elses-job",
            "profile": "release --config build.rustc-wrapper='/x'", "crate_dir": "../..",
-           "revision_label": "feedface"}
+           "revision_label": "feedface", "farm_pull_request": 7}
 
 
 @dataclass
@@ -150,6 +152,23 @@ def test_a_project_s_caches_are_its_image_s_alone(config, tmp_path, monkeypatch)
     assert render(repinned, compile_cache_mount).split(":")[0] == \
         compile_cache_volume_name("own", newer, TARGET) != \
         compile_cache_volume_name("own", IMAGE, TARGET)
+
+
+def test_a_pull_request_s_build_is_anyone_s_code(config):
+    """Its scheduler's number (no change's) gives it a volume of its own, the compile
+    cache read-only and its artifacts under the project's pr-<number>/."""
+    props = build_properties(config, f"alpha:{TARGET}", {})
+    props.setProperty("buildnumber", 12, "Build")
+    props.setProperty(PULL_REQUEST_PROPERTY, 7, PULL_REQUEST_SOURCE)
+    assert render(props, CacheVolume()) == pull_request_volume_name("own", "alpha", TARGET, 7, 12)
+    assert render(props, compile_cache_mount).endswith(":ro")
+    artifact_dir = render(props, package_step(config, f"alpha:{TARGET}").args[1])
+    assert artifact_dir.endswith(f"/artifacts/alpha/pr-7/{TARGET}")
+    [builder_config] = [b for b in config["builders"] if b.name == f"alpha:{TARGET}"]
+    cargo = next(s for s in builder_config.factory.steps if s.kwargs.get("name") == "cargo build")
+    assert render(props, cargo.kwargs["env"]["RUSTFARM_COMPILE_CACHE_READ_ONLY"]) == "1"
+    trusted = build_properties(config, f"alpha:{TARGET}", HOSTILE)
+    assert render(trusted, cargo.kwargs["env"]["RUSTFARM_COMPILE_CACHE_READ_ONLY"]) == ""
 
 
 def test_a_project_build_s_cargo_profile_is_one_the_project_offers(config):

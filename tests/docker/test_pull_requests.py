@@ -1,0 +1,188 @@
+"""Pull and merge requests from a forge's real webhook payloads, built in containers of
+the real worker image: a fork's request builds nothing until a maintainer labels it,
+then builds its head as anyone's code (a volume of its own, removed after; the compile
+cache read-only; no secret; nothing signed; its binary under the project's
+pr-<number>/, which runs under qemu), with its commit statuses on the forge's API (a
+recording stand-in); the repository's own merge request builds as it opens; closing
+a request removes its artifacts."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import requests
+from buildbot.process.results import SUCCESS
+
+from rustfarm.names import PULL_REQUEST_PROPERTY, PULL_REQUEST_SOURCE
+from rustfarm.workers.docker_volumes import CACHE_VOLUME_PROPERTY, pull_request_volume_name
+from tests.support.binaries import run_downloaded
+from tests.support.crates import write_crate
+from tests.support.farm import RunningFarm, wait_until
+from tests.support.forge_api import RecordingForge
+from tests.support.forge_payloads import pull_request_payload, signed_headers
+from tests.support.git_repos import PushedRepository, git
+
+from .conftest import TARGETS, wait_until_no_containers
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+TARGET = "mipsel-unknown-linux-musl"     # static: it runs under the host's qemu-mipsel
+POOL = "pr"
+LABEL = "rustfarm: build"
+TOKENS = {"hub": "hub-forge-token-5b2e", "lab": "lab-forge-token-91c4"}
+# What the request's build script reports from inside its container.
+PROBE = """\
+use std::fs;
+
+fn main() {
+    let writable = fs::write("/home/rustbuild/.cache/sccache/pull-request-probe", b"x").is_ok();
+    println!("cargo:warning=compile cache writable: {writable}");
+    for (name, value) in std::env::vars() {
+        println!("cargo:warning=env {name}={value}");
+    }
+}
+"""
+
+
+def main_rs(text: str) -> str:
+    return f'fn main() {{\n    println!("{text}");\n}}\n'
+
+
+@pytest.fixture(scope="module")
+def forge_api():
+    forge = RecordingForge().start()
+    yield forge
+    forge.stop()
+
+
+@pytest.fixture(scope="module")
+def pulls(built_chain, tmp_path_factory, forge_api):
+    root = tmp_path_factory.mktemp("pulls")
+    crate = write_crate(root / "crate", "hello", main_rs("hello from main"))
+    (crate / "build.rs").write_text(PROBE)
+    repo = PushedRepository(root / "git", "hello", crate)
+    # The requests' heads, where the forges keep them (never a branch of the repository).
+    heads = {}
+    for ref, text in (("refs/pull/2/head", "hello from a fork"),
+                      ("refs/merge-requests/3/head", "hello from a merge request")):
+        git(repo.work, "checkout", "-q", "-b", ref.split("/")[1], "main")
+        heads[ref] = repo.commit("src/main.rs", main_rs(text), text)
+        git(repo.work, "push", "-q", "origin", f"HEAD:{ref}")
+    git(repo.work, "checkout", "-q", "main")
+    projects = "".join(f"""\
+  {name}:
+    source: {repo.url}
+    poll_interval: 0
+    test: false
+    forge: {{kind: {kind}, repository: acme/{name}, api_url: "{forge_api.url}",
+             pull_requests: {{label: "{LABEL}"}}}}
+""" for name, kind in (("hub", "github"), ("lab", "gitlab")))
+    farm = RunningFarm(root / "farm", f"""\
+schedule: {{nightly: false}}
+workers:
+  {POOL}: {{kind: docker, count: 2, memory: 2g, standby: 0}}
+targets:
+  {TARGET}: {{pool: {POOL}, image: "{built_chain.reference(TARGET)}"}}
+projects:
+{projects}""")
+    for name, token in TOKENS.items():
+        farm.farm("forge-token", name, input=token + "\n")
+    farm.secrets = {name: farm.farm("webhook-secret", name).stdout.strip() for name in TOKENS}
+    farm.heads = heads
+    try:
+        yield farm.up()
+    finally:
+        farm.down()
+    left = wait_until_no_containers(pool=POOL)
+    assert not left, f"containers left after the farm stopped: {left}"
+
+
+def send(farm: RunningFarm, kind: str, project: str, number: int, head: str, what: str,
+         **kwargs) -> str:
+    body, event = pull_request_payload(kind, f"acme/{project}", number, head, what, **kwargs)
+    reply = requests.post(f"{farm.url}change_hook/{kind}", data=body, timeout=30,
+                          headers=signed_headers(kind, farm.secrets[project], body, event))
+    assert reply.status_code == 200, reply.text
+    return reply.text
+
+
+def builds_of(farm: RunningFarm, project: str) -> list[dict]:
+    [builder] = [b for b in farm.api("builders")["builders"] if b["name"] == f"{project}:{TARGET}"]
+    return farm.api("builds", builderid=builder["builderid"], property="*")["builds"]
+
+
+def finished(farm: RunningFarm, project: str, head: str) -> dict:
+    def done():
+        found = [b for b in builds_of(farm, project)
+                 if b["properties"].get("got_revision", [None])[0] == head]
+        return found[0] if found and found[0]["complete"] else None
+    return wait_until(done, 600, f"a finished build of {project} at {head[:12]}")
+
+
+def volumes() -> set[str]:
+    return set(subprocess.run(["docker", "volume", "ls", "-q"], capture_output=True, text=True,
+                              check=True).stdout.split())
+
+
+def test_a_fork_s_request_builds_once_labelled_as_anyone_s_code(pulls, forge_api, tmp_path):
+    head = pulls.heads["refs/pull/2/head"]
+    assert send(pulls, "github", "hub", 2, head, "opened") == "no change found"
+    assert send(pulls, "github", "hub", 2, head, "labeled", labels=(LABEL,)) == "1 change found"
+    build = finished(pulls, "hub", head)
+    logs = pulls.all_logs(build)
+    assert build["results"] == SUCCESS, logs[-3000:]
+    # The unlabelled request built nothing: this is the builder's only build.
+    assert [b["buildid"] for b in builds_of(pulls, "hub")] == [build["buildid"]]
+    props = build["properties"]
+    assert props[PULL_REQUEST_PROPERTY] == [2, PULL_REQUEST_SOURCE]
+    volume = pull_request_volume_name("test", "hub", TARGET, 2, build["number"])
+    assert props[CACHE_VOLUME_PROPERTY][0] == volume
+    wait_until(lambda: volume not in volumes(), 60, f"the request's volume {volume} removed")
+    # From inside the build: the shared compile cache is read-only, and no secret of
+    # the farm (forge tokens, webhook secrets) is in its environment or any log.
+    assert "compile cache writable: false" in logs
+    assert "env RUSTFARM_COMPILE_CACHE_READ_ONLY=1" in logs
+    for secret in [*TOKENS.values(), *pulls.secrets.values()]:
+        assert secret not in logs
+    # Its binary is the request's, under pr-2/, and nothing of it is a signed release.
+    [archive] = [u for u in pulls.artifact_urls(build) if u.endswith(".tar.gz")]
+    assert f"/plugins/artifacts/hub/pr-2/{TARGET}/" in archive
+    assert run_downloaded(archive, tmp_path, "hello", TARGETS[TARGET]).strip() == \
+        "hello from a fork"
+    stored = pulls.state / "artifacts" / "hub"
+    assert sorted(p.name for p in stored.iterdir()) == ["pr-2"]
+    assert not list(stored.rglob("*.minisig"))
+    # Its statuses, on the request's head, with the project's token.
+    calls = wait_until(lambda: (lambda found: found if len(found) >= 3 else None)(
+        forge_api.received("POST", f"/repos/acme/hub/statuses/{head}")), 60, "3 statuses")
+    assert [(c.body["state"], c.body["context"]) for c in calls] == \
+        [("pending", f"rustfarm/{TARGET}")] * 2 + [("success", f"rustfarm/{TARGET}")]
+    assert {c.header("Authorization") for c in calls} == {f"token {TOKENS['hub']}"}
+    # Labelled again, the same head is not built again.
+    send(pulls, "github", "hub", 2, head, "labeled", labels=("bug", LABEL))
+    assert len(builds_of(pulls, "hub")) == 1
+
+
+def test_the_repository_s_own_merge_request_builds_as_it_opens(pulls, tmp_path):
+    head = pulls.heads["refs/merge-requests/3/head"]
+    assert send(pulls, "gitlab", "lab", 3, head, "opened", from_fork=False) == "1 change found"
+    build = finished(pulls, "lab", head)
+    assert build["results"] == SUCCESS, pulls.all_logs(build)[-3000:]
+    assert build["properties"][PULL_REQUEST_PROPERTY] == [3, PULL_REQUEST_SOURCE]
+    [archive] = [u for u in pulls.artifact_urls(build) if u.endswith(".tar.gz")]
+    assert f"/plugins/artifacts/lab/pr-3/{TARGET}/" in archive
+    assert run_downloaded(archive, tmp_path, "hello", TARGETS[TARGET]).strip() == \
+        "hello from a merge request"
+
+
+def test_closing_a_request_removes_its_artifacts(pulls):
+    for kind, project, number, ref in (("github", "hub", 2, "refs/pull/2/head"),
+                                       ("gitlab", "lab", 3, "refs/merge-requests/3/head")):
+        place = pulls.state / "artifacts" / project / f"pr-{number}"
+        assert place.is_dir()
+        builds = len(builds_of(pulls, project))
+        assert send(pulls, kind, project, number, pulls.heads[ref], "closed",
+                    from_fork=False) == "no change found"
+        assert not place.exists()
+        assert len(builds_of(pulls, project)) == builds

@@ -41,12 +41,13 @@ def _check_stored_secrets(farm: Farm) -> None:
     from rustfarm.state import SecretStore, StateDir
     store = SecretStore(StateDir.of(farm).secrets)
     for project in farm.projects.values():
-        if project.forge and project.forge.statuses and \
+        if project.forge and project.forge.needs_token and \
                 not store.read(forge_token_name(project.name)):
             raise FarmError(f"{farm.path.name}: projects.{project.name}.forge: the farm has no "
-                            f"token for {project.forge.kind} to post commit statuses with; "
-                            f"store it with `farm forge-token {project.name}` (it reads the "
-                            "token on its standard input), or set statuses: false")
+                            f"token for {project.forge.kind} to post commit statuses and "
+                            f"pull requests' comments with; store it with `farm forge-token "
+                            f"{project.name}` (it reads the token on its standard input), or "
+                            "set statuses: false and pull_requests.comment: false")
     for registry in farm.crates.registries:
         if registry.token and not store.read(registry.secret_name):
             raise FarmError(f"{farm.path.name}: crates.registries.{registry.name}.token: the "

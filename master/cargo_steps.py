@@ -32,6 +32,8 @@ class CargoOutput(logobserver.LogLineObserver):
         self.passed = 0
         self.failed = 0
         self.build_scripts: list[str] = []
+        # The first error and where it is (rustc's ``-->`` line under it).
+        self.first_error: list[str] = []
 
     def outLineReceived(self, line):
         self.line(line)
@@ -42,6 +44,10 @@ class CargoOutput(logobserver.LogLineObserver):
     def line(self, line: str) -> None:
         if ERROR_START.match(line) and not SUMMARY.match(line):
             self.errors += 1
+            if not self.first_error:
+                self.first_error = [line]
+        elif len(self.first_error) == 1 and line.lstrip().startswith("--> "):
+            self.first_error.append(line)
         script = BUILD_SCRIPT_FAILED.match(line)
         if script:
             self.build_scripts.append(script.group(1))
@@ -51,6 +57,7 @@ class CargoOutput(logobserver.LogLineObserver):
             self.failed += int(result.group(2))
 
 
+FIRST_ERROR_PROPERTY = "first_error"
 TEST_COUNTS = re.compile(r"^test result: \w+\. (\d+) passed; (\d+) failed")
 BUILD_SCRIPT_FAILED = re.compile(r"^error: failed to run custom build command for `([^`]+)`")
 
@@ -142,6 +149,10 @@ class Cargo(UsesWorkerTool, SaysHowItEnded, buildstep.ShellMixin, buildstep.Comm
             cached = yield self.compile_cache_stats()
             if cached is not None and command[1] == "build":
                 self.descriptionDone += f" ({cached.describe()})"
+        if cmd.didFail() and self.output.first_error:
+            # For the pull request's summary comment (master/pull_request_comments.py).
+            self.setProperty(FIRST_ERROR_PROPERTY, "\n".join(self.output.first_error)[:500],
+                             "Cargo")
         if cmd.didFail() and self.memory_limit and (yield self.killed_for_memory()):
             message = f"killed: exceeded the pool's memory limit of {self.memory_limit}"
             yield self.addCompleteLog("memory", message + "\n")

@@ -21,6 +21,7 @@ from .multimaster import multi_master_config, multi_master_services
 from .prioritizer import prioritize_builders
 from .reporters import project_reporters
 from .secret_files import SecretFiles
+from .pull_request_comments import comment_reporters
 from .pull_requests import pull_request_schedulers
 from .schedulers import all_schedulers, change_sources
 from .farm_file import load_farm
@@ -79,7 +80,7 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
         "schedulers": all_schedulers(farm) + pull_request_schedulers(farm),
         "change_source": change_sources(farm, paths),
         "services": services(farm, runtime, paths) + database_services(farm.db.url)
-                    + project_reporters(farm),
+                    + project_reporters(farm) + comment_reporters(farm),
         "www": www_config(farm, paths),
         "collapseRequests": False,
         "prioritizeBuilders": prioritize_builders,

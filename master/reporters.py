@@ -45,7 +45,7 @@ STATUS_CONTEXT = util.Interpolate(f"rustfarm/%(prop:{TARGET_PROPERTY})s")
 
 
 @defer.inlineCallbacks
-def _first_active_master(master):
+def first_active_master(master):
     """Whether this master is the active master of the lowest id."""
     masters = yield master.data.get(("masters",))
     active = [m["masterid"] for m in masters if m["active"]]
@@ -84,7 +84,7 @@ class QueuedReport(BuildRequestGenerator):
     @defer.inlineCallbacks
     def generate(self, master, reporter, key, buildrequest):
         report = yield super().generate(master, reporter, key, buildrequest)
-        if report is None or not (yield _first_active_master(master)):
+        if report is None or not (yield first_active_master(master)):
             return None
         return report
 

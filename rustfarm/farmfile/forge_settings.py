@@ -21,6 +21,7 @@ class PullRequests:
 
     label: str = DEFAULT_PR_LABEL
     authors: tuple[str, ...] = ()
+    comment: bool = True      # one summary comment per push, once its builds end
 
     def allows(self, from_fork: bool, author: str, labels: tuple[str, ...]) -> bool:
         return not from_fork or self.label in labels or author in self.authors
@@ -36,6 +37,11 @@ class Forge:
     api_url: str              # the forge's API (statuses go there)
     statuses: bool = True     # post commit statuses (needs `farm forge-token PROJECT`)
     pull_requests: PullRequests | None = PullRequests()    # None: none is built
+
+    @property
+    def needs_token(self) -> bool:
+        """Whether the farm posts to the forge's API: statuses, or requests' comments."""
+        return self.statuses or bool(self.pull_requests and self.pull_requests.comment)
 
 
 @dataclass(frozen=True)

@@ -124,12 +124,13 @@ class ProjectSections:
         if f.raw("pull_requests") in (False, True):
             return PullRequests() if f.raw("pull_requests") else None
         p = self.section(f.raw("pull_requests"), f.key_path("pull_requests"),
-                         ("label", "authors"), f.key_line("pull_requests"))
+                         ("label", "authors", "comment"), f.key_line("pull_requests"))
         label = p.text("label", DEFAULT_PR_LABEL)
         if isinstance(label, str) and not label.strip():
             p.error(p.key_line("label"), p.key_path("label"),
                     "a label's name, which a maintainer adds to a fork's request to build it")
-        return PullRequests(label=label or DEFAULT_PR_LABEL, authors=p.texts("authors", ()))
+        return PullRequests(label=label or DEFAULT_PR_LABEL, authors=p.texts("authors", ()),
+                            comment=bool(p.flag("comment", True)))
 
     def project_notify(self, s: Section, project: str) -> ProjectNotify:
         """Who hears of the project's builds."""

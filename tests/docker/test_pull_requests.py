@@ -19,7 +19,7 @@ from rustfarm.workers.docker_volumes import CACHE_VOLUME_PROPERTY, pull_request_
 from tests.support.binaries import run_downloaded
 from tests.support.crates import write_crate
 from tests.support.farm import RunningFarm, wait_until
-from tests.support.forge_api import RecordingForge
+from tests.support.forge_api import GITLAB_PROJECT_ID, RecordingForge
 from tests.support.forge_payloads import pull_request_payload, signed_headers
 from tests.support.git_repos import PushedRepository, git
 
@@ -45,6 +45,10 @@ fn main() {
 """
 
 
+# A request whose code does not compile: error[E0308] at src/main.rs:2:18.
+BROKEN = 'fn main() {\n    let n: u32 = "four";\n}\n'
+
+
 def main_rs(text: str) -> str:
     return f'fn main() {{\n    println!("{text}");\n}}\n'
 
@@ -64,10 +68,11 @@ def pulls(built_chain, tmp_path_factory, forge_api):
     repo = PushedRepository(root / "git", "hello", crate)
     # The requests' heads, where the forges keep them (never a branch of the repository).
     heads = {}
-    for ref, text in (("refs/pull/2/head", "hello from a fork"),
-                      ("refs/merge-requests/3/head", "hello from a merge request")):
-        git(repo.work, "checkout", "-q", "-b", ref.split("/")[1], "main")
-        heads[ref] = repo.commit("src/main.rs", main_rs(text), text)
+    for ref, text in (("refs/pull/2/head", main_rs("hello from a fork")),
+                      ("refs/merge-requests/3/head", main_rs("hello from a merge request")),
+                      ("refs/pull/4/head", BROKEN)):
+        git(repo.work, "checkout", "-q", "-b", ref.replace("/", "-"), "main")
+        heads[ref] = repo.commit("src/main.rs", text, ref)
         git(repo.work, "push", "-q", "origin", f"HEAD:{ref}")
     git(repo.work, "checkout", "-q", "main")
     projects = "".join(f"""\
@@ -159,12 +164,35 @@ def test_a_fork_s_request_builds_once_labelled_as_anyone_s_code(pulls, forge_api
     assert [(c.body["state"], c.body["context"]) for c in calls] == \
         [("pending", f"rustfarm/{TARGET}")] * 2 + [("success", f"rustfarm/{TARGET}")]
     assert {c.header("Authorization") for c in calls} == {f"token {TOKENS['hub']}"}
-    # Labelled again, the same head is not built again.
+    # One summary comment on the request, once its builds ended.
+    [comment] = comments(forge_api, "/repos/acme/hub/issues/2/comments", 1)
+    assert comment.body["body"].startswith(f"rustfarm: all 1 targets built for {head[:12]}\n")
+    assert f"- `{TARGET}`: success" in comment.body["body"]
+    assert comment.header("Authorization") == f"token {TOKENS['hub']}"
+    # Labelled again, the same head is not built again, nor commented on.
     send(pulls, "github", "hub", 2, head, "labeled", labels=("bug", LABEL))
     assert len(builds_of(pulls, "hub")) == 1
+    assert len(forge_api.received("POST", "/repos/acme/hub/issues/2/comments")) == 1
 
 
-def test_the_repository_s_own_merge_request_builds_as_it_opens(pulls, tmp_path):
+def comments(forge_api: RecordingForge, path: str, count: int) -> list:
+    return wait_until(lambda: (lambda found: found if len(found) >= count else None)(
+        forge_api.received("POST", path)), 60, f"{count} comment(s) at {path}")
+
+
+def test_a_failed_request_s_comment_names_the_target_and_its_first_error(pulls, forge_api):
+    head = pulls.heads["refs/pull/4/head"]
+    assert send(pulls, "github", "hub", 4, head, "opened", from_fork=False) == "1 change found"
+    build = finished(pulls, "hub", head)
+    assert build["results"] != SUCCESS
+    [comment] = comments(forge_api, "/repos/acme/hub/issues/4/comments", 1)
+    body = comment.body["body"]
+    assert body.startswith(f"rustfarm: 1 of 1 targets failed for {head[:12]}\n"), body
+    assert f"- `{TARGET}`: failure (" in body
+    assert "error[E0308]: mismatched types\n --> src/main.rs:2:18" in body
+
+
+def test_the_repository_s_own_merge_request_builds_as_it_opens(pulls, forge_api, tmp_path):
     head = pulls.heads["refs/merge-requests/3/head"]
     assert send(pulls, "gitlab", "lab", 3, head, "opened", from_fork=False) == "1 change found"
     build = finished(pulls, "lab", head)
@@ -174,6 +202,9 @@ def test_the_repository_s_own_merge_request_builds_as_it_opens(pulls, tmp_path):
     assert f"/plugins/artifacts/lab/pr-3/{TARGET}/" in archive
     assert run_downloaded(archive, tmp_path, "hello", TARGETS[TARGET]).strip() == \
         "hello from a merge request"
+    [note] = comments(forge_api, f"/api/v4/projects/{GITLAB_PROJECT_ID}/merge_requests/3/notes",
+                      1)
+    assert note.body["body"].startswith(f"rustfarm: all 1 targets built for {head[:12]}\n")
 
 
 def test_closing_a_request_removes_its_artifacts(pulls):

@@ -106,7 +106,8 @@ def test_secrets_of_a_forge_project(tmp_path, capsys):
     config.write_text(farm_text("    forge: {kind: github, repository: acme/hello}\n"))
     assert main(["--config", str(config), "check"]) == 1
     assert "projects.hello.forge: the farm has no token for github to post commit statuses " \
-           "with; store it with `farm forge-token hello`" in capsys.readouterr().err
+           "and pull requests' comments with; store it with `farm forge-token hello`" in \
+        capsys.readouterr().err
 
     assert main(["--config", str(config), "webhook-secret", "hello"]) == 0
     first = capsys.readouterr().out.strip()

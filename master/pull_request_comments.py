@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import re
 
-from buildbot.plugins import reporters, util
+from buildbot.plugins import reporters
 from buildbot.reporters.generators.buildset import BuildSetCombinedStatusGenerator
 from buildbot.reporters.message import MessageFormatterFunction
 from buildbot.process.results import SUCCESS, statusToString
@@ -21,13 +21,13 @@ from twisted.internet import defer
 from twisted.python import log
 
 from rustfarm.farmfile import Project
-from rustfarm.farmfile.forge_settings import forge_token_name
 from rustfarm.names import (PULL_REQUEST_PROPERTY, PULL_REQUEST_SOURCE, TARGET_PROPERTY,
                             scheduler_id)
 
 from .cargo_steps import FIRST_ERROR_PROPERTY
 from .pull_requests import pull_request_builders
-from .reporters import GiteaStatuses, GitHubStatuses, GitLabStatuses, first_active_master
+from .reporters import (GiteaStatuses, GitHubStatuses, GitLabStatuses, first_active_master,
+                        on_forge)
 
 
 def _value(build: dict, name: str, default=None):
@@ -128,12 +128,8 @@ def comment_reporter(farm, project: Project):
     common = {"name": scheduler_id(f"comments-{project.name}"),
               "repository": forge.repository,
               "generators": [PullRequestSummary(builders)]}
-    token = util.Secret(forge_token_name(project.name))
-    if forge.kind == "github":
-        return CommentsOnGitHub(token=token, baseURL=forge.api_url, **common)
-    if forge.kind == "gitlab":
-        return GitLabNotes(token=token, baseURL=forge.api_url, **common)
-    return GiteaComments(forge.api_url, token, **common)
+    return on_forge(project, {"github": CommentsOnGitHub, "gitlab": GitLabNotes,
+                              "gitea": GiteaComments}, **common)
 
 
 def comment_reporters(farm) -> list:

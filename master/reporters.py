@@ -176,12 +176,17 @@ def status_reporter(project: Project):
               "repository": forge.repository,
               "context": STATUS_CONTEXT,
               "generators": _status_generators(builders)}
-    token = util.Secret(forge_token_name(project.name))
-    if forge.kind == "github":
-        return GitHubStatuses(token=token, baseURL=forge.api_url, **common)
-    if forge.kind == "gitlab":
-        return GitLabStatuses(token=token, baseURL=forge.api_url, **common)
-    return GiteaStatuses(forge.api_url, token, **common)
+    return on_forge(project, {"github": GitHubStatuses, "gitlab": GitLabStatuses,
+                              "gitea": GiteaStatuses}, **common)
+
+
+def on_forge(project: Project, classes: dict, **common):
+    """The project's forge's reporter of ``classes``, with its API's address and token
+    (buildbot-gitea's takes them by position)."""
+    forge, token = project.forge, util.Secret(forge_token_name(project.name))
+    if forge.kind == "gitea":
+        return classes["gitea"](forge.api_url, token, **common)
+    return classes[forge.kind](token=token, baseURL=forge.api_url, **common)
 
 
 MAIL_SUBJECT = ("{{ buildername }}: {{ 'passes again' if results == 0 else "

@@ -74,3 +74,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"containers an earlier run left on the engine (not counted, not removed): "
             f"{', '.join(left)}; remove them with: docker rm -f {' '.join(left)}", yellow=True)
+
+
+@pytest.fixture(scope="module")
+def forge_api():
+    """A forge's API for the module's tests: a recording stand-in (tests/support/forge_api.py)."""
+    from tests.support.forge_api import RecordingForge
+    forge = RecordingForge().start()
+    yield forge
+    forge.stop()

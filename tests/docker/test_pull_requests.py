@@ -54,13 +54,6 @@ def main_rs(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def forge_api():
-    forge = RecordingForge().start()
-    yield forge
-    forge.stop()
-
-
-@pytest.fixture(scope="module")
 def pulls(built_chain, tmp_path_factory, forge_api):
     root = tmp_path_factory.mktemp("pulls")
     crate = write_crate(root / "crate", "hello", main_rs("hello from main"))

@@ -23,13 +23,6 @@ TOKENS = {name: f"{name}-forge-token-0d9f" for name in FORGES}
 
 
 @pytest.fixture(scope="module")
-def forge_api():
-    forge = RecordingForge().start()
-    yield forge
-    forge.stop()
-
-
-@pytest.fixture(scope="module")
 def repos(tmp_path_factory):
     root = tmp_path_factory.mktemp("git")
     return {"polled": PushedRepository(root, "polled", EXAMPLE),

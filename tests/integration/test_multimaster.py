@@ -14,7 +14,6 @@ import pytest
 import requests
 
 from tests.support.farm import EXAMPLE, RunningFarm, two_masters_yaml, wait_until
-from tests.support.forge_api import RecordingForge
 
 from .conftest import HOST_TARGET, reachable_directory, require_cargo
 
@@ -45,13 +44,6 @@ def project_repo(tmp_path_factory):
 
 
 CHAT = "/hooks/chat"
-
-
-@pytest.fixture(scope="module")
-def forge_api():
-    forge = RecordingForge().start()
-    yield forge
-    forge.stop()
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ class CargoOutput(logobserver.LogLineObserver):
         self.build_scripts: list[str] = []
         # The first error and where it is (rustc's ``-->`` line under it).
         self.first_error: list[str] = []
+        self.out_of_space = False
 
     def outLineReceived(self, line):
         self.line(line)
@@ -42,6 +43,8 @@ class CargoOutput(logobserver.LogLineObserver):
         self.line(line)
 
     def line(self, line: str) -> None:
+        if NO_SPACE in line:
+            self.out_of_space = True
         if ERROR_START.match(line) and not SUMMARY.match(line):
             self.errors += 1
             if not self.first_error:
@@ -58,6 +61,10 @@ class CargoOutput(logobserver.LogLineObserver):
 
 
 FIRST_ERROR_PROPERTY = "first_error"
+# ENOSPC as rustc and cargo report it; a linker may just abort, so a failed step whose
+# volume has less room than this left says so too.
+NO_SPACE = "No space left on device"
+NEARLY_FULL = 32 * 1024 * 1024
 TEST_COUNTS = re.compile(r"^test result: \w+\. (\d+) passed; (\d+) failed")
 BUILD_SCRIPT_FAILED = re.compile(r"^error: failed to run custom build command for `([^`]+)`")
 
@@ -153,6 +160,14 @@ class Cargo(UsesWorkerTool, SaysHowItEnded, buildstep.ShellMixin, buildstep.Comm
             # For the pull request's summary comment (master/pull_request_comments.py).
             self.setProperty(FIRST_ERROR_PROPERTY, "\n".join(self.output.first_error)[:500],
                              "Cargo")
+        if cmd.didFail():
+            free = yield self.free_space()
+            if self.output.out_of_space or (free is not None and free < NEARLY_FULL):
+                # A full volume is the place's fault, not the code's (a linker that runs
+                # out of room may just abort): said first.
+                room = f", {free // 1024} KiB free" if free is not None else ""
+                self.descriptionDone = (f"{command[1]} failed: no space left on the build's "
+                                        f"volume{room} (" + self.descriptionDone + ")")
         if cmd.didFail() and self.memory_limit and (yield self.killed_for_memory()):
             message = f"killed: exceeded the pool's memory limit of {self.memory_limit}"
             yield self.addCompleteLog("memory", message + "\n")
@@ -200,6 +215,20 @@ class Cargo(UsesWorkerTool, SaysHowItEnded, buildstep.ShellMixin, buildstep.Comm
         self.setProperty("compile_cache", counts.as_property(), "Cargo")
         yield self.addCompleteLog("compile cache", counts.report())
         return counts
+
+    @defer.inlineCallbacks
+    def free_space(self):
+        """The bytes free to the build on the file system of its working directory (its
+        volume, in a container), from coreutils' stat; None where that cannot be had."""
+        free = remotecommand.RemoteShellCommand(
+            self.workdir, ["stat", "--file-system", "--format=%a %S", "."],
+            collectStdout=True, logEnviron=False)
+        yield self.runCommand(free)
+        try:
+            blocks, size = free.stdout.split()
+            return int(blocks) * int(size)
+        except ValueError:
+            return None
 
     @defer.inlineCallbacks
     def killed_for_memory(self):

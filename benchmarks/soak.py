@@ -55,10 +55,10 @@ def git(cwd: Path, *args: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def repositories(root: Path) -> dict[str, Path]:
+def repositories(root: Path, projects: dict[str, str] = PROJECTS) -> dict[str, Path]:
     """Each project's fixture as a bare repository (its source) and a clone to push from."""
     clones = {}
-    for name, crate in PROJECTS.items():
+    for name, crate in projects.items():
         bare, clone = root / f"{name}.git", root / f"{name}-work"
         git(root, "init", "-q", "--bare", "-b", "main", str(bare))
         shutil.copytree(FIXTURES / crate, clone, ignore=shutil.ignore_patterns("target"))

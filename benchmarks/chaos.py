@@ -1,0 +1,369 @@
+"""Chaos: build requests over two masters while the farm's parts are killed, and
+nothing lost.
+
+    .venv/bin/python benchmarks/chaos.py [--requests 1000] [--uploads 50] [--pushes 5]
+                                         [--faults 12] [--timeout 7200]
+
+A farm of two masters (its own PostgreSQL server and WAMP router, started by `farm
+up`) and a docker pool of 4 workers on the system engine, with three projects
+(deps-demo's real crates among them) and ten targets. Over the run it queues
+--requests build requests: forced builds through either master, --pushes commits
+(the projects' pollers build each for every target) and --uploads compile uploads,
+sent all at once by as many clients (on loopback). Meanwhile, at random moments and
+--faults times in all, it does one of:
+
+- kills a master with SIGKILL, then starts it again (`farm up`);
+- kills the router, then `farm up`;
+- kills PostgreSQL's postmaster with SIGKILL, then `farm up` (which starts it);
+- kills a running build container.
+
+A poller asks each master's REST API for its builders every 2 s and checks that every
+answer decodes. When every request has ended (or --timeout) it stops the farm and
+prints: requests queued, succeeded, failed (with the reasons their builds gave) and
+lost (must be 0); duplicates, requests with more than one finished build (must be 0);
+targets whose SHA256SUMS does not match their archive (must be 0); containers,
+upload volumes and upload directories left (must be 0); each master's slowest REST
+answer and the answers that did not decode (must be 0); the uploads' answers by
+status (never 500); each master's resident memory at the start and the end.
+
+Not here, each with a test of its own: an engine stopped mid-build
+(tests/docker/test_several_engines.py), a full artifact store
+(tests/integration/test_full_store.py), a full compile cache or cache volume
+(tests/docker/test_full_volumes.py).
+
+The worker images must be built (`farm images build`). Prints figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from buildbot.process.results import CANCELLED, RETRY
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.compile import project_tar  # noqa: E402
+from benchmarks.soak import PROJECTS as SOAK_PROJECTS, TARGETS, git, repositories  # noqa: E402
+from rustfarm.images.recipes import current_catalog  # noqa: E402
+from rustfarm.plumbing import file_sha256  # noqa: E402
+from rustfarm.workers.docker_volumes import upload_volume_prefix  # noqa: E402
+from tests.support.registry import free_port  # noqa: E402
+
+FARM = str(Path(sys.executable).parent / "farm")
+NAME = "chaos"
+PROJECTS = {**SOAK_PROJECTS, "deps": "deps-demo"}
+UPLOAD_TARGET = "mips-unknown-linux-musl"
+
+
+def farm_yaml(root: Path) -> tuple[str, dict[str, str]]:
+    catalog = current_catalog()
+    www = {"first": free_port(), "second": free_port()}
+    targets = "".join(f"  {t}: {{pool: {NAME}, image: \"{catalog.reference(t)}\"}}\n"
+                      for t in TARGETS)
+    projects = "".join(f"  {name}: {{source: 'file://{root / name}.git', poll_interval: 5,"
+                       f" test: false, profile: dev}}\n" for name in PROJECTS)
+    return (f"farm: {{name: {NAME}}}\n"
+            f"www: {{users: [admin]}}\n"
+            f"db: {{server: local, port: {free_port()}}}\n"
+            "masters:\n"
+            + "".join(f"  - {{name: {m}, www_port: {port}, worker_port: {free_port()}}}\n"
+                      for m, port in www.items())
+            + f'router: {{url: "ws://127.0.0.1:{free_port()}/ws"}}\n'
+            "schedule: {nightly: false}\n"
+            f"compile: {{targets: [{UPLOAD_TARGET}], queue: 20}}\n"
+            f"workers:\n  {NAME}: {{kind: docker, count: 4, memory: 2g}}\n"
+            f"targets:\n{targets}projects:\n{projects}"), \
+        {m: f"http://127.0.0.1:{port}/" for m, port in www.items()}
+
+
+class Chaos:
+    def __init__(self, root: Path, args):
+        self.root, self.args = root, args
+        self.state = root / "farm" / ".farm"
+        self.config = root / "farm" / "farm.yaml"
+        self.lock = threading.Lock()
+        self.faults: list[str] = []
+        self.slowest: Counter = Counter()
+        self.undecodable: Counter = Counter()
+        self.unanswered: Counter = Counter()
+        self.upload_answers: Counter = Counter()
+        self.stop = threading.Event()
+
+    def farm(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([FARM, "--config", str(self.config), *args], capture_output=True,
+                              text=True, timeout=900)
+
+    def pid(self, path: Path) -> int | None:
+        try:
+            return int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def master_pid(self, name: str) -> int | None:
+        return self.pid(self.state / "masters" / name / "twistd.pid")
+
+    def rss_mb(self) -> dict[str, float]:
+        found = {}
+        for name in self.urls:
+            pid = self.master_pid(name)
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except (OSError, TypeError):
+                continue
+            kb = next(int(line.split()[1]) for line in status.splitlines()
+                      if line.startswith("VmRSS:"))
+            found[name] = kb / 1024
+        return found
+
+    def login(self, url: str) -> requests.Session:
+        session = requests.Session()
+        password = (self.state / "secrets" / "ui-admin").read_text().strip()
+        session.get(f"{url}auth/login", auth=("admin", password), timeout=30)
+        return session
+
+    def get(self, path: str, **params) -> dict:
+        """From whichever master answers."""
+        for url in self.urls.values():
+            try:
+                reply = requests.get(f"{url}api/v2/{path}", params=params, timeout=120)
+                reply.raise_for_status()
+                return reply.json()
+            except requests.RequestException:
+                continue
+        raise SystemExit(f"no master answers {path}")
+
+    def force(self, project: str, target: str) -> None:
+        for name in random.sample(list(self.urls), len(self.urls)):
+            try:
+                session = self.login(self.urls[name])
+                reply = session.post(
+                    f"{self.urls[name]}api/v2/forceschedulers/force-{project}", timeout=60,
+                    json={"jsonrpc": "2.0", "id": 1, "method": "force",
+                          "params": {"targets": [target]}})
+                if reply.status_code == 200:
+                    return
+            except requests.RequestException:
+                continue
+            time.sleep(2)
+
+    def poller(self) -> None:
+        while not self.stop.wait(2):
+            for name, url in self.urls.items():
+                started = time.monotonic()
+                try:
+                    requests.get(f"{url}api/v2/builders", timeout=30).json()
+                except requests.exceptions.ContentDecodingError:
+                    self.undecodable[name] += 1
+                except (requests.RequestException, ValueError):
+                    self.unanswered[name] += 1
+                    continue
+                took = time.monotonic() - started
+                self.slowest[name] = max(self.slowest[name], took)
+
+    def fault(self) -> str:
+        kind = random.choice(["master", "router", "postgresql", "container"])
+        if kind == "master":
+            name = random.choice(list(self.urls))
+            pid = self.master_pid(name)
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(5)
+            self.farm("up", "--no-images")
+            return f"killed master {name}, started it again"
+        if kind == "router":
+            pid = self.pid(self.state / "router" / "crossbar.pid")
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(5)
+            self.farm("up", "--no-images")
+            return "killed the router, farm up"
+        if kind == "postgresql":
+            for pidfile in self.state.rglob("postmaster.pid"):
+                pid = self.pid(pidfile)
+                if pid:
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(5)
+            self.farm("up", "--no-images")
+            return "killed PostgreSQL, farm up"
+        running = containers()
+        if not running:
+            return "no container to kill"
+        victim = random.choice(running)
+        subprocess.run(["docker", "kill", victim], capture_output=True)
+        return f"killed container {victim}"
+
+    def injector(self) -> None:
+        while len(self.faults) < self.args.faults and not self.stop.wait(random.uniform(20, 60)):
+            done = self.fault()
+            self.faults.append(done)
+            print(f"  fault {len(self.faults)}: {done}", flush=True)
+
+    def uploads(self) -> None:
+        token = self.farm("token", "admin").stdout.strip()
+        data = project_tar()
+
+        def upload(_):
+            url = random.choice(list(self.urls.values()))
+            try:
+                reply = requests.post(f"{url}plugins/compile/jobs", data=data, timeout=1800,
+                                      params={"target": UPLOAD_TARGET},
+                                      headers={"Authorization": f"Bearer {token}"})
+                return str(reply.status_code)
+            except requests.RequestException as err:
+                return type(err).__name__
+        with ThreadPoolExecutor(self.args.uploads) as pool:
+            self.upload_answers.update(pool.map(upload, range(self.args.uploads)))
+
+    def pusher(self, clones: dict[str, Path]) -> None:
+        for number in range(self.args.pushes):
+            if self.stop.wait(45):
+                return
+            name = random.choice(list(clones))
+            (clones[name] / "PUSHED").write_text(f"push {number}\n")
+            git(clones[name], "add", "PUSHED")
+            git(clones[name], "commit", "-qm", f"push {number}")
+            git(clones[name], "push", "-q", "origin", "main")
+            print(f"  pushed to {name}", flush=True)
+
+    def run(self) -> int:
+        clones = repositories(self.root, PROJECTS)
+        (self.root / "farm").mkdir()
+        text, self.urls = farm_yaml(self.root)
+        self.config.write_text(text)
+        started = self.farm("up", "--no-images")
+        if started.returncode != 0:
+            raise SystemExit(f"farm up failed:\n{started.stdout}{started.stderr}")
+        try:
+            return self.measure(clones)
+        finally:
+            self.stop.set()
+            self.farm("down")
+
+    def measure(self, clones: dict[str, Path]) -> int:
+        rss_before = self.rss_mb()
+        pairs = [(p, t) for p in PROJECTS for t in TARGETS]
+        forced = max(0, self.args.requests - self.args.uploads - self.args.pushes * len(TARGETS))
+        expected = forced + self.args.uploads + self.args.pushes * len(TARGETS)
+        threads = [threading.Thread(target=work, daemon=True) for work in
+                   (self.poller, self.injector, self.uploads, lambda: self.pusher(clones))]
+        for thread in threads:
+            thread.start()
+        for number in range(forced):
+            self.force(*pairs[number % len(pairs)])
+        print(f"queued {forced} forced builds; {self.args.pushes} pushes and "
+              f"{self.args.uploads} uploads under way", flush=True)
+        deadline = time.monotonic() + self.args.timeout
+        while time.monotonic() < deadline:
+            queued = self.get("buildrequests")["buildrequests"]
+            ended = [r for r in queued if r["complete"]]
+            print(f"  {len(ended)} of {len(queued)} requests ended ({expected} expected)",
+                  flush=True)
+            if len(queued) >= expected and len(ended) == len(queued) \
+                    and not threads[2].is_alive():
+                break
+            time.sleep(15)
+        self.stop.set()
+        rss_after = self.rss_mb()
+        return self.report(expected, rss_before, rss_after)
+
+    def report(self, expected: int, rss_before: dict, rss_after: dict) -> int:
+        queued = self.get("buildrequests")["buildrequests"]
+        builds = self.get("builds")["builds"]
+        finished: dict[int, list[dict]] = {}
+        for build in builds:
+            if build["complete"] and build["results"] != RETRY:
+                finished.setdefault(build["buildrequestid"], []).append(build)
+        succeeded = sum(1 for r in queued if r["complete"] and r["results"] == 0)
+        lost = [r["buildrequestid"] for r in queued if not r["complete"]]
+        failed = [r for r in queued if r["complete"] and r["results"] not in (0, CANCELLED)]
+        reasons = Counter(finished[r["buildrequestid"]][-1]["state_string"]
+                          if r["buildrequestid"] in finished else "no build"
+                          for r in failed)
+        duplicates = sum(1 for runs in finished.values() if len(runs) > 1)
+        damaged = damaged_releases(self.state / "artifacts")
+        left = containers()
+        volumes = upload_volumes()
+        uploads_left = list((self.state / "uploads").glob("*")) \
+            if (self.state / "uploads").is_dir() else []
+        print(f"\nrequests:      {len(queued)} queued ({expected} expected), {succeeded} "
+              f"succeeded, {len(failed)} failed, {len(lost)} lost")
+        for reason, count in reasons.most_common(8):
+            print(f"  failed: {count} x {reason}")
+        print(f"duplicates:    {duplicates}")
+        print(f"releases:      {damaged} target(s) whose SHA256SUMS does not match")
+        print(f"leftovers:     {len(left)} containers, {len(volumes)} upload volumes, "
+              f"{len(uploads_left)} upload directories")
+        print(f"faults:        {len(self.faults)}: "
+              + ", ".join(f"{n} x {k}" for k, n in Counter(
+                  f.split(" ", 2)[1] for f in self.faults).items()))
+        for name in self.urls:
+            print(f"REST {name}:   slowest {self.slowest[name]:.2f} s, "
+                  f"{self.undecodable[name]} undecodable, {self.unanswered[name]} unanswered "
+                  f"(while it was down)")
+        print("uploads:       " + ", ".join(f"{n} x {status}" for status, n in
+                                             sorted(self.upload_answers.items())))
+        for name in self.urls:
+            print(f"RSS {name}:    {rss_before.get(name, 0):.0f} MB at the start, "
+                  f"{rss_after.get(name, 0):.0f} MB at the end")
+        bad = lost or duplicates or damaged or left or volumes or uploads_left \
+            or sum(self.undecodable.values()) or self.upload_answers.get("500")
+        return 1 if bad or len(queued) < expected else 0
+
+
+def containers() -> list[str]:
+    names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"],
+                           capture_output=True, text=True).stdout.split()
+    return [name for name in names if name.startswith(f"buildbot-{NAME}-")]
+
+
+def upload_volumes() -> list[str]:
+    prefix = upload_volume_prefix(NAME)
+    listed = subprocess.run(["docker", "volume", "ls", "-q"], capture_output=True,
+                            text=True).stdout.split()
+    return [name for name in listed if name.startswith(prefix)]
+
+
+def damaged_releases(artifacts: Path) -> int:
+    """Targets whose SHA256SUMS names an archive that is missing or has another digest."""
+    damaged = 0
+    for sums in artifacts.glob("*/*/*/SHA256SUMS"):
+        for line in sums.read_text().splitlines():
+            digest, name = line.split(maxsplit=1)
+            path = sums.parent / name.lstrip("*")
+            damaged += not path.is_file() or file_sha256(path) != digest
+    return damaged
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--uploads", type=int, default=50)
+    parser.add_argument("--pushes", type=int, default=5)
+    parser.add_argument("--faults", type=int, default=12)
+    parser.add_argument("--timeout", type=float, default=7200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rustfarm-chaos-") as scratch:
+        # PostgreSQL runs as its own user, who must reach its data directory below.
+        os.chmod(scratch, 0o711)
+        try:
+            return Chaos(Path(scratch), args).run()
+        finally:
+            shutil.rmtree(Path(scratch) / "farm" / ".farm" / "postgres", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

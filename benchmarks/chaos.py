@@ -9,7 +9,8 @@ up`) and a docker pool of 4 workers on the system engine, with three projects
 (deps-demo's real crates among them) and ten targets. Over the run it queues
 --requests build requests: forced builds through either master, --pushes commits
 (the projects' pollers build each for every target) and --uploads compile uploads,
-sent all at once by as many clients (on loopback). Meanwhile, at random moments and
+sent all at once by as many clients (on loopback; a client whose master is killed
+loses its connection, and its job is built all the same). Meanwhile, at random moments and
 --faults times in all, it does one of:
 
 - kills a master with SIGKILL, then starts it again (`farm up`);
@@ -126,7 +127,7 @@ class Chaos:
                 continue
             kb = next(int(line.split()[1]) for line in status.splitlines()
                       if line.startswith("VmRSS:"))
-            found[name] = kb / 1024
+            found[name] = (pid, kb / 1024)
         return found
 
     def login(self, url: str) -> requests.Session:
@@ -136,15 +137,19 @@ class Chaos:
         return session
 
     def get(self, path: str, **params) -> dict:
-        """From whichever master answers."""
-        for url in self.urls.values():
-            try:
-                reply = requests.get(f"{url}api/v2/{path}", params=params, timeout=120)
-                reply.raise_for_status()
-                return reply.json()
-            except requests.RequestException:
-                continue
-        raise SystemExit(f"no master answers {path}")
+        """From whichever master answers; while the database or both masters are down
+        none does, for up to five minutes."""
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            for url in self.urls.values():
+                try:
+                    reply = requests.get(f"{url}api/v2/{path}", params=params, timeout=120)
+                    reply.raise_for_status()
+                    return reply.json()
+                except requests.RequestException:
+                    continue
+            time.sleep(5)
+        raise SystemExit(f"no master answers {path}; faults so far: {'; '.join(self.faults)}")
 
     def force(self, project: str, target: str) -> None:
         for name in random.sample(list(self.urls), len(self.urls)):
@@ -165,7 +170,9 @@ class Chaos:
             for name, url in self.urls.items():
                 started = time.monotonic()
                 try:
-                    requests.get(f"{url}api/v2/builders", timeout=30).json()
+                    reply = requests.get(f"{url}api/v2/builders", timeout=30)
+                    reply.json()
+                    reply.raise_for_status()
                 except requests.exceptions.ContentDecodingError:
                     self.undecodable[name] += 1
                 except (requests.RequestException, ValueError):
@@ -183,14 +190,14 @@ class Chaos:
                 os.kill(pid, signal.SIGKILL)
             time.sleep(5)
             self.farm("up", "--no-images")
-            return f"killed master {name}, started it again"
+            return f"master: killed {name}, started it again"
         if kind == "router":
             pid = self.pid(self.state / "router" / "crossbar.pid")
             if pid:
                 os.kill(pid, signal.SIGKILL)
             time.sleep(5)
             self.farm("up", "--no-images")
-            return "killed the router, farm up"
+            return "router: killed, farm up"
         if kind == "postgresql":
             for pidfile in self.state.rglob("postmaster.pid"):
                 pid = self.pid(pidfile)
@@ -198,13 +205,13 @@ class Chaos:
                     os.kill(pid, signal.SIGKILL)
             time.sleep(5)
             self.farm("up", "--no-images")
-            return "killed PostgreSQL, farm up"
+            return "postgresql: killed, farm up"
         running = containers()
         if not running:
-            return "no container to kill"
+            return "container: none running"
         victim = random.choice(running)
         subprocess.run(["docker", "kill", victim], capture_output=True)
-        return f"killed container {victim}"
+        return f"container: killed {victim}"
 
     def injector(self) -> None:
         while len(self.faults) < self.args.faults and not self.stop.wait(random.uniform(20, 60)):
@@ -248,12 +255,14 @@ class Chaos:
         if started.returncode != 0:
             raise SystemExit(f"farm up failed:\n{started.stdout}{started.stderr}")
         try:
-            return self.measure(clones)
+            figures = self.measure(clones)
         finally:
             self.stop.set()
             self.farm("down")
+        # What is left is counted once the farm has stopped.
+        return self.report(*figures)
 
-    def measure(self, clones: dict[str, Path]) -> int:
+    def measure(self, clones: dict[str, Path]) -> tuple:
         rss_before = self.rss_mb()
         pairs = [(p, t) for p in PROJECTS for t in TARGETS]
         forced = max(0, self.args.requests - self.args.uploads - self.args.pushes * len(TARGETS))
@@ -278,11 +287,11 @@ class Chaos:
             time.sleep(15)
         self.stop.set()
         rss_after = self.rss_mb()
-        return self.report(expected, rss_before, rss_after)
-
-    def report(self, expected: int, rss_before: dict, rss_after: dict) -> int:
         queued = self.get("buildrequests")["buildrequests"]
-        builds = self.get("builds")["builds"]
+        return expected, rss_before, rss_after, queued, self.get("builds")["builds"]
+
+    def report(self, expected: int, rss_before: dict, rss_after: dict, queued: list,
+               builds: list) -> int:
         finished: dict[int, list[dict]] = {}
         for build in builds:
             if build["complete"] and build["results"] != RETRY:
@@ -297,7 +306,9 @@ class Chaos:
         damaged = damaged_releases(self.state / "artifacts")
         left = containers()
         volumes = upload_volumes()
-        uploads_left = list((self.state / "uploads").glob("*")) \
+        # A finished job's directory is kept compile.keep seconds for its client.
+        uploads_left = [d for d in (self.state / "uploads").glob("*")
+                        if not (d / "results").is_dir()] \
             if (self.state / "uploads").is_dir() else []
         print(f"\nrequests:      {len(queued)} queued ({expected} expected), {succeeded} "
               f"succeeded, {len(failed)} failed, {len(lost)} lost")
@@ -306,19 +317,20 @@ class Chaos:
         print(f"duplicates:    {duplicates}")
         print(f"releases:      {damaged} target(s) whose SHA256SUMS does not match")
         print(f"leftovers:     {len(left)} containers, {len(volumes)} upload volumes, "
-              f"{len(uploads_left)} upload directories")
+              f"{len(uploads_left)} upload directories without results")
         print(f"faults:        {len(self.faults)}: "
               + ", ".join(f"{n} x {k}" for k, n in Counter(
-                  f.split(" ", 2)[1] for f in self.faults).items()))
+                  f.split(":", 1)[0] for f in self.faults).items()))
         for name in self.urls:
             print(f"REST {name}:   slowest {self.slowest[name]:.2f} s, "
-                  f"{self.undecodable[name]} undecodable, {self.unanswered[name]} unanswered "
-                  f"(while it was down)")
+                  f"{self.undecodable[name]} undecodable, {self.unanswered[name]} unanswered or "
+                  f"errors (while it or the database was down)")
         print("uploads:       " + ", ".join(f"{n} x {status}" for status, n in
                                              sorted(self.upload_answers.items())))
         for name in self.urls:
-            print(f"RSS {name}:    {rss_before.get(name, 0):.0f} MB at the start, "
-                  f"{rss_after.get(name, 0):.0f} MB at the end")
+            (pid, before), (now, after) = rss_before.get(name, (0, 0)), rss_after.get(name, (0, 0))
+            again = " (a process started again since)" if pid != now else ""
+            print(f"RSS {name}:    {before:.0f} MB at the start, {after:.0f} MB at the end{again}")
         bad = lost or duplicates or damaged or left or volumes or uploads_left \
             or sum(self.undecodable.values()) or self.upload_answers.get("500")
         return 1 if bad or len(queued) < expected else 0
@@ -355,7 +367,14 @@ def main() -> int:
     parser.add_argument("--pushes", type=int, default=5)
     parser.add_argument("--faults", type=int, default=12)
     parser.add_argument("--timeout", type=float, default=7200)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the farm's directory (and its logs) and say where")
     args = parser.parse_args()
+    if args.keep:
+        scratch = tempfile.mkdtemp(prefix="rustfarm-chaos-")
+        os.chmod(scratch, 0o711)
+        print(f"the farm's directory: {scratch}", flush=True)
+        return Chaos(Path(scratch), args).run()
     with tempfile.TemporaryDirectory(prefix="rustfarm-chaos-") as scratch:
         # PostgreSQL runs as its own user, who must reach its data directory below.
         os.chmod(scratch, 0o711)

@@ -198,9 +198,12 @@ class Farmhouse(MasterStarting, LocalWorkerStarting):
             raise FarmError(f"{late}; see {self.state.master_log} and "
                             f"{self.state.workers}/*/twistd.log") from None
         builders = api.builder_names()
-        say(f"farm '{self.farm.farm.name}' is up: {self.farm.farm.url} "
+        # In a farm of several masters, the first's own address (each serves its own
+        # where farm.url is left at its default).
+        url = self.farm.as_master(self.farm.masters[0].name).farm.url
+        say(f"farm '{self.farm.farm.name}' is up: {url} "
             f"({len(builders)} builders, {len(connected)} workers connected); "
-            f"target matrix: {self.farm.farm.url}plugins/matrix/")
+            f"target matrix: {url}plugins/matrix/")
 
     # -- reload ---------------------------------------------------------
 

@@ -4,10 +4,11 @@ when it exits, and the masters that stopped because they lost it.
 A master that loses its router connection stops every service at once (Buildbot's
 wamp/connector.py: "Guru meditation! We have been disconnected from wamp server") —
 its running builds end RETRY, its web UI and worker ports close, its log says
-"BuildMaster is stopped" — but its twistd process stays, doing nothing. So the
+"BuildMaster is stopped", or its stop hangs halfway (the router lost again while
+builds stop) — but its twistd process stays, doing nothing. So the
 supervisor, every few seconds: starts the router (the one `farm up` runs, on loopback)
 when its process is gone; then stops and starts again each master of this machine whose
-process runs but whose log last said it stopped. A master whose process is gone (killed,
+process runs but whose log last said it stopped or lost the router. A master whose process is gone (killed,
 crashed) is left to `farm up`: the other masters take over its builds and workers
 (master/failover.py), and a master that keeps dying is not started in a loop.
 
@@ -32,9 +33,14 @@ CHECK_INTERVAL = 2.0
 LOG_TAIL_BYTES = 256 * 1024
 
 
+# What a master's log says as it loses its router: its stop may then hang for good
+# (seen when the router died while builds were stopping), the master doing nothing.
+LOST_ROUTER = "Guru meditation! We have been disconnected from wamp server"
+
+
 def master_stopped_running(log: Path) -> bool:
-    """True when the master's log last said "BuildMaster is stopped", after its last
-    "BuildMaster is running"."""
+    """True when the master's log last said "BuildMaster is stopped", or that it lost
+    the router, after its last "BuildMaster is running"."""
     try:
         with log.open("rb") as handle:
             handle.seek(0, 2)
@@ -42,7 +48,8 @@ def master_stopped_running(log: Path) -> bool:
             tail = handle.read().decode(errors="replace")
     except OSError:
         return False
-    return tail.rfind("BuildMaster is stopped") > tail.rfind("BuildMaster is running")
+    return max(tail.rfind("BuildMaster is stopped"), tail.rfind(LOST_ROUTER)) > \
+        tail.rfind("BuildMaster is running")
 
 
 def note(message: str) -> None:

@@ -16,6 +16,13 @@ def test_a_master_whose_log_last_says_it_stopped_has_stopped_running(tmp_path):
     assert master_stopped_running(log)
 
 
+def test_a_master_whose_stop_hangs_after_losing_the_router_has_stopped_running(tmp_path):
+    log = tmp_path / "twistd.log"
+    log.write_text(RUNNING + STOPPED.splitlines(keepends=True)[0]
+                   + "2026-01-01 10:05:01+0000 [-] Stopping container 5243e9...\n")
+    assert master_stopped_running(log)
+
+
 def test_a_master_started_again_runs(tmp_path):
     log = tmp_path / "twistd.log"
     log.write_text(RUNNING + STOPPED + "x" * 300_000 + "\n" + RUNNING)

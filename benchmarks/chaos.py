@@ -57,7 +57,7 @@ from buildbot.process.results import CANCELLED, RETRY
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.compile import project_tar  # noqa: E402
+from benchmarks.compile import project_tar, remove_volumes  # noqa: E402
 from benchmarks.soak import PROJECTS as SOAK_PROJECTS, TARGETS, git, repositories  # noqa: E402
 from rustfarm.images.recipes import current_catalog  # noqa: E402
 from rustfarm.plumbing import file_sha256  # noqa: E402
@@ -259,8 +259,11 @@ class Chaos:
         finally:
             self.stop.set()
             self.farm("down")
-        # What is left is counted once the farm has stopped.
-        return self.report(*figures)
+        # What is left is counted once the farm has stopped; then its caches go.
+        try:
+            return self.report(*figures)
+        finally:
+            remove_volumes(NAME)
 
     def measure(self, clones: dict[str, Path]) -> tuple:
         rss_before = self.rss_mb()

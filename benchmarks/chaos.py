@@ -57,38 +57,12 @@ from buildbot.process.results import CANCELLED, RETRY
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.chaos_farm import (NAME, PROJECTS, UPLOAD_TARGET, containers,  # noqa: E402
+                                   damaged_releases, farm_yaml, upload_volumes)
 from benchmarks.compile import project_tar, remove_volumes  # noqa: E402
-from benchmarks.soak import PROJECTS as SOAK_PROJECTS, TARGETS, git, repositories  # noqa: E402
-from rustfarm.images.recipes import current_catalog  # noqa: E402
-from rustfarm.plumbing import file_sha256  # noqa: E402
-from rustfarm.workers.docker_volumes import upload_volume_prefix  # noqa: E402
-from tests.support.registry import free_port  # noqa: E402
+from benchmarks.soak import TARGETS, git, repositories  # noqa: E402
 
 FARM = str(Path(sys.executable).parent / "farm")
-NAME = "chaos"
-PROJECTS = {**SOAK_PROJECTS, "deps": "deps-demo"}
-UPLOAD_TARGET = "mips-unknown-linux-musl"
-
-
-def farm_yaml(root: Path) -> tuple[str, dict[str, str]]:
-    catalog = current_catalog()
-    www = {"first": free_port(), "second": free_port()}
-    targets = "".join(f"  {t}: {{pool: {NAME}, image: \"{catalog.reference(t)}\"}}\n"
-                      for t in TARGETS)
-    projects = "".join(f"  {name}: {{source: 'file://{root / name}.git', poll_interval: 5,"
-                       f" test: false, profile: dev}}\n" for name in PROJECTS)
-    return (f"farm: {{name: {NAME}}}\n"
-            f"www: {{users: [admin]}}\n"
-            f"db: {{server: local, port: {free_port()}}}\n"
-            "masters:\n"
-            + "".join(f"  - {{name: {m}, www_port: {port}, worker_port: {free_port()}}}\n"
-                      for m, port in www.items())
-            + f'router: {{url: "ws://127.0.0.1:{free_port()}/ws"}}\n'
-            "schedule: {nightly: false}\n"
-            f"compile: {{targets: [{UPLOAD_TARGET}], queue: 20}}\n"
-            f"workers:\n  {NAME}: {{kind: docker, count: 4, memory: 2g}}\n"
-            f"targets:\n{targets}projects:\n{projects}"), \
-        {m: f"http://127.0.0.1:{port}/" for m, port in www.items()}
 
 
 class Chaos:
@@ -337,30 +311,6 @@ class Chaos:
         bad = lost or duplicates or damaged or left or volumes or uploads_left \
             or sum(self.undecodable.values()) or self.upload_answers.get("500")
         return 1 if bad or len(queued) < expected else 0
-
-
-def containers() -> list[str]:
-    names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"],
-                           capture_output=True, text=True).stdout.split()
-    return [name for name in names if name.startswith(f"buildbot-{NAME}-")]
-
-
-def upload_volumes() -> list[str]:
-    prefix = upload_volume_prefix(NAME)
-    listed = subprocess.run(["docker", "volume", "ls", "-q"], capture_output=True,
-                            text=True).stdout.split()
-    return [name for name in listed if name.startswith(prefix)]
-
-
-def damaged_releases(artifacts: Path) -> int:
-    """Targets whose SHA256SUMS names an archive that is missing or has another digest."""
-    damaged = 0
-    for sums in artifacts.glob("*/*/*/SHA256SUMS"):
-        for line in sums.read_text().splitlines():
-            digest, name = line.split(maxsplit=1)
-            path = sums.parent / name.lstrip("*")
-            damaged += not path.is_file() or file_sha256(path) != digest
-    return damaged
 
 
 def main() -> int:

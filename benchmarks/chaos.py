@@ -60,7 +60,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.chaos_farm import (NAME, PROJECTS, UPLOAD_TARGET, containers,  # noqa: E402
                                    damaged_releases, farm_yaml, upload_volumes)
 from benchmarks.compile import project_tar, remove_volumes  # noqa: E402
-from benchmarks.soak import TARGETS, git, repositories  # noqa: E402
+from benchmarks.soak import TARGETS, push, repositories  # noqa: E402
 
 FARM = str(Path(sys.executable).parent / "farm")
 
@@ -213,12 +213,7 @@ class Chaos:
         for number in range(self.args.pushes):
             if self.stop.wait(45):
                 return
-            name = random.choice(list(clones))
-            (clones[name] / "PUSHED").write_text(f"push {number}\n")
-            git(clones[name], "add", "PUSHED")
-            git(clones[name], "commit", "-qm", f"push {number}")
-            git(clones[name], "push", "-q", "origin", "main")
-            print(f"  pushed to {name}", flush=True)
+            push(clones, number)
 
     def run(self) -> int:
         clones = repositories(self.root, PROJECTS)

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from benchmarks.soak import PROJECTS as SOAK_PROJECTS, TARGETS
+from benchmarks.soak import containers as soak_containers
 from rustfarm.images.recipes import current_catalog
 from rustfarm.plumbing import file_sha256
 from rustfarm.workers.docker_volumes import upload_volume_prefix
@@ -39,9 +40,7 @@ def farm_yaml(root: Path) -> tuple[str, dict[str, str]]:
 
 
 def containers() -> list[str]:
-    names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"],
-                           capture_output=True, text=True).stdout.split()
-    return [name for name in names if name.startswith(f"buildbot-{NAME}-")]
+    return soak_containers(f"buildbot-{NAME}-")
 
 
 def upload_volumes() -> list[str]:

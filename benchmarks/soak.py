@@ -71,6 +71,17 @@ def repositories(root: Path, projects: dict[str, str] = PROJECTS) -> dict[str, P
     return clones
 
 
+def push(clones: dict[str, Path], number: int) -> str:
+    """Commit and push a change to a random project's repository; the project's name."""
+    name = random.choice(list(clones))
+    (clones[name] / "PUSHED").write_text(f"push {number}\n")
+    git(clones[name], "add", "PUSHED")
+    git(clones[name], "commit", "-qm", f"push {number}")
+    git(clones[name], "push", "-q", "origin", "main")
+    print(f"  pushed to {name}", flush=True)
+    return name
+
+
 def farm_body(root: Path) -> str:
     catalog = current_catalog()
     targets = "".join(f"  {t}: {{pool: soak, image: \"{catalog.reference(t)}\"}}\n"
@@ -206,13 +217,7 @@ def main() -> int:
                 for number in range(args.pushes):
                     if stop.wait(30):
                         return
-                    name = random.choice(list(clones))
-                    (clones[name] / "PUSHED").write_text(f"push {number}\n")
-                    git(clones[name], "add", "PUSHED")
-                    git(clones[name], "commit", "-qm", f"push {number}")
-                    git(clones[name], "push", "-q", "origin", "main")
-                    pushed.append(name)
-                    print(f"  pushed to {name}", flush=True)
+                    pushed.append(push(clones, number))
 
             threads = [threading.Thread(target=killer, daemon=True),
                        threading.Thread(target=pusher, daemon=True)]

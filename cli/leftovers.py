@@ -49,12 +49,12 @@ def projectless_volume_names(farm: Farm) -> set[str]:
     """Every cache volume name a build without a project could have used: for each target
     the farm or the target table knows, on each of its masters."""
     triples = set(farm.targets) | {t.triple for t in target_table()}
-    masters = [""] + ([m.name for m in farm.masters] if farm.multi_master else [])
     return {unimaged_cache_volume_name(farm.farm.name, "", triple, master)
-            for triple in triples for master in masters}
+            for triple in triples for master in {"", *farm_masters(farm)}}
 
 
 def farm_masters(farm: Farm) -> list[str]:
+    """The names volumes carry of each master: none in a farm of one."""
     return [m.name for m in farm.masters] if farm.multi_master else [""]
 
 
@@ -123,7 +123,7 @@ def move_projectless_archives(paths: StateDir, cleared: Cleared) -> None:
     cleared.moved_to = aside
 
 
-def remove_projectless_volumes(farm: Farm, cleared: Cleared) -> None:
+def remove_leftover_volumes(farm: Farm, cleared: Cleared) -> None:
     pools = [p for p in farm.pools.values() if p.kind == "docker"]
     if not pools:
         return
@@ -151,14 +151,14 @@ def remove_projectless_volumes(farm: Farm, cleared: Cleared) -> None:
             client.close()
 
 
-def clear_projectless_leftovers(farm: Farm, paths: StateDir, docker: bool) -> Cleared:
-    """Remove the project-less cache volumes (on the farm's docker engines, where
-    ``docker``) and move the project-less archives to the state directory's
+def clear_leftovers(farm: Farm, paths: StateDir, docker: bool) -> Cleared:
+    """Remove the project-less cache volumes and those of images no longer pinned (on the
+    farm's docker engines, where ``docker``) and move the project-less archives to the state directory's
     quarantine/; returns what was done."""
     cleared = Cleared()
     move_projectless_archives(paths, cleared)
     if docker:
-        remove_projectless_volumes(farm, cleared)
+        remove_leftover_volumes(farm, cleared)
     return cleared
 
 

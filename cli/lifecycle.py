@@ -20,7 +20,7 @@ from .api import FarmApi
 from .containers import remove_containers
 from .docker_probe import probe
 from .image_check import build_missing_images
-from .leftovers import clear_projectless_leftovers, describe
+from .leftovers import clear_leftovers, describe
 from .local_workers import LocalWorkerStarting, local_worker_names
 from .master_log import failure_reason, wait_for_reconfig
 from .master_start import MasterStarting
@@ -114,8 +114,9 @@ class Farmhouse(MasterStarting, LocalWorkerStarting):
             self.runs_with(probe(self.farm, dockerd_log=self.state.root / "dockerd.log"))
             self.report_runtime()
             self.ensure_secrets()
-            # Before any build: nothing a build without a project left may be used again.
-            for line in describe(clear_projectless_leftovers(
+            # Before any build: nothing a build without a project left, and no cache of an
+            # image no longer pinned, may be used again.
+            for line in describe(clear_leftovers(
                     self.farm, self.state, self.runtime.uses_docker(self.farm))):
                 say(line)
             # Those of several masters that stopped (a lost router stops a master) start again.

@@ -187,7 +187,7 @@ def _not_pull_request(step) -> bool:
 def _releases(step) -> bool:
     """Whether the build makes or changes a release: not a reproduction's, not a pull
     request's (signed, published, pruned by the project's own builds alone)."""
-    return not is_reproduction(step.build) and pull_request(step.build) is None
+    return _not_reproduction(step) and _not_pull_request(step)
 
 
 def _reproduction(step) -> bool:

@@ -21,8 +21,7 @@ from twisted.internet import defer
 from twisted.python import log
 
 from rustfarm.farmfile import Project
-from rustfarm.names import (PULL_REQUEST_PROPERTY, PULL_REQUEST_SOURCE, TARGET_PROPERTY,
-                            scheduler_id)
+from rustfarm.names import TARGET_PROPERTY, reported_pull_request, scheduler_id
 
 from .cargo_steps import FIRST_ERROR_PROPERTY
 from .pull_requests import pull_request_builders
@@ -69,8 +68,7 @@ class PullRequestSummary(BuildSetCombinedStatusGenerator):
         builds = (report or {}).get("builds") or []
         if not builds or not all(b["builder"]["name"] in self.builders for b in builds):
             return None
-        number = builds[0].get("properties", {}).get(PULL_REQUEST_PROPERTY)
-        if not number or number[1] != PULL_REQUEST_SOURCE:
+        if reported_pull_request(builds[0].get("properties", {})) is None:
             return None
         if not (yield first_active_master(master)):
             return None
@@ -102,7 +100,7 @@ class GiteaComments(GiteaStatuses):
         reports = copy.deepcopy(reports)
         for report in reports:
             for build in report.get("builds", []):
-                number = build.get("properties", {}).get(PULL_REQUEST_PROPERTY, [None])[0]
+                number = reported_pull_request(build.get("properties", {}))
                 for stamp in build.get("buildset", {}).get("sourcestamps", []):
                     stamp["revision"] = str(number)
         return super().sendMessage(reports)

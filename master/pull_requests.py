@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from buildbot.plugins import util
 from buildbot.process.properties import Properties
 from twisted.internet import defer
 from twisted.python import log
@@ -140,7 +141,6 @@ def pull_request_builders(farm: Farm, project) -> list[str]:
 
 
 def pull_request_schedulers(farm: Farm) -> list:
-    from buildbot.plugins import util
     result = []
     for project in farm.projects.values():
         if project.forge is None or project.forge.pull_requests is None:

@@ -38,8 +38,7 @@ from twisted.python import log
 
 from rustfarm.farmfile import Farm, Project
 from rustfarm.farmfile.forge_settings import forge_token_name
-from rustfarm.names import (PULL_REQUEST_PROPERTY, PULL_REQUEST_SOURCE, TARGET_PROPERTY,
-                            builder_name, scheduler_id)
+from rustfarm.names import TARGET_PROPERTY, builder_name, reported_pull_request, scheduler_id
 
 STATUS_CONTEXT = util.Interpolate(f"rustfarm/%(prop:{TARGET_PROPERTY})s")
 
@@ -67,8 +66,7 @@ class BuildReport(ReportedWhereItRuns, BuildStatusGenerator):
     request's (its author hears of it on the request, through its commit statuses)."""
 
     def is_message_needed_by_props(self, build):
-        number = build["properties"].get(PULL_REQUEST_PROPERTY)
-        if number and number[1] == PULL_REQUEST_SOURCE:
+        if reported_pull_request(build["properties"]) is not None:
             return False
         return super().is_message_needed_by_props(build)
 

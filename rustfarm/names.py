@@ -87,14 +87,27 @@ PULL_REQUEST_SOURCE = "Pull request scheduler"
 PULL_REQUEST_DIR = "pr-{number}"
 
 
+def _pull_number(number, source: str) -> int | None:
+    if source != PULL_REQUEST_SOURCE:
+        return None
+    return number if isinstance(number, int) and not isinstance(number, bool) and number > 0 \
+        else None
+
+
 def pull_request(props) -> int | None:
     """The number of the pull request a build is of, or None."""
     props = props.getProperties() if hasattr(props, "getProperties") else props
     number = props.getProperty(PULL_REQUEST_PROPERTY)
-    if number is None or props.getPropertySource(PULL_REQUEST_PROPERTY) != PULL_REQUEST_SOURCE:
+    if number is None:
         return None
-    return number if isinstance(number, int) and not isinstance(number, bool) and number > 0 \
-        else None
+    return _pull_number(number, props.getPropertySource(PULL_REQUEST_PROPERTY))
+
+
+def reported_pull_request(properties: dict) -> int | None:
+    """The same, of a build as Buildbot's reporters and REST API give its properties
+    (name: [value, source])."""
+    found = properties.get(PULL_REQUEST_PROPERTY)
+    return _pull_number(*found) if found else None
 
 
 def is_untrusted(props) -> bool:

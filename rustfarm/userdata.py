@@ -1,17 +1,16 @@
-"""EC2 user-data for a rustfarm worker instance, as the AMI's boot script reads it.
+"""EC2 user-data for a rustfarm worker instance, as the AMI's boot program reads it.
 
 The format (``#rustfarm-worker v1``, then one ``KEY=VALUE`` a line) is ami/README.md's.
 One module reads and checks it on both sides: the master renders it
 (:func:`render_user_data`), farm.yaml's loader checks a pool's values
-(:func:`value_problem`), and on the instance the boot script runs this file,
-``python3 userdata.py settings FILE|-``, which prints one ``KEY=VALUE`` line per
-setting and exits 0, or one problem a line and exits 1. It needs Python 3.9 alone.
+(:func:`value_problem`), and on the instance the boot program (ami/rustfarm-boot)
+imports it from where provision.sh installs it and calls :func:`read_settings`. It
+needs Python 3.9 and its standard library alone.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
 
 MARKER = "#rustfarm-worker v1"
@@ -31,7 +30,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class UserDataError(ValueError):
-    """User-data that the boot script would refuse."""
+    """User-data that the boot program would refuse."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ class WorkerUserData:
 
 
 def image_problem(image: str) -> str | None:
-    """Why the boot script would refuse this image reference, or None."""
+    """Why the boot program would refuse this image reference, or None."""
     if "/" in image:
         registry, rest = image.split("/", 1)
         if (_REGISTRY.fullmatch(registry)
@@ -70,7 +69,7 @@ def image_problem(image: str) -> str | None:
 
 
 def value_problem(key: str, value: str) -> str | None:
-    """Why the boot script would refuse VALUE for KEY, or None."""
+    """Why the boot program would refuse VALUE for KEY, or None."""
     if key == "image":
         return image_problem(value)
     if key == "master":
@@ -212,7 +211,7 @@ def _cache_problems(settings: dict[str, str]) -> list[str]:
 
 
 def parse_user_data(text: str | bytes) -> WorkerUserData:
-    """Read user-data as the boot script does; raises UserDataError listing every problem."""
+    """Read user-data as the boot program does; raises UserDataError listing every problem."""
     settings, problems = read_settings(text)
     if problems:
         raise UserDataError("; ".join(problems))
@@ -226,28 +225,3 @@ def parse_user_data(text: str | bytes) -> WorkerUserData:
         cache_region=settings.get("cache_region"),
         cache_endpoint=settings.get("cache_endpoint"),
         cache_read_only=settings.get("cache_read_only") == "yes")
-
-
-def main(argv: list[str]) -> int:
-    """The boot script's parser: ``settings FILE|-`` (see the module's description)."""
-    if len(argv) != 2 or argv[0] != "settings":
-        sys.stderr.write("usage: userdata.py settings FILE|-\n")
-        return 2
-    try:
-        if argv[1] == "-":
-            text = sys.stdin.buffer.read()
-        else:
-            with open(argv[1], "rb") as handle:
-                text = handle.read()
-    except OSError as err:
-        sys.stdout.write(f"cannot read {argv[1]}: {err.strerror}\n")
-        return 1
-    settings, problems = read_settings(text)
-    # Checked values are single lines: one KEY=VALUE line each, split at the first "=".
-    lines = problems or [f"{key}={value}" for key, value in settings.items()]
-    sys.stdout.write("".join(line + "\n" for line in lines))
-    return 1 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

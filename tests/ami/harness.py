@@ -371,7 +371,7 @@ def boot_instance(user_data: str | bytes | None, extra_env: dict[str, str] | Non
     env, poweroff, logger = boot_script_env(workdir, extra_env)
     log_path = workdir / "rustfarm-boot.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(["/bin/bash", str(BOOT_SCRIPT)], stdin=subprocess.DEVNULL,
+        process = subprocess.Popen([str(BOOT_SCRIPT)], stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT, env=env)
     instance = FakeInstance(process, log_path, imds, poweroff, logger, container_name)
     instance.run_dir = run_dir

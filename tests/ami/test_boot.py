@@ -288,3 +288,49 @@ def test_the_worker_socket_reaches_the_master_without_nagle(tiny_worker_images, 
                     assert sends_without_delay(*socket_holder(local_port=port))
                     # What the kernel says by default (the master's side, as accepted).
                     assert not sends_without_delay(os.getpid(), connection.fileno())
+
+
+STAND_IN_RELAY = """#!/usr/bin/python3
+import signal, socket, sys
+from pathlib import Path
+record = Path(sys.argv[0] + ".record")
+record.write_text(" ".join(sys.argv[1:]) + "\\n")
+signal.signal(signal.SIGTERM, lambda *_: (record.write_text(record.read_text() + "stopped\\n"),
+                                          sys.exit(0)))
+server = socket.socket(socket.AF_UNIX)
+server.bind(sys.argv[sys.argv.index("--socket") + 1])
+server.listen()
+signal.pause()
+"""
+
+
+@pytest.mark.parametrize("relay_starts", [True, False], ids=["relay", "relay-fails"])
+def test_a_compile_cache_starts_the_relay_beside_the_worker(tiny_worker_images, tmp_path,
+                                                            relay_starts):
+    relay = tmp_path / "relay"
+    relay.write_text(STAND_IN_RELAY if relay_starts else "#!/bin/sh\nexit 1\n")
+    relay.chmod(0o755)
+    user_data = harness.user_data_text(
+        tiny_worker_images(), "127.0.0.1", 9989, "ec2-tiny-10", "secret-10",
+        cache_bucket="farm-cache", cache_prefix="farm/", cache_region="eu-west-1",
+        cache_read_only="yes")
+    with harness.boot_instance(user_data, {"RUSTFARM_CACHE_RELAY": str(relay)},
+                               workdir=tmp_path / "boot") as instance:
+        assert instance.wait(60) == 0, instance.output
+        report = tiny_worker_report(instance.output)
+        assert_powered_off_once(instance, "done: the worker exited normally")
+        if not relay_starts:
+            assert "the compile cache relay did not start; building without the compile " \
+                   "cache" in instance.output
+            assert "env RUSTFARM_CACHE_SOCKET" not in report
+            return
+        cache = instance.run_dir / "cache"
+        assert (tmp_path / "relay.record").read_text().splitlines()[0] == (
+            f"--socket {cache}/relay.sock --bucket farm-cache --prefix farm/ "
+            "--region eu-west-1 --read-only")
+        assert "compile cache: s3://farm-cache/farm/ through the relay" in instance.output
+        assert (f"-v {cache}:/run/rustfarm-cache:ro "
+                "-e RUSTFARM_CACHE_SOCKET=/run/rustfarm-cache/relay.sock") in instance.output
+        assert "env RUSTFARM_CACHE_SOCKET" in report
+        assert harness.wait_for(
+            lambda: "stopped" in (tmp_path / "relay.record").read_text(), 10)

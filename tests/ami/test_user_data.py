@@ -23,7 +23,7 @@ VALID = (
 
 def check(text: str, tmp_path) -> subprocess.CompletedProcess:
     env, _, _ = harness.boot_script_env(tmp_path)
-    return subprocess.run(["/bin/bash", str(harness.BOOT_SCRIPT), "--check-user-data", "-"],
+    return subprocess.run([str(harness.BOOT_SCRIPT), "--check-user-data", "-"],
                           input=text, capture_output=True, text=True, env=env, timeout=30)
 
 
@@ -100,6 +100,6 @@ def test_invalid_user_data_is_refused_with_a_clear_reason(tmp_path, text, proble
 
 def test_check_mode_never_powers_off(tmp_path):
     env, poweroff, logger = harness.boot_script_env(tmp_path)
-    subprocess.run(["/bin/bash", str(harness.BOOT_SCRIPT), "--check-user-data", "-"],
+    subprocess.run([str(harness.BOOT_SCRIPT), "--check-user-data", "-"],
                    input="nonsense", capture_output=True, text=True, env=env, timeout=30)
     assert poweroff.calls() == [] and logger.calls() == []

@@ -15,12 +15,15 @@ Pages, besides the files themselves:
   size and checksum, ``SHA256SUMS`` for them all and
   ``<project>-<revision>-all.tar.gz``, one archive of all targets;
 - ``<project>/latest/...``: redirects to the newest revision every target of
-  the project built successfully.
+  the project built successfully;
+- ``index.json`` beside each of these pages (the store's, a project's, a
+  release's): the page's data, which the web UI's Releases pages show.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
 from pathlib import Path
 
@@ -30,8 +33,8 @@ from twisted.web import resource, static
 
 from .artifacts_s3_www import AsStoredFile, bucket_pages
 from .deferred_resource import DeferredResource
-from .release_pages import ALL_KEYS_FILE, CURRENT_KEY_FILE, PAGE, keys_text, project_page, \
-    projects_page, release_page
+from .release_pages import ALL_KEYS_FILE, CURRENT_KEY_FILE, DATA_FILE, PAGE, keys_text, \
+    page_data, project_page, projects_page, release_page
 from .releases import ALL_DIR, Release, all_targets_archive, latest_complete, \
     previous_release, read_release
 
@@ -60,6 +63,11 @@ class ArtifactFiles(AsStoredFile):
         """The generated children: the release keys, a project's ``latest``, a
         release's two files."""
         name = path.decode(errors="replace")
+        if name == DATA_FILE and self.depth <= 2:
+            data = self.page_data()
+            if data is None:
+                return resource.NoResource("no such release")
+            return JsonData(data)
         if self.depth == 0 and name in (CURRENT_KEY_FILE, ALL_KEYS_FILE):
             text = keys_text(self.keys_dir, name)
             if not text:
@@ -77,6 +85,11 @@ class ArtifactFiles(AsStoredFile):
         if name == ALL_DIR:
             return self.childNotFound
         return None
+
+    def page_data(self) -> dict | None:
+        """The data of this directory's page (release_pages.page_data)."""
+        parts = list(Path(self.path).relative_to(self.root_path).parts)
+        return page_data(Path(self.root_path), self.project_targets, parts)
 
     def directoryListing(self):
         if self.depth == 0:
@@ -169,6 +182,19 @@ class AllTargets(DeferredResource):
         request.setHeader(b"content-disposition",
                           f'attachment; filename="{self.release.all_name}"'.encode())
         AsStoredFile(str(path), defaultType="application/gzip").render(request)
+
+
+class JsonData(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, data: dict):
+        super().__init__()
+        self.data = data
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps(self.data).encode()
 
 
 class Page(resource.Resource):

@@ -7,6 +7,12 @@ architecture and pool, and asks ``data.json`` again every few seconds, so it
 follows builds as they finish. ``data.json`` comes from two queries, whatever
 the number of builders: the newest build of each builder, and the few
 properties of those builds the cells show.
+
+The plugin also carries the farm's pages of Buildbot's own web UI: its
+``scripts.js`` and ``styles.css``, which the UI loads of every www plugin, are the
+bundle built from master/www_plugin/ (shipped built in master/static/ui/), which
+adds the menu entries Targets (this matrix, from ``data.json``) and Releases (the
+artifact plugin's ``index.json`` pages).
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ def matrix(config: dict, builds: dict[str, dict]) -> dict:
                 cell["download_url"] = (f"{url}plugins/artifacts/{project}/{label}/{triple}/"
                                         f"{project}-{label}-{triple}.tar.gz")
                 cell["release_url"] = f"{url}plugins/artifacts/{project}/{label}/"
+                cell["release_page"] = f"{url}#/releases/{project}/{label}"
             cells[f"{project} {triple}"] = cell
     return {"projects": {p: list(t) for p, t in config["projects"].items()},
             "targets": targets, "cells": cells}
@@ -98,9 +105,21 @@ class MatrixPlugin(Application):
 
     def setConfiguration(self, config: dict) -> None:
         super().setConfiguration(config)
-        page = resources.files(__package__).joinpath("static", "matrix.html").read_bytes()
+        static_dir = resources.files(__package__).joinpath("static")
+        page = static_dir.joinpath("matrix.html").read_bytes()
         self.resource = PluginRoot({b"": static.Data(page, "text/html; charset=utf-8"),
-                                    b"data.json": MatrixData(self)})
+                                    b"data.json": MatrixData(self)}, ui=ui_bundle(static_dir))
+
+
+def ui_bundle(static_dir) -> dict[bytes, bytes]:
+    """The built web UI pages (master/static/ui/): {file name: content}; empty when
+    they were not built."""
+    found = {}
+    for name in ("scripts.js", "styles.css"):
+        path = static_dir.joinpath("ui", name)
+        if path.is_file():
+            found[name.encode()] = path.read_bytes()
+    return found
 
 
 ep = MatrixPlugin()

@@ -7,11 +7,14 @@ from twisted.web import resource, static
 
 class PluginRoot(resource.Resource):
     """A plugin's root: its children, and the two files the web UI loads of every
-    configured www plugin (these plugins add nothing to the UI itself)."""
+    configured www plugin: empty, or ``ui``'s (the built scripts.js and styles.css of
+    a plugin that adds pages to the UI, {name: bytes})."""
 
-    def __init__(self, children: dict[bytes, resource.Resource]):
+    def __init__(self, children: dict[bytes, resource.Resource],
+                 ui: dict[bytes, bytes] | None = None):
         super().__init__()
         for name, child in children.items():
             self.putChild(name, child)
-        self.putChild(b"scripts.js", static.Data(b"", "text/javascript"))
-        self.putChild(b"styles.css", static.Data(b"", "text/css"))
+        ui = ui or {}
+        self.putChild(b"scripts.js", static.Data(ui.get(b"scripts.js", b""), "text/javascript"))
+        self.putChild(b"styles.css", static.Data(ui.get(b"styles.css", b""), "text/css"))

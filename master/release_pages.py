@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 from rustfarm.attestations import PROVENANCE_FILE, binary_sizes
-from rustfarm.release_files import REPRODUCED_FILE, SIGNATURE_FILE, SUMS_FILE
+from rustfarm.release_files import REPRODUCED_FILE, SIGNATURE_FILE, SUMS_FILE, rebuilt_where
 from rustfarm.release_keys import keys_file_text, published_keys
 
-from .releases import Release, TargetArchive, latest_complete, releases
+from .releases import Release, TargetArchive, latest_complete, previous_release, read_release, \
+    releases
 from .steps import human_size
 
 # The public key that signs releases now, and every one that signed a release.
@@ -91,16 +92,19 @@ def _signed_files(archive: TargetArchive) -> str:
 
 
 def _reproduced(archive: TargetArchive) -> str:
-    """What the last `farm verify-build` of the target found."""
+    """What the last `farm verify-build` of the target found, and on which worker."""
     try:
         outcome = json.loads((archive.path.parent / REPRODUCED_FILE).read_text())
     except (OSError, ValueError):
         return "not checked"
     build = html.escape(str(outcome.get("build", "")))
+    where = rebuilt_where(str(outcome.get("rebuilt_on") or ""),
+                          str(outcome.get("release_built_on") or "") or None)
+    where = f"<br>{html.escape(where)}" if where else ""
     if outcome.get("reproduced"):
-        return f'<a href="{build}">reproduced</a>'
+        return f'<a href="{build}">reproduced</a>{where}'
     differs = html.escape(", ".join(map(str, outcome.get("differs", []))))
-    return f'<a class="missing" href="{build}">not reproduced: {differs}</a>'
+    return f'<a class="missing" href="{build}">not reproduced: {differs}</a>{where}'
 
 
 def _sizes(archive: TargetArchive | None) -> dict[str, int]:
@@ -151,3 +155,91 @@ def release_page(release: Release, targets: list[str],
             + f'<p><a href="SHA256SUMS">SHA256SUMS</a> of every archive · '
             f'<a href="{html.escape(release.all_name)}">{html.escape(release.all_name)}</a>'
             " (every target, with SHA256SUMS)</p>")
+
+
+# -- The same pages as data, for the web UI's Releases pages (``index.json``) ----------
+
+DATA_FILE = "index.json"       # a page's data, beside the page
+
+
+def page_data(store: Path, project_targets: dict[str, list[str]], parts: list[str]) -> dict | None:
+    """The data of the page at ``parts`` below the store ([], [project] or [project,
+    revision]); None for a directory that is no release."""
+    if not parts:
+        return projects_data(store, project_targets)
+    targets = project_targets.get(parts[0], [])
+    if len(parts) == 1:
+        return project_data(store / parts[0], targets)
+    release = read_release(store / parts[0], parts[1])
+    if release is None or not release.archives:
+        return None
+    return release_data(release, targets, previous_release(release))
+
+
+def projects_data(store: Path, project_targets: dict[str, list[str]]) -> dict:
+    """The store's projects: each with its targets and its newest complete revision."""
+    names = sorted(p.name for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if store.is_dir() else []
+    projects = []
+    for name in names:
+        targets = project_targets.get(name, [])
+        latest = latest_complete(store / name, targets)
+        projects.append({"name": name, "targets": list(targets),
+                         "latest": latest.revision if latest else None,
+                         "releases": len(releases(store / name))})
+    return {"projects": projects}
+
+
+def project_data(project_dir: Path, targets: list[str]) -> dict:
+    """A project's releases, newest first."""
+    latest = latest_complete(project_dir, targets)
+    return {"project": project_dir.name, "targets": list(targets),
+            "latest": latest.revision if latest else None,
+            "releases": [{"revision": r.revision, "targets": r.targets,
+                          "complete": r.complete_for(targets), "first_built": r.first_built}
+                         for r in releases(project_dir)]}
+
+
+def _signed_data(archive: TargetArchive) -> dict:
+    directory = archive.path.parent
+    if not (directory / SIGNATURE_FILE).exists():
+        return {"signed": False, "files": []}
+    try:
+        listed = [line.split("  ", 1)[1] for line in
+                  (directory / SUMS_FILE).read_text().splitlines()[1:] if "  " in line]
+    except OSError:
+        listed = []
+    return {"signed": True, "signature": f"{archive.target}/{SIGNATURE_FILE}",
+            "files": [{"name": name, "path": f"{archive.target}/{name}"} for name in listed]}
+
+
+def _reproduced_data(archive: TargetArchive) -> dict | None:
+    try:
+        outcome = json.loads((archive.path.parent / REPRODUCED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    where = rebuilt_where(str(outcome.get("rebuilt_on") or ""),
+                          str(outcome.get("release_built_on") or "") or None)
+    return {"reproduced": bool(outcome.get("reproduced")), "build": outcome.get("build"),
+            "differs": [str(d) for d in outcome.get("differs", [])], "where": where}
+
+
+def release_data(release: Release, targets: list[str],
+                 previous: Release | None = None) -> dict:
+    """A release: every target's archive (paths relative to the release's URL), its
+    binaries' sizes against the previous release, signed files and rebuild."""
+    earlier = {a.target: a for a in previous.archives} if previous else {}
+    archives = []
+    for a in release.archives:
+        before = _sizes(earlier.get(a.target))
+        archives.append({
+            "target": a.target, "name": a.name, "path": a.member, "size": a.size,
+            "sha256": a.sha256, "built_at": a.built_at,
+            "binaries": [{"name": name, "size": size, "previous": before.get(name)}
+                         for name, size in sorted(_sizes(a).items())],
+            **_signed_data(a), "rebuilt": _reproduced_data(a)})
+    return {"project": release.project, "revision": release.revision,
+            "previous": previous.revision if previous else None,
+            "missing": [t for t in targets if t not in release.targets],
+            "sums": "SHA256SUMS", "all": release.all_name if release.archives else None,
+            "archives": archives}

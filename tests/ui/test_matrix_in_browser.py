@@ -15,11 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.docker_engine import unavailable
-from tests.support.crates import broken_crate
-from tests.support.farm import EXAMPLE, RunningFarm
 
-from .conftest import HOST_TARGET
+from .conftest import HOST_TARGET, hello_and_broken
 
 pytestmark = pytest.mark.browser
 
@@ -29,26 +26,8 @@ RED = "rgb(244, 188, 188)"
 
 @pytest.fixture(scope="module")
 def matrix_farm(tmp_path_factory):
-    if not shutil.which("cargo"):
-        unavailable("cargo is not installed")
-    broken = broken_crate(tmp_path_factory.mktemp("broken"))
-    farm = RunningFarm(tmp_path_factory.mktemp("matrix"), f"""\
-schedule: {{nightly: false}}
-workers: {{local: {{kind: local, count: 2}}}}
-targets: {{{HOST_TARGET}: {{pool: local, runner: native}}}}
-projects:
-  hello: {{source: {EXAMPLE}, binaries: [hello]}}
-  broken: {{source: {broken}}}
-""")
-    farm.up()
-    try:
-        farm.login()
-        for project in ("hello", "broken"):
-            [brid] = farm.force(f"force-{project}").values()
-            farm.wait_for_build(brid, timeout=300)
+    with hello_and_broken(tmp_path_factory, "matrix") as farm:
         yield farm
-    finally:
-        farm.down()
 
 
 def screenshot(page, name: str, tmp_path: Path) -> None:

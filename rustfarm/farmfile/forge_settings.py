@@ -1,5 +1,6 @@
 """farm.yaml's forge and notification settings: where a project's code lives (its
-webhooks and commit statuses), who hears of its builds, and the secrets' names."""
+webhooks, commit statuses and check runs), who hears of its builds, and the secrets'
+names."""
 
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ class PullRequests:
 
 
 @dataclass(frozen=True)
+class CheckRuns:
+    """The GitHub App a project's check runs are made as: its id, and the installation
+    on the repository (0: asked of GitHub). Its private key is in the secret store."""
+
+    app_id: int
+    installation_id: int = 0
+
+
+@dataclass(frozen=True)
 class Forge:
     """Where a project's code lives: pushes arrive from there as webhooks
     (/change_hook/<kind>), and its commits get a status per target."""
@@ -37,6 +47,7 @@ class Forge:
     api_url: str              # the forge's API (statuses go there)
     statuses: bool = True     # post commit statuses (needs `farm forge-token PROJECT`)
     pull_requests: PullRequests | None = PullRequests()    # None: none is built
+    checks: CheckRuns | None = None     # GitHub check runs (needs `farm github-app-key`)
 
     @property
     def needs_token(self) -> bool:
@@ -70,3 +81,9 @@ def webhook_secret_name(project: str) -> str:
 def forge_token_name(project: str) -> str:
     """The token statuses are posted to a project's forge with (`farm forge-token`)."""
     return f"forge-token-{project}"
+
+
+def github_app_key_name(project: str) -> str:
+    """The private key of the GitHub App a project's check runs are made as
+    (`farm github-app-key`)."""
+    return f"github-app-key-{project}"

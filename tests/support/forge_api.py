@@ -1,17 +1,35 @@
-"""A stand-in for a forge's API (GitHub's, GitLab's, Gitea's statuses) and for a chat
+"""A stand-in for a forge's API (GitHub's, GitLab's, Gitea's statuses, GitHub's check
+runs and its App's installation tokens) and for a chat
 system's webhook: an HTTP server on loopback, started by a test, that answers as the
 forge would and records every request it gets, as moto does for EC2."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import re
 import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 # What GitLab answers GET /api/v4/projects/<path> with: the project's id.
 GITLAB_PROJECT_ID = 4242
+# What GitHub answers GET /repos/<owner>/<name>/installation with, and the token it
+# gives a GitHub App for an installation (POST /app/installations/<id>/access_tokens).
+GITHUB_INSTALLATION_ID = 777001
+INSTALLATION_TOKEN = "ghs_installation-token-5b1e"
+
+
+def github_app_key():
+    """A GitHub App's private key as GitHub gives it (RSA, PEM), and its public key."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return pem, key.public_key()
 
 
 @dataclass(frozen=True)
@@ -80,11 +98,19 @@ class RecordingForge:
                 self._record()
                 if self.path.startswith("/api/v4/projects/"):
                     self._answer(200, {"id": GITLAB_PROJECT_ID})
+                elif re.fullmatch(r"/repos/[^/]+/[^/]+/installation", self.path):
+                    self._answer(200, {"id": GITHUB_INSTALLATION_ID})
                 else:
                     self._answer(404, {"message": "Not Found"})
 
             def do_POST(self):
                 body = self._record()
+                if re.fullmatch(r"/app/installations/\d+/access_tokens", self.path):
+                    expires = datetime.datetime.now(datetime.timezone.utc) \
+                        + datetime.timedelta(hours=1)
+                    self._answer(201, {"token": INSTALLATION_TOKEN,
+                                       "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")})
+                    return
                 self._answer(201, {"id": len(recorder.calls), **(body if isinstance(body, dict)
                                                                   else {})})
 

@@ -7,6 +7,7 @@ upgrade changes any of them.
 
 from __future__ import annotations
 
+from buildbot.db.buildrequests import BuildRequestsConnectorComponent
 from buildbot.process.botmaster import BotMaster
 from buildbot.process.build import Build
 from buildbot.process.builder import Builder
@@ -39,6 +40,8 @@ UPSTREAM = {
         "(self, payload: 'dict[str, Any]', user: 'str', repo: 'str', repo_url: 'str', "
         "event: 'str', codebase: 'str | None' = None) -> 'list[dict[str, Any]]'",
     (ChangeHookResource, "_dialect_handlers"): "attribute",
+    (BuildRequestsConnectorComponent, "_unclaim_buildrequests_for_master"):
+        "(self, brids, masterid)",
 }
 
 
@@ -157,6 +160,12 @@ def gitlab_push_changes(master, payload: dict) -> list[dict]:
     handler = GitLabHandler(master, {})
     return handler._process_change(payload, payload["user_name"], payload["repository"]["name"],
                                    payload["repository"]["url"], "push")
+
+
+def release_claims_of(db, brids: list[int], masterid: int):
+    """Unclaim build requests as master ``masterid`` (Buildbot's public unclaim acts as
+    the calling master, which leaves another master's claims in place)."""
+    return db.buildrequests._unclaim_buildrequests_for_master(brids, masterid)
 
 
 def forget_hook_handlers(resource: ChangeHookResource) -> None:

@@ -90,6 +90,15 @@ class SlowStartingBuild(FarmBuild):
         yield super().startBuild(workerforbuilder)
 
 
+class StoppedEarlyBuild(FarmBuild):
+    """The farm's build, stopped as it prepares: after it exists, before it asks for a
+    worker (as a stop from the web UI can come)."""
+
+    def setupBuild(self):
+        super().setupBuild()
+        self.stopBuild("stopped while it prepared")
+
+
 # Buildbot's own latent-worker options; everything else says what to launch.
 LATENT_WORKER_OPTIONS = ("build_wait_timeout", "check_instance_interval", "missing_timeout")
 c = BuildmasterConfig = {}
@@ -105,8 +114,8 @@ for builder, setup in spec["builders"].items():
         c["workers"].append(FarmEC2LatentWorker(name, password, Ec2Launch(**kwargs), **options))
     command = setup.get("command") or ["echo", "built on", util.Property("instance")]
     factory = BuildFactory([steps.ShellCommand(command=command)])
-    factory.buildClass = type("Build", (SlowStartingBuild,),
-                              {"start_delay": setup.get("start_delay") or 0})
+    factory.buildClass = StoppedEarlyBuild if setup.get("stops_early") else type(
+        "Build", (SlowStartingBuild,), {"start_delay": setup.get("start_delay") or 0})
     c["builders"].append(util.BuilderConfig(
         name=builder, workernames=setup["workers"], factory=factory))
 c["schedulers"] = [schedulers.ForceScheduler(name="force", builderNames=list(spec["builders"]))]
@@ -334,6 +343,8 @@ POOL_BUILDERS = {
                "kwargs": {"connect_timeout": 60, "running_check_interval": 1}},
     "slowstart": {"workers": ["ec2-slowstart-1"], "start_delay": 3,
                   "kwargs": {"connect_timeout": 60}},
+    "stopsearly": {"workers": ["ec2-stopsearly-1"], "stops_early": True,
+                   "kwargs": {"connect_timeout": 60}},
 }
 
 
@@ -343,6 +354,7 @@ def pool_master(moto, amis, master_template, tmp_path_factory):
     builders = {name: {"workers": b["workers"], "command": b.get("command"),
                        "password_secret": b.get("password_secret"),
                        "start_delay": b.get("start_delay"),
+                       "stops_early": b.get("stops_early"),
                        "kwargs": {k: v for k, v in {**common, **b["kwargs"]}.items()
                                   if not ("ami_name" in b["kwargs"] and k == "ami")}}
                 for name, b in POOL_BUILDERS.items()}
@@ -580,6 +592,18 @@ def test_a_request_cancelled_while_its_build_starts_ends_that_build(pool_master)
     only_instance(master, "ec2-slowstart-1")
     master.cancel(again)
     assert master.instances("ec2-slowstart-1", LIVE) == []
+
+
+def test_a_build_stopped_before_it_asks_for_its_worker_launches_nothing(pool_master):
+    """Buildbot sees such a stop only once the worker is up: an instance would boot for
+    a build already ended. The farm's worker declines it, and the build ends
+    CANCELLED."""
+    master = pool_master
+    brid = master.force("stopsearly")
+    [build] = wait_for("the build to end", lambda: master.finished_builds(brid), 30)
+    assert build["results"] == CANCELLED
+    assert "nothing started for stopsearly's build" in master.log
+    assert master.instances("ec2-stopsearly-1") == []
 
 
 def test_stopping_the_master_terminates_what_it_launched(moto, amis, master_template,

@@ -26,6 +26,7 @@ from rustfarm.userdata import UserDataError, render_user_data, value_problem
 
 from . import instances as ec2
 from ..connection import PromptConnectionMixin
+from ..stopped_builds import NothingStartsForStoppedBuilds
 from .api import SPOT_UNAVAILABLE_CODES, Ec2Connector
 from .instances import InstanceEnded
 from .launch import Ec2Launch
@@ -45,8 +46,8 @@ class LaunchedInstance:
     market: str
 
 
-class FarmEC2LatentWorker(PromptConnectionMixin, CompatibleLatentWorkerMixin,
-                          AbstractLatentWorker):
+class FarmEC2LatentWorker(PromptConnectionMixin, NothingStartsForStoppedBuilds,
+                          CompatibleLatentWorkerMixin, AbstractLatentWorker):
     """One worker name of an EC2 pool; each substantiation launches a fresh instance.
 
     ``FarmEC2LatentWorker(name, password, Ec2Launch(...), **latent_worker_options)``:

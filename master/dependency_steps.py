@@ -2,13 +2,21 @@
 farm's machine into its crate store (rustfarm/dependencies.py), and the build's view
 of the store made on the worker by the worker tool. Its summary says what it used:
 "84 crates, 0 downloaded (0.1 s)".
+
+A worker that cannot see the store (a remote Docker engine's, an EC2 instance's) keeps
+its own copies of the entries in a directory that outlives the build: the tool checks
+them against the digests of the store's listings, and the master sends, over the
+worker's connection, only the entries it lacks ("84 crates, 0 downloaded, 0 sent").
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
+from buildbot.process import remotecommand, remotetransfer
 from buildbot.process.results import FAILURE, SUCCESS
 from twisted.internet import defer, threads
 
@@ -18,23 +26,26 @@ from rustfarm.dependencies import CargoSettings, DependencyError, fetch_dependen
 from rustfarm.progress import plural
 
 from .staged_uploads import store_refusal
-from .tool_steps import WorkerToolStep
+from .tool_steps import TRANSFER_BLOCK, WorkerToolStep
+
+# Where the entries the master sends land in the worker's build directory.
+SENT_CRATES = "crates.tar.gz"
 
 
 class Dependencies(WorkerToolStep):
     """``snapshot`` (the project's files on the master) and its crate in ``crate_dir``;
-    the worker sees the store at ``worker_store`` and the project at ``source_dir``,
-    and gets its view of the store at ``view`` with cargo's configuration for it in
-    ``config_file``."""
+    the worker sees the store at ``worker_store`` (empty: it cannot, and keeps its own
+    copies in ``worker_copies``) and the project at ``source_dir``, and gets its view
+    of the store at ``view`` with cargo's configuration for it in ``config_file``."""
 
     name = "dependencies"
     description = "fetching dependencies"
-    renderables = ["snapshot", "crate_dir", "source_dir", "view", "config_file",
-                   "artifact_dir", "artifact_url"]
+    renderables = ["snapshot", "crate_dir", "worker_store", "worker_copies", "source_dir",
+                   "view", "config_file", "artifact_dir", "artifact_url"]
 
     def __init__(self, snapshot, crate_dir, store: CrateStore, settings: CargoSettings,
-                 worker_store: str, source_dir, view, config_file, artifact_dir=None,
-                 artifact_url=None, upload: bool = False, **kwargs):
+                 worker_store, source_dir, view, config_file, artifact_dir=None,
+                 artifact_url=None, upload: bool = False, worker_copies=None, **kwargs):
         super().__init__(arguments=["dependencies"], **kwargs)
         self.upload = upload
         self.artifact_dir = artifact_dir
@@ -44,6 +55,10 @@ class Dependencies(WorkerToolStep):
         self.store = store
         self.settings = settings
         self.worker_store = worker_store
+        self.worker_copies = worker_copies
+        self.sent = 0               # entries sent to a worker with its own copies
+        self.altered_on_worker = []  # its copies found altered (removed, sent again)
+        self.answer = {}
         self.source_dir = source_dir
         self.view = view
         self.config_file = config_file
@@ -78,7 +93,46 @@ class Dependencies(WorkerToolStep):
             "lock": None if fetched.resolved_lock is None else {
                 "path": f"{self.source_dir}/{fetched.lock_path}",
                 "text": fetched.resolved_lock}}
-        return (yield self.run_tool(["dependencies"], stdin=json.dumps(request)))
+        if self.worker_store:
+            return (yield self.run_tool(["dependencies"], stdin=json.dumps(request)))
+        return (yield self.with_own_copies(request, fetched.packages))
+
+    @defer.inlineCallbacks
+    def with_own_copies(self, request: dict, packages):
+        """The view of the worker's own copies; the entries it lacks sent first."""
+        if not self.worker_copies:
+            self.descriptionDone = "this worker sees no crate store and keeps no copies"
+            return FAILURE
+        request["store"] = self.worker_copies
+        request["listings"] = yield threads.deferToThread(
+            lambda: {p.store_key: self.store.listing_digest(p) for p in packages})
+        result = yield self.run_tool(["dependencies"], stdin=json.dumps(request))
+        missing = set(self.answer.get("missing") or ())
+        if result != SUCCESS or not missing:
+            return result
+        wanted = [p for p in packages if p.store_key in missing]
+        archive = yield threads.deferToThread(self.packed, wanted)
+        try:
+            download = remotecommand.RemoteCommand("downloadFile", {
+                "reader": remotetransfer.FileReader(open(archive, "rb")),
+                "workerdest": SENT_CRATES, "workdir": self.workdir, "maxsize": None,
+                "blocksize": TRANSFER_BLOCK, "mode": 0o600})
+            yield self.runCommand(download)
+        finally:
+            os.remove(archive)
+        if download.didFail():
+            self.descriptionDone = "could not send the build's crates to the worker"
+            return FAILURE
+        self.sent = len(wanted)
+        return (yield self.run_tool(["dependencies"], stdin=json.dumps(
+            {**request, "received": SENT_CRATES})))
+
+    def packed(self, packages) -> str:
+        """The entries in a tar on the master (removed once sent)."""
+        handle, path = tempfile.mkstemp(prefix="rustfarm-crates-", suffix=".tar.gz")
+        os.close(handle)
+        self.store.pack(packages, Path(path))
+        return path
 
     @defer.inlineCallbacks
     def keep_lock(self, fetched):
@@ -107,17 +161,25 @@ class Dependencies(WorkerToolStep):
         return "\n".join(lines + fetched.log) + "\n"
 
     def outcome(self, failed, answer):
+        self.answer = answer
+        self.altered_on_worker += answer.get("altered") or []
         fetched = self.fetched
         if failed or fetched is None:
             self.descriptionDone = "could not give the build its crates"
             return FAILURE
         took = fetched.resolve_seconds + fetched.fetch_seconds
-        self.setProperty("dependencies", {
-            "crates": len(fetched.packages), "downloaded": len(fetched.downloaded),
-            "resolved_lock": fetched.resolved_lock is not None,
-            "seconds": round(took, 2)}, "Dependencies")
+        facts = {"crates": len(fetched.packages), "downloaded": len(fetched.downloaded),
+                 "resolved_lock": fetched.resolved_lock is not None,
+                 "seconds": round(took, 2)}
+        sent = ""
+        if not self.worker_store:
+            # The worker keeps its own copies: how many the master sent it.
+            facts["sent"] = self.sent
+            facts["altered_on_worker"] = len(self.altered_on_worker)
+            sent = f", {self.sent} sent"
+        self.setProperty("dependencies", facts, "Dependencies")
         self.descriptionDone = (f"{plural(len(fetched.packages), 'crate')}, "
-                                f"{len(fetched.downloaded)} downloaded ({took:.1f} s)"
+                                f"{len(fetched.downloaded)} downloaded{sent} ({took:.1f} s)"
                                 + (", Cargo.lock resolved" if fetched.resolved_lock else ""))
         return SUCCESS
 

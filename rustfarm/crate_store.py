@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import shutil
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,3 +126,22 @@ class CrateStore:
             staged.rename(entry)
         except OSError:
             shutil.rmtree(staged, ignore_errors=True)
+
+    def listing_digest(self, package: LockedPackage) -> str:
+        """The SHA-256 of an entry's listing: what pins a worker's copy of it
+        (worker_tool/crate_copies.py)."""
+        return file_sha256(self.entry(package) / CHECKSUM_FILE)
+
+    def pack(self, packages: list[LockedPackage], archive: Path) -> None:
+        """A tar of the packages' entries under their keys, for a worker that cannot
+        see the store."""
+        with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
+            for package in packages:
+                tar.add(self.entry(package), arcname=package.store_key, recursive=True,
+                        filter=_plain_member)
+
+
+def _plain_member(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    member.uid = member.gid = 0
+    member.uname = member.gname = ""
+    return member

@@ -2,15 +2,22 @@
 standard input (the master's dependencies step sends it):
 
     {"store": DIR, "view": DIR, "entries": {"NAME-VERSION": "KIND/KEY", ...},
-     "config": TOML, "config_file": PATH, "lock": null | {"path": PATH, "text": TOML}}
+     "config": TOML, "config_file": PATH, "lock": null | {"path": PATH, "text": TOML},
+     "listings": {"KIND/KEY": SHA256, ...}, "received": null | PATH}
 
 The view is a directory of links, one per package of the build's Cargo.lock, to its
-entry in the store (mounted read-only): cargo's directory source, which ``config``
+entry in the store: cargo's directory source, which ``config``
 (written to ``config_file``, given to cargo with ``--config``) puts in place of every
 registry and git repository. ``lock`` is a Cargo.lock the farm resolved for a project
 that has none, written where cargo looks for it.
 
-Result: ``{"linked": N}``.
+With ``listings`` (the digests of the entries' listings), ``store`` is the worker's
+own copy of the entries (crate_copies.py), not the farm's store: copies are checked
+first, ``received`` (a tar of entries the master sent) is put in place, and when
+copies are still missing no view is made and the result names them, for the master
+to send.
+
+Result: ``{"linked": N, "missing": [KEY...], "altered": [PROBLEM...], "received": N}``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import os
 import shutil
 import sys
 
+from .crate_copies import check_copies, receive
 from .protocol import answer, fail, say
 
 
@@ -55,6 +63,14 @@ def main(args: list[str]) -> None:
         store, view, entries = request["store"], request["view"], request["entries"]
     except (ValueError, KeyError, TypeError) as err:
         fail(f"not a dependencies request: {err}")
+    listings = request.get("listings")
+    found = {"missing": [], "altered": [], "received": 0}
+    if listings is not None:
+        found = own_copies(store, listings, request.get("received"))
+        if found["missing"]:
+            say(f"{len(found['missing'])} of {len(listings)} entries are not on this worker")
+            answer({"linked": 0, **found})
+            return
     linked = make_view(store, view, entries)
     write_file(request["config_file"], request["config"])
     lock = request.get("lock")
@@ -62,4 +78,20 @@ def main(args: list[str]) -> None:
         write_file(lock["path"], lock["text"])
         say(f"wrote the Cargo.lock the farm resolved: {lock['path']}")
     say(f"{linked} packages from the crate store in {view}")
-    answer({"linked": linked})
+    answer({"linked": linked, **found})
+
+
+def own_copies(cache: str, listings: dict[str, str], received: str | None) -> dict:
+    """The worker's copies checked, with what the master sent put in place."""
+    os.makedirs(cache, exist_ok=True)
+    count, problems = receive(cache, received, listings) if received else (0, [])
+    if problems:
+        fail("entries sent by the master are not whole: " + "; ".join(problems[:5]))
+    missing, altered = check_copies(cache, listings)
+    for problem in altered:
+        say(f"altered on this worker, removed: {problem}")
+    if received and missing:
+        fail(f"the master did not send {', '.join(missing[:5])}")
+    if count:
+        say(f"received {count} entries from the master")
+    return {"missing": missing, "altered": altered, "received": count}

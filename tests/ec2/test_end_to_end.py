@@ -14,8 +14,11 @@ import boto3
 import pytest
 
 from rustfarm.cli.processes import process_alive
+from rustfarm.targets import target_table
 from rustfarm.userdata import parse_user_data
+from tests.support.binaries import run_downloaded
 from tests.support.crates import renamed_copy
+from tests.support.crates_io import require_crates_io
 from tests.support.farm import EXAMPLE, RunningFarm, wait_until
 from tests.support.moto_server import MotoEc2, aws_env
 
@@ -134,6 +137,33 @@ def test_force_build_boots_an_instance_that_builds_and_is_terminated(
             assert password not in log
             props = farm.api(f"builds/{build['buildid']}", property="*")["builds"][0]["properties"]
             assert password not in str(props)
+        finally:
+            farm.down()
+
+
+def test_an_instance_is_sent_the_crates_it_needs_from_the_farm_s_store(
+        moto, registry, pushed_image, tmp_path):
+    """An instance cannot see the crate store: the master sends it the entries of a
+    project's crates.io dependencies, and the build runs without network."""
+    require_crates_io()
+    moto.reset()
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "crates" / "deps-demo"
+    farm = ec2_farm(tmp_path / "farm", moto, registry, pushed_image,
+                    projects={"deps": f"{{source: {fixture}, test: false}}"})
+    with InstancePlayer(moto, "test", tmp_path / "instances"):
+        farm.up()
+        try:
+            farm.login()
+            [brid] = farm.force("force-deps").values()
+            build = farm.wait_for_build(brid, timeout=600)
+            assert build["results"] == 0, (farm.step_log(build, "dependencies") or "")[-2000:]
+            props = farm.api(f"builds/{build['buildid']}", property="dependencies")["builds"][0]
+            facts = props["properties"]["dependencies"][0]
+            assert facts["crates"] >= 8 and facts["sent"] == facts["crates"], facts
+            [archive] = [u for u in farm.artifact_urls(build) if u.endswith(".tar.gz")]
+            target = {t.triple: t for t in target_table()}[HOST_TARGET]
+            assert run_downloaded(archive, tmp_path / "deps", "deps-demo", target).startswith(
+                "deps-demo on x86_64: mipsel-unknown-linux-gnu")
         finally:
             farm.down()
 

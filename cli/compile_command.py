@@ -69,16 +69,28 @@ def token_for(farm: Farm, user: str | None) -> str:
 
 
 class CompileClient:
-    def __init__(self, base: str, token: str):
-        self.base = base.rstrip("/") + "/plugins/compile/"
+    """The compile endpoint of each of the farm's masters: a job taken by one is answered
+    by any, so a poll goes on through another master while one restarts."""
+
+    def __init__(self, bases: list[str], token: str):
+        self.bases = [base.rstrip("/") + "/plugins/compile/" for base in bases]
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
+        self.silent: set[str] = set()      # masters that did not answer the last poll
+
+    @property
+    def base(self) -> str:
+        return self.bases[0]
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         try:
             reply = self.session.request(method, self.base + path, timeout=120, **kwargs)
         except requests.RequestException as err:
             raise FarmError(f"the farm at {self.base} does not answer: {err}") from None
+        return self.checked(reply, method, path)
+
+    @staticmethod
+    def checked(reply: requests.Response, method: str, path: str) -> requests.Response:
         if reply.status_code in (400, 401, 403, 404, 413, 429, 503):
             wait = reply.headers.get("Retry-After")
             raise FarmError(f"the farm refused: {reply.text.strip()}"
@@ -87,10 +99,34 @@ class CompileClient:
             raise FarmError(f"{method} {path}: HTTP {reply.status_code}: {reply.text[:300]}")
         return reply
 
+    def poll(self, path: str) -> requests.Response | None:
+        """GET ``path`` from the first master that answers (it becomes the first);
+        None while none does, as while a farm's only master restarts."""
+        for base in list(self.bases):
+            try:
+                reply = self.session.get(base + path, timeout=30)
+            except requests.RequestException:
+                if base not in self.silent:
+                    say(f"  the master at {base} does not answer; asking again")
+                self.silent.add(base)
+                continue
+            self.silent.discard(base)
+            self.bases.remove(base)
+            self.bases.insert(0, base)
+            return self.checked(reply, "GET", path)
+        return None
+
+
+def master_urls(farm: Farm) -> list[str]:
+    """Each master's web address, the first master's first."""
+    if not farm.multi_master:
+        return [farm.farm.url]
+    return list(dict.fromkeys(farm.as_master(m.name).farm.url for m in farm.masters))
+
 
 def compile_project(farm: Farm, directory: Path, targets: list[str], out: Path,
                     user: str | None, timeout: float) -> bool:
-    client = CompileClient(farm.farm.url, token_for(farm, user))
+    client = CompileClient(master_urls(farm), token_for(farm, user))
     data = pack(directory)
     label = hashlib.sha256(data).hexdigest()[:12]
     say(f"uploading {directory} ({len(data) / 1024:.0f} KB packed, label {label})")
@@ -109,7 +145,9 @@ def compile_project(farm: Farm, directory: Path, targets: list[str], out: Path,
                 say(f"  {target}: {state['result']}{link}")
         if job["state"] != "running":
             return job
-        job = client.request("GET", f"jobs/{job['job']}").json()
+        reply = client.poll(f"jobs/{job['job']}")
+        if reply is not None:
+            job = reply.json()
         return None
 
     try:

@@ -5,12 +5,17 @@ as the source tarball, and submitted by the ``compile`` scheduler as one
 buildset on the ``compile:<target>`` builders, queued with all other work and
 shown in the web UI under the "compile" project with the uploader as owner.
 Each build puts its archive in the job's directory; the job is done when its
-buildset is. Jobs and their files are removed ``compile.keep`` seconds after
-they end. At most ``compile.queue`` jobs wait or run at once.
+buildset is. The job's record (``job.json``, written before the upload is
+answered) lets any master of the farm answer for it, also after the master that
+took it restarted: the rest is read from the buildset. Jobs and their files are
+removed ``compile.keep`` seconds after they end. At most ``compile.queue`` jobs
+wait or run at once.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -24,16 +29,18 @@ from buildbot.util import service
 from twisted.internet import defer, task, threads
 from twisted.python import log
 
+from rustfarm.artifact_store import write_text
 from rustfarm.failures import error_lines
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.names import COMPILE_JOB_PROPERTY, new_upload_job_id
-from rustfarm.state import UPLOAD_RESULTS, UPLOAD_SOURCE
+from rustfarm.state import UPLOAD_RECORD, UPLOAD_RESULTS, UPLOAD_SOURCE
 
 from .uploads import Limits, UploadRefused, repack, unpack
 
 SERVICE_NAME = "rustfarm-compile-jobs"
 SCHEDULER_NAME = "compile"
+JOB_ID = re.compile(r"[0-9a-f]{16}")     # as rustfarm.names.new_upload_job_id makes them
 
 
 class QueueFull(Exception):
@@ -79,6 +86,23 @@ class Job:
     def succeeded(self) -> bool:
         return self.done and all(r.result in ("success", "warnings")
                                  for r in self.results.values())
+
+    def record(self) -> dict:
+        """What is kept in the job's directory: all that its buildset does not say."""
+        return {"job": self.id, "user": self.user, "crate": self.crate,
+                "targets": self.targets, "created": self.created, "buildset": self.bsid}
+
+    @classmethod
+    def from_record(cls, directory: Path) -> "Job | None":
+        """The job recorded in ``directory``; None without a readable record."""
+        try:
+            record = json.loads((directory / UPLOAD_RECORD).read_text())
+            return cls(record["job"], record["user"], record["crate"],
+                       list(record["targets"]), directory, float(record["created"]),
+                       bsid=int(record["buildset"]),
+                       results={t: TargetResult(t) for t in record["targets"]})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def as_dict(self, base_url: str) -> dict:
         return {"job": self.id, "crate": self.crate, "owner": self.user,
@@ -171,13 +195,42 @@ class CompileJobs(service.BuildbotService):
         self.jobs[job_id] = job
         bsid, _ = yield self.scheduler().submit(job, project.crate_dir)
         job.bsid = bsid
+        yield threads.deferToThread(write_text, directory / UPLOAD_RECORD,
+                                    json.dumps(job.record()))
         self.follow(job)
         return job
 
+    @defer.inlineCallbacks
+    def find(self, job_id: str):
+        """The job ``job_id``: this master's, or one another master (or this one before
+        a restart) took, read from its record and its buildset; None if there is none."""
+        if job_id in self.jobs:
+            return self.jobs[job_id]
+        if not JOB_ID.fullmatch(job_id):
+            return None
+        job = yield threads.deferToThread(Job.from_record, self.uploads / job_id)
+        if job is None or job_id in self.jobs:
+            return self.jobs.get(job_id)
+        self.jobs[job_id] = job
+        yield self.update(job)
+        if not job.done:
+            self.follow(job)
+        return job
+
     def follow(self, job: Job) -> None:
-        job.poll = task.LoopingCall(self.update, job)
+        job.poll = task.LoopingCall(self.keep_updating, job)
         job.poll.clock = self.master.reactor
         job.poll.start(0.5).addErrback(log.err, f"following compile job {job.id}")
+
+    @defer.inlineCallbacks
+    def keep_updating(self, job: Job):
+        """``update``, whose failure (the database restarting) waits for the next round
+        instead of ending the job's polling: its clients would see it run for ever."""
+        try:
+            yield self.update(job)
+        except Exception as err:
+            log.msg(f"compile job {job.id}: its builds' states could not be read ({err}); "
+                    "reading again")
 
     @defer.inlineCallbacks
     def update(self, job: Job):
@@ -195,7 +248,9 @@ class CompileJobs(service.BuildbotService):
             builds = yield data.get(("buildrequests", request["buildrequestid"], "builds"))
             if not builds:
                 continue
-            build = builds[-1]
+            # The request's last build: the database returns them in no fixed order (a
+            # build retried after its master died is rewritten after its successor).
+            build = max(builds, key=lambda b: b["buildid"])
             result.build_url = (f"{self.url}#/builders/{build['builderid']}/builds/"
                                 f"{build['number']}")
             if not build["complete"] or build["results"] == 5:
@@ -210,8 +265,8 @@ class CompileJobs(service.BuildbotService):
             else:
                 yield self.read_failure(result, build)
         if buildset and buildset["complete"]:
-            job.ended = self.master.reactor.seconds()
-            if job.poll.running:
+            job.ended = ended_at(buildset) or self.master.reactor.seconds()
+            if job.poll and job.poll.running:
                 job.poll.stop()
             waiting, job.waiting = job.waiting, []
             for waiter in waiting:
@@ -235,16 +290,46 @@ class CompileJobs(service.BuildbotService):
                          if line[:1] in ("o", "e"))
         result.errors = error_lines(text)
 
+    @defer.inlineCallbacks
     def remove_old(self):
         now = self.master.reactor.seconds() if self.master else time.time()
         old = [job for job in self.jobs.values()
                if job.done and now - job.ended > self.settings.keep]
         for job in old:
             del self.jobs[job.id]
-            shutil.rmtree(job.directory, ignore_errors=True)
-        # Directories of jobs the master no longer knows (it restarted) go too.
-        if self.uploads.is_dir():
-            for directory in self.uploads.iterdir():
-                if directory.name not in self.jobs and \
-                        time.time() - directory.stat().st_mtime > self.settings.keep:
-                    shutil.rmtree(directory, ignore_errors=True)
+            yield threads.deferToThread(shutil.rmtree, job.directory, True)
+        if not self.uploads.is_dir():
+            return
+        # Jobs this master does not follow: another master's, or from before a restart.
+        for directory in list(self.uploads.iterdir()):
+            if directory.name in self.jobs:
+                continue
+            try:
+                gone = yield self.is_old(directory, now)
+            except Exception:
+                # Another master removed it, or the database is away: next round.
+                log.err(None, f"checking compile job directory {directory}")
+                continue
+            if gone:
+                yield threads.deferToThread(shutil.rmtree, directory, True)
+
+    @defer.inlineCallbacks
+    def is_old(self, directory: Path, now: float):
+        """Whether the upload directory of a job this master does not follow can go."""
+        job = Job.from_record(directory)
+        if job is None:
+            # An upload never queued (its master died unpacking it): by its age.
+            return time.time() - directory.stat().st_mtime > self.settings.keep
+        buildset = yield self.master.data.get(("buildsets", job.bsid))
+        if buildset is None:
+            return True
+        ended = ended_at(buildset) if buildset["complete"] else None
+        return ended is not None and now - ended > self.settings.keep
+
+
+def ended_at(buildset: dict) -> float | None:
+    """When a buildset completed, in seconds since the epoch."""
+    complete_at = buildset.get("complete_at")
+    if complete_at is None:
+        return None
+    return complete_at.timestamp() if hasattr(complete_at, "timestamp") else float(complete_at)

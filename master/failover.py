@@ -21,6 +21,8 @@ from twisted.python import log
 from buildbot import config
 from buildbot.util import epoch2datetime, service
 
+from rustfarm.workers.buildbot_private import release_claims_of
+
 # Beats per timeout: a master misses two of them before the others give up on it.
 BEATS_PER_TIMEOUT = 3
 
@@ -112,11 +114,19 @@ class MasterFailover(service.BuildbotService):
             if peer.id in worker.connected_to:
                 yield master.data.updates.workerDisconnected(workerid=worker.id,
                                                              masterid=peer.id)
-        if not brids:
-            return
+        if brids:
+            yield self.release_claims(peer, brids)
+        # A request the peer queued just before it died may never have been announced
+        # (its "new" event left with it): nothing would make a botmaster look at it
+        # until an unrelated event, so every builder looks now.
+        master.botmaster.maybeStartBuildsForAllBuilders()
+
+    @defer.inlineCallbacks
+    def release_claims(self, peer, brids: list[int]):
+        master = self.master
         # Buildbot's housekeeping unclaims with the calling master's id, which leaves a
         # dead peer's claims in place: release them as the peer's own.
-        yield master.db.buildrequests._unclaim_buildrequests_for_master(brids, peer.id)
+        yield release_claims_of(master.db, brids, peer.id)
         # Released in the database only: the "unclaimed" event makes every master's
         # botmaster try them now, not at its next unrelated event.
         yield master.data.updates.unclaimBuildRequests(brids)

@@ -3,14 +3,17 @@ crossbar, real masters, containers of the real worker image on the system engine
 each master's containers reach that master, and a master killed mid-build has its
 build retried in a container of the other master; the container it left is removed
 once it runs again, and none is left after farm down. Each master runs the pool's
-workers, in cache volumes of its own."""
+workers, in cache volumes of its own. A compile job taken by a master that is then
+killed is answered by the other, and by the killed one once it runs again."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -55,6 +58,7 @@ workers:
   {POOL}: {{kind: docker, count: 1, memory: 2g, standby: 0}}
 targets:
   {TRIPLE}: {{pool: {POOL}, image: "{built_chain.reference(TRIPLE)}"}}
+compile: {{targets: [{TRIPLE}], keep: 600}}
 projects:
   slow: {{source: {slow}, binaries: [slow], test: false}}
 """)
@@ -78,8 +82,8 @@ def running(name: str) -> bool:
     return state.stdout.strip() == "true"
 
 
-def check_binary(url: str, dest: Path) -> None:
-    assert "slow, but done" in run_downloaded(url, dest, "slow", TARGETS[TRIPLE])
+def check_binary(url: str, dest: Path, headers: dict | None = None) -> None:
+    assert "slow, but done" in run_downloaded(url, dest, "slow", TARGETS[TRIPLE], headers)
 
 
 def test_a_master_killed_mid_build_has_its_container_build_retried_by_the_other(
@@ -184,3 +188,59 @@ def test_each_master_runs_the_pool_s_workers_with_cache_volumes_of_its_own(failo
     failed = [b for b in done if b["results"] != SUCCESS]
     assert not failed, "\n".join(farm.all_logs(b)[-3000:] for b in failed)
     assert {ids[b["masterid"]] for b in done} == {"first", "second"}
+
+
+def upload_of(project: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(project.rglob("*")):
+            if "target" not in path.relative_to(project).parts:
+                tar.add(path, arcname=path.relative_to(project).as_posix(), recursive=False)
+    return buffer.getvalue()
+
+
+def test_a_compile_job_outlives_the_master_that_took_it(failover_farm, tmp_path):
+    """The upload is answered (202 and a job) by the first master, which is then killed:
+    the second answers for the job until it ends and hands out its binary, and so does
+    the first once it runs again."""
+    farm = failover_farm
+    token = farm.farm("token", "admin").stdout.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    (farm.directory.parent / "slow" / "slow.txt").write_text("5\n")
+    taken = requests.post(f"{farm.urls['first']}plugins/compile/jobs",
+                          params={"target": TRIPLE, "wait": "0"},
+                          data=upload_of(farm.directory.parent / "slow"),
+                          headers={**auth, "Content-Type": "application/gzip"}, timeout=300)
+    assert taken.status_code == 202, taken.text
+    job = taken.json()["job"]
+    os.kill(read_pid(farm.state / "masters" / "first" / "twistd.pid"), signal.SIGKILL)
+
+    def ended(url: str):
+        def check() -> dict | None:
+            reply = requests.get(f"{url}plugins/compile/jobs/{job}", headers=auth, timeout=30)
+            assert reply.status_code == 200, (reply.status_code, reply.text)
+            return reply.json() if reply.json()["state"] != "running" else None
+        return check
+
+    try:
+        answer = wait_until(ended(farm.urls["second"]), MASTER_TIMEOUT * 2 + 300,
+                            "the job did not end")
+    except AssertionError as late:
+        farm.url = farm.urls["second"]
+        builds = farm.api("builds", order="-buildid", limit=5)["builds"]
+        log = (farm.state / "masters" / "second" / "twistd.log").read_text()[-6000:]
+        raise AssertionError(f"{late}; last builds: {builds}; the second master's log:\n"
+                             f"{log}") from None
+    assert answer["state"] == "succeeded", answer
+    assert answer["targets"][TRIPLE]["result"] == "success", answer
+    result = f"plugins/compile/jobs/{job}/result"
+    wanted = {**auth, "Accept": "application/gzip"}
+    check_binary(farm.urls["second"] + result, tmp_path / "from-second", wanted)
+
+    farm.up()
+    again = ended(farm.urls["first"])()
+    assert again is not None and again["state"] == "succeeded", again
+    check_binary(farm.urls["first"] + result, tmp_path / "from-first", wanted)
+    refused = requests.get(f"{farm.urls['first']}plugins/compile/jobs/../../etc",
+                           headers=auth, timeout=30)
+    assert refused.status_code == 404

@@ -2,13 +2,14 @@
 server, the farm's crossbar, real masters and a real local worker): a master killed
 mid-build has its build retried through the other master, its worker moves there, and
 both builds stay in the history; a killed router is started again by the farm, and so
-are the masters that stopped with it."""
+are the masters that stopped with it. A farm down during a farm up leaves nothing."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import pytest
 import requests
 from buildbot.process.results import RETRY, SUCCESS
 
+from rustfarm.cli.lifecycle_lock import LOCK_FILE
 from rustfarm.cli.processes import read_pid
-from tests.support.farm import RunningFarm, two_masters_yaml, wait_until
+from rustfarm.cli.supervisor import CHECK_INTERVAL
+from tests.support.farm import FARM, RunningFarm, two_masters_yaml, wait_until
 
 from .conftest import HOST_TARGET, reachable_directory, require_cargo
 
@@ -164,3 +167,47 @@ def test_a_killed_router_is_started_again_with_the_masters_it_stopped(failover_f
     assert farm.wait_for_build(brid, timeout=180)["results"] == SUCCESS
     status = farm.farm("status").stdout
     assert "router: running (pid " in status and "does not answer" not in status
+
+
+def farm_processes(directory: Path) -> list[str]:
+    """The command lines of running processes that name the farm's directory."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if str(directory) in line and state not in ("Z", "X"):
+            found.append(f"{proc.name}: {line.strip()}")
+    return found
+
+
+def test_farm_down_during_a_farm_up_waits_for_it_then_leaves_nothing_running(failover_farm):
+    """A farm up that starts a killed master again, and a farm down while it does: the
+    down waits for the up, then stops every process, the supervisor among them."""
+    farm = failover_farm
+    os.kill(read_pid(master_pidfile(farm, "second")), signal.SIGKILL)
+    up = subprocess.Popen([FARM, "--config", str(farm.config), "up", "--no-images"],
+                          cwd=farm.directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    lock = farm.state / LOCK_FILE
+    try:
+        wait_until(lambda: lock.exists() and "farm up" in lock.read_text(), 60,
+                   "farm up did not take the lifecycle lock")
+        down = farm.farm("down", timeout=600)
+        assert "waiting for farm up (pid " in down.stdout, down.stdout
+        started, _ = up.communicate(timeout=300)
+    finally:
+        up.kill()
+    assert up.returncode == 0, started
+    assert "stopped the supervisor" in down.stdout, down.stdout
+    # The up finished first: the master it started is among those the down stopped.
+    assert "stopped master second" in down.stdout, down.stdout
+    left = wait_until(lambda: not farm_processes(farm.directory) or None, 30,
+                      f"processes left: {farm_processes(farm.directory)}")
+    assert left
+    time.sleep(3 * CHECK_INTERVAL)
+    assert farm_processes(farm.directory) == []

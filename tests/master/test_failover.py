@@ -43,6 +43,8 @@ class FakeMaster:
             workerDisconnected=lambda workerid, masterid: record("disconnected", workerid,
                                                                  masterid),
             unclaimBuildRequests=lambda brids: record("announce unclaimed", brids)))
+        self.botmaster = SimpleNamespace(
+            maybeStartBuildsForAllBuilders=lambda: record("every builder looks"))
 
     def record(self, *call):
         self.calls.append(call)
@@ -75,7 +77,13 @@ def test_a_silent_peer_is_stopped_and_its_requests_and_workers_released():
     master = FakeMaster([peer(1, 0), peer(2, 31)], claimed=[11, 12], workers=workers)
     assert watch(master) == [("active", 1), ("stopped", 2), ("disconnected", 7, 2),
                              ("release claims", [11, 12], 2),
-                             ("announce unclaimed", [11, 12])]
+                             ("announce unclaimed", [11, 12]), ("every builder looks",)]
+
+
+def test_a_silent_peer_without_claims_still_has_every_builder_look_at_its_requests():
+    """It may have queued a request and died before announcing it."""
+    master = FakeMaster([peer(1, 0), peer(2, 31)])
+    assert watch(master) == [("active", 1), ("stopped", 2), ("every builder looks",)]
 
 
 def test_the_timeout_is_the_farm_s():

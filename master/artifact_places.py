@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from rustfarm.artifact_store import StorePath, store_root
+from rustfarm.artifact_store import StorePath, remove_tree, store_root
 from rustfarm.farmfile.model import ArtifactSettings
 from rustfarm.state import StateDir
 
@@ -35,3 +35,10 @@ class ArtifactPlaces:
         """The place in the store of a build's directory below ``build_base``."""
         relative = Path(local).relative_to(self.build_base).as_posix()
         return self.root / relative
+
+    def remove(self, relative: str) -> None:
+        """A directory below ``build_base`` and its place in the store, both gone (with
+        a directory store, one and the same)."""
+        remove_tree(self.build_base / relative)
+        if self.remote:
+            remove_tree(self.root / relative)

@@ -2,21 +2,23 @@
 nothing lost.
 
     .venv/bin/python benchmarks/chaos.py [--requests 1000] [--uploads 50] [--pushes 5]
-                                         [--faults 12] [--timeout 7200]
+        [--faults 12] [--timeout 7200] [--engines 1|2] [--no-full-store] [--keep]
 
 A farm of two masters (its own PostgreSQL server and WAMP router, started by `farm
-up`) and a docker pool of 4 workers on the system engine, with three projects
+up`) and a docker pool of 4 workers per master over two engines, with four projects
 (deps-demo's real crates among them) and ten targets. Over the run it queues
 --requests build requests: forced builds through either master, --pushes commits
 (the projects' pollers build each for every target) and --uploads compile uploads,
-sent all at once by as many clients (on loopback; a client whose master is killed
-loses its connection, and its job is built all the same). Meanwhile, at random moments and
+sent all at once by as many clients (on loopback), each following its job through
+whichever master answers, as `farm compile` does. Meanwhile, at random moments and
 --faults times in all, it does one of:
 
 - kills a master with SIGKILL, then starts it again (`farm up`);
 - kills the router, then `farm up`;
 - kills PostgreSQL's postmaster with SIGKILL, then `farm up` (which starts it);
-- kills a running build container.
+- kills a running build container;
+- stops the second engine (chaos_faults.py), then starts it again;
+- fills the artifact store until writes fail, then frees it.
 
 A poller asks each master's REST API for its builders every 2 s and checks that every
 answer decodes. When every request has ended (or --timeout) it stops the farm and
@@ -24,12 +26,10 @@ prints: requests queued, succeeded, failed (with the reasons their builds gave) 
 lost (must be 0); duplicates, requests with more than one finished build (must be 0);
 targets whose SHA256SUMS does not match their archive (must be 0); containers,
 upload volumes and upload directories left (must be 0); each master's slowest REST
-answer and the answers that did not decode (must be 0); the uploads' answers by
-status (never 500); each master's resident memory at the start and the end.
+answer and the answers that did not decode (must be 0); the uploads' answers (never
+500, and no job lost after its 202); each master's resident memory at the start and the end.
 
-Not here, each with a test of its own: an engine stopped mid-build
-(tests/docker/test_several_engines.py), a full artifact store
-(tests/integration/test_full_store.py), a full compile cache or cache volume
+Not here, with a test of its own: a full compile cache or cache volume
 (tests/docker/test_full_volumes.py).
 
 The worker images must be built (`farm images build`). Prints figures only.
@@ -38,6 +38,7 @@ The worker images must be built (`farm images build`). Prints figures only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -57,10 +58,13 @@ from buildbot.process.results import CANCELLED, RETRY
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.chaos_farm import (NAME, PROJECTS, UPLOAD_TARGET, containers,  # noqa: E402
+from benchmarks.chaos_farm import (NAME, PROJECTS, containers,  # noqa: E402
                                    damaged_releases, farm_yaml, upload_volumes)
+from benchmarks.chaos_faults import EngineOutage, StoreOutage  # noqa: E402
+from benchmarks.chaos_uploads import send_and_follow  # noqa: E402
 from benchmarks.compile import project_tar, remove_volumes  # noqa: E402
 from benchmarks.soak import TARGETS, push, repositories  # noqa: E402
+from rustfarm.cli.processes import read_pid  # noqa: E402
 
 FARM = str(Path(sys.executable).parent / "farm")
 
@@ -77,19 +81,19 @@ class Chaos:
         self.unanswered: Counter = Counter()
         self.upload_answers: Counter = Counter()
         self.stop = threading.Event()
+        self.engines = EngineOutage(root) if args.engines == 2 else None
+        self.store = None if args.no_full_store else StoreOutage(root / "store")
+        # Taken in turn, in an order of the run's own: every kind once faults allow.
+        kinds = ["master", "router", "postgresql", "container"] \
+            + ["engine"] * bool(self.engines) + ["store"] * bool(self.store)
+        self.kinds = random.sample(kinds, len(kinds))
 
     def farm(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([FARM, "--config", str(self.config), *args], capture_output=True,
                               text=True, timeout=900)
 
-    def pid(self, path: Path) -> int | None:
-        try:
-            return int(path.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
     def master_pid(self, name: str) -> int | None:
-        return self.pid(self.state / "masters" / name / "twistd.pid")
+        return read_pid(self.state / "masters" / name / "twistd.pid")
 
     def rss_mb(self) -> dict[str, float]:
         found = {}
@@ -156,7 +160,9 @@ class Chaos:
                 self.slowest[name] = max(self.slowest[name], took)
 
     def fault(self) -> str:
-        kind = random.choice(["master", "router", "postgresql", "container"])
+        kind = self.kinds[len(self.faults) % len(self.kinds)]
+        if kind in ("engine", "store"):
+            return (self.engines if kind == "engine" else self.store).inject()
         if kind == "master":
             name = random.choice(list(self.urls))
             pid = self.master_pid(name)
@@ -166,7 +172,7 @@ class Chaos:
             self.farm("up", "--no-images")
             return f"master: killed {name}, started it again"
         if kind == "router":
-            pid = self.pid(self.state / "router" / "crossbar.pid")
+            pid = read_pid(self.state / "router" / "crossbar.pid")
             if pid:
                 os.kill(pid, signal.SIGKILL)
             time.sleep(5)
@@ -174,9 +180,9 @@ class Chaos:
             return "router: killed, farm up"
         if kind == "postgresql":
             for pidfile in self.state.rglob("postmaster.pid"):
-                pid = self.pid(pidfile)
-                if pid:
-                    os.kill(pid, signal.SIGKILL)
+                # Its first line is the pid; more lines follow.
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(pidfile.read_text().split()[0]), signal.SIGKILL)
             time.sleep(5)
             self.farm("up", "--no-images")
             return "postgresql: killed, farm up"
@@ -198,14 +204,8 @@ class Chaos:
         data = project_tar()
 
         def upload(_):
-            url = random.choice(list(self.urls.values()))
-            try:
-                reply = requests.post(f"{url}plugins/compile/jobs", data=data, timeout=1800,
-                                      params={"target": UPLOAD_TARGET},
-                                      headers={"Authorization": f"Bearer {token}"})
-                return str(reply.status_code)
-            except requests.RequestException as err:
-                return type(err).__name__
+            urls = random.sample(list(self.urls.values()), len(self.urls))
+            return send_and_follow(urls, token, data, self.stop)
         with ThreadPoolExecutor(self.args.uploads) as pool:
             self.upload_answers.update(pool.map(upload, range(self.args.uploads)))
 
@@ -218,16 +218,23 @@ class Chaos:
     def run(self) -> int:
         clones = repositories(self.root, PROJECTS)
         (self.root / "farm").mkdir()
-        text, self.urls = farm_yaml(self.root)
-        self.config.write_text(text)
-        started = self.farm("up", "--no-images")
-        if started.returncode != 0:
-            raise SystemExit(f"farm up failed:\n{started.stdout}{started.stderr}")
         try:
-            figures = self.measure(clones)
+            engines = self.engines.start(list(TARGETS)) if self.engines else ""
+            if self.store:
+                self.store.mount()
+            text, self.urls = farm_yaml(self.root, engines, self.store and self.store.store)
+            self.config.write_text(text)
+            started = self.farm("up", "--no-images")
+            if started.returncode != 0:
+                raise SystemExit(f"farm up failed:\n{started.stdout}{started.stderr}")
+            try:
+                figures = self.measure(clones)
+            finally:
+                self.stop.set()
+                self.farm("down")
         finally:
-            self.stop.set()
-            self.farm("down")
+            if self.engines:
+                self.engines.close()
         # What is left is counted once the farm has stopped; then its caches go.
         try:
             return self.report(*figures)
@@ -275,7 +282,7 @@ class Chaos:
                           if r["buildrequestid"] in finished else "no build"
                           for r in failed)
         duplicates = sum(1 for runs in finished.values() if len(runs) > 1)
-        damaged = damaged_releases(self.state / "artifacts")
+        damaged = damaged_releases(self.store.store if self.store else self.state / "artifacts")
         left = containers()
         volumes = upload_volumes()
         # A finished job's directory is kept compile.keep seconds for its client.
@@ -304,7 +311,8 @@ class Chaos:
             again = " (a process started again since)" if pid != now else ""
             print(f"RSS {name}:    {before:.0f} MB at the start, {after:.0f} MB at the end{again}")
         bad = lost or duplicates or damaged or left or volumes or uploads_left \
-            or sum(self.undecodable.values()) or self.upload_answers.get("500")
+            or sum(self.undecodable.values()) or self.upload_answers.get("500") \
+            or any(a.startswith("202, then 4") for a in self.upload_answers)
         return 1 if bad or len(queued) < expected else 0
 
 
@@ -315,9 +323,15 @@ def main() -> int:
     parser.add_argument("--pushes", type=int, default=5)
     parser.add_argument("--faults", type=int, default=12)
     parser.add_argument("--timeout", type=float, default=7200)
+    parser.add_argument("--engines", type=int, choices=(1, 2), default=2,
+                        help="the docker pool's engines: the system's, and a second one")
+    parser.add_argument("--no-full-store", action="store_true",
+                        help="never fill the artifact store (it then needs no namespace)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the farm's directory (and its logs) and say where")
     args = parser.parse_args()
+    if not args.no_full_store:
+        StoreOutage.enter_namespace()
     if args.keep:
         scratch = tempfile.mkdtemp(prefix="rustfarm-chaos-")
         os.chmod(scratch, 0o711)

@@ -18,7 +18,10 @@ PROJECTS = {**SOAK_PROJECTS, "deps": "deps-demo"}
 UPLOAD_TARGET = "mips-unknown-linux-musl"
 
 
-def farm_yaml(root: Path) -> tuple[str, dict[str, str]]:
+def farm_yaml(root: Path, engines: str = "", store: Path | None = None
+              ) -> tuple[str, dict[str, str]]:
+    """The farm's farm.yaml and each master's URL; ``engines``: the pool's lines naming
+    its engines (benchmarks/chaos_faults.py), ``store``: its artifacts directory."""
     catalog = current_catalog()
     www = {"first": free_port(), "second": free_port()}
     targets = "".join(f"  {t}: {{pool: {NAME}, image: \"{catalog.reference(t)}\"}}\n"
@@ -34,7 +37,8 @@ def farm_yaml(root: Path) -> tuple[str, dict[str, str]]:
             + f'router: {{url: "ws://127.0.0.1:{free_port()}/ws"}}\n'
             "schedule: {nightly: false}\n"
             f"compile: {{targets: [{UPLOAD_TARGET}], queue: 20}}\n"
-            f"workers:\n  {NAME}: {{kind: docker, count: 4, memory: 2g}}\n"
+            + (f"artifacts: {{directory: {store}}}\n" if store else "")
+            + f"workers:\n  {NAME}:\n    kind: docker\n    count: 4\n    memory: 2g\n{engines}"
             f"targets:\n{targets}projects:\n{projects}"), \
         {m: f"http://127.0.0.1:{port}/" for m, port in www.items()}
 

@@ -140,7 +140,9 @@ def get(farm: Farm, path: str, **params) -> dict:
 
 
 def ended(builds: list[dict]) -> bool:
-    return bool(builds) and builds[-1]["complete"] and builds[-1]["results"] != 5
+    """Whether a request's newest build (they come in no fixed order) has ended."""
+    last = max(builds, key=lambda b: b["buildid"], default=None)
+    return last is not None and last["complete"] and last["results"] != 5
 
 
 def how_started(scheduler: str) -> str:

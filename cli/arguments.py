@@ -9,6 +9,7 @@ from .commands import (DEFAULT_CONFIG, cmd_build, cmd_builders, cmd_check, cmd_c
                        cmd_db_password, cmd_down, cmd_forge_token, cmd_images, cmd_logs,
                        cmd_passwd, cmd_registry_token, cmd_reload, cmd_status, cmd_targets,
                        cmd_token, cmd_up, cmd_webhook_secret)
+from .github_app_key import cmd_github_app_key
 
 EXAMPLES = {
     None: """examples:
@@ -38,6 +39,7 @@ EXAMPLES = {
     "registry-token": "example:\n  farm registry-token company < company-token.txt",
     "webhook-secret": "examples:\n  farm webhook-secret hello\n  farm webhook-secret hello --new",
     "forge-token": "example:\n  farm forge-token hello < github-token.txt",
+    "github-app-key": "example:\n  farm github-app-key hello < acme-farm.private-key.pem",
     "targets": "examples:\n  farm targets\n  farm targets --known\n  farm targets --markdown",
     "builders": "example:\n  farm builders --config other.yaml",
     "compile": """examples:
@@ -169,6 +171,15 @@ def parser() -> argparse.ArgumentParser:
                            "master posts commit statuses with it, and no build sees it.")
     forge_token.add_argument("project")
     forge_token.set_defaults(func=cmd_forge_token)
+
+    app_key = _command(sub, "github-app-key", common,
+                       help="store the private key of the GitHub App check runs are made as",
+                       description="Read the private key (.pem) of the GitHub App that "
+                       "PROJECT's forge.checks names on standard input and keep it in the "
+                       "farm's secret store; the master signs its check runs' requests with "
+                       "it, and no build sees it.")
+    app_key.add_argument("project")
+    app_key.set_defaults(func=cmd_github_app_key)
 
     passwd = _command(sub, "passwd", common, help="set a web UI user's password")
     passwd.add_argument("user")

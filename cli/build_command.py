@@ -9,6 +9,7 @@ from rustfarm.failures import error_lines
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.errors import did_you_mean
 from rustfarm.names import (
+    RELEASE_PROPERTY,
     STEP_DURATIONS_PROPERTY,
     builder_name,
     project_force_scheduler,
@@ -35,9 +36,9 @@ class BuildRequest:
 
 def force(farm: Farm, api: FarmApi, project_name: str, targets: list[str], branch: str | None,
           revision: str | None, profile: str | None,
-          reproduce: bool = False) -> list[BuildRequest]:
+          reproduce: bool = False, release: str = "") -> list[BuildRequest]:
     """Request the project's builds for ``targets`` (all when empty); with ``reproduce``,
-    rebuilds of ``revision``'s release through its verify scheduler."""
+    rebuilds of ``release`` (a revision label) through its verify scheduler."""
     declared = farm.projects.get(project_name)
     farm = running_farm(farm)
     project = farm.projects.get(project_name)
@@ -63,6 +64,7 @@ def force(farm: Farm, api: FarmApi, project_name: str, targets: list[str], branc
     if reproduce:
         scheduler = project_verify_scheduler(project_name)
         params["reason"] = "farm verify-build"
+        params[RELEASE_PROPERTY] = release
     else:
         params["profile"] = profile or project.profile
     _, requests_by_builder = api.rpc(f"forceschedulers/{scheduler}", "force", **params)
@@ -143,7 +145,8 @@ def _poll(farm: Farm, api: FarmApi, request: BuildRequest) -> None:
                      property=STEP_DURATIONS_PROPERTY)["builds"]
     if not builds:
         return
-    build = builds[-1]   # a retried build request has several builds; follow the newest
+    # A retried build request has several builds, in no fixed order: follow the newest.
+    build = max(builds, key=lambda b: b["buildid"])
     if request.build is None or request.build["buildid"] != build["buildid"]:
         say(f"{request.builder}: build #{build['number']} started "
             f"({farm.farm.url}#/builders/{build['builderid']}/builds/{build['number']})")

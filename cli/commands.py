@@ -35,12 +35,17 @@ def _check_listed_user(farm: Farm, user: str) -> None:
 
 def _check_stored_secrets(farm: Farm) -> None:
     """A registry that needs a token, without one in the secret store, would fail every
-    build that takes a crate from it; a forge's statuses without its token would fail at
-    every build: refused now."""
-    from rustfarm.farmfile.forge_settings import forge_token_name
+    build that takes a crate from it; a forge's statuses without its token, or check runs
+    without their App's key, would fail at every build: refused now."""
+    from rustfarm.farmfile.forge_settings import forge_token_name, github_app_key_name
     from rustfarm.state import SecretStore, StateDir
     store = SecretStore(StateDir.of(farm).secrets)
     for project in farm.projects.values():
+        if project.forge and project.forge.checks and \
+                not store.read(github_app_key_name(project.name)):
+            raise FarmError(f"{farm.path.name}: projects.{project.name}.forge.checks: the farm "
+                            f"has no private key of GitHub App {project.forge.checks.app_id}; "
+                            f"store it with `farm github-app-key {project.name} < app.pem`")
         if project.forge and project.forge.needs_token and \
                 not store.read(forge_token_name(project.name)):
             raise FarmError(f"{farm.path.name}: projects.{project.name}.forge: the farm has no "
@@ -222,7 +227,7 @@ def cmd_registry_token(args) -> int:
     return 0
 
 
-def _forge_project(farm: Farm, name: str):
+def forge_project(farm: Farm, name: str):
     project = farm.projects.get(name)
     if project is None:
         from rustfarm.farmfile.errors import did_you_mean
@@ -238,7 +243,7 @@ def cmd_webhook_secret(args) -> int:
     from rustfarm.farmfile.forge_settings import webhook_secret_name
     from rustfarm.state import SecretStore, StateDir
     farm = _load(args)
-    project = _forge_project(farm, args.project)
+    project = forge_project(farm, args.project)
     state = StateDir.of(farm)
     state.create()
     store = SecretStore(state.secrets)
@@ -262,7 +267,7 @@ def cmd_forge_token(args) -> int:
     from rustfarm.farmfile.forge_settings import forge_token_name
     from rustfarm.state import SecretStore, StateDir
     farm = _load(args)
-    project = _forge_project(farm, args.project)
+    project = forge_project(farm, args.project)
     token = _read_token(f"{project.forge.kind} token for {project.name}: ")
     state = StateDir.of(farm)
     state.create()

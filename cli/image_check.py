@@ -27,7 +27,9 @@ def build_missing_images(farm: Farm, build: bool = True) -> bool:
     if not build:
         return True
     try:
-        client = connect(farm.docker_engine())
+        # The first docker pool's first engine, where missing_images looked (with its TLS).
+        engine = next(p.engines[0] for p in farm.pools.values() if p.kind == "docker")
+        client = connect(engine.url, engine.tls)
         try:
             catalog = current_catalog()
 

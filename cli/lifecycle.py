@@ -21,6 +21,7 @@ from .containers import remove_containers
 from .docker_probe import probe
 from .image_check import build_missing_images
 from .leftovers import clear_leftovers, describe
+from .lifecycle_lock import exclusively
 from .local_workers import LocalWorkerStarting, local_worker_names
 from .master_log import failure_reason, wait_for_reconfig
 from .master_start import MasterStarting
@@ -99,6 +100,15 @@ class Farmhouse(MasterStarting, LocalWorkerStarting):
                 f"no master of {self.farm.path.name} runs on this machine "
                 f"({socket.gethostname()}): its masters' hosts are {hosts}. Run farm up "
                 "on those machines, or give a master this machine's name as its host")
+        # The images a pool lacks are built after the lock is let go: a `farm down`
+        # need not wait for them.
+        with exclusively(self.state.root, "farm up"):
+            self.start_all(wait)
+        if self.runtime.uses_docker(self.farm):
+            return build_missing_images(self.farm, build=build_images)
+        return True
+
+    def start_all(self, wait: float) -> None:
         self.state.create()
         if self.database_server:
             self.database_server.start()
@@ -135,9 +145,6 @@ class Farmhouse(MasterStarting, LocalWorkerStarting):
             self.finish_starting_local_workers(starting)
         self.wait_until_ready(wait)
         self.start_supervisor()
-        if self.runtime.uses_docker(self.farm):
-            return build_missing_images(self.farm, build=build_images)
-        return True
 
     @property
     def supervisor(self) -> Supervisor | None:
@@ -211,6 +218,10 @@ class Farmhouse(MasterStarting, LocalWorkerStarting):
     def reload(self, timeout: float = 300) -> bool:
         """Apply farm.yaml to the running master with Buildbot's reconfiguration: running
         builds go on; a configuration the master refuses leaves the running one in place."""
+        with exclusively(self.state.root, "farm reload"):
+            return self.reconfigure(timeout)
+
+    def reconfigure(self, timeout: float) -> bool:
         pid = read_pid(self.state.master_pidfile)
         if pid is None:
             raise FarmError(f"the farm is not running; `farm up` starts it with "
@@ -240,6 +251,10 @@ class Farmhouse(MasterStarting, LocalWorkerStarting):
         end RETRY and are built again after the next `farm up` (Buildbot's quick
         shutdown), or with ``wait`` finish first (its clean shutdown). Then the
         local workers, then whatever container of this farm is left."""
+        with exclusively(self.state.root, "farm down"):
+            self.stop_all(wait, timeout)
+
+    def stop_all(self, wait: bool, timeout: float | None) -> None:
         stopped = False
         # First, so that it starts nothing this stops.
         if self.supervisor and self.supervisor.stop():

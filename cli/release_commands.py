@@ -15,9 +15,10 @@ import requests
 from rustfarm.errors import FarmError
 from rustfarm.farmfile import load
 from rustfarm.minisign import PublicKey
+from rustfarm.names import REBUILT_ON_PROPERTY, RELEASE_BUILT_ON_PROPERTY
 from rustfarm.progress import say, warn
 from rustfarm.release_files import SIGNATURE_FILE, SUMS_FILE, ReleaseCheckFailed, \
-    verify_target
+    rebuilt_where, verify_target
 from rustfarm.release_keys import ReleaseKeys, keys_file_text, parse_keys_file, \
     published_keys
 from rustfarm.artifact_store import KEY_ID_SECRET, SECRET_KEY_SECRET
@@ -146,14 +147,29 @@ def cmd_verify_build(args) -> int:
             f"(their content hash must be {args.revision})")
         revision = None
     requests = force(farm, api, args.project, args.target or [], None, revision, None,
-                     reproduce=True)
+                     reproduce=True, release=args.revision)
     for request in requests:
         say(f"rebuilding {args.project} {args.revision} for {request.builder.split(':', 1)[1]} "
             f"without the compile cache, in a volume of its own (build request {request.brid})")
     reproduced = follow(farm, api, requests, args.timeout)
+    for request in requests:
+        where = _rebuilt_where(api, request.build)
+        if where:
+            say(f"{request.builder}: {where}")
     say(f"{args.project} {args.revision}: " + ("every target reproduced" if reproduced else
                                                "NOT reproduced everywhere (see above)"))
     return 0 if reproduced else 1
+
+
+def _rebuilt_where(api, build: dict | None) -> str:
+    """Which worker rebuilt the target, and which built its release, as its build says."""
+    if build is None:
+        return ""
+    wanted = (REBUILT_ON_PROPERTY, RELEASE_BUILT_ON_PROPERTY)
+    found = api.get(f"builds/{build['buildid']}", property=list(wanted))["builds"]
+    props = found[0].get("properties", {}) if found else {}
+    rebuilt_on, built_on = (props.get(name, [None])[0] for name in wanted)
+    return rebuilt_where(rebuilt_on, built_on or None)
 
 
 def cmd_artifacts_credentials(args) -> int:
@@ -200,9 +216,10 @@ def add_commands(sub, common: argparse.ArgumentParser) -> None:
     again = sub.add_parser("verify-build", parents=[common],
                            help="rebuild a release to check it reproduces",
                            description="Rebuild PROJECT's release of REVISION for each of its "
-                           "targets (or --target's) without the compile cache and in a volume "
-                           "of its own, and compare the binaries with the release's, byte for "
-                           "byte; the release page shows the outcome.")
+                           "targets (or --target's) without the compile cache, in a volume "
+                           "of its own and on another worker than the release's where the "
+                           "target has one, and compare the binaries with the release's, byte "
+                           "for byte; the release page shows the outcome and the workers.")
     again.add_argument("project")
     again.add_argument("revision")
     again.add_argument("--target", action="append", help="only this target (repeatable)")

@@ -1,10 +1,13 @@
 """The artifact store's pages when it is an S3 bucket: the same URLs as a directory
-store's (master/artifacts_www.py), made from the bucket's listing in a thread; a
-file is a redirect to a presigned URL of its object, which expires after a while."""
+store's (master/artifacts_www.py), ``index.json`` data beside them included, made
+from the bucket's listing in a thread; a file is a redirect to a presigned URL of its
+object, which expires after a while."""
 
 from __future__ import annotations
 
 import html
+import json
+import re
 from pathlib import Path
 
 from twisted.internet import threads
@@ -12,11 +15,12 @@ from twisted.web import static
 
 from rustfarm.artifact_store import download_link, store_root
 from rustfarm.farmfile.model import ArtifactSettings, S3Artifacts
+from rustfarm.names import PULL_REQUEST_DIR
 from rustfarm.state import StateDir
 
 from .deferred_resource import DeferredResource
-from .release_pages import ALL_KEYS_FILE, CURRENT_KEY_FILE, PAGE, keys_text, project_page, \
-    projects_page, release_page
+from .release_pages import ALL_KEYS_FILE, CURRENT_KEY_FILE, DATA_FILE, PAGE, keys_text, \
+    page_data, project_page, projects_page, release_page
 from .releases import all_targets_archive, latest_complete, previous_release, read_release
 
 class AsStoredFile(static.File):
@@ -29,6 +33,7 @@ class AsStoredFile(static.File):
 
 # What a path part may be: a project, revision, target or file name; never "." or "..".
 HIDDEN = (".", "..")
+PULL_REQUEST_PLACE = re.compile(PULL_REQUEST_DIR.format(number=r"[0-9]+"))
 
 
 class BucketPages(DeferredResource):
@@ -52,6 +57,10 @@ class BucketPages(DeferredResource):
             return "missing", "no such page"
         trailing = parts[-1:] == [""]
         parts = [p for p in parts if p]
+        if parts[-1:] == [DATA_FILE] and not trailing and len(parts) <= 3 \
+                and not (len(parts) == 3 and PULL_REQUEST_PLACE.fullmatch(parts[1])):
+            data = page_data(self.root, self.project_targets, parts[:-1])
+            return ("json", data) if data is not None else ("missing", "no such release")
         if not parts:
             return "page", ("rustfarm artifacts", projects_page(self.root))
         if len(parts) == 1 and parts[0] in (CURRENT_KEY_FILE, ALL_KEYS_FILE):
@@ -71,6 +80,12 @@ class BucketPages(DeferredResource):
             if not trailing:
                 return "redirect", f"{parts[0]}/"
             return "page", (f"{parts[0]}: releases", project_page(project_dir, targets))
+        if PULL_REQUEST_PLACE.fullmatch(parts[1]):
+            # A pull request's builds: their files as stored, never a release.
+            path = project_dir.joinpath(*parts[1:])
+            if trailing or len(parts) < 4 or not path.is_file():
+                return "missing", "no such file"
+            return "redirect", download_link(path)
         release = read_release(project_dir, parts[1])
         if release is None or not release.archives:
             return "missing", "no such release"
@@ -99,7 +114,11 @@ class BucketPages(DeferredResource):
             AsStoredFile(str(value), defaultType="application/gzip").render(request)
             return
         request.setResponseCode(404 if kind == "missing" else 200)
-        if kind == "page":
+        if kind == "json":
+            request.setHeader(b"content-type", b"application/json")
+            request.setHeader(b"cache-control", b"no-store")
+            request.write(json.dumps(value).encode())
+        elif kind == "page":
             title, body = value
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
             request.write(PAGE.format(title=html.escape(title), body=body).encode())

@@ -11,7 +11,7 @@ from rustfarm.farmfile.pool_kinds import S3CompileCache
 from rustfarm.farmfile.pools import size_bytes
 from rustfarm.names import is_untrusted
 from rustfarm.targets import cargo_target_variable, target_table
-from rustfarm.workers.docker_volumes import COMPILE_CACHE_DIR, CRATE_STORE_DIR
+from rustfarm.workers.docker_volumes import COMPILE_CACHE_DIR, CRATE_COPIES, CRATE_STORE_DIR
 
 # The crate cache's setting for a cache a build may read but not add to (an upload's:
 # its volume is mounted read-only too, which is what keeps it out).
@@ -74,7 +74,9 @@ def reproducible_env(target: Target, base: str, docker: bool) -> dict:
     spec = target_table().targets.get(target.triple)
     flags = target.cargo_env().get(variable) or " ".join(spec.rustflags if spec else ())
     places = [(f"{base}/src", "/rustfarm/src"), (f"{base}/target", "/rustfarm/target"),
-              (f"{base}/.rustfarm/crates", "/rustfarm/crates")]
+              (f"{base}/.rustfarm/crates", "/rustfarm/crates"),
+              # A worker's own copies of the store's entries, keyed as the store is.
+              (f"{base}/{CRATE_COPIES}", "/rustfarm/crates")]
     if docker:
         places.append((CRATE_STORE_DIR, "/rustfarm/crates"))
     remaps = " ".join(f"--remap-path-prefix={path}={fixed}" for path, fixed in places)

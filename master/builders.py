@@ -9,6 +9,7 @@ from rustfarm.builder_defs import BuilderDef, TooFewWorkers, builder_defs
 from rustfarm.farmfile import Farm
 from rustfarm.state import StateDir
 from rustfarm.workers.engines import WarmEngineFirst
+from rustfarm.workers.rebuild_choice import ElsewhereFirst
 from rustfarm.workers.standby import StandbyFirst
 
 from .factories import build_factory
@@ -44,12 +45,13 @@ def builder_configs(farm: Farm, paths: StateDir) -> list[util.BuilderConfig]:
     # A pool with standby containers sends a builder's build to the one waiting for it.
     choosers = {name: StandbyFirst(several.get(name)) if pool.standby else several.get(name)
                 for name, pool in farm.pools.items() if pool.kind == "docker"}
+    # A release's rebuild goes to another worker than the release's, where there is one.
     return [util.BuilderConfig(
                 name=d.name,
                 workernames=list(d.workernames),
                 factory=build_factory(farm, d.project, d.target, paths, d.in_container),
                 locks=locks(d),
-                nextWorker=choosers.get(d.target.pool),
+                nextWorker=ElsewhereFirst(choosers.get(d.target.pool)),
                 tags=d.tags if tagged else None,
                 properties=d.properties,
                 defaultProperties={"profile": d.project.profile},

@@ -284,7 +284,7 @@ class JobResource(resource.Resource):
 
         async def action(request):
             owner = await endpoint.user(request)
-            job = endpoint.jobs.jobs.get(self.job_id) if endpoint.jobs else None
+            job = (await endpoint.jobs.find(self.job_id)) if endpoint.jobs else None
             if job is None or (owner is not None and job.user != owner):
                 raise Refusal(404, f"no compile job {self.job_id} (jobs are kept for "
                               "compile.keep seconds after they end)")

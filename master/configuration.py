@@ -14,6 +14,7 @@ from rustfarm.workers.ec2 import ec2_reapers
 from rustfarm.workers.engines import engine_watch
 
 from .builders import builder_configs
+from .check_runs import check_run_reporters
 from .compile_jobs import CompileJobs
 from .tessel_www import TesselServer
 from .database import database_services, database_url, db_config
@@ -77,10 +78,11 @@ def buildmaster_config(farm: Farm | None = None, runtime: Runtime | None = None)
                                      description="projects uploaded to the compile endpoint")]
                        if farm.compile.targets else []),
         "builders": builder_configs(farm, paths),
-        "schedulers": all_schedulers(farm) + pull_request_schedulers(farm),
+        "schedulers": all_schedulers(farm, paths) + pull_request_schedulers(farm),
         "change_source": change_sources(farm, paths),
         "services": services(farm, runtime, paths) + database_services(farm.db.url)
-                    + project_reporters(farm) + comment_reporters(farm),
+                    + project_reporters(farm) + comment_reporters(farm)
+                    + check_run_reporters(farm),
         "www": www_config(farm, paths),
         "collapseRequests": False,
         "prioritizeBuilders": prioritize_builders,

@@ -22,7 +22,7 @@ from rustfarm.targets import target_table
 from rustfarm.crate_store import CrateStore
 from rustfarm.dependencies import CargoSettings, machine_config_files
 from rustfarm.release_keys import ReleaseKeys
-from rustfarm.workers.docker_volumes import CACHE_DIR, CRATE_STORE_DIR
+from rustfarm.workers.docker_volumes import CACHE_DIR, CRATE_COPIES, CRATE_STORE_PROPERTY
 
 from .build_env import compile_cache_env, reproducible_env, s3_compile_cache_env
 from .builds import FarmBuild
@@ -202,6 +202,15 @@ def _skipped(results, step) -> bool:
     return results == SKIPPED
 
 
+def _worker_store(pool, paths: StateDir):
+    """Where the build's worker sees the farm's crate store: in place on a local worker,
+    where its engine mounts it on a docker worker (its ``crate_store`` property), and
+    nowhere ("") elsewhere."""
+    if pool.kind == "local":
+        return str(paths.crate_store)
+    return Property(CRATE_STORE_PROPERTY, default="")
+
+
 def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                   in_container: bool) -> BuildFactory:
     """A project's build; for the compile project, an upload's (its source comes with
@@ -214,9 +223,10 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                  else f"{base}/src/{project.subdir}").rstrip("/")
     pool = farm.pools.get(target.pool)
     docker = in_container and pool is not None and pool.kind == "docker"
-    # The farm fetches crates for builds on this machine's workers and engines.
+    # The farm fetches every build's crates; a worker that cannot see its store (a
+    # remote engine's, an EC2 instance's) is sent its own copies of them.
     fetches = farm.crates.fetched_by_farm and pool is not None and pool.kind in ("docker",
-                                                                                "local")
+                                                                                "local", "ec2")
     store_config = Interpolate(f"{base}/.rustfarm/dependencies.toml") if fetches else None
     profile = CargoProfile(project.profiles, project.profile)
     cargo_args = _cargo_args(farm, project, target, profile, store_config)
@@ -274,10 +284,11 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
             UploadPath(paths) if upload else Property("snapshot"),
             Property("crate_dir") if upload else project.subdir,
             CrateStore(paths.crate_store), cargo_settings(farm, paths),
-            CRATE_STORE_DIR if docker else str(paths.crate_store),
-            source_dir, Interpolate(f"{base}/.rustfarm/crates"), store_config,
-            artifact_dir=artifact_dir, artifact_url=None if upload else artifact_url,
-            upload=upload, tool=tool, workdir="build", haltOnFailure=True, logEnviron=False))
+            _worker_store(pool, paths), source_dir, Interpolate(f"{base}/.rustfarm/crates"),
+            store_config, artifact_dir=artifact_dir,
+            artifact_url=None if upload else artifact_url, upload=upload,
+            worker_copies=Interpolate(f"{base}/{CRATE_COPIES}"), tool=tool, workdir="build",
+            haltOnFailure=True, logEnviron=False))
     if has_cache:
         # A reproduction builds without the compile cache: what the cache hands out
         # is part of what it checks.
@@ -301,8 +312,8 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
         factory.addStep(CompareWithRelease(artifact_dir, release_url, places,
                                            doStepIf=_reproduction, hideStepIf=_skipped))
         if places.remote:
-            factory.addStep(PublishRelease(artifact_dir, places, haltOnFailure=True,
-                                           doStepIf=_not_pull_request, hideStepIf=_skipped))
+            # A pull request's files too: its pr-<number>/ is served from the store.
+            factory.addStep(PublishRelease(artifact_dir, places, haltOnFailure=True))
         factory.addStep(PruneArtifacts(functools.partial(_project_place, places, project.name),
                                        farm.artifacts.keep, release_url=release_url,
                                        doStepIf=_releases, hideStepIf=_skipped))

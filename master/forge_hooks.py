@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from buildbot.plugins import util
 from buildbot.process.properties import Properties
@@ -33,7 +32,6 @@ from twisted.internet import defer, threads
 from twisted.python import log
 from twisted.web import server
 
-from rustfarm.artifact_store import remove_tree
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.forge_settings import PullRequests, webhook_secret_name
 from rustfarm.names import PULL_REQUEST_DIR
@@ -51,7 +49,6 @@ class HookedProject:
     source: str           # what the project's builds fetch (farm.yaml's source)
     secret: str           # the secret store's name of its webhook secret
     pull_requests: PullRequests | None = None     # which requests it builds (None: none)
-    artifacts: str = ""   # its directory of the artifact store (builds write there)
 
 
 class WebhookRefused(ValueError):
@@ -66,16 +63,17 @@ class WebhookRefused(ValueError):
 def hook_dialects(farm: Farm, paths: StateDir) -> dict:
     """www's change_hook_dialects: one per forge kind the farm's projects use."""
     from .artifact_places import ArtifactPlaces
-    base = ArtifactPlaces(farm.artifacts, paths).build_base
+    places = ArtifactPlaces(farm.artifacts, paths)
     dialects: dict[str, dict] = {}
     for project in farm.projects.values():
         if project.forge is None:
             continue
         kind = project.forge.kind
-        dialect = dialects.setdefault(kind, {"custom_class": HANDLERS[kind], "repositories": {}})
+        dialect = dialects.setdefault(kind, {"custom_class": HANDLERS[kind], "repositories": {},
+                                             "artifact_places": places})
         dialect["repositories"].setdefault(project.forge.repository.lower(), []).append(
             HookedProject(project.name, project.source, webhook_secret_name(project.name),
-                          project.forge.pull_requests, str(base / project.name)))
+                          project.forge.pull_requests))
     return dialects
 
 
@@ -88,6 +86,8 @@ class ForgeHook(BaseHookHandler):
     def __init__(self, master, options):
         super().__init__(master, options)
         self.repositories: dict[str, list[HookedProject]] = options.get("repositories", {})
+        # Where builds write and releases are kept: a closed request's files go from both.
+        self.places = options.get("artifact_places")
 
     @defer.inlineCallbacks
     def getChanges(self, request):
@@ -140,8 +140,8 @@ class ForgeHook(BaseHookHandler):
             if settings is None:
                 continue
             if pull.closes:
-                gone = Path(project.artifacts) / PULL_REQUEST_DIR.format(number=pull.number)
-                yield threads.deferToThread(remove_tree, gone)
+                gone = f"{project.name}/{PULL_REQUEST_DIR.format(number=pull.number)}"
+                yield threads.deferToThread(self.places.remove, gone)
                 log.msg(f"change hook {self.kind}: request {pull.number} of {repository} "
                         f"closed; its artifacts of {project.name} are removed")
             elif pull.builds(settings):

@@ -26,30 +26,25 @@ from rustfarm.names import TARGET_PROPERTY, reported_pull_request, scheduler_id
 from .cargo_steps import FIRST_ERROR_PROPERTY
 from .pull_requests import pull_request_builders
 from .reporters import (GiteaStatuses, GitHubStatuses, GitLabStatuses, first_active_master,
-                        on_forge)
-
-
-def _value(build: dict, name: str, default=None):
-    found = build.get("properties", {}).get(name)
-    return found[0] if found else default
+                        on_forge, reported_property)
 
 
 def summary(context: dict) -> str:
     """The comment: a line per target, the failed ones' first errors under them."""
-    builds = sorted(context["builds"], key=lambda b: _value(b, TARGET_PROPERTY, ""))
+    builds = sorted(context["builds"], key=lambda b: reported_property(b, TARGET_PROPERTY, ""))
     failed = [b for b in builds if b["results"] != SUCCESS]
-    revision = _value(builds[0], "got_revision", "") if builds else ""
+    revision = reported_property(builds[0], "got_revision", "") if builds else ""
     head = (f"rustfarm: {len(failed)} of {len(builds)} targets failed" if failed
             else f"rustfarm: all {len(builds)} targets built")
     lines = [f"{head} for {revision[:12]}", ""]
     for build in builds:
         result = statusToString(build["results"])
-        lines.append(f"- `{_value(build, TARGET_PROPERTY, '?')}`: {result} "
+        lines.append(f"- `{reported_property(build, TARGET_PROPERTY, '?')}`: {result} "
                      f"({build.get('state_string', '')}) {build.get('url', '')}".rstrip())
     for build in failed:
-        error = _value(build, FIRST_ERROR_PROPERTY)
+        error = reported_property(build, FIRST_ERROR_PROPERTY)
         if error:
-            lines += ["", f"`{_value(build, TARGET_PROPERTY, '?')}`, its first error:",
+            lines += ["", f"`{reported_property(build, TARGET_PROPERTY, '?')}`, its first error:",
                       "```", error, "```"]
     return "\n".join(lines) + "\n"
 

@@ -18,9 +18,10 @@ from rustfarm.attestations import PROVENANCE_FILE, SBOM_FILE, ReleaseFacts, Ship
 from rustfarm.crate_store import CrateStore
 from rustfarm.device_packages import PackageInfo, package_name, package_version
 from rustfarm.errors import FarmError
-from rustfarm.names import IMAGE_ID_PROPERTY, IMAGE_PROPERTY
+from rustfarm.names import IMAGE_ID_PROPERTY, IMAGE_PROPERTY, REBUILT_ON_PROPERTY, \
+    RELEASE_BUILT_ON_PROPERTY
 from rustfarm.release_files import REPRODUCED_FILE, SIGNATURE_FILE, Packaging, \
-    ReleaseCheckFailed, attest_target, compare_reproduction
+    ReleaseCheckFailed, attest_target, compare_reproduction, rebuilt_where, release_worker
 from rustfarm.release_keys import ReleaseKeys
 
 from .artifact_places import ArtifactPlaces
@@ -77,7 +78,8 @@ class SignRelease(buildstep.BuildStep):
             finished=time.time(),
             archive=Shipped(self.archive, self.getProperty("archive_sha256") or ""),
             binaries=tuple(Shipped(name, digest, int(sizes.get(name, 0)))
-                           for name, digest in sorted(digests.items())))
+                           for name, digest in sorted(digests.items())),
+            worker=self.build.workername or "")
 
     def packaging(self) -> Packaging | None:
         if not self.package_kinds:
@@ -158,9 +160,16 @@ class CompareWithRelease(buildstep.BuildStep):
             yield log.addStderr(f"{err}\n")
             self.descriptionDone = "nothing to compare with"
             return FAILURE
+        built_on = yield threads.deferToThread(release_worker, release_dir)
+        rebuilt_on = self.build.workername or ""
+        self.setProperty(REBUILT_ON_PROPERTY, rebuilt_on, "Compare")
+        self.setProperty(RELEASE_BUILT_ON_PROPERTY, built_on or "", "Compare")
+        yield log.addStdout(rebuilt_where(rebuilt_on, built_on) + "\n")
         outcome = {"reproduced": not differs, "differs": differs,
                    "build": (yield self.build.getUrl()), "checked": int(time.time()),
-                   "archive_sha256": self.getProperty("archive_sha256") or ""}
+                   "archive_sha256": self.getProperty("archive_sha256") or "",
+                   "rebuilt_on": rebuilt_on, "release_built_on": built_on or "",
+                   "same_worker": rebuilt_on == built_on}
         yield threads.deferToThread(write_text, release_dir / REPRODUCED_FILE,
                                     json.dumps(outcome, indent=2, sort_keys=True) + "\n")
         if self.release_url:

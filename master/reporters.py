@@ -12,7 +12,8 @@ recipients), each reporting on that project's builders only:
   project and source); the token comes from the secret store
   (`farm forge-token PROJECT`) and is never a property or logged.
 - mail: MailNotifier, on a change of result only (Buildbot's mode "change":
-  pass to fail, fail to pass), through farm.yaml's notify.smtp relay;
+  pass to fail, fail to pass, against the builder's last build that was not a
+  pull request's), through farm.yaml's notify.smtp relay;
 - JSON: HttpStatusPush, each finished build's dictionary, posted to
   notify.webhook.
 
@@ -28,6 +29,7 @@ import copy
 from urllib.parse import quote_plus
 
 from buildbot.plugins import reporters, util
+from buildbot.process.results import RETRY
 from buildbot.reporters.generators.build import BuildStartEndStatusGenerator, BuildStatusGenerator
 from buildbot.reporters.generators.buildrequest import BuildRequestGenerator
 from buildbot.reporters.message import (MessageFormatter, MessageFormatterFunction,
@@ -41,6 +43,13 @@ from rustfarm.farmfile.forge_settings import forge_token_name
 from rustfarm.names import TARGET_PROPERTY, builder_name, reported_pull_request, scheduler_id
 
 STATUS_CONTEXT = util.Interpolate(f"rustfarm/%(prop:{TARGET_PROPERTY})s")
+
+
+def reported_property(build: dict, name: str, default=None):
+    """A property's value in a build as reporters get it (properties: name: [value,
+    source])."""
+    found = build.get("properties", {}).get(name)
+    return found[0] if found else default
 
 
 @defer.inlineCallbacks
@@ -61,14 +70,54 @@ class ReportedWhereItRuns:
         return super().generate(master, reporter, key, build)
 
 
+# How far back a report looks for the builder's last build that was not a request's.
+PREVIOUS_BUILDS_READ = 50
+
+
+@defer.inlineCallbacks
+def previous_own_build(master, build):
+    """The builder's last finished build before ``build`` that was not a pull request's
+    (Buildbot's own choice is the one just before, which may be a request's)."""
+    for number in range(build["number"] - 1, max(-1, build["number"] - 1 - PREVIOUS_BUILDS_READ),
+                        -1):
+        before = yield master.data.get(("builders", build["builderid"], "builds", number))
+        if not before or before["results"] in (None, RETRY):
+            continue
+        properties = yield master.data.get(("builds", before["buildid"], "properties"))
+        if reported_pull_request(properties or {}) is None:
+            return before
+    return None
+
+
 class BuildReport(ReportedWhereItRuns, BuildStatusGenerator):
     """Buildbot's report of a build's end, to the project's people: never a pull
-    request's (its author hears of it on the request, through its commit statuses)."""
+    request's (its author hears of it on the request, through its commit statuses),
+    and a change of result is one against the last build that was not a request's."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.previous: dict[int, dict | None] = {}
+
+    @defer.inlineCallbacks
+    def generate(self, master, reporter, key, build):
+        compares = "change" in self.mode or "problem" in self.mode
+        if compares and key[2] != "new":
+            self.previous[build["buildid"]] = yield previous_own_build(master, build)
+        try:
+            return (yield super().generate(master, reporter, key, build))
+        finally:
+            self.previous.pop(build["buildid"], None)
 
     def is_message_needed_by_props(self, build):
         if reported_pull_request(build["properties"]) is not None:
             return False
         return super().is_message_needed_by_props(build)
+
+    def is_message_needed_by_results(self, build):
+        # In place: the message's "the build before" is this one too.
+        if build["buildid"] in self.previous:
+            build["prev_build"] = self.previous[build["buildid"]]
+        return super().is_message_needed_by_results(build)
 
 
 class BuildStartEndReport(ReportedWhereItRuns, BuildStartEndStatusGenerator):

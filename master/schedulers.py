@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from buildbot.plugins import schedulers, util
 from buildbot.schedulers.forcesched import CollectedValidationError, ValidationError
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.python import log
 
 from rustfarm.farmfile import Farm, Project
-from rustfarm.names import REPRODUCE_PROPERTY, builder_name, project_force_scheduler, \
-    project_verify_scheduler, scheduler_id
+from rustfarm.names import RELEASE_PROPERTY, RELEASE_WORKERS_PROPERTY, REPRODUCE_PROPERTY, \
+    VERIFY_SCHEDULER_SOURCE, builder_name, project_force_scheduler, project_verify_scheduler, \
+    scheduler_id
 from rustfarm.farmfile.model import COMPILE_PROJECT
 from rustfarm.state import StateDir
 
+from .artifact_places import ArtifactPlaces
 from .compile_jobs import SCHEDULER_NAME, CompileScheduler
 from .pollers import HeadsFirstGitPoller
+from .release_workers import recorded_workers
 
 
 class TargetsForceScheduler(schedulers.ForceScheduler):
@@ -40,6 +43,37 @@ class TargetsForceScheduler(schedulers.ForceScheduler):
         names = [self.target_builders[t] for t in chosen]
         result = yield super().force(owner, builderNames=names, **kwargs)
         return result
+
+
+class VerifyScheduler(TargetsForceScheduler):
+    """A project's verify form: rebuilds of a release, whose request names the worker
+    that built each target's release (its provenance says), so that each builder
+    rebuilds it on another (workers/rebuild_choice.py)."""
+
+    def __init__(self, *, places: ArtifactPlaces, project: str, **kwargs):
+        super().__init__(**kwargs)
+        self.places = places
+        self.project = project
+
+    @defer.inlineCallbacks
+    def addBuildsetForSourceStampsWithDefaults(self, reason, sourcestamps=None,
+                                               properties=None, builderNames=None, **kwargs):
+        revision = (properties.getProperty(RELEASE_PROPERTY) if properties else None) or \
+            next((s.get("revision") for s in sourcestamps or [] if s.get("revision")), None)
+        triples = {name: t for t, name in self.target_builders.items()
+                   if name in (builderNames or [])}
+        workers = {}
+        if revision and properties is not None:
+            try:
+                workers = yield threads.deferToThread(recorded_workers, self.places,
+                                                      self.project, str(revision), triples)
+            except Exception as err:       # the store: a rebuild then goes to any worker
+                log.msg(f"{self.name}: which workers built {self.project} {revision} is "
+                        f"not known ({err})")
+            properties.setProperty(RELEASE_WORKERS_PROPERTY, workers, VERIFY_SCHEDULER_SOURCE)
+        return (yield super().addBuildsetForSourceStampsWithDefaults(
+            reason, sourcestamps=sourcestamps, properties=properties,
+            builderNames=builderNames, **kwargs))
 
 
 def _source_parameter(project: Project) -> util.CodebaseParameter:
@@ -103,7 +137,7 @@ class BuilderForceScheduler(schedulers.ForceScheduler):
         return [builder["name"]]
 
 
-def force_schedulers(farm: Farm) -> list:
+def force_schedulers(farm: Farm, places: ArtifactPlaces) -> list:
     result = []
     for project in farm.projects.values():
         target_builders = {t: builder_name(project.name, t) for t in project.targets}
@@ -115,15 +149,19 @@ def force_schedulers(farm: Farm) -> list:
             target_builders=target_builders,
             codebases=[_source_parameter(project)],
             properties=[_targets_parameter(project), _profile_parameter(project)]))
-        result.append(TargetsForceScheduler(
+        result.append(VerifyScheduler(
+            places=places, project=project.name,
             name=project_verify_scheduler(project.name),
             buttonName=f"Check that a release of {project.name} reproduces",
-            label=f"Rebuild a release of {project.name}: no compile cache, a volume of its "
-                  "own; its binaries must be the release's, byte for byte",
+            label=f"Rebuild a release of {project.name} on another worker: no compile "
+                  "cache, a volume of its own; its binaries must be the release's, byte "
+                  "for byte",
             builderNames=list(target_builders.values()),
             target_builders=target_builders,
             codebases=[_source_parameter(project)],
             properties=[_targets_parameter(project),
+                        util.StringParameter(name=RELEASE_PROPERTY, default="", size=15,
+                                             label="Release (empty: the revision's)"),
                         util.FixedParameter(name=REPRODUCE_PROPERTY, default=True)]))
         # A one-target project's dialog can name the target; otherwise it is the page's.
         which = project.targets[0] if len(project.targets) == 1 else "this target"
@@ -221,6 +259,6 @@ def upload_schedulers(farm: Farm) -> list:
                                            for t in farm.compile.targets])]
 
 
-def all_schedulers(farm: Farm) -> list:
-    return (force_schedulers(farm) + commit_schedulers(farm) + nightly_schedulers(farm)
-            + upload_schedulers(farm))
+def all_schedulers(farm: Farm, paths: StateDir) -> list:
+    return (force_schedulers(farm, ArtifactPlaces(farm.artifacts, paths))
+            + commit_schedulers(farm) + nightly_schedulers(farm) + upload_schedulers(farm))

@@ -84,9 +84,18 @@ def human_size(size: int) -> str:
     return f"{size} bytes"
 
 
+def ui_release_url(release_url: str) -> str | None:
+    """The release's page in the web UI (the Releases menu entry, master/www_plugin/) for
+    its page ``<url>plugins/artifacts/<project>/<revision>/``; None for another URL."""
+    base, found, rest = release_url.partition("plugins/artifacts/")
+    if not found or not rest.strip("/"):
+        return None
+    return f"{base}#/releases/{rest.strip('/')}"
+
+
 class PruneArtifacts(buildstep.BuildStep):
     """On the master: keep the newest ``keep`` revisions of a project's artifacts, and
-    link the build to its revision's release page."""
+    link the build to its revision's release page (the plain page and the web UI's)."""
 
     name = "prune artifacts"
     descriptionDone = "pruned"
@@ -105,6 +114,9 @@ class PruneArtifacts(buildstep.BuildStep):
         current = self.getProperty("revision_label")
         if self.release_url:
             yield self.addURL(f"release {current} (every target)", self.release_url)
+            ui_url = ui_release_url(self.release_url)
+            if ui_url:
+                yield self.addURL(f"release {current} in the web UI", ui_url)
         place = self.project_dir() if callable(self.project_dir) else self.project_dir
         removed = yield threads.deferToThread(prune_revisions, place, self.keep, current)
         log = yield self.addLog("stdio")

@@ -126,10 +126,13 @@ class WorkerToolStep(UsesWorkerTool, SaysHowItEnded, buildstep.ShellMixin,
             return FAILURE
         self.setProperty("worker_tool", path, "Worker")
         self.command, self.initialStdin = ["python3", path, *arguments], stdin
+        # A step may run the tool more than once: this command's answer is what follows
+        # the last one's.
+        before = len(self.output.getStdout())
         cmd = yield self.makeRemoteShellCommand()
         yield self.runCommand(cmd)
         try:
-            answer = tool_answer(self.output.getStdout())
+            answer = tool_answer(self.output.getStdout()[before:])
         except ProtocolError as err:
             yield self.addCompleteLog("worker tool", f"{err}\n")
             answer = None

@@ -63,6 +63,7 @@ class ReleaseFacts:
     lock_sha256: str = ""
     farm_version: str = ""
     packages: tuple[Shipped, ...] = ()      # the .deb and .ipk made of the binaries
+    worker: str = ""                        # the farm's worker that built it
     extra: dict = field(default_factory=dict)
 
 
@@ -149,7 +150,8 @@ def provenance(facts: ReleaseFacts) -> str:
         "source": {"repository": facts.repository, "revision": facts.revision}})
     definition.internal_parameters.update({
         "cargo_arguments": list(facts.cargo_arguments), "environment": facts.environment,
-        "toolchain": facts.toolchain, **facts.extra})
+        "toolchain": facts.toolchain, **({"worker": facts.worker} if facts.worker else {}),
+        **facts.extra})
     dependencies = [ResourceDescriptor(uri=_source_uri(facts.repository, facts.revision),
                                        digest={"gitCommit": facts.revision}
                                        if len(facts.revision) == 40 else None)]
@@ -187,6 +189,13 @@ def binary_sizes(text: str) -> dict[str, int]:
         if isinstance(size, str) and size.isdigit():
             sizes[subject["name"]] = int(size)
     return sizes
+
+
+def provenance_worker(text: str) -> str | None:
+    """The worker the provenance says built the release; None when it names none."""
+    predicate = json.loads(text).get("predicate", {})
+    worker = predicate.get("buildDefinition", {}).get("internalParameters", {}).get("worker")
+    return worker if isinstance(worker, str) and worker else None
 
 
 def _source_uri(repository: str, revision: str) -> str:

@@ -78,6 +78,32 @@ def is_reproduction(props) -> bool:
         props.getPropertySource(REPRODUCE_PROPERTY) == FORCE_FORM_SOURCE
 
 
+# The release a reproduction checks (its revision label), from the verify form: a plain
+# directory's request names no revision, its builds find it.
+RELEASE_PROPERTY = "farm_release"
+# The worker that built each target's release, by builder: set on a reproduction's
+# request by the verify scheduler alone, so that the builder rebuilds it on another.
+RELEASE_WORKERS_PROPERTY = "farm_release_workers"
+VERIFY_SCHEDULER_SOURCE = "Verify scheduler"
+# Set by a reproduction's last step: the worker it ran on, and the one that built the
+# release it checked.
+REBUILT_ON_PROPERTY = "rebuilt_on"
+RELEASE_BUILT_ON_PROPERTY = "release_built_on"
+
+
+def release_workers(props) -> dict[str, str]:
+    """For a reproduction's request (or build), the workers that built the releases it
+    checks, by builder; {} for any other, or when the scheduler named none."""
+    if props is None or not is_reproduction(props):
+        return {}
+    props = props.getProperties() if hasattr(props, "getProperties") else props
+    found = props.getProperty(RELEASE_WORKERS_PROPERTY)
+    if not isinstance(found, dict) \
+            or props.getPropertySource(RELEASE_WORKERS_PROPERTY) != VERIFY_SCHEDULER_SOURCE:
+        return {}
+    return {b: w for b, w in found.items() if isinstance(b, str) and isinstance(w, str) and w}
+
+
 # A pull (merge) request's build: set by its project's pull-request scheduler alone,
 # from the forge's webhook (a change or another scheduler carrying the name is ignored).
 # Anyone's code: a volume of its own, the compile cache read-only, nothing signed or

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .artifact_store import write_text
 from .attestations import LOCK_FILE, PROVENANCE_FILE, SBOM_FILE, ReleaseFacts, Shipped, \
-    crate_license, linked_packages, provenance, provenance_subjects, sbom
+    crate_license, linked_packages, provenance, provenance_subjects, provenance_worker, sbom
 from .cargo_lock import LockError, LockedPackage, read_lock
 from .crate_store import CrateStore
 from .device_packages import PackageInfo, debian_package, openwrt_package
@@ -109,6 +109,27 @@ def attest_target(directory: Path, facts: ReleaseFacts, keys: ReleaseKeys,
 
 
 REPRODUCED_FILE = "reproduced.json"
+
+
+def release_worker(target_dir: Path) -> str | None:
+    """The worker that built a target's release, as its provenance says; None without
+    one, or when it names none (signed before releases recorded their worker)."""
+    try:
+        return provenance_worker((target_dir / PROVENANCE_FILE).read_text())
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def rebuilt_where(rebuilt_on: str | None, built_on: str | None) -> str:
+    """Where a reproduction ran, against where its release was built, in words."""
+    if not rebuilt_on:
+        return ""
+    if not built_on:
+        return f"rebuilt on {rebuilt_on} (the release's worker is not recorded)"
+    if rebuilt_on == built_on:
+        return (f"rebuilt on the same worker as the release, {rebuilt_on} (no other worker "
+                "could take it)")
+    return f"rebuilt on {rebuilt_on}, the release on {built_on}"
 
 
 def compare_reproduction(target_dir: Path, reproduction: Path, archive: str) -> list[str]:

@@ -15,9 +15,11 @@ from pathlib import Path
 from .farmfile import Farm
 
 
-# In an upload's directory (uploads/<job>/): its project and its builds' archives.
+# In an upload's directory (uploads/<job>/): its project, its builds' archives, and the
+# job's record, which any master of the farm reads to answer for the job.
 UPLOAD_SOURCE = "source.tar.gz"
 UPLOAD_RESULTS = "results"
+UPLOAD_RECORD = "job.json"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from .buildbot_private import DockerWorkerPrivates, LatentWorkerPrivates
 from .docker_volumes import (CACHE_VOLUME_PROPERTY, RUSTBUILD_UID, SECRET_DIR, SOCKET_DIR,
                              build_own_volume)
 from .standby import Standby, StandbyMixin
+from .stopped_builds import NothingStartsForStoppedBuilds
 
 
 def latent_container_name(worker: str, master_dir: Path) -> str:
@@ -63,8 +64,8 @@ def memory_bytes(size: str) -> int:
         else int(float(number))
 
 
-class FarmDockerLatentWorker(PromptConnectionMixin, StandbyMixin, LatentWorkerPrivates,
-                             DockerWorkerPrivates):
+class FarmDockerLatentWorker(PromptConnectionMixin, NothingStartsForStoppedBuilds, StandbyMixin,
+                             LatentWorkerPrivates, DockerWorkerPrivates):
     """Upstream's Docker latent worker, with the farm's image check, its
     isolation (see the module), standby containers (workers/standby.py) and
     leftover containers removed at start."""

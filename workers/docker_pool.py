@@ -11,8 +11,8 @@ from rustfarm.names import (IMAGE_PROPERTY)
 from rustfarm.state import StateDir, worker_secret_name
 
 from .docker import FarmDockerLatentWorker
-from .docker_volumes import (CACHE_DIR, CRATE_STORE_DIR, SECRET_DIR, SOCKET_DIR, CacheVolume,
-                             compile_cache_mount)
+from .docker_volumes import (CACHE_DIR, CRATE_STORE_DIR, CRATE_STORE_PROPERTY, SECRET_DIR,
+                             SOCKET_DIR, CacheVolume, compile_cache_mount)
 
 PIDS_LIMIT = 4096
 
@@ -43,11 +43,14 @@ def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> li
         if pool.compile_cache:
             volumes.append(compile_cache_mount)
         local = {}
+        properties = {"pool": pool.name, "docker_engine": engine.url}
         config = dict(hostconfig)
         if engine.on_this_machine:
             config["network_mode"] = "none"
             local = {"worker_socket": str(state.worker_socket),
                      "secret_dir": str(state.container_secret_dir(name))}
+            # Its builds read the crate store in place; other engines' are sent copies.
+            properties[CRATE_STORE_PROPERTY] = CRATE_STORE_DIR
             volumes += [f"{state.worker_socket.parent}:{SOCKET_DIR}:ro",
                         f"{state.container_secret_dir(name)}:{SECRET_DIR}",
                         f"{state.crate_store}:{CRATE_STORE_DIR}:ro"]
@@ -68,6 +71,6 @@ def docker_workers(pool: DockerPool, master_address: str, state: StateDir) -> li
             standby=pool.standby,
             cache_volume=cache_volume,
             max_builds=1,
-            properties={"pool": pool.name, "docker_engine": engine.url},
+            properties=properties,
             **local))
     return workers

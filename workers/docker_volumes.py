@@ -29,8 +29,13 @@ from rustfarm.targets import image_tag
 CACHE_DIR = "/home/rustbuild/cache"
 # The shared compile cache's mount point (a directory the image makes for it).
 COMPILE_CACHE_DIR = "/home/rustbuild/.cache/sccache"
-# Where a container sees the farm's crate store, read-only (rustfarm/crate_store.py).
+# Where a container sees the farm's crate store, read-only (rustfarm/crate_store.py),
+# and the worker property that says so (set only where its engine mounts the store).
 CRATE_STORE_DIR = "/home/rustbuild/crates"
+CRATE_STORE_PROPERTY = "crate_store"
+# Where a worker that cannot see the store keeps its own copies of the build's entries,
+# under the build's cache (worker_tool/crate_copies.py).
+CRATE_COPIES = ".rustfarm/crate-copies"
 SOCKET_DIR = "/run/rustfarm"
 SECRET_DIR = "/run/rustfarm-worker"
 RUSTBUILD_UID = 1000

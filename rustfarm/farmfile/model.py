@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from rustfarm.targets import cargo_target_variable
 
@@ -54,7 +55,6 @@ class DbSettings:
         return self.server == LOCAL_SERVER
 
     def _part(self, name: str):
-        from urllib.parse import urlsplit
         try:
             return getattr(urlsplit(self.url), name)
         except ValueError:      # a port that is not a number: refused by farm check
@@ -104,18 +104,15 @@ class RouterSettings:
 
     @property
     def host(self) -> str:
-        return self.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        return urlsplit(self.url).hostname or ""
 
     @property
     def port(self) -> int:
-        hostport = self.url.split("://", 1)[1].split("/", 1)[0]
-        tail = hostport.rsplit(":", 1)[1] if ":" in hostport.lstrip("[").split("]")[-1] else ""
-        return int(tail) if tail.isdigit() else (443 if self.url.startswith("wss:") else 80)
+        return urlsplit(self.url).port or (443 if self.url.startswith("wss:") else 80)
 
     @property
     def path(self) -> str:
-        rest = self.url.split("://", 1)[1]
-        return "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+        return urlsplit(self.url).path or "/"
 
 
 @dataclass(frozen=True)

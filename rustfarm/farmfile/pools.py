@@ -87,13 +87,16 @@ ENGINE_KEYS = ("url", "tls")
 def _engine_url_problem(url: str) -> str:
     if not url.startswith(("unix://", "tcp://", "ssh://")):
         return f"must be a unix://, tcp:// or ssh:// URL, not '{url}'"
-    rest = url.split("://", 1)[1]
-    if not rest or (url.startswith("unix://") and not rest.startswith("/")):
+    parts = urlsplit(url)
+    if parts.scheme == "unix" and (parts.netloc or not parts.path.startswith("/")) \
+            or parts.scheme != "unix" and not parts.netloc:
         return f"names no engine: '{url}'"
-    if url.startswith("tcp://"):
-        hostport = rest.split("/", 1)[0]
-        host, _, port = hostport.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if parts.scheme == "tcp":
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or not port:
             return f"must be tcp://HOST:PORT, not '{url}'"
     return ""
 

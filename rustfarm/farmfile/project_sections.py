@@ -7,7 +7,7 @@ import re
 
 from .checks import CONTAINER_POOLS, email_check, forge_repository_check, name_check, url_check
 from .errors import did_you_mean
-from .forge_settings import (DEFAULT_PR_LABEL, FORGE_API_URLS, FORGE_KINDS, Forge,
+from .forge_settings import (DEFAULT_PR_LABEL, FORGE_API_URLS, FORGE_KINDS, CheckRuns, Forge,
                              ProjectNotify, PullRequests)
 from .model import Project, Target
 from .pool_kinds import Pool
@@ -88,7 +88,8 @@ class ProjectSections:
         if not s.has("forge"):
             return None
         f = self.section(s.raw("forge"), f"projects.{project}.forge",
-                         ("kind", "repository", "api_url", "statuses", "pull_requests"),
+                         ("kind", "repository", "api_url", "statuses", "pull_requests",
+                          "checks"),
                          s.key_line("forge"))
         kind = f.text("kind")
         if kind is not None and kind not in FORGE_KINDS:
@@ -112,10 +113,34 @@ class ProjectSections:
                         "(e.g. https://gitea.example.com)")
         statuses = f.flag("statuses", True)
         pull_requests = self.pull_requests(f)
+        checks = self.check_runs(f, kind)
         if not kind or not repository or not isinstance(api_url, str):
             return None
         return Forge(kind=kind, repository=repository, api_url=api_url.rstrip("/"),
-                     statuses=bool(statuses), pull_requests=pull_requests)
+                     statuses=bool(statuses), pull_requests=pull_requests, checks=checks)
+
+    def check_runs(self, f: Section, kind: str | None) -> CheckRuns | None:
+        """The GitHub App check runs are made as, if any."""
+        if not f.has("checks"):
+            return None
+        if kind and kind != "github":
+            f.error(f.key_line("checks"), f.key_path("checks"),
+                    f"check runs are GitHub's; {kind} has commit statuses only")
+            return None
+        if not isinstance(f.raw("checks"), dict):
+            f.error(f.key_line("checks"), f.key_path("checks"),
+                    "the GitHub App check runs are made as: {app_id: N}, and optionally "
+                    "installation_id")
+            return None
+        c = self.section(f.raw("checks"), f.key_path("checks"), ("app_id", "installation_id"),
+                         f.key_line("checks"))
+        app_id = c.integer("app_id", minimum=1, why="the App's id, on its settings page")
+        installation = c.integer("installation_id", 0, minimum=1,
+                                 why="the number at the end of the installation's settings "
+                                 "URL; leave it out to have it looked up")
+        if not isinstance(app_id, int):
+            return None
+        return CheckRuns(app_id=app_id, installation_id=installation or 0)
 
     def pull_requests(self, f: Section) -> PullRequests | None:
         """``pull_requests: false``, or which forks' requests are built."""

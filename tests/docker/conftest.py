@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from rustfarm.images.engine import local_image
+from rustfarm.images.recipes import current_catalog
+from rustfarm.images.registry import push_images
+from rustfarm.plumbing import connect
 from rustfarm.targets import target_table
+from tests.support.docker_engine import require_docker, unavailable
 from rustfarm.workers.docker_volumes import cache_volume_name
 from tests.support.containers import pool_containers
 from tests.support.farm import RunningFarm
@@ -130,3 +135,18 @@ projects:
         farm.down()
     left = wait_until_no_containers()
     assert not left, f"containers left after the farm stopped: {left}"
+
+
+def pushed_image(registry, triple: str) -> str:
+    """The target's current image (built on the system engine, never here), pushed to the
+    farm's registry, as `farm images push` does; its reference."""
+    require_docker()
+    reference = current_catalog().reference(triple)
+    client = connect()
+    try:
+        if local_image(client, reference) is None:
+            unavailable(f"{reference} is not built (farm images build --target {triple})")
+        push_images(client, registry.address, [triple])
+    finally:
+        client.close()
+    return reference

@@ -2,13 +2,15 @@
 the real worker image: a fork's request builds nothing until a maintainer labels it,
 then builds its head as anyone's code (a volume of its own, removed after; the compile
 cache read-only; no secret; nothing signed; its binary under the project's
-pr-<number>/, which runs under qemu), with its commit statuses on the forge's API (a
-recording stand-in); the repository's own merge request builds as it opens; closing
-a request removes its artifacts."""
+pr-<number>/, which runs under qemu), with its commit statuses and GitHub check runs
+on the forge's API (a recording stand-in); the owners' mail, on a change of result,
+compares main's builds with main's, never with a request's; the repository's own
+merge request builds as it opens; closing a request removes its artifacts."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 import requests
@@ -19,9 +21,10 @@ from rustfarm.workers.docker_volumes import CACHE_VOLUME_PROPERTY, pull_request_
 from tests.support.binaries import run_downloaded
 from tests.support.crates import write_crate
 from tests.support.farm import RunningFarm, wait_until
-from tests.support.forge_api import GITLAB_PROJECT_ID, RecordingForge
+from tests.support.forge_api import GITLAB_PROJECT_ID, RecordingForge, github_app_key
 from tests.support.forge_payloads import pull_request_payload, signed_headers
 from tests.support.git_repos import PushedRepository, git
+from tests.support.smtp import LocalSmtpServer
 
 from .conftest import TARGETS, wait_until_no_containers
 
@@ -31,6 +34,9 @@ TARGET = "mipsel-unknown-linux-musl"     # static: it runs under the host's qemu
 POOL = "pr"
 LABEL = "rustfarm: build"
 TOKENS = {"hub": "hub-forge-token-5b2e", "lab": "lab-forge-token-91c4"}
+# The GitHub App hub's check runs are made as.
+APP_KEY, _ = github_app_key()
+CHECKS = {"hub": "checks: {app_id: 4711}, ", "lab": ""}
 # What the request's build script reports from inside its container.
 PROBE = """\
 use std::fs;
@@ -54,7 +60,14 @@ def main_rs(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def pulls(built_chain, tmp_path_factory, forge_api):
+def smtp():
+    server = LocalSmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def pulls(built_chain, tmp_path_factory, forge_api, smtp):
     root = tmp_path_factory.mktemp("pulls")
     crate = write_crate(root / "crate", "hello", main_rs("hello from main"))
     (crate / "build.rs").write_text(PROBE)
@@ -73,11 +86,13 @@ def pulls(built_chain, tmp_path_factory, forge_api):
     source: {repo.url}
     poll_interval: 0
     test: false
-    forge: {{kind: {kind}, repository: acme/{name}, api_url: "{forge_api.url}",
+    forge: {{kind: {kind}, repository: acme/{name}, api_url: "{forge_api.url}", {CHECKS[name]}
              pull_requests: {{label: "{LABEL}"}}}}
+    notify: {{email: [owner@example.com], webhook: "{forge_api.url}/hooks/{name}"}}
 """ for name, kind in (("hub", "github"), ("lab", "gitlab")))
     farm = RunningFarm(root / "farm", f"""\
 schedule: {{nightly: false}}
+notify: {{smtp: '127.0.0.1:{smtp.port}', from: farm@example.com}}
 workers:
   {POOL}: {{kind: docker, count: 2, memory: 2g, standby: 0}}
 targets:
@@ -86,6 +101,7 @@ projects:
 {projects}""")
     for name, token in TOKENS.items():
         farm.farm("forge-token", name, input=token + "\n")
+    farm.farm("github-app-key", "hub", input=APP_KEY)
     farm.secrets = {name: farm.farm("webhook-secret", name).stdout.strip() for name in TOKENS}
     farm.heads = heads
     try:
@@ -141,7 +157,7 @@ def test_a_fork_s_request_builds_once_labelled_as_anyone_s_code(pulls, forge_api
     # the farm (forge tokens, webhook secrets) is in its environment or any log.
     assert "compile cache writable: false" in logs
     assert "env RUSTFARM_COMPILE_CACHE_READ_ONLY=1" in logs
-    for secret in [*TOKENS.values(), *pulls.secrets.values()]:
+    for secret in [*TOKENS.values(), *pulls.secrets.values(), APP_KEY.splitlines()[1]]:
         assert secret not in logs
     # Its binary is the request's, under pr-2/, and nothing of it is a signed release.
     [archive] = [u for u in pulls.artifact_urls(build) if u.endswith(".tar.gz")]
@@ -157,6 +173,9 @@ def test_a_fork_s_request_builds_once_labelled_as_anyone_s_code(pulls, forge_api
     assert [(c.body["state"], c.body["context"]) for c in calls] == \
         [("pending", f"rustfarm/{TARGET}")] * 2 + [("success", f"rustfarm/{TARGET}")]
     assert {c.header("Authorization") for c in calls} == {f"token {TOKENS['hub']}"}
+    # And its check runs, there too.
+    assert [(r.body["status"], r.body.get("conclusion")) for r in check_runs(forge_api, head)] \
+        == [("queued", None), ("in_progress", None), ("completed", "success")]
     # One summary comment on the request, once its builds ended.
     [comment] = comments(forge_api, "/repos/acme/hub/issues/2/comments", 1)
     assert comment.body["body"].startswith(f"rustfarm: all 1 targets built for {head[:12]}\n")
@@ -166,6 +185,12 @@ def test_a_fork_s_request_builds_once_labelled_as_anyone_s_code(pulls, forge_api
     send(pulls, "github", "hub", 2, head, "labeled", labels=("bug", LABEL))
     assert len(builds_of(pulls, "hub")) == 1
     assert len(forge_api.received("POST", "/repos/acme/hub/issues/2/comments")) == 1
+
+
+def check_runs(forge_api: RecordingForge, head: str) -> list:
+    return wait_until(lambda: (lambda found: found if len(found) >= 3 else None)(
+        [c for c in forge_api.received("POST", "/repos/acme/hub/check-runs")
+         if c.body["head_sha"] == head]), 60, "3 check runs")
 
 
 def comments(forge_api: RecordingForge, path: str, count: int) -> list:
@@ -183,6 +208,30 @@ def test_a_failed_request_s_comment_names_the_target_and_its_first_error(pulls, 
     assert body.startswith(f"rustfarm: 1 of 1 targets failed for {head[:12]}\n"), body
     assert f"- `{TARGET}`: failure (" in body
     assert "error[E0308]: mismatched types\n --> src/main.rs:2:18" in body
+    ended = check_runs(forge_api, head)[-1].body
+    assert ended["conclusion"] == "failure"
+    assert "error[E0308]: mismatched types\n --> src/main.rs:2:18" in ended["output"]["summary"]
+
+
+def test_a_request_s_build_is_not_the_one_the_owners_mail_compares_with(pulls, forge_api,
+                                                                       smtp):
+    """Request 4's failed build is the last of hub's builder: main passing after it is no
+    change of result for the owners, whose last build of main is the one compared, so no
+    mail says that it passes again."""
+    farm = pulls
+    farm.login()
+    [brid] = farm.force("force-hub", targets=[TARGET], branch="main", revision="").values()
+    main = farm.wait_for_build(brid, timeout=600)
+    assert main["results"] == SUCCESS, farm.all_logs(main)[-3000:]
+    [before] = [b for b in builds_of(farm, "hub") if b["number"] == main["number"] - 1]
+    assert before["properties"].get(PULL_REQUEST_PROPERTY) and before["results"] != SUCCESS
+    # The JSON webhook reports the same build end as the mail would: once it has...
+    wait_until(lambda: [c for c in forge_api.received("POST", "/hooks/hub")
+                        if c.body["number"] == main["number"]] or None, 60,
+               "main's build posted to the project's webhook")
+    time.sleep(2)
+    # ... no mail went out, about main or about the request's failure.
+    assert smtp.mails == []
 
 
 def test_the_repository_s_own_merge_request_builds_as_it_opens(pulls, forge_api, tmp_path):

@@ -116,6 +116,8 @@ def test_a_release_rebuilt_without_the_cache_in_its_own_volume_is_the_same(repro
     label = prop(farm, release[MIPS_MUSL], "revision_label")
     done = farm.farm("verify-build", "tool", label, timeout=2400)
     assert "tool " + label + ": every target reproduced" in done.stdout, done.stdout
+    # The pool's one worker built the release: the rebuild runs there too, and says so.
+    assert done.stdout.count(f"rebuilt on the same worker as the release, {POOL}-1") == 2
     for triple, result in release.items():
         [rebuilt] = builds_of(farm, f"tool:{triple}")[-1:]
         assert rebuilt["buildid"] != result["buildid"] and rebuilt["results"] == 0
@@ -132,6 +134,7 @@ def test_a_release_rebuilt_without_the_cache_in_its_own_volume_is_the_same(repro
     assert not [v for v in volumes if "verify" in v and v.startswith("rustfarm-upload-")]
     page = requests.get(f"{farm.url}plugins/artifacts/tool/{label}/", timeout=30).text
     assert page.count(">reproduced</a>") == 2
+    assert page.count(f"rebuilt on the same worker as the release, {POOL}-1") == 2
 
 
 def test_a_build_that_writes_the_time_is_not_reproduced_and_the_binary_is_named(repro_farm):

@@ -11,37 +11,19 @@ from pathlib import Path
 import pytest
 
 from rustfarm.farmfile.pool_kinds import LOCAL_DOCKER_ENGINE
-from rustfarm.images.engine import local_image
-from rustfarm.plumbing import connect
-from rustfarm.images.recipes import current_catalog
-from rustfarm.images.registry import push_images
 from tests.support.binaries import run_downloaded
 from tests.support.containers import pool_containers
-from tests.support.docker_engine import require_docker, unavailable
+from tests.support.docker_engine import require_docker
 from tests.support.farm import EXAMPLE, RunningFarm, wait_until
 from tests.support.second_engine import SecondEngine
 
-from .conftest import TARGETS
+from .conftest import TARGETS, pushed_image
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 TRIPLE = "mipsel-unknown-linux-musl"
 POOL = "two"
 PROJECTS = ("hello", "hello-again")     # two builders: two builds at once, one per engine
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    """The target's current image, built on the system engine (never built here)."""
-    require_docker()
-    reference = current_catalog().reference(TRIPLE)
-    client = connect()
-    try:
-        if local_image(client, reference) is None:
-            unavailable(f"{reference} is not built (farm images build --target {TRIPLE})")
-    finally:
-        client.close()
-    return reference
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +37,9 @@ def second_engine(registry):
 
 
 @pytest.fixture(scope="module")
-def pushed(image, registry) -> str:
-    """The image in the farm's registry (`farm images push` does the same)."""
-    client = connect()
-    try:
-        push_images(client, registry.address, [TRIPLE])
-    finally:
-        client.close()
-    return image
+def pushed(registry) -> str:
+    """The target's current image in the farm's registry."""
+    return pushed_image(registry, TRIPLE)
 
 
 @pytest.fixture(scope="module")

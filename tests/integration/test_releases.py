@@ -87,8 +87,19 @@ def test_a_release_page_lists_every_target_with_matching_checksums(release_farm)
         == everything.content
     assert get(farm, f"artifacts/hello/{rev}/.all/").status_code == 404
 
-    # The build links to its release page.
+    # The build links to its release page, and to the release in the web UI.
     assert f"{farm.url}plugins/artifacts/hello/{rev}/" in farm.artifact_urls(build)
+    assert f"{farm.url}#/releases/hello/{rev}" in farm.artifact_urls(build)
+
+    # The page's data, for the web UI: the same archives and checksums, paths
+    # relative to the page; a directory that is no release has none.
+    listed = get(farm, f"artifacts/hello/{rev}/index.json")
+    assert listed.headers["content-type"] == "application/json"
+    release = listed.json()
+    assert (release["project"], release["revision"], release["missing"]) == ("hello", rev, [])
+    assert "".join(f"{a['sha256']}  {a['path']}\n" for a in release["archives"]) == sums
+    assert release["all"] == f"hello-{rev}-all.tar.gz" and release["sums"] == "SHA256SUMS"
+    assert get(farm, "artifacts/hello/no-such-revision/index.json").status_code == 404
 
 
 def test_latest_is_the_newest_revision_built_for_every_target(release_farm):

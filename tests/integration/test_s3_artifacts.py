@@ -96,6 +96,15 @@ def test_a_release_in_a_bucket_is_listed_downloaded_verified_and_pruned(s3_farm,
     assert latest.text == sums
     everything = requests.get(f"{base}hello/{rev}/hello-{rev}-all.tar.gz", timeout=30)
     assert everything.status_code == 200 and everything.content[:2] == b"\x1f\x8b"
+    # The data the web UI's Releases pages show, from the bucket as the pages are.
+    data = requests.get(f"{base}hello/{rev}/index.json", timeout=30).json()
+    [entry] = data["archives"]
+    assert entry["path"] == f"{HOST_TARGET}/{archive}" and entry["signed"]
+    assert sums == f"{entry['sha256']}  {entry['path']}\n"
+    assert [r["revision"] for r in
+            requests.get(f"{base}hello/index.json", timeout=30).json()["releases"]] == [rev]
+    assert [p["name"] for p in requests.get(f"{base}index.json", timeout=30).json()[
+        "projects"]] == ["hello"]
     keys = tmp_path / "keys.pub"
     keys.write_text(requests.get(f"{base}release-keys.pub", timeout=30).text)
     verified = farm.farm("verify", f"{base}hello/{rev}/", "--key", str(keys))

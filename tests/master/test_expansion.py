@@ -81,9 +81,10 @@ def test_schedulers(tmp_path):
     assert len([s for s in config["schedulers"] if isinstance(s, ForceScheduler)]) == 6
     params = {p.name for p in by_name["force-remote"]._config_kwargs["properties"]}
     assert {"targets", "profile"} <= params
-    # `farm verify-build`'s: the project's targets, a reproduction fixed by the form.
+    # `farm verify-build`'s: the project's targets, the release, a reproduction fixed by
+    # the form.
     verify = {p.name: p for p in by_name["verify-remote"]._config_kwargs["properties"]}
-    assert set(verify) == {"targets", "farm_reproduce"}
+    assert set(verify) == {"targets", "farm_release", "farm_reproduce"}
     assert verify["farm_reproduce"].default is True and "profile" not in verify
     # New commits build every target of a git project; a plain directory is not polled.
     commits = by_name["commits-remote"]

@@ -102,7 +102,8 @@ def check_artifact(path: Path, format: str, machine: str | None = None,
     return header
 
 
-def run_downloaded(url: str, dest: Path, binary: str, target) -> str:
+def run_downloaded(url: str, dest: Path, binary: str, target,
+                   headers: dict | None = None) -> str:
     """Download a build's .tar.gz artifact, unpack it into ``dest``, check ``binary``'s
     header against the target's row and run it (under the target's qemu-user, or
     natively): its standard output. Raises AssertionError when any of that fails."""
@@ -112,7 +113,7 @@ def run_downloaded(url: str, dest: Path, binary: str, target) -> str:
 
     import requests
 
-    reply = requests.get(url, timeout=60)
+    reply = requests.get(url, timeout=60, headers=headers)
     reply.raise_for_status()
     with tarfile.open(fileobj=io.BytesIO(reply.content)) as tar:
         tar.extractall(dest, filter="data")

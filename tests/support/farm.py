@@ -40,7 +40,8 @@ def farm_command(config: Path, *args: str, check: bool = True, timeout: float = 
 class RunningFarm:
     """A farm started by `farm up` from a farm.yaml written for one test."""
 
-    def __init__(self, directory: Path, body: str, users: str = "[admin]"):
+    def __init__(self, directory: Path, body: str, users: str = "[admin]",
+                 master_address: str = ""):
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.www_port = free_port()
@@ -48,7 +49,8 @@ class RunningFarm:
         self.config = directory / "farm.yaml"
         self.config.write_text(
             f"farm:\n  name: test\n  worker_port: {self.worker_port}\n"
-            f"www:\n  port: {self.www_port}\n  users: {users}\n" + body)
+            + (f"  master_address: {master_address}\n" if master_address else "")
+            + f"www:\n  port: {self.www_port}\n  users: {users}\n" + body)
         self.url = f"http://127.0.0.1:{self.www_port}/"
         self.session = requests.Session()
         self.up_output = ""

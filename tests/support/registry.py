@@ -59,6 +59,19 @@ class LocalRegistry:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+        self.untag()
+
+    def untag(self) -> None:
+        """Remove the tags that pushes to this registry left on the system engine's
+        images (the images stay, under their other names)."""
+        docker = shutil.which("docker")
+        if not docker:
+            return
+        listed = subprocess.run([docker, "images", "--format", "{{.Repository}}:{{.Tag}}"],
+                                capture_output=True, text=True)
+        tags = [t for t in listed.stdout.split() if t.startswith(f"{self.address}/")]
+        if tags:
+            subprocess.run([docker, "rmi", *tags], capture_output=True)
 
 
 def ensure_registry_binary() -> None:

@@ -29,8 +29,9 @@ from .registry import free_port
 START_WAIT = 60
 
 
-def write_tls_files(directory: Path) -> tuple[Path, Path]:
-    """A CA, a server certificate for 127.0.0.1 and localhost and a client certificate,
+def write_tls_files(directory: Path, address: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A CA, a server certificate for 127.0.0.1, localhost and ``address``, and a client
+    certificate,
     as dockerd --tlsverify and a Docker client (DOCKER_CERT_PATH) want them. Returns the
     server's and the client's directories (each with ca.pem, cert.pem, key.pem)."""
     from cryptography import x509
@@ -61,8 +62,9 @@ def write_tls_files(directory: Path) -> tuple[Path, Path]:
                      [(x509.BasicConstraints(ca=True, path_length=None), True)])
     server_key, client_key = key(), key()
     server = certificate(name("127.0.0.1"), server_key.public_key(), ca_name, ca_key, [
-        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                      x509.DNSName("localhost")]), False),
+        (x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(a))
+                                      for a in sorted({"127.0.0.1", address})]
+                                     + [x509.DNSName("localhost")]), False),
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)])
     client = certificate(name("rustfarm"), client_key.public_key(), ca_name, ca_key,
                          [(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)])
@@ -83,24 +85,42 @@ def write_tls_files(directory: Path) -> tuple[Path, Path]:
 
 # dockerd's TLS port inside its own network namespace.
 ENGINE_PORT = 2376
+# The gateway of the bridge dockerd makes in its namespace (Docker's default).
+GATEWAY = "172.17.0.1"
+
+
+def machine_address() -> str:
+    """An address of this machine that is not loopback (a farm takes an engine there
+    for a remote one)."""
+    listed = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
+                            capture_output=True, text=True).stdout.split("\n")
+    found = [line.split()[3].split("/")[0] for line in listed if len(line.split()) > 3]
+    if not found:
+        unavailable("this machine has no address besides loopback")
+    return found[0]
 
 
 class SecondEngine:
     """``start()`` a dockerd of its own; ``stop()`` it (``start()`` again keeps its
     images); ``remove()`` stops it and deletes everything it had."""
 
-    def __init__(self, reaches: tuple[int, ...] = ()):
+    def __init__(self, reaches: tuple[int, ...] = (), address: str = "127.0.0.1"):
         # Ports of this machine's loopback the engine reaches (the farm's registry).
         self.reaches = tuple(reaches)
+        # Ports of this machine's loopback its containers reach at their bridge's
+        # gateway (GATEWAY): set before start() for an engine the farm sees as remote
+        # (``address`` not loopback), whose workers connect to the master over TCP.
+        self.serves: tuple[int, ...] = ()
+        self.address = address
         # Short paths: containerd's sockets live under the exec root.
         self.root = Path(tempfile.mkdtemp(prefix="rf-engine-"))
         self.socket = self.root / "docker.sock"
         self.pidfile = self.root / "dockerd.pid"
         self.log = self.root / "dockerd.log"
         self.port = free_port()
-        self.url = f"tcp://127.0.0.1:{self.port}"
+        self.url = f"tcp://{address}:{self.port}"
         self.unix_url = f"unix://{self.socket}"
-        self.server_tls, self.client_tls = write_tls_files(self.root / "tls")
+        self.server_tls, self.client_tls = write_tls_files(self.root / "tls", address)
         self.config = self.root / "daemon.json"
         self.config.write_text(json.dumps({}))
         self.process: subprocess.Popen | None = None
@@ -115,22 +135,27 @@ class SecondEngine:
         inside = [f"socat UNIX-LISTEN:{self.root}/tls.sock,fork TCP:127.0.0.1:{ENGINE_PORT} &"]
         inside += [f"socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr "
                    f"UNIX-CONNECT:{self.root}/in-{port}.sock &" for port in self.reaches]
+        inside += [f"socat TCP-LISTEN:{port},fork,reuseaddr "
+                   f"UNIX-CONNECT:{self.root}/in-{port}.sock &" for port in self.serves]
+        # Without ports to serve its containers have no network at all; with them, a
+        # bridge of the namespace's own (no NAT: they reach its gateway alone).
+        bridge = [] if self.serves else ["--bridge=none"]
         dockerd = ["dockerd", "--config-file", str(self.config),
                    "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
                    "--pidfile", str(self.pidfile),
                    "-H", self.unix_url, "-H", f"tcp://127.0.0.1:{ENGINE_PORT}",
                    "--tlsverify", "--tlscacert", str(tls / "ca.pem"),
                    "--tlscert", str(tls / "cert.pem"), "--tlskey", str(tls / "key.pem"),
-                   "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false"]
+                   *bridge, "--iptables=false", "--ip6tables=false", "--ip-masq=false"]
         script = "ip link set lo up\n" + "\n".join(inside) + "\nexec " + " ".join(dockerd)
         return ["unshare", "--net", "--", "sh", "-c", script]
 
     def forwarders(self) -> list[list[str]]:
         """The socat processes on this machine's side of the engine's namespace."""
-        return [["socat", f"TCP-LISTEN:{self.port},bind=127.0.0.1,fork,reuseaddr",
+        return [["socat", f"TCP-LISTEN:{self.port},bind={self.address},fork,reuseaddr",
                  f"UNIX-CONNECT:{self.root}/tls.sock"]] + [
             ["socat", f"UNIX-LISTEN:{self.root}/in-{port}.sock,fork", f"TCP:127.0.0.1:{port}"]
-            for port in self.reaches]
+            for port in (*self.reaches, *self.serves)]
 
     def start(self) -> "SecondEngine":
         if os.geteuid() != 0 or not all(shutil.which(c) for c in ("dockerd", "unshare", "socat")):

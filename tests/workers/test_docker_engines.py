@@ -49,7 +49,9 @@ def test_workers_take_the_engines_in_turn_and_loopback_ones_use_the_socket(tmp_p
         "dk-3": "unix:///var/run/docker.sock"}
     assert workers["dk-2"]["engine_tls"] == str(tmp_path / "tls")
     assert workers["dk-2"]["image_registry"] == "127.0.0.1:5000"
-    assert workers["dk-2"]["properties"] == {"pool": "dk", "docker_engine": "tcp://127.0.0.1:2376"}
+    # Its containers read the crate store in place, mounted where this property says.
+    assert workers["dk-2"]["properties"] == {"pool": "dk", "docker_engine": "tcp://127.0.0.1:2376",
+                                             "crate_store": "/home/rustbuild/crates"}
     for worker in workers.values():
         # Both engines are on this machine: no network, the master through its socket.
         assert worker["hostconfig"]["network_mode"] == "none"
@@ -68,6 +70,10 @@ def test_a_remote_engine_among_local_ones_keeps_the_network_path(tmp_path):
     assert "worker_socket" not in workers["dk-2"]
     assert workers["dk-2"]["masterFQDN"] == "10.1.2.1:19989"
     assert workers["dk-1"]["hostconfig"]["network_mode"] == "none"
+    # The remote engine's containers cannot see the crate store: they are sent copies.
+    assert "crate_store" not in workers["dk-2"]["properties"]
+    assert not any("crates:ro" in str(v) for v in workers["dk-2"]["volumes"])
+    assert workers["dk-1"]["properties"]["crate_store"] == "/home/rustbuild/crates"
 
 
 def test_client_arguments_for_tls_and_ssh(tmp_path):
@@ -231,20 +237,23 @@ def test_a_builder_goes_back_to_the_engine_of_its_last_build():
 
 def test_only_a_pool_over_several_engines_chooses_workers_by_engine(tmp_path):
     from rustfarm.workers.engines import WarmEngineFirst
+    from rustfarm.workers.rebuild_choice import ElsewhereFirst
     from rustfarm.workers.standby import StandbyFirst
 
+    # Every builder sends a release's rebuild elsewhere first, then chooses as its pool does.
     several = buildmaster_config(farm(
         tmp_path, '[unix:///var/run/docker.sock, {url: "tcp://127.0.0.1:2376", tls: tls}]'))
-    assert {b.nextWorker for b in several["builders"]} == {StandbyFirst(WarmEngineFirst(30))}
+    assert {b.nextWorker for b in several["builders"]} == {
+        ElsewhereFirst(StandbyFirst(WarmEngineFirst(30)))}
     waits = buildmaster_config(farm(
         tmp_path, '[unix:///var/run/docker.sock, {url: "tcp://127.0.0.1:2376", tls: tls}]',
         pool_extra="    warm_engine_wait: 0\n    standby: 0\n"))
-    assert {b.nextWorker for b in waits["builders"]} == {WarmEngineFirst(0)}
+    assert {b.nextWorker for b in waits["builders"]} == {ElsewhereFirst(WarmEngineFirst(0))}
     one = buildmaster_config(farm(tmp_path, "[unix:///var/run/docker.sock]"))
-    assert {b.nextWorker for b in one["builders"]} == {StandbyFirst(None)}
+    assert {b.nextWorker for b in one["builders"]} == {ElsewhereFirst(StandbyFirst(None))}
     none = buildmaster_config(farm(tmp_path, "[unix:///var/run/docker.sock]",
                                    pool_extra="    standby: 0\n"))
-    assert {b.nextWorker for b in none["builders"]} == {None}
+    assert {b.nextWorker for b in none["builders"]} == {ElsewhereFirst(None)}
 
 
 def test_a_worker_whose_container_never_started_takes_any_builder_s_build_again(tmp_path):

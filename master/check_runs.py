@@ -1,11 +1,13 @@
 """GitHub check runs, one per target on the build's commit, made as the GitHub App that
 farm.yaml's forge.checks names.
 
-A check run named like the commit status (``rustfarm/<target>``) is made at each of
-the build's events, queued, in_progress and completed with its conclusion and an output
-(the build's link; for a failure the failed step and its first error); GitHub shows
-the newest of a name. The reports are those of the statuses' generators, so each is
-sent once in a farm of several masters.
+One check run, named like the commit status (``rustfarm/<target>``), follows each
+build request: it is made queued and then updated (PATCH) to in_progress and to
+completed with its conclusion and an output (the build's link; for a failure the
+failed step and its first error). The run's id is found again by its external_id
+(the build request's id) on the commit, so the master that runs a build updates the
+run another master made when it queued it. The reports are those of the statuses'
+generators, so each is sent once in a farm of several masters.
 
 The App authenticates with a JWT signed by its private key (`farm github-app-key`, read
 from the secret store when a token is needed, never a property or logged), exchanged
@@ -31,6 +33,7 @@ from twisted.python import log
 from rustfarm.farmfile import Project
 from rustfarm.farmfile.forge_settings import github_app_key_name
 from rustfarm.names import builder_name, scheduler_id
+from rustfarm.workers.buildbot_private import http_patch
 
 from .cargo_steps import FIRST_ERROR_PROPERTY
 from .reporters import STATUS_CONTEXT, BuildStartEndReport, QueuedReport, reported_property
@@ -42,6 +45,8 @@ JWT_LIFETIME = 540
 CLOCK_SKEW = 60
 # An installation token lasts an hour; one this close to its end is renewed.
 TOKEN_MARGIN = 300
+# Check-run ids this master knows, newest last; older ones are looked up again.
+KNOWN_RUNS = 512
 HEADERS = {"User-Agent": "rustfarm", "Accept": "application/vnd.github+json",
            "X-GitHub-Api-Version": "2022-11-28"}
 
@@ -126,6 +131,9 @@ class GitHubCheckRuns(ReporterBase):
         self.installation_id = installation_id
         self.context = context
         self.token: tuple[str, float] | None = None     # (token, when it expires)
+        self.run_ids: dict[tuple[str, str, str], int] = {}   # (sha, name, external_id)
+        # One event's calls at a time, so an update never overtakes the run's making.
+        self.lock = defer.DeferredLock()
         yield super().reconfigService(generators=generators, **kwargs)
         self._http = yield httpclientservice.HTTPSession(
             self.master.httpservice, baseURL.rstrip("/"), headers=HEADERS)
@@ -166,6 +174,51 @@ class GitHubCheckRuns(ReporterBase):
         return self.token[0]
 
     @defer.inlineCallbacks
+    def _run_id(self, sha: str, name: str, external_id: str, auth: dict) -> defer.Deferred:
+        """The id of the request's check run on the commit, if one was made."""
+        key = (sha, name, external_id)
+        if key not in self.run_ids:
+            response = yield self._http.get(
+                f"/repos/{self.repository}/commits/{sha}/check-runs",
+                params={"check_name": name, "filter": "all", "per_page": "100"}, headers=auth)
+            if response.code != 200:
+                raise RuntimeError(f"no check runs listed (HTTP {response.code})")
+            found = yield response.json()
+            ids = [run["id"] for run in found.get("check_runs") or []
+                   if run.get("external_id") == external_id]
+            if not ids:
+                return None
+            self._remember(key, max(ids))
+        return self.run_ids[key]
+
+    def _remember(self, key: tuple[str, str, str], run_id: int) -> None:
+        self.run_ids.pop(key, None)
+        self.run_ids[key] = run_id
+        while len(self.run_ids) > KNOWN_RUNS:
+            del self.run_ids[next(iter(self.run_ids))]
+
+    @defer.inlineCallbacks
+    def _send(self, sha: str, body: dict) -> defer.Deferred:
+        """Make the request's check run on ``sha``, or update the one made before."""
+        token = yield self._installation_token()
+        auth = {"Authorization": f"Bearer {token}"}
+        key = (sha, body["name"], body["external_id"])
+        run_id = yield self._run_id(*key, auth)
+        if run_id is None:
+            response = yield self._http.post(f"/repos/{self.repository}/check-runs",
+                                             json={"head_sha": sha, **body}, headers=auth)
+        else:
+            response = yield http_patch(self._http, f"/repos/{self.repository}/check-runs/"
+                                        f"{run_id}", json=body, headers=auth)
+        if response.code == 401:
+            self.token = None     # revoked (the App uninstalled?): a new one next
+        if response.code // 100 != 2:
+            content = yield response.content()
+            raise RuntimeError(f"HTTP {response.code}: {content[:200]!r}")
+        if run_id is None:
+            self._remember(key, (yield response.json())["id"])
+
+    @defer.inlineCallbacks
     def sendMessage(self, reports):
         build = reports[0]["builds"][0]
         props = Properties.fromDict(build["properties"])
@@ -175,24 +228,15 @@ class GitHubCheckRuns(ReporterBase):
         for stamp in build["buildset"].get("sourcestamps") or []:
             if not stamp.get("revision"):
                 continue      # forced without a revision: no commit to mark
-            body = {"name": name, "head_sha": stamp["revision"], "details_url": build["url"],
+            body = {"name": name, "details_url": build["url"],
                     "external_id": str(build.get("buildrequestid")
                                        or build["buildrequest"]["buildrequestid"]),
                     **fields}
             try:
-                token = yield self._installation_token()
-                response = yield self._http.post(
-                    f"/repos/{self.repository}/check-runs", json=body,
-                    headers={"Authorization": f"Bearer {token}"})
-                if response.code == 401:
-                    self.token = None     # revoked (the App uninstalled?): a new one next
-                if response.code // 100 != 2:
-                    content = yield response.content()
-                    raise RuntimeError(f"HTTP {response.code}: {content[:200]!r}")
+                yield self.lock.run(self._send, stamp["revision"], body)
             except Exception as err:
                 log.msg(f"{self.name}: no check run {fields['status']} for {name} at "
                         f"{stamp['revision'][:12]} on {self.repository}: {err}")
-
 
 def check_run_reporter(project: Project):
     """The project's check-run reporter, if its forge has check runs."""

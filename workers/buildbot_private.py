@@ -12,6 +12,7 @@ from buildbot.process.botmaster import BotMaster
 from buildbot.process.build import Build
 from buildbot.process.builder import Builder
 from buildbot.util import debounce
+from buildbot.util.httpclientservice import HTTPClientService, HTTPSession
 from buildbot.util.latent import CompatibleLatentWorkerMixin
 from buildbot.worker.docker import DockerLatentWorker
 from buildbot.worker.latent import AbstractLatentWorker
@@ -42,6 +43,7 @@ UPSTREAM = {
     (ChangeHookResource, "_dialect_handlers"): "attribute",
     (BuildRequestsConnectorComponent, "_unclaim_buildrequests_for_master"):
         "(self, brids, masterid)",
+    (HTTPClientService, "_do_request"): "(self, session, method, ep, **kwargs)",
 }
 
 
@@ -172,3 +174,9 @@ def forget_hook_handlers(resource: ChangeHookResource) -> None:
     """Drop the change hook's handlers made for the last configuration (Buildbot keeps
     them across reconfigurations, with the dialects' old options)."""
     resource._dialect_handlers = {}
+
+
+def http_patch(session: HTTPSession, ep: str, **kwargs):
+    """A PATCH request through one of Buildbot's HTTP sessions, as its get and post are
+    made (HTTPSession has no patch)."""
+    return session.http._do_request(session, "patch", ep, **kwargs)

@@ -1,7 +1,8 @@
 """A real master makes GitHub check runs, as the GitHub App farm.yaml names, for a
 passing and a failing commit pushed by webhook: the App's JWT, the installation token
 it is exchanged for, and the check runs (queued, in progress, completed with their
-conclusion and output) as a recording stand-in for GitHub's API got them. Neither the
+conclusion and output) as a recording stand-in for GitHub's API got them: one run per
+build, made queued and then updated. Neither the
 App's key nor the token is in the master's log or a build's properties or logs."""
 
 from __future__ import annotations
@@ -90,12 +91,18 @@ def pushed_build(farm: RunningFarm, repo: PushedRepository, project: str, main_r
 
 
 def check_runs(forge_api, project: str, sha: str) -> list:
-    """The check runs made for ``sha``, once the three of its build are."""
-    def made():
-        found = [c for c in forge_api.received("POST", f"/repos/acme/{project}/check-runs")
-                 if c.body["head_sha"] == sha]
-        return found if len(found) >= 3 else None
-    return wait_until(made, 60, f"three check runs for {sha[:12]}")
+    """The calls that made ``sha``'s one check run and updated it, once it completed:
+    its POST, then its PATCHes."""
+    def completed():
+        runs = [run for run in forge_api.check_runs.values() if run["head_sha"] == sha]
+        return runs if runs and all(run.get("status") == "completed" for run in runs) else None
+    [run] = wait_until(completed, 60, f"the completed check run of {sha[:12]}")
+    made = [c for c in forge_api.received("POST", f"/repos/acme/{project}/check-runs")
+            if c.body["head_sha"] == sha]
+    updates = forge_api.received("PATCH", f"/repos/acme/{project}/check-runs/{run['id']}")
+    assert [c.path for c in updates] == \
+        [f"/repos/acme/{project}/check-runs/{run['id']}"] * len(updates)
+    return made + updates
 
 
 def build_url(farm: RunningFarm, build: dict) -> str:
@@ -132,9 +139,11 @@ def test_check_runs_of_a_passing_and_a_failing_commit(checks_farm, built, forge_
     for build, conclusion in ((passing, "success"), (failing, "failure")):
         sha = build["properties"]["got_revision"][0]
         calls = check_runs(forge_api, "checked", sha)
-        assert [(c.body["name"], c.body["status"], c.body.get("conclusion")) for c in calls] \
-            == [(CONTEXT, "queued", None), (CONTEXT, "in_progress", None),
-                (CONTEXT, "completed", conclusion)]
+        assert [(c.method, c.body["name"], c.body["status"], c.body.get("conclusion"))
+                for c in calls] \
+            == [("POST", CONTEXT, "queued", None), ("PATCH", CONTEXT, "in_progress", None),
+                ("PATCH", CONTEXT, "completed", conclusion)]
+        assert {c.body["external_id"] for c in calls} == {str(build["buildrequestid"])}
         assert calls[0].body["details_url"].startswith(f"{checks_farm.url}#/buildrequests/")
         assert [c.body["details_url"] for c in calls[1:]] == [build_url(checks_farm, build)] * 2
         assert build_url(checks_farm, build) in calls[2].body["output"]["summary"]

@@ -2,7 +2,8 @@
 router `farm up` runs, real masters and a real local worker): a build forced through
 one master runs on the worker attached to the other, its artifact is downloadable from
 both, and a pushed commit gives one build per builder, not one per master, and one
-commit status per state and one chat post (a recording stand-in for the forge)."""
+commit status per state, one check run made and updated, and one chat post (a
+recording stand-in for the forge)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from tests.support.farm import EXAMPLE, RunningFarm, two_masters_yaml, wait_until
+from tests.support.forge_api import github_app_key
 
 from .conftest import HOST_TARGET, reachable_directory, require_cargo
 
@@ -65,10 +67,15 @@ projects:
     branches: [main]
     poll_interval: 1
     test: false
-    forge: {{kind: github, repository: acme/pushed, api_url: "{forge_api.url}"}}
+    forge:
+      kind: github
+      repository: acme/pushed
+      api_url: "{forge_api.url}"
+      checks: {{app_id: 4321, installation_id: 99}}
     notify: {{webhook: "{forge_api.url}{CHAT}"}}
 """)
     farm.farm("forge-token", "pushed", input="pushed-forge-token\n")
+    farm.farm("github-app-key", "pushed", input=github_app_key()[0])
     try:
         yield farm.up()
     finally:
@@ -155,6 +162,16 @@ def test_a_pushed_commit_builds_once_not_once_per_master(two_masters, project_re
         ("success", f"rustfarm/{HOST_TARGET}")]
     posts = forge_api.received("POST", CHAT)
     assert [c.body["buildid"] for c in posts] == [found[0]["buildid"]]
+    # One check run, made queued by one master and updated by the one that ran the build.
+    def completed_runs():
+        runs = [run for run in forge_api.check_runs.values() if run["head_sha"] == revision]
+        return runs if runs and all(run["status"] == "completed" for run in runs) else None
+    runs = wait_until(completed_runs, 60, "the pushed commit's completed check run")
+    assert [(r["name"], r["status"], r.get("conclusion")) for r in runs] == \
+        [(f"rustfarm/{HOST_TARGET}", "completed", "success")]
+    assert len(forge_api.received("POST", "/repos/acme/pushed/check-runs")) == 1
+    assert [c.body["status"] for c in forge_api.received(
+        "PATCH", f"/repos/acme/pushed/check-runs/{runs[0]['id']}")] == ["in_progress", "completed"]
 
 
 def test_status_shows_every_master_and_the_router(two_masters):

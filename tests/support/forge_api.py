@@ -12,6 +12,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -58,6 +59,8 @@ class RecordingForge:
 
     def __init__(self):
         self.calls: list[Call] = []
+        # GitHub's check runs as made and updated: id -> the run's fields.
+        self.check_runs: dict[int, dict] = {}
         self._lock = threading.Lock()
         recorder = self
 
@@ -100,6 +103,14 @@ class RecordingForge:
                     self._answer(200, {"id": GITLAB_PROJECT_ID})
                 elif re.fullmatch(r"/repos/[^/]+/[^/]+/installation", self.path):
                     self._answer(200, {"id": GITHUB_INSTALLATION_ID})
+                elif listed := re.fullmatch(r"/repos/[^/]+/[^/]+/commits/(\w+)/check-runs",
+                                            urlsplit(self.path).path):
+                    query = parse_qs(urlsplit(self.path).query)
+                    with recorder._lock:
+                        runs = [run for run in recorder.check_runs.values()
+                                if run["head_sha"] == listed[1]
+                                and run["name"] in query.get("check_name", [run["name"]])]
+                    self._answer(200, {"total_count": len(runs), "check_runs": runs})
                 else:
                     self._answer(404, {"message": "Not Found"})
 
@@ -111,8 +122,24 @@ class RecordingForge:
                     self._answer(201, {"token": INSTALLATION_TOKEN,
                                        "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")})
                     return
-                self._answer(201, {"id": len(recorder.calls), **(body if isinstance(body, dict)
-                                                                  else {})})
+                made = {"id": len(recorder.calls), **(body if isinstance(body, dict) else {})}
+                if re.fullmatch(r"/repos/[^/]+/[^/]+/check-runs", self.path):
+                    with recorder._lock:
+                        recorder.check_runs[made["id"]] = made
+                self._answer(201, made)
+
+            def do_PATCH(self):
+                body = self._record()
+                updated = re.fullmatch(r"/repos/[^/]+/[^/]+/check-runs/(\d+)", self.path)
+                with recorder._lock:
+                    run = recorder.check_runs.get(int(updated[1])) if updated else None
+                    if run is not None and isinstance(body, dict):
+                        run.update(body)
+                        run = dict(run)
+                if run is None:
+                    self._answer(404, {"message": "Not Found"})
+                else:
+                    self._answer(200, run)
 
             def log_message(self, *args):
                 pass

@@ -26,6 +26,7 @@ from rustfarm.dependencies import CargoSettings, DependencyError, fetch_dependen
 from rustfarm.progress import plural
 
 from .staged_uploads import store_refusal
+from .steps import human_size
 from .tool_steps import TRANSFER_BLOCK, WorkerToolStep
 
 # Where the entries the master sends land in the worker's build directory.
@@ -76,7 +77,7 @@ class Dependencies(WorkerToolStep):
             self.descriptionDone = "could not fetch the dependencies"
             return FAILURE
         self.fetched = fetched
-        yield log.addStdout(self.report(fetched))
+        yield log.addStdout(self.report(fetched, self.store.keep_days))
         try:
             yield self.keep_lock(fetched)
         except OSError as err:
@@ -148,7 +149,7 @@ class Dependencies(WorkerToolStep):
                 yield self.addURL("Cargo.lock (resolved)", self.artifact_url + "Cargo.lock")
 
     @staticmethod
-    def report(fetched) -> str:
+    def report(fetched, keep_days: int) -> str:
         lines = [f"{plural(len(fetched.packages), 'crate')} from registries and git, "
                  f"{len(fetched.downloaded)} downloaded",
                  f"resolved in {fetched.resolve_seconds:.2f} s, "
@@ -158,6 +159,11 @@ class Dependencies(WorkerToolStep):
                          " (its log and the build's artifacts keep it)")
         lines += [f"altered in the store, fetched again: {a}" for a in fetched.altered]
         lines += [f"downloaded: {p}" for p in fetched.downloaded]
+        if fetched.pruned.keys:
+            lines.append(f"removed from the store, used by no build for {keep_days} days: "
+                         f"{plural(len(fetched.pruned.keys), 'package')} "
+                         f"({human_size(fetched.pruned.size)})")
+            lines += [f"removed: {key}" for key in fetched.pruned.keys]
         return "\n".join(lines + fetched.log) + "\n"
 
     def outcome(self, failed, answer):

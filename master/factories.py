@@ -228,6 +228,7 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
     fetches = farm.crates.fetched_by_farm and pool is not None and pool.kind in ("docker",
                                                                                 "local", "ec2")
     store_config = Interpolate(f"{base}/.rustfarm/dependencies.toml") if fetches else None
+    store = CrateStore(paths.crate_store, farm.crates.keep_days)
     profile = CargoProfile(project.profiles, project.profile)
     cargo_args = _cargo_args(farm, project, target, profile, store_config)
     env = {**target.cargo_env(), "CARGO_TARGET_DIR": target_dir, "CARGO_TERM_COLOR": "never",
@@ -283,7 +284,7 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
         factory.addStep(Dependencies(
             UploadPath(paths) if upload else Property("snapshot"),
             Property("crate_dir") if upload else project.subdir,
-            CrateStore(paths.crate_store), cargo_settings(farm, paths),
+            store, cargo_settings(farm, paths),
             _worker_store(pool, paths), source_dir, Interpolate(f"{base}/.rustfarm/crates"),
             store_config, artifact_dir=artifact_dir,
             artifact_url=None if upload else artifact_url, upload=upload,
@@ -303,7 +304,7 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                             workdir="build", env=env, haltOnFailure=True, logEnviron=False))
     if not upload:
         factory.addStep(SignRelease(
-            ReleaseKeys(paths), CrateStore(paths.crate_store) if fetches else None,
+            ReleaseKeys(paths), store if fetches else None,
             artifact_dir, archive, project.name, project.source, target.triple,
             farm.farm.url, profile, cargo_args, target.cargo_env(), url=artifact_url,
             package_kinds=package_kinds(project, target.triple), service=project.service,

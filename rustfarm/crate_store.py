@@ -8,6 +8,11 @@ crate's .crate checksum), under ``registry/NAME-VERSION-CHECKSUM`` or
 is checked before each build that uses it, against that listing and the lock's
 checksum: one that was altered is removed and fetched again, never built. Entries
 are renamed into place whole, so a concurrent build sees a whole entry or none.
+
+Each check marks the entries it found as used (their directory's time). An entry no
+build used for ``keep_days`` days is removed when the store grows (a build fetches),
+at most once an hour; a check and a removal take a lock in turn, so a build never
+counts on an entry being removed under it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import os
 import shutil
 import tarfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +31,12 @@ from .cargo_lock import LockedPackage
 from .plumbing import file_sha256
 
 CHECKSUM_FILE = ".cargo-checksum.json"
+# Where entries live, under the store's root.
+KINDS = ("registry", "git")
+# Unused entries are looked for at most this often (seconds).
+PRUNE_EVERY = 3600
+PRUNED_STAMP = ".pruned"      # its time: when unused entries were last looked for
+DAY = 86400
 
 
 def entry_problem(entry: Path, package: LockedPackage) -> str | None:
@@ -58,9 +70,16 @@ class StoreCheck:
     altered: list[str] = field(default_factory=list)      # what was wrong, removed
 
 
+@dataclass
+class Pruned:
+    keys: list[str] = field(default_factory=list)
+    size: int = 0                                         # bytes freed
+
+
 @dataclass(frozen=True)
 class CrateStore:
     root: Path
+    keep_days: int = 30            # an entry no build used for so long goes; 0: none go
 
     def entry(self, package: LockedPackage) -> Path:
         return self.root / package.store_key
@@ -77,9 +96,24 @@ class CrateStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def _pruning(self, exclusive: bool):
+        """Shared by checks, held alone by a removal of unused entries."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".pruning", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def check(self, packages: list[LockedPackage]) -> StoreCheck:
-        """Which of the registry and git packages the store has whole; an altered entry
-        is removed (so it is fetched again) and said."""
+        """Which of the registry and git packages the store has whole, marked as used
+        now; an altered entry is removed (so it is fetched again) and said."""
+        with self._pruning(exclusive=False):
+            return self._check(packages)
+
+    def _check(self, packages: list[LockedPackage]) -> StoreCheck:
         found = StoreCheck()
         for package in packages:
             if package.kind == "path":
@@ -94,8 +128,31 @@ class CrateStore:
                 self.remove(entry)
                 found.missing.append(package)
             else:
+                _mark_used(entry)
                 found.present.append(package)
         return found
+
+    def prune(self, now: float | None = None) -> Pruned:
+        """The entries no build used for ``keep_days`` days removed, at most once in
+        PRUNE_EVERY seconds (call it while fetching): which, and the room freed."""
+        pruned = Pruned()
+        now = time.time() if now is None else now
+        stamp = self.root / PRUNED_STAMP
+        if self.keep_days <= 0 or (stamp.exists() and now - stamp.stat().st_mtime < PRUNE_EVERY):
+            return pruned
+        oldest = now - self.keep_days * DAY
+        with self._pruning(exclusive=True):
+            for kind in KINDS:
+                place = self.root / kind
+                for entry in sorted(place.iterdir()) if place.is_dir() else ():
+                    if entry.is_dir() and not entry.is_symlink() \
+                            and entry.stat().st_mtime < oldest:
+                        pruned.size += _size(entry)
+                        self.remove(entry)
+                        pruned.keys.append(f"{kind}/{entry.name}")
+            stamp.touch()
+            os.utime(stamp, (now, now))
+        return pruned
 
     def remove(self, entry: Path) -> None:
         gone = self.root / "tmp" / f"removed.{os.urandom(8).hex()}"
@@ -126,6 +183,8 @@ class CrateStore:
             staged.rename(entry)
         except OSError:
             shutil.rmtree(staged, ignore_errors=True)
+        else:
+            _mark_used(entry)
 
     def listing_digest(self, package: LockedPackage) -> str:
         """The SHA-256 of an entry's listing: what pins a worker's copy of it
@@ -139,6 +198,18 @@ class CrateStore:
             for package in packages:
                 tar.add(self.entry(package), arcname=package.store_key, recursive=True,
                         filter=_plain_member)
+
+
+def _mark_used(entry: Path) -> None:
+    """An entry's directory time is when a build last used it."""
+    try:
+        os.utime(entry)
+    except OSError:
+        pass        # a store this master may not write to: nothing is removed from it
+
+
+def _size(entry: Path) -> int:
+    return sum(path.lstat().st_size for path in entry.rglob("*") if not path.is_dir())
 
 
 def _plain_member(member: tarfile.TarInfo) -> tarfile.TarInfo:

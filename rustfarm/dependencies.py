@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .cargo_lock import CRATES_IO, CRATES_IO_SPARSE, LockedPackage, LockError, read_lock
-from .crate_store import CrateStore
+from .crate_store import CrateStore, Pruned
 from .errors import FarmError
 from .farmfile.crate_source import CargoRegistry
 
@@ -55,6 +55,7 @@ class Fetched:
     resolve_seconds: float = 0.0
     fetch_seconds: float = 0.0
     log: list[str] = field(default_factory=list)
+    pruned: Pruned = field(default_factory=Pruned)   # unused entries the store let go
 
 
 @dataclass(frozen=True)
@@ -300,12 +301,14 @@ def fetch_dependencies(snapshot: Path, crate_dir: str, store: CrateStore,
             altered = check.altered
             check = store.check(packages)
             check.altered += altered
+            pruned = Pruned()
             if check.missing:
                 log.append(_fetch(settings, manifest, work, store, check.missing))
+                pruned = store.prune()
     return Fetched([p for p in packages if p.kind != "path"], downloaded=check.missing,
                    altered=check.altered, lock_path=lock_path, resolved_lock=resolved,
                    lock_text=resolved if resolved is not None
                    else files[lock_path].decode(errors="replace"),
                    resolve_seconds=resolve_seconds,
                    fetch_seconds=time.monotonic() - fetch_started,
-                   log=[line for text in log for line in text.splitlines()])
+                   log=[line for text in log for line in text.splitlines()], pruned=pruned)

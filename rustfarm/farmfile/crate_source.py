@@ -35,6 +35,7 @@ class CrateSource:
     kind: str                 # "crates-io" | "directory" | "registry"
     location: str = ""
     registries: tuple[CargoRegistry, ...] = ()
+    keep_days: int = 30       # the crate store lets go of what no build used so long
 
     @property
     def fetched_by_farm(self) -> bool:

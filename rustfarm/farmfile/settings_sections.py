@@ -196,8 +196,10 @@ class SettingsSections:
                               sender=sender or "")
 
     def crates(self, top: Section) -> CrateSource:
-        s = self.section(top.raw("crates"), "crates", ("directory", "registry", "registries"),
+        s = self.section(top.raw("crates"), "crates",
+                         ("directory", "registry", "registries", "keep_days"),
                          top.key_line("crates"))
+        keep_days = s.integer("keep_days", 30, minimum=0, maximum=36500)
         if s.has("directory") and s.has("registry"):
             s.error(s.line, "crates", "give either directory or registry, not both")
         registries = []
@@ -211,11 +213,11 @@ class SettingsSections:
             registries.append(CargoRegistry(name, index or "", bool(r.flag("token", False)),
                                             bool(r.flag("uploads", False))))
         if s.has("directory"):
-            return CrateSource("directory", s.text("directory"), tuple(registries))
+            return CrateSource("directory", s.text("directory"), tuple(registries), keep_days)
         if s.has("registry"):
             return CrateSource("registry", s.text("registry", check=registry_index_check),
-                               tuple(registries))
-        return CrateSource("crates-io", registries=tuple(registries))
+                               tuple(registries), keep_days)
+        return CrateSource("crates-io", registries=tuple(registries), keep_days=keep_days)
 
 
 def _bucket_problem(name: str) -> str:

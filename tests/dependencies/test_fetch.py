@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
-from rustfarm.crate_store import CrateStore, entry_problem
+from rustfarm.crate_store import DAY, PRUNE_EVERY, PRUNED_STAMP, CrateStore, entry_problem
 from rustfarm.dependencies import CargoSettings, DependencyError, fetch_dependencies
+from rustfarm.master.dependency_steps import Dependencies
 from tests.support.crates_io import require_crates_io
 from tests.support.git_repos import PushedRepository
 
@@ -234,3 +237,42 @@ def test_a_private_registry_s_crates_come_with_its_token(company_registry, tmp_p
     # Uploads may not take it unless farm.yaml allows them.
     with pytest.raises(DependencyError, match="uploads take crates from crates.io only"):
         fetch_dependencies(snapshot, "", store, settings, upload=True)
+
+
+def test_what_no_build_used_for_keep_days_leaves_the_store_as_it_grows(tmp_path, resolved_lock):
+    require_crates_io()
+    store = CrateStore(tmp_path / "store", keep_days=30)
+    cargo = CargoSettings(cargo_home=tmp_path / "home")
+    one = snapshot_of(write_project(tmp_path / "one", lock=resolved_lock), tmp_path / "one.tgz")
+    fetch_dependencies(one, "", store, cargo)
+    [itoa] = (store.root / "registry").glob("itoa-*")
+    [memchr] = (store.root / "registry").glob("memchr-*")
+    long_ago, yesterday = time.time() - 40 * DAY, time.time() - DAY
+    os.utime(itoa, (long_ago, long_ago))
+    os.utime(memchr, (yesterday, yesterday))
+    os.utime(store.root / PRUNED_STAMP, (yesterday, yesterday))   # last looked a day ago
+    # Another project (memchr and ryu, not itoa) makes the store grow: itoa goes.
+    two = snapshot_of(write_project(tmp_path / "two", manifest=MANIFEST.replace(
+        '"tool"', '"two"').replace('itoa = "=1.0.15"', 'ryu = "=1.0.18"')), tmp_path / "two.tgz")
+    grown = fetch_dependencies(two, "", store, cargo)
+    assert [str(p) for p in grown.downloaded] == ["ryu 1.0.18"]
+    assert grown.pruned.keys == [f"registry/{itoa.name}"] and grown.pruned.size > 1000
+    assert not itoa.exists() and memchr.is_dir()
+    said = Dependencies.report(grown, store.keep_days)
+    assert "removed from the store, used by no build for 30 days: 1 package (" in said
+    assert f"removed: registry/{itoa.name}" in said
+    assert memchr.stat().st_mtime > time.time() - 600, "the check marks what a build uses"
+    # The project that needs it again fetches it again.
+    again = fetch_dependencies(one, "", store, cargo)
+    assert [str(p) for p in again.downloaded] == ["itoa 1.0.15"] and itoa.is_dir()
+    # Looked for at most once an hour; an hour on, all that 31 days left unused goes.
+    assert store.prune(now=time.time() + 60).keys == []
+    later = store.prune(now=time.time() + PRUNE_EVERY + 31 * DAY)
+    assert sorted(k.split("-")[0] for k in later.keys) == ["registry/itoa", "registry/memchr",
+                                                           "registry/ryu"]
+    assert not any((store.root / "registry").iterdir())
+    # keep_days 0: nothing goes.
+    fetch_dependencies(one, "", store, cargo)
+    kept = CrateStore(store.root, keep_days=0)
+    assert kept.prune(now=time.time() + 1000 * DAY).keys == []
+    assert len(list((store.root / "registry").iterdir())) == 2

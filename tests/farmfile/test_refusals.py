@@ -389,6 +389,15 @@ def test_a_registry_needs_an_index_cargo_reads(tmp_path):
     assert any("crates.registries.other.index: missing required key" in p for p in found), found
 
 
+def test_the_crate_store_keeps_unused_crates_a_whole_number_of_days(tmp_path):
+    config = tmp_path / "farm.yaml"
+    found = problems(config, with_lines("crates:", "  keep_days: -1"))
+    assert f"{config}:10: crates.keep_days: must be at least 0, not -1" in found, found
+    found = problems(config, with_lines("crates:", "  keep_days: 1.5"))
+    assert any(p.startswith(f"{config}:10: crates.keep_days: ") and "whole number" in p
+               for p in found), found
+
+
 def test_a_registry_that_needs_a_token_without_one_is_refused_by_farm_check(tmp_path):
     config = tmp_path / "farm.yaml"
     config.write_text(with_lines(

@@ -105,6 +105,7 @@ class Dependencies(WorkerToolStep):
             self.descriptionDone = "this worker sees no crate store and keeps no copies"
             return FAILURE
         request["store"] = self.worker_copies
+        request["keep_days"] = self.store.keep_days
         request["listings"] = yield threads.deferToThread(
             lambda: {p.store_key: self.store.listing_digest(p) for p in packages})
         result = yield self.run_tool(["dependencies"], stdin=json.dumps(request))

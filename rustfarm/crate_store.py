@@ -23,20 +23,14 @@ import json
 import os
 import shutil
 import tarfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cargo_lock import LockedPackage
 from .plumbing import file_sha256
+from .worker_tool.crate_copies import mark_used, prune_unused
 
 CHECKSUM_FILE = ".cargo-checksum.json"
-# Where entries live, under the store's root.
-KINDS = ("registry", "git")
-# Unused entries are looked for at most this often (seconds).
-PRUNE_EVERY = 3600
-PRUNED_STAMP = ".pruned"      # its time: when unused entries were last looked for
-DAY = 86400
 
 
 def entry_problem(entry: Path, package: LockedPackage) -> str | None:
@@ -128,31 +122,17 @@ class CrateStore:
                 self.remove(entry)
                 found.missing.append(package)
             else:
-                _mark_used(entry)
+                mark_used(str(entry))
                 found.present.append(package)
         return found
 
     def prune(self, now: float | None = None) -> Pruned:
-        """The entries no build used for ``keep_days`` days removed, at most once in
-        PRUNE_EVERY seconds (call it while fetching): which, and the room freed."""
-        pruned = Pruned()
-        now = time.time() if now is None else now
-        stamp = self.root / PRUNED_STAMP
-        if self.keep_days <= 0 or (stamp.exists() and now - stamp.stat().st_mtime < PRUNE_EVERY):
-            return pruned
-        oldest = now - self.keep_days * DAY
+        """The entries no build used for ``keep_days`` days removed, at most once an
+        hour (call it while fetching): which, and the room freed."""
         with self._pruning(exclusive=True):
-            for kind in KINDS:
-                place = self.root / kind
-                for entry in sorted(place.iterdir()) if place.is_dir() else ():
-                    if entry.is_dir() and not entry.is_symlink() \
-                            and entry.stat().st_mtime < oldest:
-                        pruned.size += _size(entry)
-                        self.remove(entry)
-                        pruned.keys.append(f"{kind}/{entry.name}")
-            stamp.touch()
-            os.utime(stamp, (now, now))
-        return pruned
+            removed = prune_unused(str(self.root), self.keep_days,
+                                   lambda entry: self.remove(Path(entry)), now)
+        return Pruned([key for key, _ in removed], sum(size for _, size in removed))
 
     def remove(self, entry: Path) -> None:
         gone = self.root / "tmp" / f"removed.{os.urandom(8).hex()}"
@@ -184,7 +164,7 @@ class CrateStore:
         except OSError:
             shutil.rmtree(staged, ignore_errors=True)
         else:
-            _mark_used(entry)
+            mark_used(str(entry))
 
     def listing_digest(self, package: LockedPackage) -> str:
         """The SHA-256 of an entry's listing: what pins a worker's copy of it
@@ -198,18 +178,6 @@ class CrateStore:
             for package in packages:
                 tar.add(self.entry(package), arcname=package.store_key, recursive=True,
                         filter=_plain_member)
-
-
-def _mark_used(entry: Path) -> None:
-    """An entry's directory time is when a build last used it."""
-    try:
-        os.utime(entry)
-    except OSError:
-        pass        # a store this master may not write to: nothing is removed from it
-
-
-def _size(entry: Path) -> int:
-    return sum(path.lstat().st_size for path in entry.rglob("*") if not path.is_dir())
 
 
 def _plain_member(member: tarfile.TarInfo) -> tarfile.TarInfo:

@@ -8,6 +8,10 @@ has it. A copy is used only when its listing has that digest and its files are
 exactly those the listing names, with their digests: a copy altered in any way is
 removed and sent again, never built. Received entries are checked the same way
 before they are renamed into place whole.
+
+A check marks the copies a build uses (their directory's time), and a copy no build
+used for the farm's ``crates.keep_days`` is removed when copies are received, at most
+once an hour. The farm's own store is bounded the same way (:func:`prune_unused`).
 """
 
 from __future__ import annotations
@@ -16,10 +20,15 @@ import json
 import os
 import shutil
 import tarfile
+import time
 
 from .digests import file_sha256
 
 CHECKSUM_FILE = ".cargo-checksum.json"
+KINDS = ("registry", "git")             # where entries live, under a store's root
+PRUNE_EVERY = 3600                      # unused entries are looked for at most this often
+PRUNED_STAMP = ".pruned"                # its time: when they were last looked for
+DAY = 86400
 
 
 def copy_problem(entry: str, listing_digest: str) -> str | None:
@@ -70,7 +79,48 @@ def check_copies(cache: str, listings: dict[str, str]) -> tuple[list[str], list[
             altered.append(f"{key}: {problem}")
             remove(entry)
             missing.append(key)
+        else:
+            mark_used(entry)
     return missing, altered
+
+
+def mark_used(entry: str) -> None:
+    """An entry's directory time is when a build last used it."""
+    try:
+        os.utime(entry)
+    except OSError:
+        pass        # a store this process may not write to: nothing is removed from it
+
+
+def _size(entry: str) -> int:
+    return sum(os.lstat(os.path.join(root, name)).st_size
+               for root, _, names in os.walk(entry) for name in names)
+
+
+def prune_unused(root: str, keep_days: int, remove_entry=remove,
+                 now: float | None = None) -> list[tuple[str, int]]:
+    """The entries under ``root`` that no build used for ``keep_days`` days removed,
+    at most once in PRUNE_EVERY seconds (0 days: none): their keys and sizes."""
+    now = time.time() if now is None else now
+    stamp = os.path.join(root, PRUNED_STAMP)
+    if keep_days <= 0 or (os.path.exists(stamp)
+                          and now - os.stat(stamp).st_mtime < PRUNE_EVERY):
+        return []
+    oldest = now - keep_days * DAY
+    removed = []
+    for kind in KINDS:
+        place = os.path.join(root, kind)
+        for name in sorted(os.listdir(place)) if os.path.isdir(place) else ():
+            entry = os.path.join(place, name)
+            if os.path.isdir(entry) and not os.path.islink(entry) \
+                    and os.stat(entry).st_mtime < oldest:
+                size = _size(entry)
+                remove_entry(entry)
+                removed.append((f"{kind}/{name}", size))
+    with open(stamp, "a"):
+        pass
+    os.utime(stamp, (now, now))
+    return removed
 
 
 def _safe_members(tar: tarfile.TarFile, keys: set[str]):

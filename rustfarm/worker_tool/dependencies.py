@@ -3,7 +3,7 @@ standard input (the master's dependencies step sends it):
 
     {"store": DIR, "view": DIR, "entries": {"NAME-VERSION": "KIND/KEY", ...},
      "config": TOML, "config_file": PATH, "lock": null | {"path": PATH, "text": TOML},
-     "listings": {"KIND/KEY": SHA256, ...}, "received": null | PATH}
+     "listings": {"KIND/KEY": SHA256, ...}, "received": null | PATH, "keep_days": N}
 
 The view is a directory of links, one per package of the build's Cargo.lock, to its
 entry in the store: cargo's directory source, which ``config``
@@ -15,9 +15,10 @@ With ``listings`` (the digests of the entries' listings), ``store`` is the worke
 own copy of the entries (crate_copies.py), not the farm's store: copies are checked
 first, ``received`` (a tar of entries the master sent) is put in place, and when
 copies are still missing no view is made and the result names them, for the master
-to send.
+to send. Once copies were received, those no build used for ``keep_days`` days go.
 
-Result: ``{"linked": N, "missing": [KEY...], "altered": [PROBLEM...], "received": N}``.
+Result: ``{"linked": N, "missing": [KEY...], "altered": [PROBLEM...], "received": N,
+"pruned": [KEY...]}``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import os
 import shutil
 import sys
 
-from .crate_copies import check_copies, receive
+from .crate_copies import check_copies, prune_unused, receive
 from .protocol import answer, fail, say
 
 
@@ -66,7 +67,8 @@ def main(args: list[str]) -> None:
     listings = request.get("listings")
     found = {"missing": [], "altered": [], "received": 0}
     if listings is not None:
-        found = own_copies(store, listings, request.get("received"))
+        found = own_copies(store, listings, request.get("received"),
+                           request.get("keep_days", 0))
         if found["missing"]:
             say(f"{len(found['missing'])} of {len(listings)} entries are not on this worker")
             answer({"linked": 0, **found})
@@ -81,8 +83,10 @@ def main(args: list[str]) -> None:
     answer({"linked": linked, **found})
 
 
-def own_copies(cache: str, listings: dict[str, str], received: str | None) -> dict:
-    """The worker's copies checked, with what the master sent put in place."""
+def own_copies(cache: str, listings: dict[str, str], received: str | None,
+               keep_days: int = 0) -> dict:
+    """The worker's copies checked, with what the master sent put in place; as they
+    grow, the copies no build used for ``keep_days`` days removed."""
     os.makedirs(cache, exist_ok=True)
     count, problems = receive(cache, received, listings) if received else (0, [])
     if problems:
@@ -92,6 +96,13 @@ def own_copies(cache: str, listings: dict[str, str], received: str | None) -> di
         say(f"altered on this worker, removed: {problem}")
     if received and missing:
         fail(f"the master did not send {', '.join(missing[:5])}")
+    pruned = []
     if count:
         say(f"received {count} entries from the master")
-    return {"missing": missing, "altered": altered, "received": count}
+        pruned = prune_unused(cache, keep_days)
+        if pruned:
+            say(f"removed {len(pruned)} copies no build used for {keep_days} days "
+                f"({sum(size for _, size in pruned) // 1024} KiB): "
+                + ", ".join(key for key, _ in pruned[:10]))
+    return {"missing": missing, "altered": altered, "received": count,
+            "pruned": [key for key, _ in pruned]}

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rustfarm.crate_store import DAY, PRUNE_EVERY, PRUNED_STAMP, CrateStore, entry_problem
+from rustfarm.crate_store import CrateStore, entry_problem
+from rustfarm.worker_tool.crate_copies import DAY, PRUNE_EVERY, PRUNED_STAMP
 from rustfarm.dependencies import CargoSettings, DependencyError, fetch_dependencies
 from rustfarm.master.dependency_steps import Dependencies
 from tests.support.crates_io import require_crates_io

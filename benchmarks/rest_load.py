@@ -30,7 +30,7 @@ from rustfarm.farmfile import load  # noqa: E402
 
 PATHS = ["api/v2/builders", "api/v2/builds?limit=50&property=*", "api/v2/workers",
          "api/v2/masters", "api/v2/buildrequests?limit=50", "api/v2/changes?limit=20",
-         "api/v2/buildsets?limit=20", "api/v2/schedulers", "plugins/matrix/"]
+         "api/v2/buildsets?limit=20", "api/v2/schedulers", "plugins/matrix/data.json"]
 
 
 class Poller:

@@ -211,7 +211,7 @@ class Farmhouse(MasterStarting, LocalWorkerStarting):
         url = self.farm.as_master(self.farm.masters[0].name).farm.url
         say(f"farm '{self.farm.farm.name}' is up: {url} "
             f"({len(builders)} builders, {len(connected)} workers connected); "
-            f"target matrix: {url}plugins/matrix/")
+            f"target matrix: {url}#/targets")
 
     # -- reload ---------------------------------------------------------
 

@@ -1,12 +1,12 @@
-"""The target matrix under ``/plugins/matrix/``: projects as rows, targets as columns.
+"""The target matrix's data under ``/plugins/matrix/data.json``: projects as rows,
+targets as columns.
 
 A Buildbot www plugin beside the artifact store. Each cell is the newest build
 of that (project, target): its result, revision, when it ended, the size of its
-binaries, links to the build and to the download. The page filters by project,
-architecture and pool, and asks ``data.json`` again every few seconds, so it
-follows builds as they finish. ``data.json`` comes from two queries, whatever
-the number of builders: the newest build of each builder, and the few
-properties of those builds the cells show.
+binaries, links to the build and to the download. ``data.json`` comes from two
+queries, whatever the number of builders: the newest build of each builder, and
+the few properties of those builds the cells show. The web UI's Targets page shows
+it; ``/plugins/matrix/``, where a page of its own used to be, sends a browser there.
 
 The plugin also carries the farm's pages of Buildbot's own web UI: its
 ``scripts.js`` and ``styles.css``, which the UI loads of every www plugin, are the
@@ -23,7 +23,7 @@ from importlib import resources
 import sqlalchemy as sa
 from buildbot.process.results import statusToString
 from buildbot.www.plugin import Application
-from twisted.web import static
+from twisted.web.util import Redirect
 
 from .deferred_resource import DeferredResource
 from .plugin_root import PluginRoot
@@ -106,8 +106,8 @@ class MatrixPlugin(Application):
     def setConfiguration(self, config: dict) -> None:
         super().setConfiguration(config)
         static_dir = resources.files(__package__).joinpath("static")
-        page = static_dir.joinpath("matrix.html").read_bytes()
-        self.resource = PluginRoot({b"": static.Data(page, "text/html; charset=utf-8"),
+        # Relative to /plugins/matrix/: the UI's root, wherever the UI is served from.
+        self.resource = PluginRoot({b"": Redirect(b"../../#/targets"),
                                     b"data.json": MatrixData(self)}, ui=ui_bundle(static_dir))
 
 

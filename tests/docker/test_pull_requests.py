@@ -174,8 +174,10 @@ def test_a_fork_s_request_builds_once_labelled_as_anyone_s_code(pulls, forge_api
         [("pending", f"rustfarm/{TARGET}")] * 2 + [("success", f"rustfarm/{TARGET}")]
     assert {c.header("Authorization") for c in calls} == {f"token {TOKENS['hub']}"}
     # And its check runs, there too.
-    assert [(r.body["status"], r.body.get("conclusion")) for r in check_runs(forge_api, head)] \
-        == [("queued", None), ("in_progress", None), ("completed", "success")]
+    assert [(c.method, c.body["status"], c.body.get("conclusion"))
+            for c in forge_api.check_run_calls("acme/hub", head)] \
+        == [("POST", "queued", None), ("PATCH", "in_progress", None),
+            ("PATCH", "completed", "success")]
     # One summary comment on the request, once its builds ended.
     [comment] = comments(forge_api, "/repos/acme/hub/issues/2/comments", 1)
     assert comment.body["body"].startswith(f"rustfarm: all 1 targets built for {head[:12]}\n")
@@ -185,12 +187,6 @@ def test_a_fork_s_request_builds_once_labelled_as_anyone_s_code(pulls, forge_api
     send(pulls, "github", "hub", 2, head, "labeled", labels=("bug", LABEL))
     assert len(builds_of(pulls, "hub")) == 1
     assert len(forge_api.received("POST", "/repos/acme/hub/issues/2/comments")) == 1
-
-
-def check_runs(forge_api: RecordingForge, head: str) -> list:
-    return wait_until(lambda: (lambda found: found if len(found) >= 3 else None)(
-        [c for c in forge_api.received("POST", "/repos/acme/hub/check-runs")
-         if c.body["head_sha"] == head]), 60, "3 check runs")
 
 
 def comments(forge_api: RecordingForge, path: str, count: int) -> list:
@@ -208,7 +204,7 @@ def test_a_failed_request_s_comment_names_the_target_and_its_first_error(pulls, 
     assert body.startswith(f"rustfarm: 1 of 1 targets failed for {head[:12]}\n"), body
     assert f"- `{TARGET}`: failure (" in body
     assert "error[E0308]: mismatched types\n --> src/main.rs:2:18" in body
-    ended = check_runs(forge_api, head)[-1].body
+    ended = forge_api.check_run_calls("acme/hub", head)[-1].body
     assert ended["conclusion"] == "failure"
     assert "error[E0308]: mismatched types\n --> src/main.rs:2:18" in ended["output"]["summary"]
 

@@ -91,18 +91,8 @@ def pushed_build(farm: RunningFarm, repo: PushedRepository, project: str, main_r
 
 
 def check_runs(forge_api, project: str, sha: str) -> list:
-    """The calls that made ``sha``'s one check run and updated it, once it completed:
-    its POST, then its PATCHes."""
-    def completed():
-        runs = [run for run in forge_api.check_runs.values() if run["head_sha"] == sha]
-        return runs if runs and all(run.get("status") == "completed" for run in runs) else None
-    [run] = wait_until(completed, 60, f"the completed check run of {sha[:12]}")
-    made = [c for c in forge_api.received("POST", f"/repos/acme/{project}/check-runs")
-            if c.body["head_sha"] == sha]
-    updates = forge_api.received("PATCH", f"/repos/acme/{project}/check-runs/{run['id']}")
-    assert [c.path for c in updates] == \
-        [f"/repos/acme/{project}/check-runs/{run['id']}"] * len(updates)
-    return made + updates
+    """The calls that made ``sha``'s one check run and updated it: its POST, its PATCHes."""
+    return forge_api.check_run_calls(f"acme/{project}", sha)
 
 
 def build_url(farm: RunningFarm, build: dict) -> str:

@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from .farm import wait_until
+
 # What GitLab answers GET /api/v4/projects/<path> with: the project's id.
 GITLAB_PROJECT_ID = 4242
 # What GitHub answers GET /repos/<owner>/<name>/installation with, and the token it
@@ -160,3 +162,15 @@ class RecordingForge:
         with self._lock:
             return [c for c in self.calls
                     if (method is None or c.method == method) and c.path.startswith(prefix)]
+
+    def check_run_calls(self, repository: str, sha: str, timeout: float = 60) -> list[Call]:
+        """The calls that made ``sha``'s one check run and updated it, once it completed:
+        its POST, then its PATCHes (fails if there is not exactly one run)."""
+        def completed():
+            with self._lock:
+                runs = [dict(run) for run in self.check_runs.values() if run["head_sha"] == sha]
+            return runs if runs and all(r.get("status") == "completed" for r in runs) else None
+        [run] = wait_until(completed, timeout, f"the completed check run of {sha[:12]}")
+        made = [c for c in self.received("POST", f"/repos/{repository}/check-runs")
+                if isinstance(c.body, dict) and c.body.get("head_sha") == sha]
+        return made + self.received("PATCH", f"/repos/{repository}/check-runs/{run['id']}")

@@ -4,9 +4,10 @@ A request from the repository itself is built as it opens and at each push to it
 from a fork once a maintainer adds farm.yaml's label, or at once when its author is
 allowed (rustfarm/farmfile/forge_settings.py). Its head is fetched from the ref the
 forge keeps it under (``refs/pull/N/head``, ``refs/merge-requests/N/head``). The
-project's pull-request scheduler builds it on the project's container targets as
-anyone's code: a volume of its own, the compile cache read-only, nothing signed or
-published, its artifacts under ``<project>/pr-<number>/``, removed when it closes.
+project's pull-request scheduler builds it on the project's container targets (a
+Docker pool's, or an EC2 pool's, each build on an instance of its own) as anyone's
+code: a volume of its own, the compile cache read-only, nothing signed or published,
+its artifacts under ``<project>/pr-<number>/``, removed when it closes.
 """
 
 from __future__ import annotations
@@ -134,10 +135,11 @@ class PullRequestScheduler(OncePerRevisionScheduler):
 
 
 def pull_request_builders(farm: Farm, project) -> list[str]:
-    """The project's builders a pull request builds on: its targets in containers (a
-    request's code never runs on a local worker, which is the host)."""
+    """The project's builders a pull request builds on: its targets in containers, on
+    a Docker engine or on an EC2 instance of its own (a request's code never runs on a
+    local worker, which is the host)."""
     return [builder_name(project.name, t) for t in project.targets
-            if farm.pools[farm.targets[t].pool].kind == "docker"]
+            if farm.pools[farm.targets[t].pool].kind in ("docker", "ec2")]
 
 
 def pull_request_schedulers(farm: Farm) -> list:

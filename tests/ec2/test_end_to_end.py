@@ -12,14 +12,17 @@ from pathlib import Path
 
 import boto3
 import pytest
+import requests
 
 from rustfarm.cli.processes import process_alive
 from rustfarm.targets import target_table
 from rustfarm.userdata import parse_user_data
 from tests.support.binaries import run_downloaded
-from tests.support.crates import renamed_copy
+from tests.support.crates import renamed_copy, write_crate
 from tests.support.crates_io import require_crates_io
 from tests.support.farm import EXAMPLE, RunningFarm, wait_until
+from tests.support.forge_payloads import pull_request_payload, signed_headers
+from tests.support.git_repos import PushedRepository, git
 from tests.support.moto_server import MotoEc2, aws_env
 
 from .player import InstancePlayer
@@ -282,5 +285,61 @@ def test_instances_share_compiled_crates_through_s3_without_credentials_in_build
                 assert (fields.cache_bucket, fields.cache_prefix, fields.cache_region) \
                     == ("farm-cache", "test/", REGION)
                 assert not fields.cache_read_only
+        finally:
+            farm.down()
+
+
+def test_a_pull_request_builds_on_an_instance_of_its_own_that_only_reads_the_cache(
+        moto, registry, pushed_image, forge_api, tmp_path):
+    """A pull request of the repository itself, announced by GitHub's webhook, builds
+    on an ec2 pool as anyone's code: its own instance, whose user-data says the compile
+    cache is read-only, IMDSv2 with a hop limit of 1, its binary under pr-7/, and the
+    instance terminated after."""
+    moto.reset()
+    boto3.client("s3", endpoint_url=moto.endpoint, region_name=REGION).create_bucket(
+        Bucket="farm-cache")
+    crate = write_crate(tmp_path / "crate", "hub", 'fn main() {\n    println!("main");\n}\n')
+    repo = PushedRepository(tmp_path / "git", "hub", crate)
+    git(repo.work, "checkout", "-q", "-b", "request", "main")
+    head = repo.commit("src/main.rs", 'fn main() {\n    println!("from a request");\n}\n',
+                       "a request")
+    git(repo.work, "push", "-q", "origin", "HEAD:refs/pull/7/head")
+    subprocess.run(["chmod", "-R", "a+rX", str(tmp_path)], check=True)
+    farm = ec2_farm(tmp_path / "farm", moto, registry, pushed_image, projects={
+        "hub": f'{{source: "{repo.url}", binaries: [hub], test: false, poll_interval: 0, '
+               f'forge: {{kind: github, repository: acme/hub, api_url: "{forge_api.url}", '
+               f'statuses: false}}}}'},
+        compile_cache=f"{{bucket: farm-cache, prefix: test/, endpoint_url: '{moto.endpoint}'}}")
+    secret = farm.farm("webhook-secret", "hub").stdout.strip()
+    relay = {"RUSTFARM_CACHE_RELAY": f"{sys.executable} {CACHE_RELAY}"}
+    with InstancePlayer(moto, "test", tmp_path / "instances", boot_env=relay) as player:
+        farm.up()
+        try:
+            body, event = pull_request_payload("github", "acme/hub", 7, head, "opened",
+                                               from_fork=False)
+            reply = requests.post(f"{farm.url}change_hook/github", data=body, timeout=30,
+                                  headers=signed_headers("github", secret, body, event))
+            assert (reply.status_code, reply.text) == (200, "1 change found")
+            [builder] = [b for b in farm.api("builders")["builders"]
+                         if b["name"] == f"hub:{HOST_TARGET}"]
+
+            def finished():
+                builds = farm.api("builds", builderid=builder["builderid"],
+                                  property="*")["builds"]
+                return builds[0] if builds and builds[0]["complete"] else None
+            build = wait_for(finished, 600, "finished build of the request")
+            assert build["results"] == 0, farm.all_logs(build)[-3000:]
+            assert build["properties"]["got_revision"][0] == head
+            [archive] = [u for u in farm.artifact_urls(build) if u.endswith(".tar.gz")]
+            assert f"/plugins/artifacts/hub/pr-7/{HOST_TARGET}/" in archive
+            target = {t.triple: t for t in target_table()}[HOST_TARGET]
+            assert run_downloaded(archive, tmp_path / "run", "hub", target).strip() == \
+                "from a request"
+            [text] = player.user_data.values()
+            assert parse_user_data(text).cache_read_only
+            [instance] = instances(moto)
+            assert instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+            wait_for(lambda: all(i["State"]["Name"] == "terminated" for i in instances(moto)),
+                     120, "terminated instance")
         finally:
             farm.down()

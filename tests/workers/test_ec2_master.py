@@ -400,7 +400,7 @@ def test_a_build_launches_a_tagged_imdsv2_instance_and_terminates_it(pool_master
                     "team": "compilers", "Name": f"{FARM}/ec2-launch-1"}
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     assert instance["MetadataOptions"]["HttpEndpoint"] == "enabled"
-    assert instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
+    assert instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
     shutdown = master.ec2.describe_instance_attribute(
         InstanceId=iid, Attribute="instanceInitiatedShutdownBehavior")
     assert shutdown["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"

@@ -59,8 +59,10 @@ def launch_params(launch: Ec2Launch, worker: str, image: dict, instance_type: st
         "MinCount": 1,
         "MaxCount": 1,
         "UserData": user_data,
+        # IMDSv2 for the instance's own processes alone: a token's answer does not
+        # cross a container's network hop, so no container reads user-data.
         "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled",
-                            "HttpPutResponseHopLimit": 2},
+                            "HttpPutResponseHopLimit": 1},
         # The boot script powers off when the worker ends: that must terminate.
         "InstanceInitiatedShutdownBehavior": "terminate",
         "TagSpecifications": [{"ResourceType": kind, "Tags": tag_list(tags)}

@@ -21,7 +21,7 @@ from buildbot.process.properties import renderer
 from buildbot.util.latent import CompatibleLatentWorkerMixin
 from buildbot.worker.latent import AbstractLatentWorker
 
-from rustfarm.names import is_upload_build
+from rustfarm.names import is_untrusted
 from rustfarm.userdata import UserDataError, render_user_data, value_problem
 
 from . import instances as ec2
@@ -33,9 +33,9 @@ from .launch import Ec2Launch
 
 
 @renderer
-def is_upload(props) -> bool:
-    """Whether the build is an upload's (anyone's code, from the compile endpoint)."""
-    return is_upload_build(props)
+def anyones_code(props) -> bool:
+    """Whether the build is an upload's or a pull request's: anyone's code."""
+    return is_untrusted(props)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,9 @@ class FarmEC2LatentWorker(PromptConnectionMixin, NothingStartsForStoppedBuilds,
     * instance and root volume are tagged at launch (farm, pool, worker, launching
       master, user tags), so that nothing untagged ever exists; the reaper relies on
       these tags;
-    * IMDSv2 is required (hop limit 2, for the worker container), and powering off
+    * IMDSv2 is required, with a hop limit of 1: only the instance's own processes
+      (the boot program, the cache relay) reach it, never a container, and the
+      worker container has no network at all (ami/rustfarm-boot); powering off
       terminates the instance, so the AMI's boot script ending never leaves a
       stopped instance behind;
     * an instance that stops existing, or whose worker has not connected within
@@ -128,15 +130,16 @@ class FarmEC2LatentWorker(PromptConnectionMixin, NothingStartsForStoppedBuilds,
     # -- start -----------------------------------------------------------------
 
     def renderWorkerProps(self, build):
-        # An upload's instance reads the compile cache only: it is not another build's.
-        return build.render((self.launch.image, self.launch.instance_type, is_upload))
+        # An upload's or a pull request's instance reads the compile cache only: what
+        # anyone's code compiled is not another build's.
+        return build.render((self.launch.image, self.launch.instance_type, anyones_code))
 
     @defer.inlineCallbacks
     def start_instance(self, build):
         if self.instance is not None:
             raise ValueError("instance active")
         launch = self.launch
-        image, instance_type, upload = yield self.renderWorkerPropsOnStart(build)
+        image, instance_type, untrusted = yield self.renderWorkerPropsOnStart(build)
         endpoint_url, key_id, secret_key, token = yield self.renderSecrets(
             launch.endpoint_url, launch.aws_access_key_id, launch.aws_secret_access_key,
             launch.aws_session_token)
@@ -151,7 +154,7 @@ class FarmEC2LatentWorker(PromptConnectionMixin, NothingStartsForStoppedBuilds,
             user_data = render_user_data(
                 image=image, master=launch.master_host, port=launch.master_port,
                 name=self.workername, password=self.password, **launch.user_data_options,
-                **({"cache_read_only": True} if upload and launch.compile_cache else {}))
+                **({"cache_read_only": True} if untrusted and launch.compile_cache else {}))
         except UserDataError as e:
             raise LatentWorkerCannotSubstantiate(
                 f"{self.workername}: cannot write user-data: {e}") from None

@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.container_builds import Farm  # noqa: E402
+from rustfarm.build_records import RETRY, has_ended, newest  # noqa: E402
 from rustfarm.images.recipes import current_catalog  # noqa: E402
 from rustfarm.workers.docker_volumes import cache_volume_name  # noqa: E402
 
@@ -140,9 +141,8 @@ def get(farm: Farm, path: str, **params) -> dict:
 
 
 def ended(builds: list[dict]) -> bool:
-    """Whether a request's newest build (they come in no fixed order) has ended."""
-    last = max(builds, key=lambda b: b["buildid"], default=None)
-    return last is not None and last["complete"] and last["results"] != 5
+    """Whether a request's newest build has ended for good."""
+    return has_ended(newest(builds))
 
 
 def how_started(scheduler: str) -> str:
@@ -253,7 +253,7 @@ def main() -> int:
         volumes_left = anonymous_volumes() - volumes_before
     finals = {brid: runs[-1] for brid, runs in builds.items() if runs}
     succeeded = sum(1 for b in finals.values() if b["results"] == 0)
-    retried = sum(1 for runs in builds.values() for b in runs if b["results"] == 5)
+    retried = sum(1 for runs in builds.values() for b in runs if b["results"] == RETRY)
     lost = sum(1 for runs in builds.values() if not ended(runs))
     wrong = foreign_volumes(builds)
     by_origin = Counter(started.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rustfarm.build_records import newest
 from rustfarm.errors import FarmError
 from rustfarm.failures import error_lines
 from rustfarm.farmfile import Farm
@@ -145,8 +146,7 @@ def _poll(farm: Farm, api: FarmApi, request: BuildRequest) -> None:
                      property=STEP_DURATIONS_PROPERTY)["builds"]
     if not builds:
         return
-    # A retried build request has several builds, in no fixed order: follow the newest.
-    build = max(builds, key=lambda b: b["buildid"])
+    build = newest(builds)
     if request.build is None or request.build["buildid"] != build["buildid"]:
         say(f"{request.builder}: build #{build['number']} started "
             f"({farm.farm.url}#/builders/{build['builderid']}/builds/{build['number']})")

@@ -30,6 +30,7 @@ from twisted.internet import defer, task, threads
 from twisted.python import log
 
 from rustfarm.artifact_store import write_text
+from rustfarm.build_records import has_ended, newest
 from rustfarm.failures import error_lines
 from rustfarm.farmfile import Farm
 from rustfarm.farmfile.model import COMPILE_PROJECT
@@ -248,12 +249,10 @@ class CompileJobs(service.BuildbotService):
             builds = yield data.get(("buildrequests", request["buildrequestid"], "builds"))
             if not builds:
                 continue
-            # The request's last build: the database returns them in no fixed order (a
-            # build retried after its master died is rewritten after its successor).
-            build = max(builds, key=lambda b: b["buildid"])
+            build = newest(builds)
             result.build_url = (f"{self.url}#/builders/{build['builderid']}/builds/"
                                 f"{build['number']}")
-            if not build["complete"] or build["results"] == 5:
+            if not has_ended(build):
                 result.result = "building"
                 continue
             if result.result in Results and result.result != "retry":

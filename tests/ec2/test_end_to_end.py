@@ -308,7 +308,7 @@ def test_a_pull_request_builds_on_an_instance_of_its_own_that_only_reads_the_cac
     farm = ec2_farm(tmp_path / "farm", moto, registry, pushed_image, projects={
         "hub": f'{{source: "{repo.url}", binaries: [hub], test: false, poll_interval: 0, '
                f'forge: {{kind: github, repository: acme/hub, api_url: "{forge_api.url}", '
-               f'statuses: false}}}}'},
+               f'statuses: false, pull_requests: {{comment: false}}}}}}'},
         compile_cache=f"{{bucket: farm-cache, prefix: test/, endpoint_url: '{moto.endpoint}'}}")
     secret = farm.farm("webhook-secret", "hub").stdout.strip()
     relay = {"RUSTFARM_CACHE_RELAY": f"{sys.executable} {CACHE_RELAY}"}

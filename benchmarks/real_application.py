@@ -51,6 +51,13 @@ def step_seconds(farm: Farm, build: dict, name: str) -> float:
     return step["complete_at"] - step["started_at"]
 
 
+def step_times(farm: Farm, build: dict) -> str:
+    """Each step of the build that took a second or more, and its seconds."""
+    steps = farm.api(f"builds/{build['buildid']}/steps")["steps"]
+    return ", ".join(f"{s['name']} {s['complete_at'] - s['started_at']:.0f} s" for s in steps
+                     if s["complete_at"] and s["complete_at"] - s["started_at"] >= 1)
+
+
 def bare_build(app: Path, store: Path, triple: str, scratch: Path) -> float:
     """cargo in the target's image, offline, the farm's fetched crates as its source."""
     packages = read_lock((app / "Cargo.lock").read_text())
@@ -63,14 +70,18 @@ def bare_build(app: Path, store: Path, triple: str, scratch: Path) -> float:
     (scratch / "crates.toml").write_text(toml_text(store_config(packages, "/view")))
     subprocess.run(["chmod", "-R", "a+rX", str(scratch)], check=True)
     started = time.monotonic()
-    subprocess.run(["docker", "run", "--rm", "--network", "none",
-                    "-v", f"{app}:/src:ro", "-v", f"{BARE}:/home/rustbuild/cache",
-                    "-v", f"{store}:{CRATE_STORE_DIR}:ro", "-v", f"{view}:/view:ro",
-                    "-v", f"{scratch / 'crates.toml'}:/crates.toml:ro", "-w", "/src",
-                    "-e", "CARGO_TARGET_DIR=/home/rustbuild/cache/target",
-                    image_of(triple), "cargo", "build", "--release", "--offline", "--locked",
-                    "--config", "/crates.toml", "--target", triple],
-                   check=True, capture_output=True)
+    # Not at /crates.toml: cargo takes a configuration file's grandparent for its root,
+    # and panics on a file whose parent is /.
+    command = ["docker", "run", "--rm", "--network", "none",
+               "-v", f"{app}:/src:ro", "-v", f"{BARE}:/home/rustbuild/cache",
+               "-v", f"{store}:{CRATE_STORE_DIR}:ro", "-v", f"{view}:/view:ro",
+               "-v", f"{scratch / 'crates.toml'}:/bench/crates.toml:ro", "-w", "/src",
+               "-e", "CARGO_TARGET_DIR=/home/rustbuild/cache/target",
+               image_of(triple), "cargo", "build", "--release", "--offline", "--locked",
+               "--config", "/bench/crates.toml", "--target", triple]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the bare build failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return time.monotonic() - started
 
 
@@ -109,6 +120,7 @@ projects:
                 farm_cold = seconds(cold)
                 print(f"farm, cold:        {farm_cold:7.1f} s (dependencies step "
                       f"{fetching:.1f} s, crates downloaded into an empty store)", flush=True)
+                print(f"  its steps: {step_times(farm, cold)}", flush=True)
                 second = farm.wait(farm.force("two", triple)[1])
                 farm_second = seconds(second)
                 counts = farm.api(f"builds/{second['buildid']}", property="compile_cache")

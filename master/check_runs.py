@@ -238,6 +238,7 @@ class GitHubCheckRuns(ReporterBase):
                 log.msg(f"{self.name}: no check run {fields['status']} for {name} at "
                         f"{stamp['revision'][:12]} on {self.repository}: {err}")
 
+
 def check_run_reporter(project: Project):
     """The project's check-run reporter, if its forge has check runs."""
     forge = project.forge

@@ -52,6 +52,20 @@ def targets_yaml(built_chain, pool: str = POOL) -> str:
     return "".join(lines)
 
 
+def up_for_the_module(farm: RunningFarm, pool: str, *more_pools: str):
+    """A module fixture's farm (``yield from`` it): up while the module's tests run, then
+    down with its crate store removed (its crates are these tests' own), and no
+    container of its pools left."""
+    try:
+        yield farm.up()
+    finally:
+        farm.down()
+        shutil.rmtree(farm.state / "crates", ignore_errors=True)
+    for each in (pool, *more_pools):
+        left = wait_until_no_containers(pool=each)
+        assert not left, f"containers left after the farm stopped: {left}"
+
+
 def remove_cache_volumes(farm_name: str = "test") -> None:
     """Build caches outlive farms on purpose; tests that measure a cold build start clean."""
     listed = subprocess.run(["docker", "volume", "ls", "-q", "--filter",

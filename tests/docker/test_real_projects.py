@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import uuid
 
@@ -22,7 +21,7 @@ from tests.support.crates_io import require_crates_io
 from tests.support.farm import RunningFarm
 from tests.support.git_repos import PushedRepository
 
-from .conftest import FIXTURES, TARGETS, targets_yaml, wait_until_no_containers
+from .conftest import FIXTURES, TARGETS, targets_yaml, up_for_the_module
 from .test_container_builds import fetch_binary, run_in_image
 
 pytestmark = pytest.mark.docker
@@ -151,13 +150,7 @@ projects:
     refused = farm.farm("check", check=False)
     assert refused.returncode != 0 and "farm registry-token company" in refused.stderr
     farm.farm("registry-token", "company", input=TOKEN + "\n")
-    try:
-        yield farm.up()
-    finally:
-        farm.down()
-        shutil.rmtree(root / "farm" / ".farm" / "crates", ignore_errors=True)
-    left = wait_until_no_containers(pool=POOL)
-    assert not left, f"containers left after the farm stopped: {left}"
+    yield from up_for_the_module(farm, POOL)
 
 
 def build(farm, project: str, *triples: str) -> dict[str, dict]:

@@ -6,7 +6,6 @@ reported as not reproduced, naming the binary."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -17,7 +16,7 @@ from tests.support.crates import renamed_copy, write_crate
 from tests.support.crates_io import require_crates_io
 from tests.support.farm import RunningFarm, wait_until
 
-from .conftest import remove_cache_volumes, targets_yaml, wait_until_no_containers
+from .conftest import remove_cache_volumes, targets_yaml, up_for_the_module
 from .test_real_projects import build
 
 pytestmark = pytest.mark.docker
@@ -68,13 +67,7 @@ projects:
     targets: [{MIPS_MUSL}]
     test: false
 """)
-    try:
-        yield farm.up()
-    finally:
-        farm.down()
-        shutil.rmtree(root / "farm" / ".farm" / "crates", ignore_errors=True)
-    left = wait_until_no_containers(pool=POOL)
-    assert not left, f"containers left after the farm stopped: {left}"
+    yield from up_for_the_module(farm, POOL)
 
 
 def standby_connected(farm) -> bool:

@@ -5,7 +5,6 @@ one worker is rebuilt there, and the outcome says it was the same worker."""
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 import requests
@@ -13,7 +12,7 @@ import requests
 from tests.support.crates import write_crate
 from tests.support.farm import RunningFarm, wait_until
 
-from .conftest import wait_until_no_containers
+from .conftest import up_for_the_module
 from .test_real_projects import build
 
 pytestmark = pytest.mark.docker
@@ -44,14 +43,7 @@ projects:
     targets: [{MIPS_MUSL}, {AARCH64_GNU}]
     test: false
 """)
-    try:
-        yield farm.up()
-    finally:
-        farm.down()
-        shutil.rmtree(root / "farm" / ".farm" / "crates", ignore_errors=True)
-    for pool in (TWO, ONE):
-        left = wait_until_no_containers(pool=pool)
-        assert not left, f"containers left after the farm stopped: {left}"
+    yield from up_for_the_module(farm, TWO, ONE)
 
 
 def worker_name(farm, build: dict) -> str:

@@ -23,6 +23,7 @@ from rustfarm.progress import duration, Progress
 from . import tags
 from .engine import local_image
 from .recipes import Catalog, Recipe, current_catalog, file_mode
+from .tool_crates import context_files as tool_crate_files
 from .wheels import ensure_wheels
 
 
@@ -88,6 +89,9 @@ def _context(recipe: Recipe, log) -> io.BytesIO:
         if recipe.wheels:
             for wheel in ensure_wheels(recipe.wheels, log=log):
                 add(f"wheels/{wheel.name}", wheel.read_bytes(), 0o644)
+        if recipe.tool_crates is not None:
+            for name, data, mode in tool_crate_files(recipe.tool_crates, log):
+                add(name, data, mode)
     buffer.seek(0)
     return buffer
 

@@ -51,8 +51,10 @@ def render_toolchain_dockerfile(template: str, table: TargetTable, version: str)
                             "STD_SOURCE": toolchain.std_source or ""})
 
 
-def render_target_dockerfile(template: str, target: TargetSpec, version: str) -> str:
-    """A target image's Dockerfile: the template plus its row's values."""
+def render_target_dockerfile(template: str, target: TargetSpec, version: str,
+                             tools_image: str) -> str:
+    """A target image's Dockerfile: the template plus its row's values, its audit
+    tools built by ``tools_image`` (the default toolchain's image)."""
     std = target.std_for(version)
     install = []
     if target.zig:
@@ -66,5 +68,6 @@ def render_target_dockerfile(template: str, target: TargetSpec, version: str) ->
     env = " \\\n    ".join(f"{key}={shlex.quote(value)}"
                             for key, value in target.image_environment(version).items())
     return _fill(template, {"TRIPLE": target.triple, "TOOLCHAIN": version,
+                            "TOOLS_IMAGE": tools_image,
                             "INSTALL_ARGS": " ".join(install), "ENV": env,
                             "CHECK_ARGS": f"{target.triple} {'run' if target.runs_here else 'build'}"})

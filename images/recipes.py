@@ -26,11 +26,14 @@ from rustfarm.worker_tool_file import INFO_KEY, TOOL_NAME, image_tool_info, tool
 from . import tags
 from .dockerfiles import (copied_pins, copied_sources, render_target_dockerfile,
                           render_toolchain_dockerfile)
+from .tool_crates import CONTEXT_DIR as TOOL_CRATES_DIR
 from .wheels import WheelPin, read_pins
 
 IMAGES_DIR = Path(__file__).resolve().parent
 NAMESPACE = "rustfarm"
 TOOLCHAIN_IMAGE = "rust"
+# The package pinning the audit tools every target image carries.
+AUDIT_TOOLS = "target/audit-tools"
 
 # docker import gives an image no configuration: these make the imported base
 # behave like debian:bookworm-slim.
@@ -74,6 +77,10 @@ class Recipe:
     extra_inputs: tuple[tuple[str, str], ...] = ()
     target: TargetSpec | None = None
     toolchain: str | None = None            # the Rust toolchain it carries, if any
+    # The package pinning the crates placed in tool-crates/ (images/tool_crates.py),
+    # and the images a stage of its Dockerfile starts from besides its parent.
+    tool_crates: Path | None = None
+    needs: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -101,6 +108,8 @@ class Recipe:
             items.append((f"import change {number}", change.encode()))
         for key, value in self.extra_inputs:
             items.append((key, value.encode()))
+        if self.tool_crates is not None:
+            items.append(("tool crates Cargo.lock", (self.tool_crates / "Cargo.lock").read_bytes()))
         return items
 
 
@@ -176,12 +185,21 @@ class Catalog:
             recipe = self.get(recipe.parent) if recipe.parent else None
         return chain[::-1]
 
+    def requirements(self, name: str) -> list[Recipe]:
+        """What must exist to build the image: its lineage and the images its stages
+        start from, with theirs."""
+        wanted = self.lineage(name)
+        for recipe in list(wanted):
+            for needed in recipe.needs:
+                wanted += self.requirements(needed)
+        return wanted
+
     def closure(self, names: Iterable[str] | None = None) -> list[Recipe]:
         """The named images and their ancestors, parents first. None: every
         image of the default toolchain."""
         if names is None:
             names = [r.key for r in self if r.toolchain in (None, self.default_toolchain)]
-        wanted = {r.key for name in names for r in self.lineage(name)}
+        wanted = {r.key for name in names for r in self.requirements(name)}
         return [r for r in self.recipes.values() if r.key in wanted]
 
     def target_keys(self, triples: Iterable[str] | None = None,
@@ -213,8 +231,8 @@ def _context_files(name: str, dockerfile: str,
     files: dict[str, Path | MadeFile] = {}
     for source in copied_sources(dockerfile):
         relative = source.rstrip("/")
-        if relative == "wheels":
-            continue  # filled from the wheel cache; the pins are inputs already
+        if relative in ("wheels", TOOL_CRATES_DIR):
+            continue  # filled from the host's caches; the pins are inputs already
         if relative in OUTSIDE_FILES:
             files[relative] = OUTSIDE_FILES[relative]
             continue
@@ -268,11 +286,14 @@ def load_catalog(root: Path = IMAGES_DIR, table: TargetTable | None = None) -> C
         add(_dockerfile_recipe(TOOLCHAIN_IMAGE, "worker", dockerfile, root,
                                wheels=copied_pins(dockerfile, root), toolchain=version))
     template = text("target/Dockerfile.template")
+    tools = f"{TOOLCHAIN_IMAGE}@{table.default_toolchain}"
+    tools_image = Catalog(recipes=dict(recipes), table=table, root=root).reference(tools)
     for target, version in table.pairs():
-        dockerfile = render_target_dockerfile(template, target, version)
+        dockerfile = render_target_dockerfile(template, target, version, tools_image)
         add(_dockerfile_recipe(target.triple, f"{TOOLCHAIN_IMAGE}@{version}", dockerfile, root,
                                wheels=copied_pins(dockerfile, root), target=target,
-                               toolchain=version))
+                               toolchain=version, tool_crates=root / AUDIT_TOOLS,
+                               needs=(tools,)))
     return Catalog(recipes=recipes, table=table, root=root)
 
 

@@ -61,6 +61,8 @@ class CargoOutput(logobserver.LogLineObserver):
 
 
 FIRST_ERROR_PROPERTY = "first_error"
+# cargo-auditable's subcommand, which runs cargo's own with the dependency list embedded.
+AUDITABLE = "auditable"
 # ENOSPC as rustc and cargo report it; a linker may just abort, so a failed step whose
 # volume has less room than this left says so too.
 NO_SPACE = "No space left on device"
@@ -118,6 +120,11 @@ class CompileCacheStats:
                 f"cache errors:                      {self.errors}\n" + names)
 
 
+def cargo_subcommand(command: list[str]) -> str:
+    """build or test, in ``cargo [auditable] SUBCOMMAND ...``."""
+    return command[2] if command[1] == AUDITABLE else command[1]
+
+
 class Cargo(UsesWorkerTool, SaysHowItEnded, buildstep.ShellMixin, buildstep.CommandMixin,
             buildstep.BuildStep):
     """A cargo command; ``--locked`` is added when the project has a Cargo.lock.
@@ -145,16 +152,17 @@ class Cargo(UsesWorkerTool, SaysHowItEnded, buildstep.ShellMixin, buildstep.Comm
     @defer.inlineCallbacks
     def run(self):
         command = list(self.command)
+        subcommand = cargo_subcommand(command)
         if (yield self.pathExists(self.lockfile)):
-            command.insert(2, "--locked")
+            command.insert(command.index(subcommand) + 1, "--locked")
         started = self.master.reactor.seconds()
         cmd = yield self.makeRemoteShellCommand(command=command)
         yield self.runCommand(cmd)
         took = self.master.reactor.seconds() - started
-        self.descriptionDone = self.summary(command[1], cmd.didFail(), took)
+        self.descriptionDone = self.summary(subcommand, cmd.didFail(), took)
         if self.getProperty("rustc_wrapper"):
             cached = yield self.compile_cache_stats()
-            if cached is not None and command[1] == "build":
+            if cached is not None and subcommand == "build":
                 self.descriptionDone += f" ({cached.describe()})"
         if cmd.didFail() and self.output.first_error:
             # For the pull request's summary comment (master/pull_request_comments.py).
@@ -166,7 +174,7 @@ class Cargo(UsesWorkerTool, SaysHowItEnded, buildstep.ShellMixin, buildstep.Comm
                 # A full volume is the place's fault, not the code's (a linker that runs
                 # out of room may just abort): said first.
                 room = f", {free // 1024} KiB free" if free is not None else ""
-                self.descriptionDone = (f"{command[1]} failed: no space left on the build's "
+                self.descriptionDone = (f"{subcommand} failed: no space left on the build's "
                                         f"volume{room} (" + self.descriptionDone + ")")
         if cmd.didFail() and self.memory_limit and (yield self.killed_for_memory()):
             message = f"killed: exceeded the pool's memory limit of {self.memory_limit}"

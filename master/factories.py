@@ -26,7 +26,7 @@ from rustfarm.workers.docker_volumes import CACHE_DIR, CRATE_COPIES, CRATE_STORE
 
 from .build_env import compile_cache_env, reproducible_env, s3_compile_cache_env
 from .builds import FarmBuild
-from .cargo_steps import Cargo
+from .cargo_steps import AUDITABLE, Cargo
 from .dependency_steps import Dependencies
 from .artifact_places import ArtifactPlaces
 from .release_steps import REPRODUCTION_DIR, CompareWithRelease, PublishRelease, SignRelease
@@ -241,12 +241,16 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
         env.update(s3_compile_cache_env(pool.compile_cache, read_only=upload))
     has_cache = "RUSTC_WRAPPER" in env
 
-    def cargo(subcommand: str, doing: str, done: str) -> Cargo:
+    # cargo-auditable runs the build and the tests alike, so that the package step's
+    # cargo, run again, finds nothing to build (without it, it would build anew).
+    cargo = ["cargo", AUDITABLE] if project.auditable else ["cargo"]
+
+    def cargo_step(subcommand: str, doing: str, done: str) -> Cargo:
         return Cargo(name=f"cargo {subcommand}", tool=tool, memory_limit=memory_limit,
                      triple=target.triple, c_compiler=has_c_compiler(target.triple),
                      lockfile=Interpolate(f"{crate_dir}/Cargo.lock"),
                      workdir=Interpolate(crate_dir),
-                     command=["cargo", subcommand, *cargo_args], env=env, logEnviron=False,
+                     command=[*cargo, subcommand, *cargo_args], env=env, logEnviron=False,
                      haltOnFailure=True, description=doing, descriptionDone=done)
 
     places = ArtifactPlaces(farm.artifacts, paths)
@@ -254,7 +258,7 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                                                                farm.farm.url)
     # Those cargo reports building (the build's cargo command, run again, builds nothing
     # new), or farm.yaml's binaries of them; cargo also says what it linked into them.
-    binaries = ["--built-by", Interpolate(crate_dir), "cargo", "build", *cargo_args]
+    binaries = ["--built-by", Interpolate(crate_dir), *cargo, "build", *cargo_args]
     if project.binaries:
         binaries = ["--only", ",".join(b + target.executable_suffix for b in project.binaries),
                     *binaries]
@@ -295,9 +299,9 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
         # is part of what it checks.
         factory.addStep(CompileCacheSetup(tool=tool, workdir="build", logEnviron=False, env=env,
                                           doStepIf=_not_reproduction, hideStepIf=_skipped))
-    factory.addStep(cargo("build", "compiling", "compiled"))
+    factory.addStep(cargo_step("build", "compiling", "compiled"))
     if project.test and target.can_run:
-        factory.addStep(cargo("test", "testing", "tested"))
+        factory.addStep(cargo_step("test", "testing", "tested"))
     factory.addStep(Package(archive, artifact_dir,
                             url=None if upload else artifact_url, tool=tool,
                             arguments=["package", archive, *binaries],

@@ -218,6 +218,7 @@ class Project:
     toolchain: str = ""       # the Rust toolchain it builds with
     toolchain_pinned: bool = False  # farm.yaml names it for this project (else the farm's default)
     strip: bool = True        # ship binaries without symbols
+    auditable: bool = False   # the dependency list embedded in each binary (cargo auditable)
     fetch_timeout: int = 600  # seconds a clone or fetch of a git source may take
     packages: tuple[str, ...] = ("deb", "ipk")  # the release's packages, where a target has them
     service: str = ""         # the command procd runs on OpenWrt (the .ipk's init script)

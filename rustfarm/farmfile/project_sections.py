@@ -25,7 +25,8 @@ class ProjectSections:
             path = f"projects.{name}"
             s = self.section(node, path, ("source", "subdir", "branches", "poll_interval",
                                           "targets", "profile", "features", "test",
-                                          "binaries", "toolchain", "strip", "fetch_timeout",
+                                          "binaries", "toolchain", "strip", "auditable",
+                                          "fetch_timeout",
                                           "packages", "service", "maintainer",
                                           "forge", "notify"),
                              line)
@@ -59,6 +60,15 @@ class ProjectSections:
                 s.error(s.key_line("service"), f"{path}.service",
                         "one command line, starting with a binary the project ships (run "
                         "from /usr/bin) or an absolute path")
+            auditable = s.flag("auditable", False)
+            on_host = sorted({pools[targets[t].pool].name for t in chosen
+                              if targets[t].pool in pools
+                              and pools[targets[t].pool].kind == "local"})
+            if auditable and on_host:
+                s.error(s.key_line("auditable"), f"{path}.auditable",
+                        "cargo-auditable comes with the farm's images, and pool "
+                        f"'{on_host[0]}' builds on the machine itself, without one: build "
+                        "this project's targets on docker or ec2 pools")
             projects[name] = Project(
                 name=name,
                 source=source or "",
@@ -73,6 +83,7 @@ class ProjectSections:
                 toolchain=toolchain,
                 toolchain_pinned=s.has("toolchain"),
                 strip=s.flag("strip", True),
+                auditable=auditable,
                 fetch_timeout=s.integer("fetch_timeout", 600, minimum=1),
                 packages=packages, service=service,
                 maintainer=s.text("maintainer", "") or "",

@@ -91,6 +91,7 @@ def real_farm(built_chain, company_registry, tmp_path_factory):
         '\n[dependencies]\nsecret-lib = { version = "0.1", registry = "company" }\n'))
     (private / "build.rs").write_text(ENV_DUMP_BUILD_RS)
     again = renamed_copy("cli-deps", root, "cli-again")
+    audited = renamed_copy("cli-deps", root, "cli-audited")
     nolock = write_crate(root / "nolock", "nolock", "fn main() {\n    println!(\"{}\", "
                          "itoa::Buffer::new().format(1234u32));\n}\n")
     (nolock / "Cargo.toml").write_text((nolock / "Cargo.toml").read_text()
@@ -129,6 +130,11 @@ projects:
     source: {again}
     targets: [{MIPS_MUSL}]
     binaries: [cli-again]
+    test: false
+  cli-audited:
+    source: {audited}
+    targets: [{MIPS_MUSL}, {MIPS64_GNU}]
+    auditable: true
     test: false
   nolock:
     source: {nolock}
@@ -301,3 +307,40 @@ def test_a_release_is_signed_and_its_sbom_lists_what_cargo_linked_for_the_target
                               text=True, check=True).stdout.strip()
     assert named["worker image"]["digest"]["sha256"] == image_id.partition(":")[2]
     assert definition["externalParameters"]["target"] == MIPS_MUSL
+
+
+def audit_data(image: str, binary) -> dict | None:
+    """The dependency list cargo-auditable embedded in ``binary``, as the image's
+    rust-audit-info reads it back; None when it has none."""
+    ran = subprocess.run(["docker", "run", "--rm", "--network", "none", "--user", "0",
+                          "-v", f"{binary.parent}:/artifact:ro", image, "rust-audit-info",
+                          f"/artifact/{binary.name}"], capture_output=True, text=True,
+                         timeout=120)
+    return json.loads(ran.stdout) if ran.returncode == 0 else None
+
+
+def test_an_auditable_project_s_binaries_carry_the_crates_its_sbom_lists(real_farm,
+                                                                         built_chain,
+                                                                         tmp_path):
+    """`auditable: true` builds with cargo-auditable: each binary holds its dependency
+    list (zig links MIPS musl, gcc MIPS64 gnu), which reads back as the crates the
+    release's SBOM lists; the project's other builds embed nothing."""
+    from rustfarm.attestations import sbom_crates
+    builds = build(real_farm, "cli-audited", MIPS_MUSL, MIPS64_GNU)
+    for triple, result in builds.items():
+        assert result["results"] == 0, real_farm.step_log(result, "cargo build")[-3000:]
+        assert "cargo auditable build" in real_farm.step_log(result, "cargo build")
+        binary = fetch_binary(real_farm, result, "cli-audited", tmp_path / triple)
+        found = audit_data(built_chain.reference(triple), binary)
+        assert found is not None, f"no dependency list in the {triple} binary"
+        linked = sorted((p["name"], p["version"]) for p in found["packages"]
+                        if p.get("kind", "runtime") == "runtime" and not p.get("root"))
+        [sbom_url] = [u for u in real_farm.artifact_urls(result)
+                      if u.endswith("/sbom.cdx.json")]
+        assert linked == sbom_crates(requests.get(sbom_url, timeout=30).text)
+        assert "serde" in dict(linked) and "serde_derive" not in dict(linked)
+        assert json.loads(run_binary(built_chain, real_farm, result, "cli-audited", triple,
+                                     tmp_path / "run"))["name"] == "mips"
+    [plain] = build(real_farm, "cli", MIPS_MUSL).values()
+    binary = fetch_binary(real_farm, plain, "cli-deps", tmp_path / "plain")
+    assert audit_data(built_chain.reference(MIPS_MUSL), binary) is None

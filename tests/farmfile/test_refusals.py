@@ -462,3 +462,15 @@ def test_min_size_is_taken_on_every_target(tmp_path):
         f"  hello: {{source: {EXAMPLE}}}\n",
         f"  hello: {{source: {EXAMPLE}, profile: min-size}}\n")
     assert loads(text, config).projects["hello"].profile == "min-size"
+
+
+def test_auditable_builds_are_refused_on_a_pool_without_the_images(tmp_path):
+    # cargo-auditable comes with the farm's images; a local pool builds on the machine.
+    config = tmp_path / "farm.yaml"
+    text = BASE.replace(f"  hello: {{source: {EXAMPLE}}}\n",
+                        f"  hello:\n    source: {EXAMPLE}\n    auditable: true\n")
+    assert problems(config, text) == [
+        f"{config}:10: projects.hello.auditable: cargo-auditable comes with the farm's "
+        "images, and pool 'local' builds on the machine itself, without one: build this "
+        "project's targets on docker or ec2 pools"]
+    assert loads(BASE, config).projects["hello"].auditable is False

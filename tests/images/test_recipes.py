@@ -90,7 +90,7 @@ def test_target_dockerfile_sets_the_targets_variables(target):
     # The template is shared: apart from the table's values (one variable a line), all
     # are the same.
     variables = len(target.image_environment("1.96")) - 1
-    assert len(dockerfile.splitlines()) - variables < 27
+    assert len(dockerfile.splitlines()) - variables < 36
 
 
 def test_debian_std_of_rust_163_comes_from_the_targets_architecture():
@@ -246,3 +246,24 @@ def test_shell_scripts_pass_shellcheck():
     checked = subprocess.run([shellcheck, "--severity=style", *map(str, scripts)],
                              capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout
+
+
+def test_target_images_carry_audit_tools_built_by_the_default_toolchain(tmp_path):
+    """Every target image's audit-tools stage starts from the default toolchain's image
+    (1.63's cargo cannot read the tools' Cargo.lock), so that image is built first and
+    is part of the tag; the tools' Cargo.lock is too, and changes the target images
+    alone."""
+    root = copy_recipes(tmp_path)
+    before = load_catalog(root)
+    old = before.get("x86_64-unknown-linux-gnu@1.63")
+    assert f"FROM {before.reference('rust@1.96')} AS audit-tools" in old.dockerfile
+    assert "COPY --from=audit-tools /opt/audit-tools/bin/ /usr/local/bin/" in old.dockerfile
+    assert not any(path.startswith("tool-crates/") for path, _ in old.files)
+    assert [r.key for r in before.closure(["x86_64-unknown-linux-gnu@1.63"])] == [
+        "base", "worker", "rust@1.96", "rust@1.63", "x86_64-unknown-linux-gnu@1.63"]
+    tags_before = {r.key: before.content_tag(r.key) for r in before}
+    lock = root / "target/audit-tools/Cargo.lock"
+    lock.write_text(lock.read_text() + "\n")
+    after = load_catalog(root)
+    changed = {r.key for r in after if after.content_tag(r.key) != tags_before[r.key]}
+    assert changed == {r.key for r in after if r.target is not None}

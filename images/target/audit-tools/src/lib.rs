@@ -1,0 +1,1 @@
+// Nothing: the package exists to pin the tools its Cargo.toml names.

@@ -17,7 +17,7 @@ import requests
 from rustfarm.cli.processes import process_alive
 from rustfarm.targets import target_table
 from rustfarm.userdata import parse_user_data
-from tests.support.binaries import run_downloaded
+from tests.support.binaries import embedded_crates, run_downloaded
 from tests.support.crates import renamed_copy, write_crate
 from tests.support.crates_io import require_crates_io
 from tests.support.farm import EXAMPLE, RunningFarm, wait_until
@@ -30,6 +30,7 @@ from .player import InstancePlayer
 pytestmark = pytest.mark.docker
 
 HOST_TARGET = "x86_64-unknown-linux-gnu"
+TARGETS = {t.triple: t for t in target_table()}
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +165,7 @@ def test_an_instance_is_sent_the_crates_it_needs_from_the_farm_s_store(
             facts = props["properties"]["dependencies"][0]
             assert facts["crates"] >= 8 and facts["sent"] == facts["crates"], facts
             [archive] = [u for u in farm.artifact_urls(build) if u.endswith(".tar.gz")]
-            target = {t.triple: t for t in target_table()}[HOST_TARGET]
+            target = TARGETS[HOST_TARGET]
             assert run_downloaded(archive, tmp_path / "deps", "deps-demo", target).startswith(
                 "deps-demo on x86_64: mipsel-unknown-linux-gnu")
         finally:
@@ -248,14 +249,16 @@ def test_instances_share_compiled_crates_through_s3_without_credentials_in_build
         moto, registry, pushed_image, tmp_path):
     """Two projects with the same dependencies, each built on a fresh instance: the
     second takes every dependency crate from the pool's S3 compile cache, which the
-    instance's relay (with the instance's credentials, outside the container) serves."""
+    instance's relay (with the instance's credentials, outside the container) serves.
+    The second is built with cargo auditable, whose wrapper sccache is not given."""
     moto.reset()
     s3 = boto3.client("s3", endpoint_url=moto.endpoint, region_name=REGION)
     s3.create_bucket(Bucket="farm-cache")
     crates = {name: renamed_copy("deps-demo", tmp_path, name) for name in ("first", "second")}
     subprocess.run(["chmod", "-R", "a+rX", str(tmp_path)], check=True)
     farm = ec2_farm(tmp_path / "farm", moto, registry, pushed_image, projects={
-        name: f"{{source: {path}, binaries: [{name}], test: false}}"
+        name: f"{{source: {path}, binaries: [{name}], test: false, "
+              f"auditable: {'true' if name == 'second' else 'false'}}}"
         for name, path in crates.items()},
         compile_cache=f"{{bucket: farm-cache, prefix: test/, endpoint_url: '{moto.endpoint}'}}")
     # The relay needs botocore, which this Python has (an instance has Debian's).
@@ -274,6 +277,10 @@ def test_instances_share_compiled_crates_through_s3_without_credentials_in_build
                 # Every crate through sccache (no target directory to keep), pipelined.
                 assert props["properties"]["rustc_wrapper"][0].endswith("/sccache-pipelined.sh")
                 assert "AWS_" not in str(props["properties"]) and "testing" not in str(props)
+                [archive] = [u for u in farm.artifact_urls(build) if u.endswith(".tar.gz")]
+                run_downloaded(archive, tmp_path / name, name, TARGETS[HOST_TARGET])
+                embedded = embedded_crates(pushed_image, tmp_path / name / name)
+                assert (embedded is not None) == (name == "second"), embedded
             assert counts["first"]["misses"] >= 8 and counts["first"]["errors"] == 0
             assert counts["second"]["hits"] >= 8 and counts["second"]["misses"] == 0
             stored = [o["Key"] for o in s3.list_objects_v2(Bucket="farm-cache")["Contents"]]
@@ -332,7 +339,7 @@ def test_a_pull_request_builds_on_an_instance_of_its_own_that_only_reads_the_cac
             assert build["properties"]["got_revision"][0] == head
             [archive] = [u for u in farm.artifact_urls(build) if u.endswith(".tar.gz")]
             assert f"/plugins/artifacts/hub/pr-7/{HOST_TARGET}/" in archive
-            target = {t.triple: t for t in target_table()}[HOST_TARGET]
+            target = TARGETS[HOST_TARGET]
             assert run_downloaded(archive, tmp_path / "run", "hub", target).strip() == \
                 "from a request"
             [text] = player.user_data.values()

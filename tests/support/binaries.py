@@ -123,3 +123,16 @@ def run_downloaded(url: str, dest: Path, binary: str, target,
                          capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran
     return ran.stdout
+
+
+def embedded_crates(image: str, binary: Path) -> dict | None:
+    """The dependency list cargo-auditable embedded in ``binary``, as rust-audit-info in
+    ``image`` (a target image) reads it back; None when it has none."""
+    import json
+    import subprocess
+
+    ran = subprocess.run(["docker", "run", "--rm", "--network", "none", "--user", "0",
+                          "-v", f"{binary.parent}:/artifact:ro", image, "rust-audit-info",
+                          f"/artifact/{binary.name}"], capture_output=True, text=True,
+                         timeout=120)
+    return json.loads(ran.stdout) if ran.returncode == 0 else None

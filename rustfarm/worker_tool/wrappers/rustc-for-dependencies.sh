@@ -9,6 +9,9 @@
 if [ -n "${CARGO_PRIMARY_PACKAGE:-}" ]; then
     exec "$@"
 fi
+# cargo-auditable's copy of cargo's arguments (a project built with cargo auditable)
+# is for the project's own crates: out of the cache key of a dependency's compile.
+unset CARGO_AUDITABLE_ORIG_ARGS
 case " $* " in
     *" - --crate-name ___ "* | *" -vV "*) exec "$@" ;;
     *" --emit=dep-info,metadata,link "*) exec python3 -S "$RUSTFARM_TOOL" crate-cache "$@" ;;

@@ -7,4 +7,7 @@
 case ${1##*/} in
     cargo-auditable) exec "$@" ;;
 esac
+# cargo-auditable's copy of cargo's arguments is for the project's own crates: out
+# of a dependency's compile, where sccache would count it into the crate's key.
+unset CARGO_AUDITABLE_ORIG_ARGS
 exec python3 -S "$RUSTFARM_TOOL" sccache-pipelined "$@"

@@ -93,9 +93,9 @@ def probe(farm: Farm, dockerd_log: Path | None = None) -> Runtime:
     return Runtime(docker=True)
 
 
-def missing_images(farm: Farm) -> list[tuple[str, str]]:
-    """(target@toolchain, image) of the images docker builds use that the engine lacks
-    (each pool's first engine: where `farm images build` makes them)."""
+def missing_images(farm: Farm) -> list[tuple[str, str, str]]:
+    """(pool, target@toolchain, image) of the images docker builds use that the pool's
+    first engine lacks (where `farm images build` makes them, or they are pulled)."""
     from docker.errors import DockerException, ImageNotFound
 
     missing = []
@@ -111,7 +111,7 @@ def missing_images(farm: Farm) -> list[tuple[str, str]]:
                 try:
                     client.images.get(image)
                 except ImageNotFound:
-                    missing.append((key, image))
+                    missing.append((pool.name, key, image))
                 except DockerException:
                     continue
         finally:

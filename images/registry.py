@@ -97,19 +97,26 @@ def pull_images(client: docker.DockerClient, registry: str,
     catalog = catalog or current_catalog()
     pulled = []
     for recipe in catalog.closure(names):
-        tag = catalog.content_tag(recipe.key)
-        remote = f"{registry}/{recipe.repository}"
-        chunks = client.api.pull(remote, tag=tag, stream=True, decode=True)
-        _transfer(progress, "pulling", f"{remote}:{tag}", chunks)
-        image = local_image(client, f"{remote}:{tag}")
-        if image is None:
-            raise RegistryError(f"pulled {remote}:{tag} but the engine does not show it")
-        image.tag(recipe.repository, tag)
-        date = (image.labels or {}).get(tags.LABEL_DATE)
-        if date:
-            image.tag(recipe.repository, date)
+        pull_image(client, registry, catalog.reference(recipe.key), progress)
         pulled.append(catalog.reference(recipe.key))
     return pulled
+
+
+def pull_image(client: docker.DockerClient, registry: str, reference: str,
+               progress: Progress) -> None:
+    """Pull ``rustfarm/<name>:<tag>`` from a registry and tag it so locally (and with
+    its date tag), with progress."""
+    repository, _, tag = reference.rpartition(":")
+    remote = f"{registry}/{repository}"
+    chunks = client.api.pull(remote, tag=tag, stream=True, decode=True)
+    _transfer(progress, "pulling", f"{remote}:{tag}", chunks)
+    image = local_image(client, f"{remote}:{tag}")
+    if image is None:
+        raise RegistryError(f"pulled {remote}:{tag} but the engine does not show it")
+    image.tag(repository, tag)
+    date = (image.labels or {}).get(tags.LABEL_DATE)
+    if date:
+        image.tag(repository, date)
 
 
 def _schemes(registry: str) -> list[str]:

@@ -209,11 +209,41 @@ projects:
 """)
     try:
         out = farm.up().up_output
-        assert "2 pinned worker images are not built yet" in out
+        assert "2 pinned worker images are not on their pool's engine yet" in out
         assert f"{MIPSEL}: rustfarm/{MIPSEL}:0000missing0 is not what the recipes make now" in out
         assert "building 1 missing worker images" in out
-        assert "every pinned worker image is built" in out
+        assert "every pinned worker image is on its pool's engine" in out
         inspected = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
         assert inspected.returncode == 0
     finally:
         farm.down()
+
+
+def test_farm_up_pulls_what_the_engine_lacks_from_the_pool_s_registry(built_chain, registry,
+                                                                      tmp_path):
+    """A pool with an image_registry (the way a remote engine gets its images): farm up
+    pulls the pinned image there rather than building it."""
+    wasm = "wasm32-unknown-unknown"
+    image = built_chain.reference(wasm)
+    remote = f"{registry.address}/{image}"
+    subprocess.run(["docker", "tag", image, remote], check=True)
+    subprocess.run(["docker", "push", "-q", remote], check=True, capture_output=True)
+    subprocess.run(["docker", "image", "rm", remote, image], check=True, capture_output=True)
+    farm = RunningFarm(tmp_path, f"""\
+schedule: {{nightly: false}}
+workers:
+  {POOL}: {{kind: docker, count: 1, standby: 0, image_registry: "{registry.address}"}}
+targets:
+  {wasm}: {{pool: {POOL}, image: "{image}"}}
+projects:
+  hello: {{source: {EXAMPLE}, targets: [{wasm}]}}
+""")
+    try:
+        out = farm.up().up_output
+        assert f"{wasm} with Rust 1.96: {image} (pool {POOL})" in out
+        assert f"pulled {remote}" in out and "missing worker images" not in out, out
+        inspected = subprocess.run(["docker", "image", "inspect", image], capture_output=True)
+        assert inspected.returncode == 0
+    finally:
+        farm.down()
+        subprocess.run(["docker", "image", "rm", remote], capture_output=True)

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -52,18 +53,22 @@ def targets_yaml(built_chain, pool: str = POOL) -> str:
     return "".join(lines)
 
 
-def up_for_the_module(farm: RunningFarm, pool: str, *more_pools: str):
+def up_for_the_module(farm: RunningFarm, pool: str, *more_pools: str,
+                      cleanup: Callable[[], None] | None = None):
     """A module fixture's farm (``yield from`` it): up while the module's tests run, then
-    down with its crate store removed (its crates are these tests' own), and no
-    container of its pools left."""
+    down with its crate store removed (its crates are these tests' own), ``cleanup``
+    run once its containers are gone (the module's volumes, servers), and no container
+    of its pools left."""
     try:
         yield farm.up()
     finally:
         farm.down()
         shutil.rmtree(farm.state / "crates", ignore_errors=True)
-    for each in (pool, *more_pools):
-        left = wait_until_no_containers(pool=each)
-        assert not left, f"containers left after the farm stopped: {left}"
+        left = [name for each in (pool, *more_pools)
+                for name in wait_until_no_containers(pool=each)]
+        if cleanup is not None:
+            cleanup()
+    assert not left, f"containers left after the farm stopped: {left}"
 
 
 def remove_cache_volumes(farm_name: str = "test") -> None:

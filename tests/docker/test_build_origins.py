@@ -29,7 +29,7 @@ from tests.support.crates import write_crate
 from tests.support.farm import RunningFarm, wait_until
 from tests.support.git_repos import PushedRepository
 
-from .conftest import TARGETS, targets_yaml, wait_until_no_containers
+from .conftest import TARGETS, targets_yaml, up_for_the_module
 from .test_compile import tar_of
 
 pytestmark = pytest.mark.docker
@@ -109,15 +109,13 @@ projects:
     own = store / "alpha" / "0123456789ab" / TARGET / f"alpha-0123456789ab-{TARGET}.tar.gz"
     own.write_bytes(b"alpha's own")
     farm.leftovers = (leftover_volume, own)
-    try:
-        yield farm.up()
-    finally:
-        farm.down()
+
+    def remove_volumes():
         for volume in [*(cache_volume_name("test", p, TARGET, farm.image) for p in PROJECTS),
                        *farm.stale, *farm.kept]:
             subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
-    left = wait_until_no_containers(pool=POOL)
-    assert not left, f"containers left after the farm stopped: {left}"
+
+    yield from up_for_the_module(farm, POOL, cleanup=remove_volumes)
 
 
 def builder_ids(farm) -> dict[str, int]:

@@ -18,7 +18,7 @@ from tests.support.crates import write_crate
 from tests.support.crates_io import require_crates_io
 from tests.support.farm import RunningFarm
 
-from .conftest import FIXTURES, TARGETS, targets_yaml, wait_until_no_containers
+from .conftest import FIXTURES, TARGETS, targets_yaml, up_for_the_module
 from .test_container_builds import fetch_binary, run_in_image
 
 pytestmark = pytest.mark.docker
@@ -56,11 +56,7 @@ projects:
     test: false
 """)
     farm.config.write_text(farm.config.read_text().replace("name: test", "name: ccrates"))
-    try:
-        yield farm.up()
-    finally:
-        farm.down()
-    assert wait_until_no_containers(pool=POOL) == []
+    yield from up_for_the_module(farm, POOL)
 
 
 def test_c_libraries_build_and_work_on_mips_and_arm(c_farm, built_chain, tmp_path):

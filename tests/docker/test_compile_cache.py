@@ -21,7 +21,7 @@ from rustfarm.workers.docker_volumes import compile_cache_volume_name
 from tests.support.crates import chain_crate, generated_crate, renamed_copy, set_generated
 from tests.support.farm import RunningFarm
 
-from .conftest import TARGETS, cache_volume, remove_cache_volumes, wait_until_no_containers
+from .conftest import TARGETS, cache_volume, remove_cache_volumes, up_for_the_module
 from .test_container_builds import fetch_binary, run_in_image
 
 pytestmark = pytest.mark.docker
@@ -72,12 +72,7 @@ projects:
 """ + "".join(f"  {name}: {{source: {path}, targets: [{targets[name]}], binaries: [{name}],"
               " test: false}\n" for name, path in projects.items()))
     farm.config.write_text(farm.config.read_text().replace("name: test", f"name: {FARM}"))
-    try:
-        yield farm.up()
-    finally:
-        farm.down()
-        remove_cache_volumes(FARM)
-    assert wait_until_no_containers(pool=POOL) == []
+    yield from up_for_the_module(farm, POOL, cleanup=lambda: remove_cache_volumes(FARM))
 
 
 def force(farm, project: str) -> int:

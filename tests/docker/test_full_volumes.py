@@ -16,7 +16,7 @@ from rustfarm.workers.docker_volumes import cache_volume_name, compile_cache_vol
 from tests.support.binaries import run_downloaded
 from tests.support.farm import RunningFarm
 
-from .conftest import FIXTURES, TARGETS, wait_until_no_containers
+from .conftest import FIXTURES, TARGETS, up_for_the_module, wait_until_no_containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -62,14 +62,12 @@ projects:
     # Room for a few crates' entries of the compile cache at most: regex alone is more.
     tmpfs_volume(farm.compile_cache, "64k")
     tmpfs_volume(farm.volumes["hello"], "256k")
-    try:
-        yield farm.up()
-    finally:
-        farm.down()
-        left = wait_until_no_containers(pool=POOL)
+
+    def remove_volumes():
         for volume in (farm.compile_cache, *farm.volumes.values()):
             subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
-    assert not left, f"containers left after farm down: {left}"
+
+    yield from up_for_the_module(farm, POOL, cleanup=remove_volumes)
 
 
 def build(farm: RunningFarm, project: str) -> dict:

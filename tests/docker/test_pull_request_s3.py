@@ -18,7 +18,7 @@ from tests.support.farm import RunningFarm
 from tests.support.git_repos import PushedRepository, git
 from tests.support.moto_server import MotoEc2
 
-from .conftest import TARGETS, wait_until_no_containers
+from .conftest import TARGETS, up_for_the_module
 from .test_pull_requests import LABEL, TARGET, TOKENS, finished, main_rs, send
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -61,14 +61,12 @@ artifacts:
     farm.farm("forge-token", "hub", input=TOKENS["hub"] + "\n")
     farm.secrets = {"hub": farm.farm("webhook-secret", "hub").stdout.strip()}
     farm.bucket, farm.head = bucket, head
-    try:
-        yield farm.up()
-    finally:
-        farm.down()
+
+    def stop_moto():
         moto.stop()
         shutil.rmtree(root, ignore_errors=True)
-    left = wait_until_no_containers(pool=POOL)
-    assert not left, f"containers left after the farm stopped: {left}"
+
+    yield from up_for_the_module(farm, POOL, cleanup=stop_moto)
 
 
 def keys(farm, prefix: str = "farm/") -> list[str]:

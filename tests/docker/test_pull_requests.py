@@ -26,7 +26,7 @@ from tests.support.forge_payloads import pull_request_payload, signed_headers
 from tests.support.git_repos import PushedRepository, git
 from tests.support.smtp import LocalSmtpServer
 
-from .conftest import TARGETS, wait_until_no_containers
+from .conftest import TARGETS, up_for_the_module
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -104,12 +104,7 @@ projects:
     farm.farm("github-app-key", "hub", input=APP_KEY)
     farm.secrets = {name: farm.farm("webhook-secret", name).stdout.strip() for name in TOKENS}
     farm.heads = heads
-    try:
-        yield farm.up()
-    finally:
-        farm.down()
-    left = wait_until_no_containers(pool=POOL)
-    assert not left, f"containers left after the farm stopped: {left}"
+    yield from up_for_the_module(farm, POOL)
 
 
 def send(farm: RunningFarm, kind: str, project: str, number: int, head: str, what: str,

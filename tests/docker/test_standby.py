@@ -15,7 +15,7 @@ from tests.support.binaries import check_artifact
 from tests.support.crates import renamed_copy
 from tests.support.farm import RunningFarm, wait_until
 
-from .conftest import FIXTURES, TARGETS, remove_cache_volumes, wait_until_no_containers
+from .conftest import FIXTURES, TARGETS, remove_cache_volumes, up_for_the_module
 from .test_container_builds import fetch_binary, run_in_image
 
 POOL = "sb"
@@ -40,13 +40,8 @@ projects:
 """)
     farm.config.write_text(farm.config.read_text().replace("name: test", "name: standby"))
     farm.image = built_chain.reference(MIPSEL)
-    try:
-        yield farm.up()
-    finally:
-        farm.down()
-        remove_cache_volumes("standby")
     # Stopping the farm stops the container standing by.
-    assert wait_until_no_containers(60, pool=POOL) == []
+    yield from up_for_the_module(farm, POOL, cleanup=lambda: remove_cache_volumes("standby"))
 
 
 def containers() -> list[dict]:

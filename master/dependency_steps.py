@@ -7,6 +7,9 @@ A worker that cannot see the store (a remote Docker engine's, an EC2 instance's)
 its own copies of the entries in a directory that outlives the build: the tool checks
 them against the digests of the store's listings, and the master sends, over the
 worker's connection, only the entries it lacks ("84 crates, 0 downloaded, 0 sent").
+An EC2 instance of a pool with a compile cache first takes what it lacks from the
+pool's bucket, where instances put what the master sent them ("84 crates, 0
+downloaded, 0 sent, 84 from the pool's bucket").
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ class Dependencies(WorkerToolStep):
 
     def __init__(self, snapshot, crate_dir, store: CrateStore, settings: CargoSettings,
                  worker_store, source_dir, view, config_file, artifact_dir=None,
-                 artifact_url=None, upload: bool = False, worker_copies=None, **kwargs):
+                 artifact_url=None, upload: bool = False, worker_copies=None,
+                 pool_crates: dict | None = None, **kwargs):
         super().__init__(arguments=["dependencies"], **kwargs)
         self.upload = upload
         self.artifact_dir = artifact_dir
@@ -57,7 +61,9 @@ class Dependencies(WorkerToolStep):
         self.settings = settings
         self.worker_store = worker_store
         self.worker_copies = worker_copies
+        self.pool_crates = pool_crates   # {"bucket", "prefix"}: an EC2 pool's shared copies
         self.sent = 0               # entries sent to a worker with its own copies
+        self.from_pool = 0          # entries it took from its pool's bucket
         self.altered_on_worker = []  # its copies found altered (removed, sent again)
         self.answer = {}
         self.source_dir = source_dir
@@ -106,6 +112,7 @@ class Dependencies(WorkerToolStep):
             return FAILURE
         request["store"] = self.worker_copies
         request["keep_days"] = self.store.keep_days
+        request["pool_crates"] = self.pool_crates
         request["listings"] = yield threads.deferToThread(
             lambda: {p.store_key: self.store.listing_digest(p) for p in packages})
         result = yield self.run_tool(["dependencies"], stdin=json.dumps(request))
@@ -170,6 +177,7 @@ class Dependencies(WorkerToolStep):
     def outcome(self, failed, answer):
         self.answer = answer
         self.altered_on_worker += answer.get("altered") or []
+        self.from_pool += answer.get("from_pool") or 0
         fetched = self.fetched
         if failed or fetched is None:
             self.descriptionDone = "could not give the build its crates"
@@ -184,6 +192,9 @@ class Dependencies(WorkerToolStep):
             facts["sent"] = self.sent
             facts["altered_on_worker"] = len(self.altered_on_worker)
             sent = f", {self.sent} sent"
+            if self.pool_crates:
+                facts["from_pool"] = self.from_pool
+                sent += f", {self.from_pool} from the pool's bucket"
         self.setProperty("dependencies", facts, "Dependencies")
         self.descriptionDone = (f"{plural(len(fetched.packages), 'crate')}, "
                                 f"{len(fetched.downloaded)} downloaded{sent} ({took:.1f} s)"

@@ -211,6 +211,14 @@ def _worker_store(pool, paths: StateDir):
     return Property(CRATE_STORE_PROPERTY, default="")
 
 
+def _pool_crates(pool) -> dict | None:
+    """Where an EC2 pool's instances share their crate copies: its compile cache's
+    bucket (through each instance's relay), when it has one."""
+    if pool is None or pool.kind != "ec2" or not pool.compile_cache:
+        return None
+    return {"bucket": pool.compile_cache.bucket, "prefix": pool.compile_cache.prefix}
+
+
 def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
                   in_container: bool) -> BuildFactory:
     """A project's build; for the compile project, an upload's (its source comes with
@@ -293,6 +301,7 @@ def build_factory(farm: Farm, project: Project, target: Target, paths: StateDir,
             store_config, artifact_dir=artifact_dir,
             artifact_url=None if upload else artifact_url, upload=upload,
             worker_copies=Interpolate(f"{base}/{CRATE_COPIES}"), tool=tool, workdir="build",
+            pool_crates=_pool_crates(pool) if in_container else None,
             haltOnFailure=True, logEnviron=False))
     if has_cache:
         # A reproduction builds without the compile cache: what the cache hands out

@@ -134,14 +134,15 @@ def _safe_members(tar: tarfile.TarFile, keys: set[str]):
         yield member, name
 
 
-def receive(cache: str, archive: str, listings: dict[str, str]) -> tuple[int, list[str]]:
+def receive(cache: str, archive: str,
+            listings: dict[str, str]) -> tuple[list[str], list[str]]:
     """The entries of ``archive`` (a tar the master sent, under their keys) put in the
-    cache once each is checked; how many, and the problems of those that were not."""
+    cache once each is checked; their keys, and the problems of those that were not."""
     staging = os.path.join(cache, "tmp", f"received.{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     problems = []
-    received = 0
+    received = []
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member, name in _safe_members(tar, set(listings)):
@@ -166,7 +167,7 @@ def receive(cache: str, archive: str, listings: dict[str, str]) -> tuple[int, li
             if os.path.lexists(entry):
                 remove(entry)
             os.rename(staged, entry)
-            received += 1
+            received.append(key)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if os.path.exists(archive):

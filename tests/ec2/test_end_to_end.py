@@ -3,8 +3,10 @@ the real Docker engine pulling the worker image from a real local registry."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
+import tarfile
 import subprocess
 import sys
 import time
@@ -245,12 +247,34 @@ def test_orphan_left_by_a_crashed_master_is_reaped_at_start(
 CACHE_RELAY = Path(__file__).resolve().parents[2] / "ami" / "rustfarm-cache-relay"
 
 
+def alter_one_object(s3, bucket: str, prefix: str) -> str:
+    """One crate copy in the bucket with a byte of a source file changed: its key."""
+    key = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+                 ["Contents"])[0]
+    data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    changed = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(data)) as source, \
+            tarfile.open(fileobj=changed, mode="w:gz") as tar:
+        done = False
+        for member in source:
+            content = source.extractfile(member).read() if member.isfile() else None
+            if content is not None and member.name.endswith(".rs") and not done:
+                content, done = content + b"\n", True
+                member.size = len(content)
+            tar.addfile(member, io.BytesIO(content) if content is not None else None)
+    s3.put_object(Bucket=bucket, Key=key, Body=changed.getvalue())
+    return key.removeprefix(prefix).rsplit("/", 1)[0]
+
+
 def test_instances_share_compiled_crates_through_s3_without_credentials_in_builds(
         moto, registry, pushed_image, tmp_path):
     """Two projects with the same dependencies, each built on a fresh instance: the
     second takes every dependency crate from the pool's S3 compile cache, which the
     instance's relay (with the instance's credentials, outside the container) serves.
-    The second is built with cargo auditable, whose wrapper sccache is not given."""
+    The second is built with cargo auditable, whose wrapper sccache is not given. The
+    second instance takes its crate copies from the pool's bucket, where the first put
+    those the master sent it; one altered there is refused, and only that one is sent
+    by the master."""
     moto.reset()
     s3 = boto3.client("s3", endpoint_url=moto.endpoint, region_name=REGION)
     s3.create_bucket(Bucket="farm-cache")
@@ -267,13 +291,16 @@ def test_instances_share_compiled_crates_through_s3_without_credentials_in_build
         farm.up()
         try:
             farm.login()
-            counts = {}
+            counts, dependencies = {}, {}
             for name in crates:
+                if name == "second":
+                    altered = alter_one_object(s3, "farm-cache", "test/crates/")
                 [brid] = farm.force(f"force-{name}").values()
                 build = farm.wait_for_build(brid, timeout=600)
                 assert build["results"] == 0, farm.step_log(build, "cargo build")[-3000:]
                 props = farm.api(f"builds/{build['buildid']}", property="*")["builds"][0]
                 counts[name] = props["properties"]["compile_cache"][0]
+                dependencies[name] = props["properties"]["dependencies"][0]
                 # Every crate through sccache (no target directory to keep), pipelined.
                 assert props["properties"]["rustc_wrapper"][0].endswith("/sccache-pipelined.sh")
                 assert "AWS_" not in str(props["properties"]) and "testing" not in str(props)
@@ -283,6 +310,16 @@ def test_instances_share_compiled_crates_through_s3_without_credentials_in_build
                 assert (embedded is not None) == (name == "second"), embedded
             assert counts["first"]["misses"] >= 8 and counts["first"]["errors"] == 0
             assert counts["second"]["hits"] >= 8 and counts["second"]["misses"] == 0
+            crates_count = dependencies["first"]["crates"]
+            assert (dependencies["first"]["sent"], dependencies["first"]["from_pool"]) == (
+                crates_count, 0)
+            assert (dependencies["second"]["sent"], dependencies["second"]["from_pool"]) == (
+                1, crates_count - 1)
+            log = farm.step_log(build, "dependencies")
+            assert f"not taken from the pool's bucket: {altered}" in log, log
+            shared = [o["Key"] for o in s3.list_objects_v2(
+                Bucket="farm-cache", Prefix="test/crates/")["Contents"]]
+            assert len(shared) == crates_count and all(k.endswith(".tar.gz") for k in shared)
             stored = [o["Key"] for o in s3.list_objects_v2(Bucket="farm-cache")["Contents"]]
             assert all(key.startswith("test/") for key in stored)
             assert len(stored) >= 8

@@ -63,7 +63,8 @@ def test_copies_are_sent_once_and_an_altered_one_is_replaced(tool, store, tmp_pa
     assert sorted(first["missing"]) == sorted(p.store_key for p in PACKAGES)
     assert first["linked"] == 0 and not (work / "view").exists()
     done = dependencies(tool, store, copies, work, send(store, first["missing"], work))
-    assert done == {"linked": 2, "missing": [], "altered": [], "received": 2, "pruned": []}
+    assert done == {"linked": 2, "missing": [], "altered": [], "received": 2, "pruned": [],
+                    "from_pool": 0, "shared": 0}
     assert (work / "view" / "demo-1.0.0" / "src" / "lib.rs").read_text() == FILES["src/lib.rs"]
     assert not (work / "crates.tar.gz").exists()
     # A second build: nothing to send.

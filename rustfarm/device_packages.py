@@ -77,6 +77,11 @@ def _template(name: str, values: dict[str, str]) -> bytes:
     return text.encode()
 
 
+# xz at level 1: a tenth of the default level's time for a few MB of binary, a little
+# larger (docs/benchmarks.md, "A real application"); every dpkg reads it.
+DEB_COMPRESSION = ("-Zxz", "-z1")
+
+
 def debian_package(info: PackageInfo, architecture: str, binaries: dict[str, bytes],
                    into: Path) -> Path:
     """``<name>_<version>_<arch>.deb`` in ``into``, made by dpkg-deb."""
@@ -98,7 +103,8 @@ def debian_package(info: PackageInfo, architecture: str, binaries: dict[str, byt
             os.utime(path, (info.epoch, info.epoch), follow_symlinks=False)
         partial = partial_path(out)
         done = subprocess.run(
-            ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(partial)],
+            ["dpkg-deb", "--root-owner-group", *DEB_COMPRESSION, "--build", str(root),
+             str(partial)],
             capture_output=True, text=True,
             env={**os.environ, "SOURCE_DATE_EPOCH": str(info.epoch)})
         if done.returncode != 0:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 import tomllib
 from pathlib import Path
 
-from rustfarm.dependencies import CargoSettings, machine_config_files
+from rustfarm.dependencies import (CargoSettings, DependencyError, machine_config_files,
+                                   run_cargo)
 from rustfarm.errors import ImagesError
 
 # Where the stage finds the crates, and the configuration file that points cargo there.
@@ -50,14 +50,12 @@ def tools(project: Path) -> list[str]:
 
 def _vendor(settings: CargoSettings, manifests: list[Path], into: Path, cwd: Path) -> None:
     syncs = [item for manifest in manifests[1:] for item in ("--sync", str(manifest))]
-    command = settings.command("vendor", "--locked", "--versioned-dirs",
-                               "--manifest-path", str(manifests[0]), *syncs, str(into))
-    done = subprocess.run(command, cwd=cwd, env=settings.environment(), capture_output=True,
-                          text=True, timeout=1800)
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        raise ToolCrateError("cargo vendor of the audit tools' crates failed:\n"
-                             + "\n".join(lines[-15:]))
+    try:
+        run_cargo(settings, ["vendor", "--locked", "--versioned-dirs", "--manifest-path",
+                             str(manifests[0]), *syncs, str(into)],
+                  cwd, "cargo vendor of the audit tools' crates")
+    except DependencyError as err:
+        raise ToolCrateError(str(err)) from None
 
 
 def ensure_tool_crates(project: Path, log=print) -> Path:

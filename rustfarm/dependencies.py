@@ -217,7 +217,9 @@ def _copy_without_config(snapshot: Path, into: Path) -> None:
         tar.extractall(into, members=members, filter="data")
 
 
-def _run(settings: CargoSettings, args: list[str], cwd: Path, what: str) -> str:
+def run_cargo(settings: CargoSettings, args: list[str], cwd: Path, what: str) -> str:
+    """The farm's own cargo run as ``settings`` say; its standard error, or a
+    DependencyError that says ``what`` failed with cargo's last lines."""
     done = subprocess.run(settings.command(*args), cwd=cwd, env=settings.environment(),
                           capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
@@ -229,7 +231,7 @@ def _run(settings: CargoSettings, args: list[str], cwd: Path, what: str) -> str:
 def _fetch(settings: CargoSettings, manifest: Path, work: Path, store: CrateStore,
            missing: list[LockedPackage]) -> str:
     """``missing`` into the store, by cargo vendor; its words."""
-    said = _run(settings, ["vendor", "--locked", "--versioned-dirs", "--respect-source-config",
+    said = run_cargo(settings, ["vendor", "--locked", "--versioned-dirs", "--respect-source-config",
                            "--manifest-path", str(manifest), str(work / "vendor")],
                 work, "fetching the dependencies (cargo vendor)")
     for package in missing:
@@ -279,7 +281,7 @@ def fetch_dependencies(snapshot: Path, crate_dir: str, store: CrateStore,
                                   " is not in the project")
         log = []
         if packages is None:
-            log.append(_run(settings, ["generate-lockfile", "--manifest-path", str(manifest)],
+            log.append(run_cargo(settings, ["generate-lockfile", "--manifest-path", str(manifest)],
                             work, "resolving the dependencies (cargo generate-lockfile)"))
             lock_path = lock_location({p.relative_to(project).as_posix()
                                        for p in project.rglob("Cargo.lock")}, crate_dir)
